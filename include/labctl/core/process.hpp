@@ -1,0 +1,41 @@
+#pragma once
+// Process runner: runs a program (never through a shell) with captured or streamed output,
+// optional stdin, environment additions and a timeout after which the child is killed.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace labctl {
+
+struct ProcessOptions {
+    std::optional<std::string> stdin_data;
+    std::map<std::string, std::string> env; ///< added to (or overriding) the inherited environment
+    std::optional<std::string> cwd;
+    std::chrono::milliseconds timeout{0}; ///< 0 = none
+    /// When set, called per complete output line as it arrives (still captured in the result).
+    std::function<void(const std::string& line)> on_stdout_line;
+    std::function<void(const std::string& line)> on_stderr_line;
+};
+
+struct ProcessResult {
+    int exit_code = -1; ///< exit status, or 128+signal when killed by a signal
+    std::string out;
+    std::string err;
+    bool timed_out = false;
+    std::chrono::milliseconds elapsed{0};
+
+    bool ok() const { return exit_code == 0 && !timed_out; }
+};
+
+/// Runs argv[0] (looked up in PATH) with argv. Throws Error(internal) only when the program cannot
+/// be started at all; a non-zero exit is a normal result.
+ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options = {});
+
+/// Full path of `program` in PATH, or nullopt.
+std::optional<std::string> find_program(const std::string& program);
+
+} // namespace labctl

@@ -1,0 +1,164 @@
+#include "app.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include <labctl/cli/cli.hpp>
+#include <labctl/core/error.hpp>
+#include <labctl/core/exit_code.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/core/signals.hpp>
+#include <labctl/core/terminal.hpp>
+#include <labctl/core/version.hpp>
+
+namespace labctl::cli {
+
+std::string exit_code_footer() {
+    std::string s = "Exit codes:\n";
+    for (const auto& e : k_exit_codes)
+        s += fmt::format("  {:>3}  {}\n", to_int(e.code), e.meaning);
+    s += "\nRun 'labctl <command> --help' for a command's options; 'man labctl' for the manual.";
+    return s;
+}
+
+void print_json(const nlohmann::json& j) {
+    print(j.dump(2) + "\n");
+}
+
+void print(const std::string& text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+}
+
+void not_available(const std::string& verb) {
+    throw Error(ExitCode::usage, fmt::format("{} is not available yet", verb),
+                "this stage has not been implemented in this version of labctl");
+}
+
+config::LabSpec load_spec(const Context& ctx, const config::Overrides& overrides,
+                          bool require_key) {
+    config::LoadOptions opts;
+    opts.path = ctx.global.file;
+    opts.env = config::environment_snapshot();
+    opts.overrides = overrides;
+    opts.require_key = require_key;
+    auto result = config::load_lab(opts);
+    std::size_t errors = 0;
+    for (const auto& d : result.diagnostics) {
+        if (d.severity == config::Severity::warning) {
+            log::warn("{}", config::format(d));
+        } else {
+            ++errors;
+            std::fprintf(stderr, "%s\n", config::format(d).c_str());
+        }
+    }
+    if (!result.ok())
+        throw Error(
+            ExitCode::usage,
+            fmt::format("{} has {} error{}", ctx.global.file, errors, errors == 1 ? "" : "s"),
+            "fix the problems above; 'labctl validate' lists them all");
+    return *result.spec;
+}
+
+namespace {
+
+void configure_logging(const GlobalOptions& g) {
+    log::Settings s;
+    s.level = g.quiet          ? log::Level::warn
+              : g.verbose >= 2 ? log::Level::trace
+              : g.verbose == 1 ? log::Level::debug
+                               : log::Level::info;
+    s.format = g.log_format == "json" ? log::Format::json : log::Format::text;
+    s.tty = terminal::is_tty(2) && !terminal::ci_env();
+    s.color = s.tty && !g.no_color && !terminal::no_color_env();
+    log::configure(s);
+}
+
+} // namespace
+
+int run(int argc, char** argv) {
+    Context ctx;
+    if (auto f = terminal::env("LABCTL_FILE"); f && !f->empty())
+        ctx.global.file = *f;
+
+    CLI::App app{"labctl: turn one Linux host with KVM into a verified observability lab.\n"
+                 "Stages: provision -> harden -> deploy -> verify (or all at once: up).",
+                 "labctl"};
+    ctx.root = &app;
+    app.footer(exit_code_footer());
+    app.fallthrough(); // global flags are accepted after the verb too
+    app.set_help_all_flag("--help-all", "Print help for every command");
+
+    auto& g = ctx.global;
+    app.add_option("-f,--file", g.file, "Lab file (default: lab.yaml, or $LABCTL_FILE)")
+        ->type_name("PATH");
+    app.add_flag("-v,--verbose", g.verbose, "More detail on stderr (-vv: trace)");
+    app.add_flag("-q,--quiet", g.quiet, "Only warnings and errors on stderr");
+    app.add_option("--output", g.output, "Result format on stdout")
+        ->check(CLI::IsMember({"table", "json"}))
+        ->type_name("table|json");
+    app.add_option("--log-format", g.log_format, "Log format on stderr")
+        ->check(CLI::IsMember({"text", "json"}))
+        ->type_name("text|json");
+    app.add_flag("--no-color", g.no_color, "No ANSI colours (also: NO_COLOR set, or CI)");
+    bool show_version = false;
+    app.add_flag("--version", show_version, "Print the version and exit");
+
+    std::map<CLI::App*, Runner> runners;
+    auto add = [&](Runner (*reg)(CLI::App&, Context&)) {
+        const auto before = app.get_subcommands({}).size();
+        Runner r = reg(app, ctx);
+        auto subs = app.get_subcommands({});
+        if (subs.size() != before + 1)
+            throw Error(ExitCode::internal, "verb registration must add exactly one subcommand");
+        runners[subs.back()] = std::move(r);
+    };
+    add(register_up);
+    add(register_provision);
+    add(register_harden);
+    add(register_deploy);
+    add(register_verify);
+    add(register_down);
+    add(register_plan);
+    add(register_validate);
+    add(register_status);
+    add(register_ssh);
+    add(register_doctor);
+    add(register_init);
+    add(register_completion);
+    add(register_version);
+    add(register_complete_helper);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        print(app.help());
+        return 0;
+    } catch (const CLI::CallForAllHelp&) {
+        print(app.help("", CLI::AppFormatMode::All));
+        return 0;
+    } catch (const CLI::ParseError& e) {
+        // CLI11's own exit codes never leak: every parse problem is a usage error (2).
+        std::string where;
+        for (auto* sub : app.get_subcommands())
+            where = sub->get_name();
+        throw Error(ExitCode::usage, e.what(),
+                    where.empty() ? "run 'labctl --help' for usage"
+                                  : fmt::format("run 'labctl {} --help' for usage", where));
+    }
+    configure_logging(g);
+    if (show_version) {
+        print(fmt::format("labctl {}\n", version()));
+        return 0;
+    }
+    auto chosen = app.get_subcommands();
+    if (chosen.empty())
+        throw Error(ExitCode::usage, "no command given",
+                    "run 'labctl --help' for the list of commands");
+    return runners.at(chosen.front())();
+}
+
+} // namespace labctl::cli

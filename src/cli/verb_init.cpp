@@ -1,0 +1,115 @@
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <regex>
+
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/core/process.hpp>
+#include <labctl/core/templates.hpp>
+
+#include "app.hpp"
+
+namespace fs = std::filesystem;
+
+namespace labctl::cli {
+
+namespace {
+
+struct InitOptions {
+    std::string project = "lab";
+    std::string key; ///< default: <dir of lab file>/.labctl/id_ed25519
+};
+
+// Creates `path` with `content` only if it does not exist (O_EXCL), so nothing is overwritten
+// even when two inits race.
+bool write_new_file(const fs::path& path, const std::string& content, mode_t mode) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return false;
+        throw Error(ExitCode::usage,
+                    fmt::format("cannot create {}: {}", path.string(), std::strerror(errno)),
+                    "check that the directory exists and is writable");
+    }
+    std::string_view rest = content;
+    while (!rest.empty()) {
+        const ssize_t n = ::write(fd, rest.data(), rest.size());
+        if (n <= 0) {
+            const int err = errno;
+            ::close(fd);
+            ::unlink(path.c_str());
+            throw Error(ExitCode::internal,
+                        fmt::format("cannot write {}: {}", path.string(), std::strerror(err)));
+        }
+        rest.remove_prefix(static_cast<std::size_t>(n));
+    }
+    if (::fsync(fd) != 0 || ::close(fd) != 0)
+        throw Error(ExitCode::internal, fmt::format("cannot write {}", path.string()));
+    return true;
+}
+
+} // namespace
+
+Runner register_init(CLI::App& app, Context& ctx) {
+    auto opts = std::make_shared<InitOptions>();
+    auto* sub = app.add_subcommand(
+        "init", "Write a commented lab.yaml and an ed25519 key pair (never overwrites anything)");
+    sub->add_option("--project", opts->project, "Project name for the new lab.yaml")
+        ->type_name("NAME");
+    sub->add_option("--key", opts->key, "Where to create the private key")->type_name("PATH");
+    return [&ctx, opts]() -> int {
+        if (!std::regex_match(opts->project, std::regex("[a-z][a-z0-9-]{0,39}")))
+            throw Error(ExitCode::usage, fmt::format("invalid project name '{}'", opts->project),
+                        "use lowercase letters, digits and '-', starting with a letter (max 40)");
+        const fs::path lab_file = ctx.global.file;
+        const fs::path dir = lab_file.has_parent_path() ? lab_file.parent_path() : fs::path(".");
+        const fs::path key =
+            opts->key.empty() ? dir / ".labctl" / "id_ed25519" : fs::path(opts->key);
+        nlohmann::json done = nlohmann::json::object();
+
+        const std::string text =
+            templates::render(templates::load("lab.yaml"), {{"project", opts->project}});
+        if (write_new_file(lab_file, text, 0644)) {
+            log::info("wrote {}", lab_file.string());
+            done["lab_file"] = {{"path", lab_file.string()}, {"created", true}};
+        } else {
+            log::warn("{} exists: left unchanged", lab_file.string());
+            done["lab_file"] = {{"path", lab_file.string()}, {"created", false}};
+        }
+
+        std::error_code ec;
+        if (fs::exists(key, ec)) {
+            log::warn("{} exists: left unchanged", key.string());
+            done["key"] = {{"path", key.string()}, {"created", false}};
+        } else {
+            fs::create_directories(key.parent_path(), ec);
+            ::chmod(key.parent_path().c_str(), 0700);
+            const auto r = run_process({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+                                        "labctl@" + opts->project, "-f", key.string()},
+                                       {.timeout = std::chrono::seconds(30)});
+            if (!r.ok())
+                throw Error(ExitCode::internal,
+                            fmt::format("ssh-keygen failed ({}): {}", r.exit_code, r.err),
+                            "is openssh-client installed? (scripts/install-deps)");
+            ::chmod(key.c_str(), 0600);
+            log::info("created key pair {} (+.pub)", key.string());
+            done["key"] = {{"path", key.string()}, {"created", true}};
+        }
+        if (ctx.global.json())
+            print_json(done);
+        else
+            print(fmt::format("lab file: {} ({})\nkey:      {} ({})\nnext:     labctl validate "
+                              "-f {} && labctl up -f {}\n",
+                              lab_file.string(),
+                              done["lab_file"]["created"].get<bool>() ? "created" : "kept",
+                              key.string(), done["key"]["created"].get<bool>() ? "created" : "kept",
+                              lab_file.string(), lab_file.string()));
+        return 0;
+    };
+}
+
+} // namespace labctl::cli

@@ -1,0 +1,37 @@
+#pragma once
+// Helpers shared by the tests: paths to the source tree and the built binary, temporary
+// directories that remove themselves, running the labctl binary.
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <labctl/core/process.hpp>
+
+namespace labctl::test {
+
+std::filesystem::path source_dir();                         ///< the repository root
+std::filesystem::path labctl_binary();                      ///< the built labctl executable
+std::filesystem::path fixture(const std::string& relative); ///< tests/fixtures/<relative>
+
+/// A fresh directory under $TMPDIR, removed (recursively) on destruction.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::filesystem::path& path() const { return m_path; }
+    /// Writes `content` to path()/name (creating parent directories) and returns the full path.
+    std::filesystem::path write(const std::string& name, const std::string& content) const;
+
+private:
+    std::filesystem::path m_path;
+};
+
+/// Runs the labctl binary with args; NO_COLOR set, CI unset so output is deterministic.
+ProcessResult run_labctl(const std::vector<std::string>& args, ProcessOptions options = {});
+
+std::string read_file(const std::filesystem::path& p);
+
+} // namespace labctl::test
