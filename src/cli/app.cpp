@@ -98,10 +98,10 @@ int run(int argc, char** argv) {
     app.add_flag("-v,--verbose", g.verbose, "More detail on stderr (-vv: trace)");
     app.add_flag("-q,--quiet", g.quiet, "Only warnings and errors on stderr");
     app.add_option("--output", g.output, "Result format on stdout")
-        ->check(CLI::IsMember({"table", "json"}))
+        ->check(one_of({"table", "json"}))
         ->type_name("table|json");
     app.add_option("--log-format", g.log_format, "Log format on stderr")
-        ->check(CLI::IsMember({"text", "json"}))
+        ->check(one_of({"text", "json"}))
         ->type_name("text|json");
     app.add_flag("--no-color", g.no_color, "No ANSI colours (also: NO_COLOR set, or CI)");
     bool show_version = false;

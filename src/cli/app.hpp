@@ -53,6 +53,12 @@ Runner register_complete_helper(CLI::App& app, Context& ctx);
 config::LabSpec load_spec(const Context& ctx, const config::Overrides& overrides = {},
                           bool require_key = false);
 
+/// A CLI11 choice validator whose choices are shown by the option's type name only (set with
+/// type_name("a|b")), so help does not print them twice.
+inline CLI::Validator one_of(std::vector<std::string> choices) {
+    return CLI::IsMember(std::move(choices)).description("");
+}
+
 /// Writes `j` (pretty, newline-terminated) to stdout.
 void print_json(const nlohmann::json& j);
 /// Writes text to stdout as is.

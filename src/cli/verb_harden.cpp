@@ -10,7 +10,7 @@ Runner register_harden(CLI::App& app, Context& /*ctx*/) {
     sub->add_option("--host", *host, "Harden an existing host instead of the lab's VMs")
         ->type_name("[USER@]HOST[:PORT]");
     sub->add_option("--profile", *profile, "Algorithm profile (default from lab.yaml: modern)")
-        ->check(CLI::IsMember({"modern", "compat"}))
+        ->check(one_of({"modern", "compat"}))
         ->type_name("modern|compat");
     return []() -> int {
         not_available("harden");

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <regex>
 
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
@@ -62,9 +61,8 @@ Runner register_init(CLI::App& app, Context& ctx) {
         ->type_name("NAME");
     sub->add_option("--key", opts->key, "Where to create the private key")->type_name("PATH");
     return [&ctx, opts]() -> int {
-        if (!std::regex_match(opts->project, std::regex("[a-z][a-z0-9-]{0,39}")))
-            throw Error(ExitCode::usage, fmt::format("invalid project name '{}'", opts->project),
-                        "use lowercase letters, digits and '-', starting with a letter (max 40)");
+        if (auto problem = config::check_project_name(opts->project))
+            throw Error(ExitCode::usage, "--" + problem->message, problem->hint);
         const fs::path lab_file = ctx.global.file;
         const fs::path dir = lab_file.has_parent_path() ? lab_file.parent_path() : fs::path(".");
         const fs::path key =

@@ -17,14 +17,15 @@ Runner register_up(CLI::App& app, Context& /*ctx*/) {
     auto* sub = app.add_subcommand(
         "up", "Provision, harden, deploy and verify the lab (idempotent, resumable)");
     const std::vector<std::string> stages{"provision", "harden", "deploy", "verify"};
-    sub->add_option("--stage", opts->stages, "Run only this stage (repeatable)")
-        ->check(CLI::IsMember(stages))
+    sub->add_option("--stage", opts->stages,
+                    "Run only this stage (repeatable): provision, harden, deploy, verify")
+        ->check(one_of(stages))
         ->type_name("STAGE");
     sub->add_option("--skip", opts->skip, "Skip this stage (repeatable)")
-        ->check(CLI::IsMember(stages))
+        ->check(one_of(stages))
         ->type_name("STAGE");
     sub->add_option("--from", opts->from, "Resume from this stage")
-        ->check(CLI::IsMember(stages))
+        ->check(one_of(stages))
         ->type_name("STAGE");
     sub->add_flag("--keep-on-failure", opts->keep_on_failure,
                   "Keep what a failed provision created (for debugging)");

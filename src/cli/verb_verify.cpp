@@ -19,11 +19,14 @@ Runner register_verify(CLI::App& app, Context& /*ctx*/) {
     const auto& checks = config::known_checks();
     sub->add_option("--host", opts->host, "Verify an existing host (no libvirt needed)")
         ->type_name("[USER@]HOST[:PORT]");
-    sub->add_option("--only", opts->only, "Run only this check (repeatable)")
-        ->check(CLI::IsMember(checks))
+    std::string names;
+    for (const auto& c : checks)
+        names += (names.empty() ? "" : ", ") + c;
+    sub->add_option("--only", opts->only, "Run only this check (repeatable): " + names)
+        ->check(one_of(checks))
         ->type_name("CHECK");
     sub->add_option("--skip", opts->skip, "Skip this check (repeatable)")
-        ->check(CLI::IsMember(checks))
+        ->check(one_of(checks))
         ->type_name("CHECK");
     sub->add_option("--deadline", opts->deadline, "Deadline per check, e.g. 90s or 3m")
         ->type_name("DURATION");

@@ -52,6 +52,9 @@ struct EnvVar {
 };
 const std::vector<EnvVar>& environment_variables();
 
+/// Why `name` is not a valid project name (message and hint, no location), or nullopt when it is.
+std::optional<Diagnostic> check_project_name(const std::string& name);
+
 /// Parses "4GiB", "512MiB", "20G" (binary), "20GB" (decimal) into bytes; nullopt if malformed.
 std::optional<std::uint64_t> parse_size(const std::string& text);
 /// "4 GiB", "512 MiB".

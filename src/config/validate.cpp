@@ -1,0 +1,256 @@
+#include "validate.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include <labctl/config/suggest.hpp>
+
+namespace labctl::config::detail {
+
+namespace {
+
+bool is_lower(char c) {
+    return c >= 'a' && c <= 'z';
+}
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+bool is_alnum(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0;
+}
+
+/// A DNS label in lower case that starts with a letter: lab, lab1, web-2.
+bool is_label(const std::string& v, std::size_t max) {
+    if (v.empty() || v.size() > max || !is_lower(v.front()) || v.back() == '-')
+        return false;
+    return std::all_of(v.begin(), v.end(),
+                       [](char c) { return is_lower(c) || is_digit(c) || c == '-'; });
+}
+
+/// What a name would look like written correctly ("My_Lab" -> "my-lab"), or "" if that does not
+/// help either.
+std::string label_suggestion(const std::string& v, std::size_t max) {
+    std::string out;
+    for (char c : v) {
+        if (is_alnum(c))
+            out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        else if ((c == '_' || c == ' ' || c == '.' || c == '-') && !out.empty() &&
+                 out.back() != '-')
+            out += '-';
+    }
+    while (!out.empty() && out.back() == '-')
+        out.pop_back();
+    return is_label(out, max) && out != v ? out : std::string();
+}
+
+std::string label_hint(const std::string& value, std::size_t max) {
+    std::string hint = fmt::format(
+        "use lowercase letters, digits and '-', starting with a letter (at most {} characters)",
+        max);
+    if (const auto s = label_suggestion(value, max); !s.empty())
+        hint += fmt::format(", e.g. '{}'", s);
+    return hint;
+}
+
+bool starts_with(std::string_view s, std::string_view prefix) {
+    return s.substr(0, prefix.size()) == prefix;
+}
+
+bool has_space(std::string_view s) {
+    return std::any_of(s.begin(), s.end(),
+                       [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; });
+}
+
+} // namespace
+
+std::string join(const std::vector<std::string>& items, std::string_view separator) {
+    std::string out;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i > 0)
+            out += separator;
+        out += items[i];
+    }
+    return out;
+}
+
+Check check_project(std::string_view label, const std::string& value) {
+    if (value.size() > k_max_project)
+        return Problem{fmt::format("{} '{}' is too long ({} characters, at most {})", label, value,
+                                   value.size(), k_max_project),
+                       label_hint(value.substr(0, k_max_project), k_max_project)};
+    if (!is_label(value, k_max_project))
+        return Problem{fmt::format("{} '{}' is not a valid name", label, value),
+                       label_hint(value, k_max_project)};
+    return std::nullopt;
+}
+
+Check check_vm_name(std::string_view label, const std::string& value) {
+    if (!is_label(value, 63))
+        return Problem{fmt::format("{} '{}' is not a valid hostname", label, value),
+                       label_hint(value, 63)};
+    return std::nullopt;
+}
+
+Check check_user_name(std::string_view label, const std::string& value) {
+    const bool ok =
+        !value.empty() && value.size() <= 32 && (is_lower(value.front()) || value.front() == '_') &&
+        std::all_of(value.begin(), value.end(),
+                    [](char c) { return is_lower(c) || is_digit(c) || c == '_' || c == '-'; });
+    if (!ok)
+        return Problem{fmt::format("{} '{}' is not a valid user name", label, value),
+                       "use lowercase letters, digits, '_' and '-', starting with a letter or '_' "
+                       "(at most 32 characters)"};
+    return std::nullopt;
+}
+
+Check check_network_name(std::string_view label, const std::string& value) {
+    const bool ok = !value.empty() && value.size() <= 50 && is_alnum(value.front()) &&
+                    std::all_of(value.begin(), value.end(), [](char c) {
+                        return is_alnum(c) || c == '-' || c == '_' || c == '.';
+                    });
+    if (!ok)
+        return Problem{fmt::format("{} '{}' is not a valid network name", label, value),
+                       "use letters, digits, '-', '_' and '.', starting with a letter or digit (at "
+                       "most 50 characters)"};
+    return std::nullopt;
+}
+
+Check check_domain(std::string_view label, const std::string& value) {
+    bool ok = !value.empty() && value.size() <= 253;
+    std::size_t start = 0;
+    while (ok) {
+        const auto dot = value.find('.', start);
+        const std::string part = value.substr(start, dot == std::string::npos ? dot : dot - start);
+        ok = !part.empty() && part.size() <= 63 && part.front() != '-' && part.back() != '-' &&
+             std::all_of(part.begin(), part.end(),
+                         [](char c) { return is_lower(c) || is_digit(c) || c == '-'; });
+        if (dot == std::string::npos)
+            break;
+        start = dot + 1;
+    }
+    if (!ok)
+        return Problem{fmt::format("{} '{}' is not a valid DNS domain", label, value),
+                       "use dot-separated labels of lowercase letters, digits and '-', e.g. "
+                       "lab.local"};
+    return std::nullopt;
+}
+
+Check check_libvirt_uri(std::string_view label, const std::string& value) {
+    const auto sep = value.find("://");
+    bool ok = sep != std::string::npos && sep > 0 && is_lower(value.front()) && !has_space(value);
+    if (ok)
+        ok = std::all_of(value.begin(), value.begin() + static_cast<std::ptrdiff_t>(sep),
+                         [](char c) { return is_lower(c) || is_digit(c) || c == '+'; });
+    if (!ok)
+        return Problem{fmt::format("{} '{}' is not a libvirt URI", label, value),
+                       "e.g. qemu:///system, qemu:///session, qemu+ssh://user@host/system or "
+                       "test:///default"};
+    return std::nullopt;
+}
+
+Check check_pool(std::string_view label, const std::string& value) {
+    const bool ok = !value.empty() && value.size() <= 64 && is_alnum(value.front()) &&
+                    std::all_of(value.begin(), value.end(), [](char c) {
+                        return is_alnum(c) || c == '-' || c == '_' || c == '.';
+                    });
+    if (!ok)
+        return Problem{fmt::format("{} '{}' is not a valid storage pool name", label, value),
+                       "use letters, digits, '-', '_' and '.', e.g. default"};
+    return std::nullopt;
+}
+
+Check check_compose_project(std::string_view label, const std::string& value) {
+    const bool ok = !value.empty() && (is_lower(value.front()) || is_digit(value.front())) &&
+                    std::all_of(value.begin(), value.end(), [](char c) {
+                        return is_lower(c) || is_digit(c) || c == '-' || c == '_';
+                    });
+    if (!ok)
+        return Problem{fmt::format("{} '{}' is not a valid compose project name", label, value),
+                       "use lowercase letters, digits, '_' and '-', starting with a letter or "
+                       "digit"};
+    return std::nullopt;
+}
+
+Check check_host(std::string_view label, const std::string& value) {
+    // A host name, an IPv4 address or a bare IPv6 address. Never anything starting with '-': it
+    // ends up on ssh and rsync command lines.
+    const bool ok = !value.empty() && value.size() <= 253 && is_alnum(value.front()) &&
+                    std::all_of(value.begin(), value.end(), [](char c) {
+                        return is_alnum(c) || c == '-' || c == '.' || c == ':';
+                    });
+    if (!ok)
+        return Problem{fmt::format("{} '{}' is not a host name or address", label, value),
+                       "give only the host, e.g. 192.0.2.10 or lab.example.org; the user and port "
+                       "come from ssh.user and ssh.port"};
+    return std::nullopt;
+}
+
+Check check_http_url(std::string_view label, const std::string& value) {
+    const std::size_t scheme = starts_with(value, "http://")    ? 7
+                               : starts_with(value, "https://") ? 8
+                                                                : 0;
+    if (scheme == 0 || value.size() == scheme || value[scheme] == '/' || has_space(value))
+        return Problem{fmt::format("{} '{}' is not an http(s) URL", label, value),
+                       "e.g. http://127.0.0.1:3000"};
+    return std::nullopt;
+}
+
+Check check_image_url(std::string_view label, const std::string& value) {
+    const bool ok = starts_with(value, "http://") || starts_with(value, "https://")
+                        ? !check_http_url(label, value).has_value()
+                        : starts_with(value, "file:///") && !has_space(value);
+    if (!ok)
+        return Problem{fmt::format("{} '{}' is not an http, https or file URL", label, value),
+                       "e.g. https://cloud.debian.org/images/cloud/bookworm/latest/"
+                       "debian-12-genericcloud-amd64.qcow2"};
+    return std::nullopt;
+}
+
+Check check_image_ref(std::string_view label, const std::string& value) {
+    const bool ok = !value.empty() && is_alnum(value.front()) && !has_space(value);
+    if (!ok)
+        return Problem{fmt::format("{} '{}' is not an image reference", label, value),
+                       "e.g. prom/prometheus:v2.53.0 or grafana/grafana:11.1.0"};
+    return std::nullopt;
+}
+
+Check check_registry(std::string_view label, const std::string& value) {
+    if (value.find("://") != std::string::npos || has_space(value) ||
+        (!value.empty() && !is_alnum(value.front())))
+        return Problem{fmt::format("{} '{}' is not a registry prefix", label, value),
+                       "write host[:port]/ without a scheme, e.g. registry.example:5000/"};
+    return std::nullopt;
+}
+
+Check check_sha256(std::string_view label, const std::string& value) {
+    const std::string hint = "copy it from the image's SHA256SUMS, or run: sha256sum <image>";
+    if (value.size() != 64)
+        return Problem{
+            fmt::format("{} must be 64 hexadecimal characters, got {}", label, value.size()), hint};
+    for (char c : value)
+        if (!std::isxdigit(static_cast<unsigned char>(c)))
+            return Problem{
+                fmt::format("{} contains '{}', which is not a hexadecimal digit", label, c), hint};
+    return std::nullopt;
+}
+
+Check check_not_empty(std::string_view label, const std::string& value, std::string_view hint) {
+    if (value.empty())
+        return Problem{fmt::format("{} must not be empty", label), std::string(hint)};
+    return std::nullopt;
+}
+
+Check check_choice(std::string_view label, const std::string& value,
+                   const std::vector<std::string>& allowed, std::string_view hint) {
+    if (std::find(allowed.begin(), allowed.end(), value) != allowed.end())
+        return std::nullopt;
+    Problem p{fmt::format("{} '{}' is not one of: {}", label, value, join(allowed)),
+              std::string(hint)};
+    if (const auto s = did_you_mean(value, allowed))
+        p.hint = fmt::format("did you mean '{}'?", *s);
+    return p;
+}
+
+} // namespace labctl::config::detail

@@ -1,0 +1,42 @@
+#pragma once
+// Checks of single values, shared by the file, the environment and the command line. Each returns
+// the problem (message and hint) or nothing; the caller decides where it is and how severe.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace labctl::config::detail {
+
+struct Problem {
+    std::string message;
+    std::string hint;
+};
+using Check = std::optional<Problem>;
+
+inline constexpr std::size_t k_max_project = 40;
+
+/// "a, b, c"
+std::string join(const std::vector<std::string>& items, std::string_view separator = ", ");
+
+Check check_project(std::string_view label, const std::string& value);
+Check check_vm_name(std::string_view label, const std::string& value);
+Check check_user_name(std::string_view label, const std::string& value);
+Check check_network_name(std::string_view label, const std::string& value);
+Check check_domain(std::string_view label, const std::string& value);
+Check check_libvirt_uri(std::string_view label, const std::string& value);
+Check check_pool(std::string_view label, const std::string& value);
+Check check_compose_project(std::string_view label, const std::string& value);
+Check check_host(std::string_view label, const std::string& value);
+Check check_http_url(std::string_view label, const std::string& value);
+Check check_image_url(std::string_view label, const std::string& value);
+Check check_image_ref(std::string_view label, const std::string& value);
+Check check_registry(std::string_view label, const std::string& value);
+Check check_sha256(std::string_view label, const std::string& value);
+Check check_not_empty(std::string_view label, const std::string& value, std::string_view hint);
+/// `value` must be one of `allowed`; the hint suggests the closest one or else `hint`.
+Check check_choice(std::string_view label, const std::string& value,
+                   const std::vector<std::string>& allowed, std::string_view hint);
+
+} // namespace labctl::config::detail
