@@ -1,0 +1,108 @@
+#pragma once
+// An SSH session over libssh2 that only ever talks to a host whose key is pinned in a known_hosts
+// file (no trust on first use, no way to switch checking off), authenticates with a key (file or
+// ssh-agent), runs commands with streamed output, exit status and a timeout, and uploads files
+// atomically over SFTP.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace labctl::remote {
+
+struct Endpoint {
+    std::string host; ///< name or address; loopback in tests (port forwards)
+    int port = 22;
+    std::string user;
+
+    /// "user@host:port"
+    std::string to_string() const;
+};
+
+/// Parses "[user@]host[:port]" ("[::1]:2222" for IPv6); missing parts come from `defaults`.
+Endpoint parse_endpoint(const std::string& text, const Endpoint& defaults);
+
+struct ConnectOptions {
+    Endpoint endpoint;
+    std::string known_hosts; ///< required: the pinned host keys
+    std::string private_key; ///< key file; empty = use ssh-agent only
+    bool use_agent = false;  ///< try ssh-agent identities ($SSH_AUTH_SOCK) before the key file
+    std::chrono::milliseconds connect_timeout{10'000};
+    std::chrono::milliseconds io_timeout{30'000}; ///< per blocking libssh2 call
+    int keepalive_seconds = 15;
+};
+
+struct ExecOptions {
+    std::chrono::milliseconds timeout{0}; ///< 0 = none; on expiry the channel is closed
+    std::optional<std::string> stdin_data;
+    bool sudo = false; ///< run through `sudo -n` unless the user is root
+    std::function<void(const std::string& line)> on_stdout_line;
+    std::function<void(const std::string& line)> on_stderr_line;
+};
+
+struct ExecResult {
+    int exit_status = -1;
+    std::string exit_signal; ///< e.g. "KILL" when the remote process died of a signal
+    std::string out;
+    std::string err;
+    bool timed_out = false;
+
+    bool ok() const { return exit_status == 0 && !timed_out && exit_signal.empty(); }
+};
+
+/// What the server says before authentication: the authentication methods it offers, and the
+/// negotiated algorithms. Probing never authenticates.
+struct ServerFacts {
+    std::vector<std::string> auth_methods; ///< e.g. {"publickey"}
+    std::string kex, hostkey_type, cipher, mac;
+    std::string host_key_fingerprint; ///< "SHA256:..." as ssh-keygen prints it
+};
+
+class Session {
+public:
+    /// Connects, verifies the host key against options.known_hosts and authenticates.
+    /// Errors: Error(timeout) when the TCP connection or handshake times out; Error(ssh) on a host
+    /// key mismatch (both fingerprints named), an unknown host, or refused authentication.
+    static Session connect(const ConnectOptions& options);
+
+    /// Connects and verifies the host key, then reports what the server offers without logging in.
+    static ServerFacts probe(const ConnectOptions& options);
+
+    /// True when the server accepts `password` for the endpoint's user (hardening checks that
+    /// this is false). The host key is verified first.
+    static bool password_accepted(const ConnectOptions& options, const std::string& password);
+
+    Session(Session&&) noexcept;
+    Session& operator=(Session&&) noexcept;
+    ~Session();
+
+    /// Runs `command` through the remote user's shell.
+    ExecResult exec(const std::string& command, const ExecOptions& options = {});
+
+    /// Writes `content` to `remote_path` with `mode`: SFTP upload to a temporary name beside it,
+    /// then an atomic rename. With sudo (for root-owned paths), the upload goes to a private
+    /// temporary file first and `sudo install` moves it into place.
+    void upload(const std::string& remote_path, const std::string& content, int mode,
+                bool sudo = false);
+
+    const Endpoint& endpoint() const;
+    const ServerFacts& facts() const;
+    bool is_root() const;
+
+private:
+    struct Impl;
+    explicit Session(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> m_impl;
+};
+
+/// Quotes `s` for a POSIX shell (single quotes).
+std::string shell_quote(const std::string& s);
+
+/// Algorithms labctl's own SSH client (libssh2) supports, per kind: "kex", "hostkey", "cipher",
+/// "mac". Hardening intersects its policy with these so labctl never locks itself out.
+std::vector<std::string> client_algorithms(const std::string& kind);
+
+} // namespace labctl::remote

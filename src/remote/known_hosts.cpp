@@ -1,0 +1,99 @@
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <labctl/core/encoding.hpp>
+#include <labctl/core/error.hpp>
+#include <labctl/remote/known_hosts.hpp>
+
+namespace labctl::remote {
+
+namespace {
+
+std::vector<std::string> split_ws(const std::string& line) {
+    std::istringstream in(line);
+    std::vector<std::string> out;
+    for (std::string w; in >> w;)
+        out.push_back(w);
+    return out;
+}
+
+bool names_pattern(const std::string& hosts_field, const std::string& pattern) {
+    std::size_t start = 0;
+    while (start <= hosts_field.size()) {
+        const auto comma = hosts_field.find(',', start);
+        const auto item = hosts_field.substr(start, comma - start);
+        if (item == pattern)
+            return true;
+        if (comma == std::string::npos)
+            break;
+        start = comma + 1;
+    }
+    return false;
+}
+
+} // namespace
+
+std::string known_hosts_pattern(const std::string& host, int port) {
+    return port == 22 ? host : fmt::format("[{}]:{}", host, port);
+}
+
+std::vector<KnownHost> find_known_hosts(const std::string& path, const std::string& host,
+                                        int port) {
+    std::vector<KnownHost> out;
+    std::ifstream in(path);
+    const auto pattern = known_hosts_pattern(host, port);
+    for (std::string line; std::getline(in, line);) {
+        if (line.empty() || line[0] == '#' || line[0] == '@' || line[0] == '|')
+            continue;
+        const auto words = split_ws(line);
+        if (words.size() >= 3 && names_pattern(words[0], pattern))
+            out.push_back({pattern, words[1], words[2]});
+    }
+    return out;
+}
+
+void pin_host_keys(const std::string& path, const std::string& host, int port,
+                   const std::vector<std::string>& public_key_lines) {
+    const auto pattern = known_hosts_pattern(host, port);
+    std::string kept;
+    {
+        std::ifstream in(path);
+        for (std::string line; std::getline(in, line);) {
+            const auto words = split_ws(line);
+            if (!words.empty() && words[0] == pattern)
+                continue; // replaced below
+            kept += line + "\n";
+        }
+    }
+    for (const auto& key : public_key_lines) {
+        const auto words = split_ws(key);
+        if (words.size() < 2)
+            throw Error(ExitCode::internal, fmt::format("not a public key line: '{}'", key));
+        kept += fmt::format("{} {} {}\n", pattern, words[0], words[1]);
+    }
+    const std::filesystem::path target(path);
+    if (target.has_parent_path())
+        std::filesystem::create_directories(target.parent_path());
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << kept;
+        out.flush();
+        if (!out)
+            throw Error(ExitCode::internal, fmt::format("cannot write {}", tmp));
+    }
+    std::filesystem::permissions(tmp, std::filesystem::perms(0644));
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+        throw Error(ExitCode::internal, fmt::format("cannot replace {}", path));
+}
+
+std::string fingerprint(const std::string& key_blob) {
+    return "SHA256:" + base64_encode(sha256_bytes(key_blob), false);
+}
+
+} // namespace labctl::remote

@@ -1,0 +1,680 @@
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <libssh2.h>
+#include <libssh2_sftp.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <random>
+
+#include <labctl/core/encoding.hpp>
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/remote/known_hosts.hpp>
+#include <labctl/remote/session.hpp>
+
+namespace labctl::remote {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// libssh2_init/exit once per process: the one Library guard.
+class Library {
+public:
+    static void ensure() { static Library lib; }
+    Library(const Library&) = delete;
+    Library& operator=(const Library&) = delete;
+
+private:
+    Library() {
+        if (libssh2_init(0) != 0)
+            throw Error(ExitCode::internal, "libssh2_init failed");
+    }
+    ~Library() { libssh2_exit(); }
+};
+
+struct SessionDeleter {
+    void operator()(LIBSSH2_SESSION* s) const {
+        libssh2_session_disconnect(s, "labctl done");
+        libssh2_session_free(s);
+    }
+};
+struct ChannelDeleter {
+    void operator()(LIBSSH2_CHANNEL* c) const { libssh2_channel_free(c); }
+};
+struct SftpDeleter {
+    void operator()(LIBSSH2_SFTP* s) const { libssh2_sftp_shutdown(s); }
+};
+struct SftpHandleDeleter {
+    void operator()(LIBSSH2_SFTP_HANDLE* h) const { libssh2_sftp_close_handle(h); }
+};
+struct KnownHostsDeleter {
+    void operator()(LIBSSH2_KNOWNHOSTS* k) const { libssh2_knownhost_free(k); }
+};
+struct AgentDeleter {
+    void operator()(LIBSSH2_AGENT* a) const {
+        libssh2_agent_disconnect(a);
+        libssh2_agent_free(a);
+    }
+};
+using SessionPtr = std::unique_ptr<LIBSSH2_SESSION, SessionDeleter>;
+using ChannelPtr = std::unique_ptr<LIBSSH2_CHANNEL, ChannelDeleter>;
+using SftpPtr = std::unique_ptr<LIBSSH2_SFTP, SftpDeleter>;
+using SftpHandlePtr = std::unique_ptr<LIBSSH2_SFTP_HANDLE, SftpHandleDeleter>;
+using KnownHostsPtr = std::unique_ptr<LIBSSH2_KNOWNHOSTS, KnownHostsDeleter>;
+using AgentPtr = std::unique_ptr<LIBSSH2_AGENT, AgentDeleter>;
+
+class Socket {
+public:
+    Socket() = default;
+    explicit Socket(int fd) : m_fd(fd) {}
+    Socket(Socket&& o) noexcept : m_fd(std::exchange(o.m_fd, -1)) {}
+    Socket& operator=(Socket&& o) noexcept {
+        std::swap(m_fd, o.m_fd);
+        return *this;
+    }
+    ~Socket() {
+        if (m_fd >= 0)
+            ::close(m_fd);
+    }
+    int fd() const { return m_fd; }
+
+private:
+    int m_fd = -1;
+};
+
+std::string last_error(LIBSSH2_SESSION* s) {
+    char* msg = nullptr;
+    int len = 0;
+    libssh2_session_last_error(s, &msg, &len, 0);
+    return msg != nullptr && len > 0 ? std::string(msg, static_cast<std::size_t>(len))
+                                     : std::string("unknown libssh2 error");
+}
+
+Socket connect_tcp(const Endpoint& ep, std::chrono::milliseconds timeout) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    const auto port = std::to_string(ep.port);
+    const int gai = ::getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &res);
+    if (gai != 0)
+        throw Error(ExitCode::ssh,
+                    fmt::format("cannot resolve '{}': {}", ep.host, gai_strerror(gai)),
+                    "check the host name in lab.yaml or --host");
+    std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, ::freeaddrinfo);
+    const auto deadline = Clock::now() + timeout;
+    std::string last = "no address";
+    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+        Socket sock(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
+        if (sock.fd() < 0)
+            continue;
+        const int flags = ::fcntl(sock.fd(), F_GETFL);
+        ::fcntl(sock.fd(), F_SETFL, flags | O_NONBLOCK);
+        int rc = ::connect(sock.fd(), ai->ai_addr, ai->ai_addrlen);
+        if (rc != 0 && errno == EINPROGRESS) {
+            pollfd p{sock.fd(), POLLOUT, 0};
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+            rc = ::poll(&p, 1, static_cast<int>(std::max<long long>(left.count(), 0)));
+            if (rc == 0)
+                throw Error(ExitCode::timeout,
+                            fmt::format("ssh: connecting to {}:{} timed out after {} ms", ep.host,
+                                        ep.port, timeout.count()),
+                            "is the host up and the port forwarded/reachable?");
+            int err = 0;
+            socklen_t len = sizeof err;
+            ::getsockopt(sock.fd(), SOL_SOCKET, SO_ERROR, &err, &len);
+            rc = err == 0 ? 0 : -1;
+            errno = err;
+        }
+        if (rc == 0) {
+            ::fcntl(sock.fd(), F_SETFL, flags);
+            return sock;
+        }
+        last = std::strerror(errno);
+    }
+    throw Error(ExitCode::ssh,
+                fmt::format("ssh: cannot connect to {}:{}: {}", ep.host, ep.port, last),
+                "is sshd running there and the port right?");
+}
+
+std::string key_type_name(int type) {
+    switch (type) {
+    case LIBSSH2_HOSTKEY_TYPE_RSA:
+        return "ssh-rsa";
+    case LIBSSH2_HOSTKEY_TYPE_DSS:
+        return "ssh-dss";
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256:
+        return "ecdsa-sha2-nistp256";
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384:
+        return "ecdsa-sha2-nistp384";
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521:
+        return "ecdsa-sha2-nistp521";
+    case LIBSSH2_HOSTKEY_TYPE_ED25519:
+        return "ssh-ed25519";
+    default:
+        return "unknown";
+    }
+}
+
+int knownhost_key_bit(int type) {
+    switch (type) {
+    case LIBSSH2_HOSTKEY_TYPE_RSA:
+        return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
+    case LIBSSH2_HOSTKEY_TYPE_DSS:
+        return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256:
+        return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384:
+        return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521:
+        return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
+    case LIBSSH2_HOSTKEY_TYPE_ED25519:
+        return LIBSSH2_KNOWNHOST_KEY_ED25519;
+    default:
+        return LIBSSH2_KNOWNHOST_KEY_UNKNOWN;
+    }
+}
+
+// Host key algorithms to ask for, from the key types pinned for this host: a server with several
+// host keys must present the one we pinned, or the check would fail for the wrong reason.
+std::string hostkey_preference(const std::vector<KnownHost>& pinned) {
+    std::vector<std::string> prefs;
+    auto add = [&](const std::string& alg) {
+        if (std::find(prefs.begin(), prefs.end(), alg) == prefs.end())
+            prefs.push_back(alg);
+    };
+    for (const auto& k : pinned) {
+        if (k.key_type == "ssh-rsa") {
+            add("rsa-sha2-512");
+            add("rsa-sha2-256");
+            add("ssh-rsa");
+        } else {
+            add(k.key_type);
+        }
+    }
+    std::string out;
+    for (const auto& p : prefs)
+        out += (out.empty() ? "" : ",") + p;
+    return out;
+}
+
+struct Connected {
+    Socket sock;
+    SessionPtr session;
+    ServerFacts facts;
+};
+
+Connected open_verified(const ConnectOptions& o) {
+    Library::ensure();
+    if (o.known_hosts.empty())
+        throw Error(ExitCode::usage, "no known_hosts file given",
+                    "labctl only connects to hosts whose key is pinned");
+    const auto& ep = o.endpoint;
+    Connected c;
+    c.sock = connect_tcp(ep, o.connect_timeout);
+    c.session.reset(libssh2_session_init());
+    if (!c.session)
+        throw Error(ExitCode::internal, "libssh2_session_init failed");
+    LIBSSH2_SESSION* s = c.session.get();
+    libssh2_session_set_blocking(s, 1);
+    libssh2_session_set_timeout(s, static_cast<long>(o.io_timeout.count()));
+
+    const auto pinned = find_known_hosts(o.known_hosts, ep.host, ep.port);
+    if (const auto pref = hostkey_preference(pinned); !pref.empty())
+        libssh2_session_method_pref(s, LIBSSH2_METHOD_HOSTKEY, pref.c_str());
+
+    if (libssh2_session_handshake(s, c.sock.fd()) != 0) {
+        const auto err = last_error(s);
+        if (err.find("imed out") != std::string::npos)
+            throw Error(ExitCode::timeout,
+                        fmt::format("ssh: handshake with {} timed out", ep.to_string()));
+        throw Error(ExitCode::ssh,
+                    fmt::format("ssh: handshake with {} failed: {}", ep.to_string(), err),
+                    "the server may allow no algorithm libssh2 supports (see 'labctl doctor')");
+    }
+
+    std::size_t key_len = 0;
+    int key_type = 0;
+    const char* key = libssh2_session_hostkey(s, &key_len, &key_type);
+    if (key == nullptr)
+        throw Error(ExitCode::ssh, fmt::format("ssh: {} sent no host key", ep.to_string()));
+    const std::string blob(key, key_len);
+    c.facts.host_key_fingerprint = fingerprint(blob);
+    c.facts.hostkey_type = key_type_name(key_type);
+    auto method = [&](int m) {
+        const char* v = libssh2_session_methods(s, m);
+        return v ? std::string(v) : std::string();
+    };
+    c.facts.kex = method(LIBSSH2_METHOD_KEX);
+    c.facts.cipher = method(LIBSSH2_METHOD_CRYPT_CS);
+    c.facts.mac = method(LIBSSH2_METHOD_MAC_CS);
+
+    KnownHostsPtr known(libssh2_knownhost_init(s));
+    if (!known)
+        throw Error(ExitCode::internal, "libssh2_knownhost_init failed");
+    if (libssh2_knownhost_readfile(known.get(), o.known_hosts.c_str(),
+                                   LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0)
+        throw Error(ExitCode::ssh,
+                    fmt::format("cannot read known_hosts '{}': {}", o.known_hosts, last_error(s)),
+                    "labctl writes it when it provisions a VM; for --host, add the host's key");
+    libssh2_knownhost* entry = nullptr;
+    const int check = libssh2_knownhost_checkp(
+        known.get(), ep.host.c_str(), ep.port, key, key_len,
+        LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | knownhost_key_bit(key_type),
+        &entry);
+    if (check == LIBSSH2_KNOWNHOST_CHECK_MISMATCH) {
+        std::string expected = "unknown";
+        if (entry != nullptr && entry->key != nullptr)
+            if (auto decoded = base64_decode(entry->key))
+                expected = fingerprint(*decoded);
+        throw Error(ExitCode::ssh,
+                    fmt::format("host key mismatch for {}: known_hosts has {}, the server sent {} "
+                                "{}",
+                                known_hosts_pattern(ep.host, ep.port), expected,
+                                c.facts.hostkey_type, c.facts.host_key_fingerprint),
+                    fmt::format("someone may be intercepting the connection, or the host was "
+                                "re-created; check the key out of band before editing {}",
+                                o.known_hosts));
+    }
+    if (check != LIBSSH2_KNOWNHOST_CHECK_MATCH)
+        throw Error(ExitCode::ssh,
+                    fmt::format("host key of {} ({} {}) is not pinned in {}",
+                                known_hosts_pattern(ep.host, ep.port), c.facts.hostkey_type,
+                                c.facts.host_key_fingerprint, o.known_hosts),
+                    "labctl never trusts on first use: pin the key (labctl provision does this "
+                    "for its VMs; for --host, verify the fingerprint and add it)");
+    log::debug("ssh: {} host key {} {} verified; kex {}, cipher {}, mac {}", ep.to_string(),
+               c.facts.hostkey_type, c.facts.host_key_fingerprint, c.facts.kex, c.facts.cipher,
+               c.facts.mac);
+
+    if (char* list =
+            libssh2_userauth_list(s, ep.user.c_str(), static_cast<unsigned>(ep.user.size()))) {
+        std::string l(list);
+        std::size_t start = 0;
+        while (start < l.size()) {
+            const auto comma = l.find(',', start);
+            c.facts.auth_methods.push_back(l.substr(start, comma - start));
+            if (comma == std::string::npos)
+                break;
+            start = comma + 1;
+        }
+    }
+    return c;
+}
+
+bool try_agent(LIBSSH2_SESSION* s, const std::string& user) {
+    AgentPtr agent(libssh2_agent_init(s));
+    if (!agent || libssh2_agent_connect(agent.get()) != 0 ||
+        libssh2_agent_list_identities(agent.get()) != 0)
+        return false;
+    libssh2_agent_publickey* prev = nullptr;
+    libssh2_agent_publickey* id = nullptr;
+    while (libssh2_agent_get_identity(agent.get(), &id, prev) == 0) {
+        if (libssh2_agent_userauth(agent.get(), user.c_str(), id) == 0)
+            return true;
+        prev = id;
+    }
+    return false;
+}
+
+} // namespace
+
+std::string Endpoint::to_string() const {
+    return fmt::format("{}@{}:{}", user, host, port);
+}
+
+Endpoint parse_endpoint(const std::string& text, const Endpoint& defaults) {
+    Endpoint ep = defaults;
+    std::string rest = text;
+    if (const auto at = rest.rfind('@'); at != std::string::npos) {
+        ep.user = rest.substr(0, at);
+        rest = rest.substr(at + 1);
+    }
+    std::string port;
+    if (!rest.empty() && rest.front() == '[') {
+        const auto close = rest.find(']');
+        if (close == std::string::npos)
+            throw usage_error(fmt::format("bad host '{}': missing ']'", text),
+                              "write IPv6 hosts as [::1]:2222");
+        ep.host = rest.substr(1, close - 1);
+        if (close + 1 < rest.size() && rest[close + 1] == ':')
+            port = rest.substr(close + 2);
+    } else if (const auto colon = rest.find(':'); colon != std::string::npos) {
+        ep.host = rest.substr(0, colon);
+        port = rest.substr(colon + 1);
+    } else {
+        ep.host = rest;
+    }
+    if (!port.empty()) {
+        int p = 0;
+        const bool digits = std::all_of(port.begin(), port.end(), ::isdigit) && port.size() <= 5;
+        if (digits)
+            p = std::stoi(port);
+        if (!digits || p < 1 || p > 65535)
+            throw usage_error(fmt::format("bad port in '{}'", text), "use a port from 1 to 65535");
+        ep.port = p;
+    }
+    if (ep.host.empty() || ep.user.empty())
+        throw usage_error(fmt::format("bad host '{}'", text), "write [USER@]HOST[:PORT]");
+    return ep;
+}
+
+std::string shell_quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'')
+            out += "'\\''";
+        else
+            out += c;
+    }
+    return out + "'";
+}
+
+struct Session::Impl {
+    Socket sock;
+    SessionPtr session;
+    Endpoint endpoint;
+    ServerFacts facts;
+    std::chrono::milliseconds io_timeout{30'000};
+
+    LIBSSH2_SESSION* s() const { return session.get(); }
+
+    // Waits for the socket in the direction libssh2 is blocked on (non-blocking mode).
+    void wait_socket(int max_ms) const {
+        const int dir = libssh2_session_block_directions(s());
+        pollfd p{sock.fd(), 0, 0};
+        if (dir & LIBSSH2_SESSION_BLOCK_INBOUND)
+            p.events |= POLLIN;
+        if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
+            p.events |= POLLOUT;
+        if (p.events == 0)
+            p.events = POLLIN;
+        ::poll(&p, 1, max_ms);
+    }
+};
+
+Session::Session(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+Session::~Session() = default;
+
+const Endpoint& Session::endpoint() const {
+    return m_impl->endpoint;
+}
+const ServerFacts& Session::facts() const {
+    return m_impl->facts;
+}
+bool Session::is_root() const {
+    return m_impl->endpoint.user == "root";
+}
+
+Session Session::connect(const ConnectOptions& options) {
+    auto c = open_verified(options);
+    LIBSSH2_SESSION* s = c.session.get();
+    const auto& ep = options.endpoint;
+    std::vector<std::string> tried;
+    bool ok = libssh2_userauth_authenticated(s) != 0;
+    if (!ok && options.use_agent) {
+        tried.emplace_back("ssh-agent");
+        ok = try_agent(s, ep.user);
+    }
+    if (!ok && !options.private_key.empty()) {
+        tried.push_back("key " + options.private_key);
+        std::error_code ec;
+        const std::string pub = options.private_key + ".pub";
+        const bool has_pub = std::filesystem::exists(pub, ec);
+        ok = libssh2_userauth_publickey_fromfile_ex(
+                 s, ep.user.c_str(), static_cast<unsigned>(ep.user.size()),
+                 has_pub ? pub.c_str() : nullptr, options.private_key.c_str(), "") == 0;
+        if (!ok)
+            log::debug("ssh: key authentication failed: {}", last_error(s));
+    }
+    if (!ok)
+        throw Error(
+            ExitCode::ssh,
+            fmt::format("ssh: authentication as {} refused (tried: {}; server offers: {})",
+                        ep.to_string(),
+                        tried.empty() ? "nothing" : fmt::format("{}", fmt::join(tried, ", ")),
+                        fmt::format("{}", fmt::join(c.facts.auth_methods, ","))),
+            "is the public key in the user's authorized_keys? (labctl provision puts it "
+            "there through cloud-init)");
+    libssh2_keepalive_config(s, 1, static_cast<unsigned>(std::max(options.keepalive_seconds, 1)));
+    auto impl = std::make_unique<Impl>();
+    impl->sock = std::move(c.sock);
+    impl->session = std::move(c.session);
+    impl->endpoint = ep;
+    impl->facts = std::move(c.facts);
+    impl->io_timeout = options.io_timeout;
+    return Session(std::move(impl));
+}
+
+ServerFacts Session::probe(const ConnectOptions& options) {
+    return open_verified(options).facts;
+}
+
+bool Session::password_accepted(const ConnectOptions& options, const std::string& password) {
+    auto c = open_verified(options);
+    const auto& user = options.endpoint.user;
+    return libssh2_userauth_password_ex(c.session.get(), user.c_str(),
+                                        static_cast<unsigned>(user.size()), password.c_str(),
+                                        static_cast<unsigned>(password.size()), nullptr) == 0;
+}
+
+ExecResult Session::exec(const std::string& command, const ExecOptions& options) {
+    LIBSSH2_SESSION* s = m_impl->s();
+    const std::string cmd =
+        options.sudo && !is_root() ? "sudo -n -- sh -c " + shell_quote(command) : command;
+    log::trace("ssh {}: {}", m_impl->endpoint.host, cmd);
+    libssh2_session_set_blocking(s, 1);
+    ChannelPtr channel(libssh2_channel_open_session(s));
+    if (!channel)
+        throw Error(ExitCode::ssh, fmt::format("ssh: cannot open a channel on {}: {}",
+                                               m_impl->endpoint.to_string(), last_error(s)));
+    if (libssh2_channel_exec(channel.get(), cmd.c_str()) != 0)
+        throw Error(ExitCode::ssh, fmt::format("ssh: cannot run a command on {}: {}",
+                                               m_impl->endpoint.to_string(), last_error(s)));
+    libssh2_session_set_blocking(s, 0);
+    struct Blocking {
+        LIBSSH2_SESSION* s;
+        ~Blocking() { libssh2_session_set_blocking(s, 1); }
+    } restore{s};
+
+    ExecResult result;
+    std::string_view to_send = options.stdin_data ? std::string_view(*options.stdin_data) : "";
+    bool eof_sent = false;
+    std::string out_partial, err_partial;
+    const auto started = Clock::now();
+    const auto deadline = options.timeout.count() > 0
+                              ? started + options.timeout + std::chrono::seconds(5)
+                              : Clock::time_point::max();
+    auto last_keepalive = Clock::now();
+    std::array<char, 32768> buf{};
+    auto emit_lines = [](std::string& partial, const std::function<void(const std::string&)>& cb) {
+        if (!cb)
+            return;
+        std::size_t start = 0;
+        for (std::size_t nl; (nl = partial.find('\n', start)) != std::string::npos; start = nl + 1)
+            cb(partial.substr(start, nl - start));
+        partial.erase(0, start);
+    };
+
+    while (true) {
+        bool progressed = false;
+        if (!eof_sent) {
+            if (!to_send.empty()) {
+                const auto w = libssh2_channel_write(channel.get(), to_send.data(), to_send.size());
+                if (w > 0) {
+                    to_send.remove_prefix(static_cast<std::size_t>(w));
+                    progressed = true;
+                } else if (w != LIBSSH2_ERROR_EAGAIN) {
+                    to_send = {};
+                }
+            }
+            if (to_send.empty() && libssh2_channel_send_eof(channel.get()) != LIBSSH2_ERROR_EAGAIN)
+                eof_sent = true;
+        }
+        for (int stream : {0, SSH_EXTENDED_DATA_STDERR}) {
+            while (true) {
+                const auto n =
+                    libssh2_channel_read_ex(channel.get(), stream, buf.data(), buf.size());
+                if (n <= 0)
+                    break;
+                progressed = true;
+                std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
+                if (stream == 0) {
+                    result.out.append(chunk);
+                    out_partial.append(chunk);
+                    emit_lines(out_partial, options.on_stdout_line);
+                } else {
+                    result.err.append(chunk);
+                    err_partial.append(chunk);
+                    emit_lines(err_partial, options.on_stderr_line);
+                }
+            }
+        }
+        if (libssh2_channel_eof(channel.get()))
+            break;
+        if (Clock::now() >= deadline) {
+            result.timed_out = true;
+            break;
+        }
+        if (Clock::now() - last_keepalive > std::chrono::seconds(5)) {
+            int next = 0;
+            libssh2_keepalive_send(s, &next);
+            last_keepalive = Clock::now();
+        }
+        if (!progressed)
+            m_impl->wait_socket(100);
+    }
+    if (options.on_stdout_line && !out_partial.empty())
+        options.on_stdout_line(out_partial);
+    if (options.on_stderr_line && !err_partial.empty())
+        options.on_stderr_line(err_partial);
+
+    // Close and collect the exit status; bounded so a dead peer cannot hang us.
+    const auto close_deadline =
+        Clock::now() + (result.timed_out ? std::chrono::seconds(1) : std::chrono::seconds(5));
+    while (libssh2_channel_close(channel.get()) == LIBSSH2_ERROR_EAGAIN &&
+           Clock::now() < close_deadline)
+        m_impl->wait_socket(100);
+    if (!result.timed_out) {
+        while (libssh2_channel_wait_closed(channel.get()) == LIBSSH2_ERROR_EAGAIN &&
+               Clock::now() < close_deadline)
+            m_impl->wait_socket(100);
+        result.exit_status = libssh2_channel_get_exit_status(channel.get());
+        char* sig = nullptr;
+        std::size_t sig_len = 0;
+        if (libssh2_channel_get_exit_signal(channel.get(), &sig, &sig_len, nullptr, nullptr,
+                                            nullptr, nullptr) == 0 &&
+            sig != nullptr) {
+            result.exit_signal.assign(sig, sig_len);
+            libssh2_free(s, sig);
+        }
+        if (options.timeout.count() > 0 && result.exit_status == 124 &&
+            Clock::now() - started >= options.timeout)
+            result.timed_out = true;
+    }
+    // Free while still non-blocking: a peer that never confirms the close must not hang us.
+    while (libssh2_channel_free(channel.get()) == LIBSSH2_ERROR_EAGAIN) {
+        if (Clock::now() >= close_deadline) {
+            log::debug("ssh: channel on {} not closed by the peer; abandoning it",
+                       m_impl->endpoint.host);
+            break; // the session frees it with itself
+        }
+        m_impl->wait_socket(100);
+    }
+    (void)channel.release();
+    return result;
+}
+
+void Session::upload(const std::string& remote_path, const std::string& content, int mode,
+                     bool sudo) {
+    LIBSSH2_SESSION* s = m_impl->s();
+    libssh2_session_set_blocking(s, 1);
+    const bool via_staging = sudo && !is_root();
+    std::random_device rd;
+    const std::string suffix = fmt::format(".labctl-tmp-{:08x}", rd());
+    const std::filesystem::path target(remote_path);
+    // Staging for sudo lives in the user's home (private), not /tmp (shared, symlink games).
+    const std::string tmp =
+        via_staging ? ".labctl-upload" + suffix
+                    : (target.parent_path() / (target.filename().string() + suffix)).string();
+    {
+        SftpPtr sftp(libssh2_sftp_init(s));
+        if (!sftp)
+            throw Error(ExitCode::ssh, fmt::format("sftp: cannot start on {}: {}",
+                                                   m_impl->endpoint.to_string(), last_error(s)));
+        SftpHandlePtr file(
+            libssh2_sftp_open_ex(sftp.get(), tmp.c_str(), static_cast<unsigned>(tmp.size()),
+                                 LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL,
+                                 via_staging ? 0600 : mode, LIBSSH2_SFTP_OPENFILE));
+        if (!file)
+            throw Error(ExitCode::ssh,
+                        fmt::format("sftp: cannot create {} on {} (sftp error {})", tmp,
+                                    m_impl->endpoint.host, libssh2_sftp_last_error(sftp.get())),
+                        sudo ? "" : "does the directory exist and belong to the SSH user?");
+        std::string_view rest = content;
+        while (!rest.empty()) {
+            const auto n = libssh2_sftp_write(file.get(), rest.data(), rest.size());
+            if (n < 0)
+                throw Error(ExitCode::ssh, fmt::format("sftp: write to {} failed", tmp));
+            rest.remove_prefix(static_cast<std::size_t>(n));
+        }
+    }
+    // SFTP v3 (OpenSSH) cannot rename over an existing file, so the atomic rename(2) is done by mv.
+    const std::string mode_str = fmt::format("{:04o}", mode);
+    const std::string cmd =
+        via_staging
+            ? fmt::format("sudo -n install -m {} {} {} && sudo -n mv -f -- {} {}; rc=$?; rm -f -- "
+                          "{}; exit $rc",
+                          mode_str, shell_quote(tmp), shell_quote(remote_path + suffix),
+                          shell_quote(remote_path + suffix), shell_quote(remote_path),
+                          shell_quote(tmp))
+            : fmt::format("chmod {} {} && mv -f -- {} {}", mode_str, shell_quote(tmp),
+                          shell_quote(tmp), shell_quote(remote_path));
+    const auto r = exec(cmd, {.timeout = m_impl->io_timeout});
+    if (!r.ok()) {
+        exec("rm -f -- " + shell_quote(tmp), {.timeout = m_impl->io_timeout});
+        throw Error(ExitCode::ssh,
+                    fmt::format("cannot move the upload into place at {}: {}", remote_path, r.err),
+                    via_staging ? "does the user have passwordless sudo?" : "");
+    }
+}
+
+std::vector<std::string> client_algorithms(const std::string& kind) {
+    Library::ensure();
+    int method = 0;
+    if (kind == "kex")
+        method = LIBSSH2_METHOD_KEX;
+    else if (kind == "hostkey")
+        method = LIBSSH2_METHOD_HOSTKEY;
+    else if (kind == "cipher")
+        method = LIBSSH2_METHOD_CRYPT_CS;
+    else if (kind == "mac")
+        method = LIBSSH2_METHOD_MAC_CS;
+    else
+        throw Error(ExitCode::internal, "client_algorithms: unknown kind " + kind);
+    // Never connected, so it is only freed (disconnect would write to a socket it does not have).
+    std::unique_ptr<LIBSSH2_SESSION, int (*)(LIBSSH2_SESSION*)> s(libssh2_session_init(),
+                                                                  libssh2_session_free);
+    const char** algs = nullptr;
+    const int n = libssh2_session_supported_algs(s.get(), method, &algs);
+    std::vector<std::string> out;
+    for (int i = 0; i < n; ++i)
+        out.emplace_back(algs[i]);
+    if (n > 0)
+        libssh2_free(s.get(), static_cast<void*>(algs));
+    return out;
+}
+
+} // namespace labctl::remote

@@ -1,0 +1,45 @@
+#pragma once
+// A real OpenSSH server for tests: its own host keys, config, authorized_keys and a client key
+// pair in a temporary directory, listening on a free 127.0.0.1 port, as the current user. It
+// never touches the machine's /etc/ssh. Skips the test (exit 77) when sshd is not installed.
+
+#include <memory>
+#include <string>
+
+#include "background.hpp"
+#include "support.hpp"
+
+namespace labctl::test {
+
+class SshServer {
+public:
+    struct Options {
+        std::string extra_config; ///< appended to sshd_config (wins: sshd takes the first value)
+        bool rsa_host_key = false;
+    };
+    SshServer();
+    explicit SshServer(Options options);
+    ~SshServer();
+
+    int port() const { return m_port; }
+    std::string host() const { return "127.0.0.1"; }
+    std::string user() const { return m_user; }
+    std::filesystem::path dir() const { return m_dir.path(); }
+    std::filesystem::path client_key() const { return m_dir.path() / "client_ed25519"; }
+    /// A known_hosts file pinning this server's ed25519 key for [127.0.0.1]:port.
+    std::filesystem::path known_hosts() const { return m_dir.path() / "known_hosts"; }
+    std::filesystem::path host_key_pub() const { return m_dir.path() / "ssh_host_ed25519_key.pub"; }
+    std::filesystem::path config() const { return m_dir.path() / "sshd_config"; }
+    std::string log() const { return m_process ? m_process->log() : std::string(); }
+    void restart();
+
+private:
+    void start();
+    Options m_options;
+    TempDir m_dir;
+    std::string m_user;
+    int m_port = 0;
+    std::unique_ptr<BackgroundProcess> m_process;
+};
+
+} // namespace labctl::test
