@@ -46,15 +46,23 @@ SshServer::SshServer(Options options) : m_options(std::move(options)) {
     // Privilege separation needs this directory when sshd runs as root.
     if (::getuid() == 0)
         std::filesystem::create_directories("/run/sshd");
-    std::string cfg = m_options.extra_config + "\n";
+    std::string cfg;
+    if (m_options.include_dropins) {
+        std::filesystem::create_directories(dropin_dir());
+        cfg += fmt::format("Include {}/*.conf\n", dropin_dir().string());
+    }
+    cfg += m_options.extra_config + "\n";
     cfg += fmt::format(
         "Port {}\nListenAddress 127.0.0.1\nHostKey {}\n{}PidFile {}\nAuthorizedKeysFile {}\n"
-        "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "StrictModes no\nUsePAM {}\nPasswordAuthentication {}\nKbdInteractiveAuthentication no\n"
         "PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\n",
         m_port, (d / "ssh_host_ed25519_key").string(),
         m_options.rsa_host_key ? fmt::format("HostKey {}\n", (d / "ssh_host_rsa_key").string())
                                : "",
-        (d / "sshd.pid").string(), (d / "authorized_keys").string());
+        (d / "sshd.pid").string(), (d / "authorized_keys").string(),
+        // As root, PAM like Debian's sshd (with UsePAM no a locked password blocks key logins
+        // too); an unprivileged sshd cannot use PAM.
+        ::getuid() == 0 ? "yes" : "no", m_options.password_auth ? "yes" : "no");
     m_dir.write("sshd_config", cfg);
     start();
 }

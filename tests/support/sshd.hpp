@@ -16,6 +16,10 @@ public:
     struct Options {
         std::string extra_config; ///< appended to sshd_config (wins: sshd takes the first value)
         bool rsa_host_key = false;
+        /// Start the config with `Include <dir>/sshd_config.d/*.conf` (as Debian does), so a
+        /// drop-in there overrides the fixture's own settings.
+        bool include_dropins = false;
+        bool password_auth = false; ///< PasswordAuthentication yes (the "before" of hardening)
     };
     SshServer();
     explicit SshServer(Options options);
@@ -30,6 +34,7 @@ public:
     std::filesystem::path known_hosts() const { return m_dir.path() / "known_hosts"; }
     std::filesystem::path host_key_pub() const { return m_dir.path() / "ssh_host_ed25519_key.pub"; }
     std::filesystem::path config() const { return m_dir.path() / "sshd_config"; }
+    std::filesystem::path dropin_dir() const { return m_dir.path() / "sshd_config.d"; }
     std::string log() const { return m_process ? m_process->log() : std::string(); }
     void restart();
 

@@ -1,0 +1,38 @@
+#pragma once
+// Applying a hardening plan without ever locking labctl out: the first session stays open, the
+// new configuration is syntax-checked, an automatic revert is armed on the target before sshd
+// reloads, and only a successful *new* key login plus the effective-value checks disarm it. Any
+// failure reverts at once and throws Error(harden) naming the step.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <labctl/harden/plan.hpp>
+#include <labctl/remote/session.hpp>
+
+namespace labctl::harden {
+
+struct ApplyOptions {
+    std::chrono::seconds revert_after{120};
+    /// Tried against the hardened server; it must be refused. Empty = a random string.
+    std::string probe_password;
+    /// Test-only fault injection: "after-reload" abandons the run right after reloading sshd
+    /// (as if the session died), leaving the armed revert to restore the old configuration.
+    std::string fault;
+};
+
+struct StepResult {
+    std::string step;
+    std::string detail;
+};
+
+struct HardenReport {
+    bool changed = false;
+    std::vector<StepResult> steps;
+};
+
+HardenReport apply(const HardenPlan& plan, const TargetFacts& facts, remote::Session& session,
+                   const remote::ConnectOptions& reconnect, const ApplyOptions& options);
+
+} // namespace labctl::harden

@@ -1,0 +1,284 @@
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/harden/apply.hpp>
+#include <labctl/harden/policy.hpp>
+
+namespace labctl::harden {
+
+namespace {
+
+using remote::shell_quote;
+
+// Target-side file names, all beside the drop-in and none ending in .conf (so sshd never reads
+// them).
+struct Paths {
+    std::string dropin, fresh, backup, absent, revert, pid;
+    explicit Paths(const std::string& d)
+        : dropin(d), fresh(d + ".labctl-new"), backup(d + ".labctl-backup"),
+          absent(d + ".labctl-absent"), revert(d + ".labctl-revert.sh"),
+          pid(d + ".labctl-revert.pid") {}
+};
+
+std::string restore_snippet(const Paths& p) {
+    return fmt::format("if [ -f {absent} ]; then rm -f {dropin} {absent}; "
+                       "elif [ -f {backup} ]; then mv -f {backup} {dropin}; fi",
+                       fmt::arg("absent", shell_quote(p.absent)),
+                       fmt::arg("dropin", shell_quote(p.dropin)),
+                       fmt::arg("backup", shell_quote(p.backup)));
+}
+
+class Runner {
+public:
+    Runner(remote::Session& s, HardenReport& r) : m_session(s), m_report(r) {}
+
+    // Runs a root command on the first session; throws Error(harden) naming the step.
+    std::string sudo(const std::string& step, const std::string& cmd,
+                     std::chrono::seconds timeout = std::chrono::seconds(60)) {
+        const auto r = m_session.exec(cmd, {.timeout = timeout, .sudo = true});
+        if (!r.ok())
+            throw Error(
+                ExitCode::harden,
+                fmt::format("hardening step '{}' failed{}: {}", step,
+                            r.timed_out ? " (timed out)" : fmt::format(" (exit {})", r.exit_status),
+                            r.err.empty() ? r.out : r.err));
+        return r.out;
+    }
+    void done(const std::string& step, const std::string& detail) {
+        log::info("harden {}: {}: {}", m_session.endpoint().host, step, detail);
+        m_report.steps.push_back({step, detail});
+    }
+
+private:
+    remote::Session& m_session;
+    HardenReport& m_report;
+};
+
+std::map<std::string, std::string> parse_sshd_t(const std::string& out) {
+    std::map<std::string, std::string> values;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) {
+        const auto sp = line.find(' ');
+        if (sp == std::string::npos)
+            continue;
+        const auto key = line.substr(0, sp);
+        auto value = line.substr(sp + 1);
+        // Repeated keywords (e.g. allowusers) are printed once per value.
+        if (auto it = values.find(key); it != values.end())
+            it->second += " " + value;
+        else
+            values.emplace(key, value);
+    }
+    return values;
+}
+
+// Effective values, read back from sshd itself: what the file says is not what counts.
+void check_effective(const std::string& host, const HardenPlan& plan, const TargetFacts& facts,
+                     const std::string& user, Runner& run) {
+    const auto out =
+        run.sudo("sshd -T", fmt::format("{} -T -f {} -C user={},host=localhost,addr=127.0.0.1",
+                                        shell_quote(facts.sshd), shell_quote(facts.main_config),
+                                        shell_quote(user)));
+    const auto values = parse_sshd_t(out);
+    std::vector<std::string> wrong;
+    auto expect = [&](const std::string& key, const std::string& want) {
+        auto it = values.find(key);
+        const std::string got = it == values.end() ? "(unset)" : it->second;
+        if (got != want)
+            wrong.push_back(fmt::format("{} is '{}', want '{}'", key, got, want));
+    };
+    for (const auto& [key, want] : required_settings())
+        expect(key, want);
+    expect("kexalgorithms", fmt::format("{}", fmt::join(plan.kex, ",")));
+    expect("ciphers", fmt::format("{}", fmt::join(plan.ciphers, ",")));
+    expect("macs", fmt::format("{}", fmt::join(plan.macs, ",")));
+    expect("hostkeyalgorithms", fmt::format("{}", fmt::join(plan.hostkeys, ",")));
+    const auto allow = values.count("allowusers") ? values.at("allowusers") : "";
+    if ((" " + allow + " ").find(" " + user + " ") == std::string::npos)
+        wrong.push_back(fmt::format("allowusers '{}' does not contain {}", allow, user));
+    if (!wrong.empty())
+        throw Error(ExitCode::harden,
+                    fmt::format("sshd -T on {} shows {}", host, fmt::join(wrong, "; ")));
+    run.done("sshd -T", fmt::format("{} settings as required", required_settings().size() + 5));
+}
+
+remote::Session reconnect_with_retry(const remote::ConnectOptions& opts) {
+    // sshd re-executes itself on SIGHUP; give it a moment before calling the login broken.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (true) {
+        try {
+            return remote::Session::connect(opts);
+        } catch (const Error& e) {
+            if (std::chrono::steady_clock::now() >= until || e.code() == ExitCode::usage)
+                throw Error(
+                    ExitCode::harden,
+                    fmt::format("a new key login after reloading sshd failed: {}", e.what()));
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        }
+    }
+}
+
+std::string random_password() {
+    std::random_device rd;
+    return fmt::format("labctl-probe-{:08x}{:08x}", rd(), rd());
+}
+
+void verify_login(const HardenPlan& plan, const TargetFacts& facts,
+                  const remote::ConnectOptions& reconnect, const ApplyOptions& options,
+                  const std::string& user, Runner& run) {
+    auto fresh = reconnect_with_retry(reconnect);
+    run.done("new session", fmt::format("key login as {} works ({} {})", user, fresh.facts().cipher,
+                                        fresh.facts().mac));
+    const auto facts_now = remote::Session::probe(reconnect);
+    if (facts_now.auth_methods != std::vector<std::string>{"publickey"})
+        throw Error(ExitCode::harden,
+                    fmt::format("sshd still offers authentication methods '{}' (want publickey "
+                                "only)",
+                                fmt::join(facts_now.auth_methods, ",")));
+    run.done("auth methods", "only publickey offered");
+    const auto pw = options.probe_password.empty() ? random_password() : options.probe_password;
+    if (remote::Session::password_accepted(reconnect, pw))
+        throw Error(ExitCode::harden, "a password login was accepted after hardening");
+    run.done("password refused", "a password attempt was refused");
+    check_effective(fresh.endpoint().host, plan, facts, user, run);
+}
+
+} // namespace
+
+HardenReport apply(const HardenPlan& plan, const TargetFacts& facts, remote::Session& session,
+                   const remote::ConnectOptions& reconnect, const ApplyOptions& options) {
+    HardenReport report;
+    Runner run(session, report);
+    const Paths paths(plan.dropin_path);
+    const std::string user = reconnect.endpoint.user;
+
+    if (!plan.dropin_changes) {
+        run.done("drop-in", fmt::format("{} already up to date", plan.dropin_path));
+    } else {
+        session.upload(paths.fresh, plan.dropin, 0644, true);
+        run.done("upload", paths.fresh);
+        // Swap in, then syntax-check the whole configuration. On failure put the old file back:
+        // sshd was not reloaded, so nothing has changed.
+        const auto check = session.exec(
+            fmt::format("set -e; rm -f {absent}; if [ -f {dropin} ]; then cp -p {dropin} {backup}; "
+                        "else rm -f {backup}; : > {absent}; fi; mv -f {fresh} {dropin}; "
+                        "mkdir -p /run/sshd; if ! out=$({sshd} -t -f {main} 2>&1); then {restore}; "
+                        "echo \"$out\" >&2; exit 3; fi",
+                        fmt::arg("absent", shell_quote(paths.absent)),
+                        fmt::arg("dropin", shell_quote(paths.dropin)),
+                        fmt::arg("backup", shell_quote(paths.backup)),
+                        fmt::arg("fresh", shell_quote(paths.fresh)),
+                        fmt::arg("sshd", shell_quote(facts.sshd)),
+                        fmt::arg("main", shell_quote(facts.main_config)),
+                        fmt::arg("restore", restore_snippet(paths))),
+            {.timeout = std::chrono::seconds(60), .sudo = true});
+        if (!check.ok())
+            throw Error(ExitCode::harden,
+                        fmt::format("sshd -t rejected the new configuration; nothing was changed: "
+                                    "{}",
+                                    check.err),
+                        "the target's OpenSSH may not know a setting; try hardening.profile: "
+                        "compat");
+        run.done("sshd -t", "configuration accepted");
+
+        // Arm the automatic revert before reloading: if this session dies from here on, the
+        // target restores the old configuration by itself.
+        const std::string revert_script =
+            fmt::format("#!/bin/sh\n{}\n{}\nrm -f {} {}\n", restore_snippet(paths),
+                        facts.reload_command(), shell_quote(paths.revert), shell_quote(paths.pid));
+        session.upload(paths.revert, revert_script, 0700, true);
+        const auto secs = options.revert_after.count();
+        const std::string unit = "labctl-harden-revert";
+        if (facts.systemd)
+            run.sudo("arm revert", fmt::format("systemctl stop {0}.timer 2>/dev/null; systemctl "
+                                               "reset-failed {0}.service 2>/dev/null; systemd-run "
+                                               "--quiet --unit={0} --on-active={1}s /bin/sh {2}",
+                                               unit, secs, shell_quote(paths.revert)));
+        else
+            run.sudo("arm revert",
+                     fmt::format("setsid sh -c 'sleep {0}; exec sh {1}' </dev/null >/dev/null "
+                                 "2>&1 & echo $! > {2}",
+                                 secs, shell_quote(paths.revert), shell_quote(paths.pid)));
+        run.done("arm revert", fmt::format("restores the old configuration in {}s unless "
+                                           "disarmed",
+                                           secs));
+
+        const auto disarm = [&] {
+            if (facts.systemd)
+                return fmt::format("systemctl stop {}.timer 2>/dev/null; rm -f {} {}", unit,
+                                   shell_quote(paths.revert), shell_quote(paths.pid));
+            return fmt::format("if [ -f {0} ]; then kill -- -$(cat {0}) 2>/dev/null; fi; rm -f "
+                               "{0} {1}",
+                               shell_quote(paths.pid), shell_quote(paths.revert));
+        };
+        try {
+            run.sudo("reload sshd", facts.reload_command());
+            run.done("reload sshd", facts.reload_command());
+            if (options.fault == "after-reload")
+                throw Error(ExitCode::harden, "injected fault: session lost after reload");
+            verify_login(plan, facts, reconnect, options, user, run);
+        } catch (const Error& e) {
+            if (options.fault == "after-reload")
+                throw; // the armed revert is what is being tested
+            // Revert now, over the first session, which the new configuration never touched.
+            log::warn("harden {}: {}: reverting", session.endpoint().host, e.what());
+            try {
+                run.sudo("revert", fmt::format("sh {}; {}", shell_quote(paths.revert), disarm()));
+            } catch (const Error& revert_error) {
+                log::error("harden: revert failed ({}); the armed timer will retry in {}s",
+                           revert_error.what(), secs);
+            }
+            throw Error(ExitCode::harden,
+                        fmt::format("{} (the previous configuration was "
+                                    "restored)",
+                                    e.what()),
+                        e.hint());
+        }
+        run.sudo("disarm revert",
+                 fmt::format("{}; rm -f {} {}", disarm(), shell_quote(paths.backup),
+                             shell_quote(paths.absent)));
+        run.done("disarm revert", "hardened configuration kept");
+        report.changed = true;
+    }
+    if (!plan.dropin_changes)
+        verify_login(plan, facts, reconnect, options, user, run);
+
+    for (const auto& account : plan.accounts_to_lock) {
+        const auto out =
+            run.sudo("passwd -l", fmt::format("passwd -l {0} >/dev/null && passwd -S {0}",
+                                              shell_quote(account)));
+        std::istringstream words(out);
+        std::string name, state;
+        words >> name >> state;
+        if (state != "L")
+            throw Error(
+                ExitCode::harden,
+                fmt::format("passwd -S {} says '{}' after passwd -l (want L)", account, state));
+        // With UsePAM no, sshd treats a locked password as a locked account and refuses keys
+        // too: prove the key login still works, or undo the lock.
+        if (account == user) {
+            try {
+                remote::Session::connect(reconnect);
+            } catch (const Error& e) {
+                run.sudo("passwd -u", fmt::format("passwd -u {}", shell_quote(account)));
+                throw Error(ExitCode::harden,
+                            fmt::format("locking the password of {} blocks key logins on this "
+                                        "host ({}); the lock was undone",
+                                        account, e.what()),
+                            "enable UsePAM in sshd_config, or keep the password unusable "
+                            "another way");
+            }
+        }
+        run.done("passwd -l", account + " locked");
+        report.changed = true;
+    }
+    return report;
+}
+
+} // namespace labctl::harden

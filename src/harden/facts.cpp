@@ -1,0 +1,141 @@
+#include <fmt/format.h>
+
+#include <sstream>
+
+#include <labctl/core/encoding.hpp>
+#include <labctl/core/error.hpp>
+#include <labctl/harden/facts.hpp>
+#include <labctl/remote/session.hpp>
+
+namespace labctl::harden {
+
+std::string TargetFacts::reload_command() const {
+    if (systemd && !systemd_unit.empty())
+        return fmt::format("systemctl reload {}", systemd_unit);
+    if (listener_pid > 0)
+        return fmt::format("kill -HUP {}", listener_pid);
+    return "pkill -HUP -x sshd";
+}
+
+std::string facts_script(const std::vector<std::string>& users) {
+    // Read-only. Every line is key=value. LABCTL_SSH_CONNECTION is passed through sudo, which
+    // resets the environment.
+    std::string s = R"SH(set -u
+sshd=$(command -v sshd 2>/dev/null || true)
+[ -n "$sshd" ] || { [ -x /usr/sbin/sshd ] && sshd=/usr/sbin/sshd; }
+echo "sshd=$sshd"
+port=$(echo "${LABCTL_SSH_CONNECTION:-}" | awk '{print $4}')
+pid=""
+if [ -n "$port" ] && command -v ss >/dev/null 2>&1; then
+    pid=$(ss -Htlnp "sport = :$port" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n1)
+fi
+if [ -z "$pid" ]; then
+    # Walk up from this shell to the listening sshd.
+    p=$$
+    while [ -n "$p" ] && [ "$p" -gt 1 ]; do
+        args=$(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null || true)
+        case "$args" in *"[listener]"*|*"sshd -D"*) pid=$p; break ;; esac
+        p=$(awk '/^PPid:/ {print $2}' /proc/$p/status 2>/dev/null)
+    done
+fi
+echo "listener_pid=${pid:-0}"
+cfg=/etc/ssh/sshd_config
+if [ -n "$pid" ]; then
+    args=$(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null || true)
+    f=$(echo " $args" | sed -n 's/.* -f \([^ ]*\).*/\1/p')
+    [ -n "$f" ] && cfg=$f
+fi
+echo "main_config=$cfg"
+inc=$(grep -iE '^[[:space:]]*Include[[:space:]]' "$cfg" 2>/dev/null | awk '{print $2}' | head -n1)
+if [ -n "$inc" ]; then
+    case "$inc" in /*) ;; *) inc="/etc/ssh/$inc" ;; esac
+    echo "dropin_dir=$(dirname "$inc")"
+    d=$(dirname "$inc")
+    if [ -f "$d/01-labctl.conf" ]; then
+        echo "dropin_exists=1"
+        echo "dropin_b64=$(base64 -w0 < "$d/01-labctl.conf")"
+    fi
+fi
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    echo "systemd=1"
+    for u in ssh sshd; do
+        main=$(systemctl show -p MainPID --value "$u.service" 2>/dev/null || true)
+        if [ -n "$main" ] && [ "$main" != 0 ] && [ "$main" = "${pid:-x}" ]; then echo "systemd_unit=$u"; break; fi
+    done
+fi
+[ -r /etc/os-release ] && . /etc/os-release && echo "os_id=${ID:-unknown}"
+if command -v ssh >/dev/null 2>&1; then
+    echo "kex=$(ssh -Q kex 2>/dev/null | tr '\n' ' ')"
+    echo "cipher=$(ssh -Q cipher 2>/dev/null | tr '\n' ' ')"
+    echo "mac=$(ssh -Q mac 2>/dev/null | tr '\n' ' ')"
+    echo "hostkey=$( (ssh -Q HostKeyAlgorithms 2>/dev/null || ssh -Q key) | tr '\n' ' ')"
+fi
+)SH";
+    for (const auto& u : users)
+        s += fmt::format("echo \"passwd.{}=$(passwd -S {} 2>/dev/null | awk '{{print $2}}')\"\n", u,
+                         remote::shell_quote(u));
+    return s;
+}
+
+TargetFacts parse_facts(const std::string& output) {
+    TargetFacts f;
+    std::istringstream in(output);
+    bool saw_config = false;
+    for (std::string line; std::getline(in, line);) {
+        const auto eq = line.find('=');
+        if (eq == std::string::npos)
+            continue;
+        const auto key = line.substr(0, eq);
+        const auto value = line.substr(eq + 1);
+        auto words = [&] {
+            std::vector<std::string> w;
+            std::istringstream ws(value);
+            for (std::string x; ws >> x;)
+                w.push_back(x);
+            return w;
+        };
+        if (key == "sshd" && !value.empty())
+            f.sshd = value;
+        else if (key == "listener_pid")
+            f.listener_pid = std::atoi(value.c_str());
+        else if (key == "main_config") {
+            f.main_config = value;
+            saw_config = true;
+        } else if (key == "dropin_dir")
+            f.dropin_dir = value;
+        else if (key == "dropin_exists")
+            f.dropin_exists = value == "1";
+        else if (key == "dropin_b64")
+            f.current_dropin = base64_decode(value).value_or("");
+        else if (key == "systemd")
+            f.systemd = value == "1";
+        else if (key == "systemd_unit")
+            f.systemd_unit = value;
+        else if (key == "os_id")
+            f.os_id = value;
+        else if (key == "kex" || key == "cipher" || key == "mac" || key == "hostkey")
+            f.supported[key] = words();
+        else if (key.rfind("passwd.", 0) == 0)
+            f.passwd_status[key.substr(7)] = value;
+    }
+    if (!saw_config)
+        throw Error(ExitCode::harden, "could not probe the target's sshd configuration",
+                    "the probe script printed no main_config line; is /bin/sh usable there?");
+    return f;
+}
+
+TargetFacts probe_facts(remote::Session& session, const std::vector<std::string>& users) {
+    const std::string script = facts_script(users);
+    const std::string cmd =
+        fmt::format("{}env LABCTL_SSH_CONNECTION=\"$SSH_CONNECTION\" sh -c {}",
+                    session.is_root() ? "" : "sudo -n ", remote::shell_quote(script));
+    const auto r = session.exec(cmd, {.timeout = std::chrono::seconds(60)});
+    if (!r.ok())
+        throw Error(ExitCode::harden,
+                    fmt::format("probing {} failed (exit {}): {}", session.endpoint().host,
+                                r.exit_status, r.err),
+                    "the SSH user needs passwordless sudo (cloud-init gives it to labctl's user)");
+    return parse_facts(r.out);
+}
+
+} // namespace labctl::harden
