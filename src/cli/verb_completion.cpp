@@ -1,16 +1,20 @@
 #include "app.hpp"
+#include "completion.hpp"
 
 namespace labctl::cli {
 
-Runner register_completion(CLI::App& app, Context& /*ctx*/) {
+// `labctl completion bash|zsh|fish`: the script is generated from the command tree (ctx.root),
+// so it always matches the verbs and options of this binary.
+Runner register_completion(CLI::App& app, Context& ctx) {
     auto shell = std::make_shared<std::string>();
     auto* sub = app.add_subcommand("completion", "Print the shell completion script");
     sub->add_option("shell", *shell, "Shell")
         ->required()
-        ->check(CLI::IsMember({"bash", "zsh", "fish"}))
+        ->check(one_of(completion_shells()))
         ->type_name("bash|zsh|fish");
-    return []() -> int {
-        not_available("completion");
+    return [&ctx, shell]() -> int {
+        print(completion_script(*ctx.root, *shell));
+        return 0;
     };
 }
 

@@ -1,19 +1,92 @@
+#include <fmt/format.h>
+
+#include <labctl/core/duration.hpp>
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/core/table.hpp>
+#include <labctl/harden/apply.hpp>
+#include <labctl/harden/facts.hpp>
+#include <labctl/harden/plan.hpp>
+#include <labctl/remote/known_hosts.hpp>
+
 #include "app.hpp"
+#include "targets.hpp"
 
 namespace labctl::cli {
 
-Runner register_harden(CLI::App& app, Context& /*ctx*/) {
-    auto host = std::make_shared<std::string>();
-    auto profile = std::make_shared<std::string>();
+namespace {
+struct HardenOptions {
+    std::string host;
+    std::string profile;
+    std::string wait = "60s";
+};
+} // namespace
+
+Runner register_harden(CLI::App& app, Context& ctx) {
+    auto opts = std::make_shared<HardenOptions>();
     auto* sub = app.add_subcommand(
         "harden", "Harden SSH on the lab VMs (key-only, passwords locked) with automatic revert");
-    sub->add_option("--host", *host, "Harden an existing host instead of the lab's VMs")
+    sub->add_option("--host", opts->host, "Harden an existing host instead of the lab's VMs")
         ->type_name("[USER@]HOST[:PORT]");
-    sub->add_option("--profile", *profile, "Algorithm profile (default from lab.yaml: modern)")
+    sub->add_option("--profile", opts->profile, "Algorithm profile (default from lab.yaml: modern)")
         ->check(one_of({"modern", "compat"}))
         ->type_name("modern|compat");
-    return []() -> int {
-        not_available("harden");
+    sub->add_option("--wait", opts->wait, "How long to wait for SSH to answer (default 60s)")
+        ->type_name("DURATION");
+    return [&ctx, opts]() -> int {
+        const auto wait = parse_duration(opts->wait);
+        if (!wait)
+            throw usage_error(fmt::format("--wait '{}' is not a duration", opts->wait),
+                              "use e.g. 30s, 2m");
+        config::Overrides overrides;
+        if (!opts->host.empty())
+            overrides.host = opts->host;
+        const auto spec = load_spec(ctx, overrides, true);
+        const auto targets = resolve_targets(spec, opts->host);
+
+        nlohmann::json results = nlohmann::json::array();
+        Table table({"HOST", "STEP", "DETAIL"});
+        for (const auto& target : targets) {
+            auto options = connect_options(spec, target);
+            log::info("harden {}: connecting to {}", target.name, options.endpoint.to_string());
+            auto session = remote::wait_for_session(options, *wait);
+            harden::HardenInput input;
+            input.user = options.endpoint.user;
+            input.allow_users = spec.hardening.allow_users;
+            if (std::find(input.allow_users.begin(), input.allow_users.end(), input.user) ==
+                input.allow_users.end())
+                input.allow_users.push_back(input.user); // --host with another user
+            input.profile = opts->profile.empty() ? spec.hardening.profile : opts->profile;
+            input.client_kex = remote::client_algorithms("kex");
+            input.client_ciphers = remote::client_algorithms("cipher");
+            input.client_macs = remote::client_algorithms("mac");
+            input.client_hostkeys = remote::client_algorithms("hostkey");
+            for (const auto& k : remote::find_known_hosts(
+                     spec.ssh.known_hosts, options.endpoint.host, options.endpoint.port))
+                input.pinned_hostkey_types.push_back(k.key_type);
+            input.lock_accounts = {input.user, "root"};
+            const auto facts = harden::probe_facts(session, input.lock_accounts);
+            const auto plan = harden::plan(input, facts);
+            const auto report = harden::apply(plan, facts, session, options,
+                                              {.revert_after = spec.hardening.revert_after});
+            nlohmann::json steps = nlohmann::json::array();
+            for (const auto& s : report.steps) {
+                table.add({target.name, s.step, s.detail});
+                steps.push_back({{"step", s.step}, {"detail", s.detail}});
+            }
+            results.push_back({{"host", target.name},
+                               {"address", options.endpoint.to_string()},
+                               {"changed", report.changed},
+                               {"profile", input.profile},
+                               {"steps", steps}});
+            log::info("harden {}: {}", target.name,
+                      report.changed ? "hardened" : "already hardened, nothing changed");
+        }
+        if (ctx.global.json())
+            print_json({{"hosts", results}});
+        else
+            print(table.render());
+        return 0;
     };
 }
 

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include <labctl/core/encoding.hpp>
 #include <labctl/core/error.hpp>
@@ -107,9 +108,9 @@ Socket connect_tcp(const Endpoint& ep, std::chrono::milliseconds timeout) {
     const auto port = std::to_string(ep.port);
     const int gai = ::getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &res);
     if (gai != 0)
-        throw Error(ExitCode::ssh,
-                    fmt::format("cannot resolve '{}': {}", ep.host, gai_strerror(gai)),
-                    "check the host name in lab.yaml or --host");
+        throw ConnectError(ExitCode::ssh,
+                           fmt::format("cannot resolve '{}': {}", ep.host, gai_strerror(gai)),
+                           "check the host name in lab.yaml or --host");
     std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, ::freeaddrinfo);
     const auto deadline = Clock::now() + timeout;
     std::string last = "no address";
@@ -126,10 +127,10 @@ Socket connect_tcp(const Endpoint& ep, std::chrono::milliseconds timeout) {
                 std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
             rc = ::poll(&p, 1, static_cast<int>(std::max<long long>(left.count(), 0)));
             if (rc == 0)
-                throw Error(ExitCode::timeout,
-                            fmt::format("ssh: connecting to {}:{} timed out after {} ms", ep.host,
-                                        ep.port, timeout.count()),
-                            "is the host up and the port forwarded/reachable?");
+                throw ConnectError(ExitCode::timeout,
+                                   fmt::format("ssh: connecting to {}:{} timed out after {} ms",
+                                               ep.host, ep.port, timeout.count()),
+                                   "is the host up and the port forwarded/reachable?");
             int err = 0;
             socklen_t len = sizeof err;
             ::getsockopt(sock.fd(), SOL_SOCKET, SO_ERROR, &err, &len);
@@ -142,9 +143,9 @@ Socket connect_tcp(const Endpoint& ep, std::chrono::milliseconds timeout) {
         }
         last = std::strerror(errno);
     }
-    throw Error(ExitCode::ssh,
-                fmt::format("ssh: cannot connect to {}:{}: {}", ep.host, ep.port, last),
-                "is sshd running there and the port right?");
+    throw ConnectError(ExitCode::ssh,
+                       fmt::format("ssh: cannot connect to {}:{}: {}", ep.host, ep.port, last),
+                       "is sshd running there and the port right?");
 }
 
 std::string key_type_name(int type) {
@@ -236,11 +237,11 @@ Connected open_verified(const ConnectOptions& o) {
     if (libssh2_session_handshake(s, c.sock.fd()) != 0) {
         const auto err = last_error(s);
         if (err.find("imed out") != std::string::npos)
-            throw Error(ExitCode::timeout,
-                        fmt::format("ssh: handshake with {} timed out", ep.to_string()));
-        throw Error(ExitCode::ssh,
-                    fmt::format("ssh: handshake with {} failed: {}", ep.to_string(), err),
-                    "the server may allow no algorithm libssh2 supports (see 'labctl doctor')");
+            throw ConnectError(ExitCode::timeout,
+                               fmt::format("ssh: handshake with {} timed out", ep.to_string()));
+        throw ConnectError(
+            ExitCode::ssh, fmt::format("ssh: handshake with {} failed: {}", ep.to_string(), err),
+            "the server may allow no algorithm libssh2 supports (see 'labctl doctor')");
     }
 
     std::size_t key_len = 0;
@@ -648,6 +649,32 @@ void Session::upload(const std::string& remote_path, const std::string& content,
         throw Error(ExitCode::ssh,
                     fmt::format("cannot move the upload into place at {}: {}", remote_path, r.err),
                     via_staging ? "does the user have passwordless sudo?" : "");
+    }
+}
+
+Session wait_for_session(const ConnectOptions& options, std::chrono::milliseconds wait) {
+    const auto until = Clock::now() + wait;
+    std::string last;
+    int attempts = 0;
+    while (true) {
+        ++attempts;
+        try {
+            return Session::connect(options);
+        } catch (const ConnectError& e) {
+            last = e.what();
+            log::debug("ssh: {} not ready yet ({})", options.endpoint.to_string(), last);
+        }
+        if (Clock::now() >= until)
+            throw Error(ExitCode::timeout,
+                        fmt::format("timed out after {}s waiting for ssh on {}:{} ({} attempts; "
+                                    "last: {})",
+                                    wait.count() / 1000, options.endpoint.host,
+                                    options.endpoint.port, attempts, last),
+                        "is the host up and sshd listening? ('labctl doctor', the VM console)");
+        std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(
+            std::chrono::milliseconds(500 * std::min(attempts, 4)),
+            std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()) +
+                std::chrono::milliseconds(1)));
     }
 }
 

@@ -100,13 +100,13 @@ int free_port() {
     return ntohs(addr.sin_port);
 }
 
-bool wait_for_port(int port, std::chrono::milliseconds deadline) {
+bool wait_for_port(int port, std::chrono::milliseconds deadline, const std::string& host) {
     const auto until = std::chrono::steady_clock::now() + deadline;
     while (std::chrono::steady_clock::now() < until) {
         const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in addr{};
         addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ::inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
         addr.sin_port = htons(static_cast<std::uint16_t>(port));
         const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
         ::close(fd);

@@ -29,7 +29,8 @@ private:
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 int free_port();
-/// Waits until something accepts TCP connections on 127.0.0.1:port; false at the deadline.
-bool wait_for_port(int port, std::chrono::milliseconds deadline);
+/// Waits until something accepts TCP connections on host:port; false at the deadline.
+bool wait_for_port(int port, std::chrono::milliseconds deadline,
+                   const std::string& host = "127.0.0.1");
 
 } // namespace labctl::test

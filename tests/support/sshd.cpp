@@ -41,7 +41,8 @@ SshServer::SshServer(Options options) : m_options(std::move(options)) {
     std::string host_pub = read_file(host_key_pub());
     const auto sp = host_pub.find(' ');
     const auto sp2 = host_pub.find(' ', sp + 1);
-    m_dir.write("known_hosts", fmt::format("[127.0.0.1]:{} {}\n", m_port, host_pub.substr(0, sp2)));
+    m_dir.write("known_hosts",
+                fmt::format("[{}]:{} {}\n", host(), m_port, host_pub.substr(0, sp2)));
 
     // Privilege separation needs this directory when sshd runs as root.
     if (::getuid() == 0)
@@ -53,10 +54,10 @@ SshServer::SshServer(Options options) : m_options(std::move(options)) {
     }
     cfg += m_options.extra_config + "\n";
     cfg += fmt::format(
-        "Port {}\nListenAddress 127.0.0.1\nHostKey {}\n{}PidFile {}\nAuthorizedKeysFile {}\n"
+        "Port {}\nListenAddress {}\nHostKey {}\n{}PidFile {}\nAuthorizedKeysFile {}\n"
         "StrictModes no\nUsePAM {}\nPasswordAuthentication {}\nKbdInteractiveAuthentication no\n"
         "PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\n",
-        m_port, (d / "ssh_host_ed25519_key").string(),
+        m_port, host(), (d / "ssh_host_ed25519_key").string(),
         m_options.rsa_host_key ? fmt::format("HostKey {}\n", (d / "ssh_host_rsa_key").string())
                                : "",
         (d / "sshd.pid").string(), (d / "authorized_keys").string(),
@@ -71,7 +72,7 @@ void SshServer::start() {
     m_process = std::make_unique<BackgroundProcess>(
         std::vector<std::string>{"/usr/sbin/sshd", "-D", "-e", "-f", config().string()},
         dir() / "sshd.log");
-    if (!wait_for_port(m_port, std::chrono::seconds(10)))
+    if (!wait_for_port(m_port, std::chrono::seconds(10), host()))
         throw std::runtime_error("sshd did not start: " + m_process->log());
 }
 

@@ -20,13 +20,14 @@ public:
         /// drop-in there overrides the fixture's own settings.
         bool include_dropins = false;
         bool password_auth = false; ///< PasswordAuthentication yes (the "before" of hardening)
+        std::string listen_address = "127.0.0.1"; ///< any 127.0.0.0/8 address
     };
     SshServer();
     explicit SshServer(Options options);
     ~SshServer();
 
     int port() const { return m_port; }
-    std::string host() const { return "127.0.0.1"; }
+    std::string host() const { return m_options.listen_address; }
     std::string user() const { return m_user; }
     std::filesystem::path dir() const { return m_dir.path(); }
     std::filesystem::path client_key() const { return m_dir.path() / "client_ed25519"; }

@@ -11,7 +11,16 @@
 #include <string>
 #include <vector>
 
+#include <labctl/core/error.hpp>
+
 namespace labctl::remote {
+
+/// The TCP connection or SSH handshake could not be made (refused, unreachable, timed out): the
+/// host may still be booting, so callers that wait for SSH retry on this and nothing else.
+class ConnectError : public Error {
+public:
+    using Error::Error;
+};
 
 struct Endpoint {
     std::string host; ///< name or address; loopback in tests (port forwards)
@@ -97,6 +106,11 @@ private:
     explicit Session(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> m_impl;
 };
+
+/// Connects like Session::connect, retrying while the host is not reachable yet (ConnectError)
+/// for up to `wait`; then throws Error(timeout) naming the ssh phase. Host key and authentication
+/// failures are final at once.
+Session wait_for_session(const ConnectOptions& options, std::chrono::milliseconds wait);
 
 /// Quotes `s` for a POSIX shell (single quotes).
 std::string shell_quote(const std::string& s);

@@ -1,0 +1,67 @@
+#include "targets.hpp"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <labctl/core/error.hpp>
+
+namespace labctl::cli {
+
+std::vector<Target> resolve_targets(const config::LabSpec& spec, const std::string& host_flag,
+                                    const std::string& vm_filter) {
+    if (!host_flag.empty())
+        return {{host_flag, remote::parse_endpoint(host_flag, {"", spec.ssh.port, spec.ssh.user})}};
+    if (spec.network.mode != "nat")
+        throw usage_error("with network.mode user the VMs are reached through port forwards that "
+                          "provisioning records",
+                          "pass --host 127.0.0.1:PORT for now");
+    std::vector<Target> out;
+    for (const auto& vm : spec.vms) {
+        if (!vm_filter.empty() && vm.name != vm_filter)
+            continue;
+        out.push_back({vm.name, {vm.ip, spec.ssh.port, spec.ssh.user}});
+    }
+    if (out.empty())
+        throw usage_error(vm_filter.empty()
+                              ? "the lab has no VMs"
+                              : fmt::format("no VM named '{}' in {}", vm_filter, spec.source_file),
+                          "VM names are listed under vms: in lab.yaml");
+    return out;
+}
+
+remote::ConnectOptions connect_options(const config::LabSpec& spec, const Target& target) {
+    remote::ConnectOptions o;
+    o.endpoint = target.endpoint;
+    o.known_hosts = spec.ssh.known_hosts;
+    o.private_key = spec.ssh.private_key;
+    o.use_agent = false;
+    return o;
+}
+
+std::string write_ssh_config(const config::LabSpec& spec, const std::vector<Target>& targets) {
+    std::string text = "# Written by labctl for this lab: host keys are pinned, never trusted on "
+                       "first use.\n";
+    for (const auto& t : targets)
+        text += fmt::format("\nHost {}\n    HostName {}\n    Port {}\n    User {}\n"
+                            "    IdentityFile {}\n    IdentitiesOnly yes\n"
+                            "    UserKnownHostsFile {}\n    StrictHostKeyChecking yes\n"
+                            "    HashKnownHosts no\n    ControlMaster auto\n"
+                            "    ControlPath {}/cm-%C\n    ControlPersist 60s\n",
+                            t.name, t.endpoint.host, t.endpoint.port, t.endpoint.user,
+                            spec.ssh.private_key, spec.ssh.known_hosts, spec.state_dir());
+    std::filesystem::create_directories(spec.state_dir());
+    const auto path = spec.state_dir() + "/ssh_config";
+    const auto tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << text;
+        if (!out)
+            throw Error(ExitCode::internal, fmt::format("cannot write {}", tmp));
+    }
+    std::filesystem::rename(tmp, path);
+    return path;
+}
+
+} // namespace labctl::cli

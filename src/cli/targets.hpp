@@ -1,0 +1,28 @@
+#pragma once
+// Which hosts a stage works on: the lab's VMs (address from lab.yaml) or one existing host given
+// with --host, and the SSH options to reach them with the lab's pinned known_hosts.
+
+#include <string>
+#include <vector>
+
+#include <labctl/config/lab_spec.hpp>
+#include <labctl/remote/session.hpp>
+
+namespace labctl::cli {
+
+struct Target {
+    std::string name; ///< VM name, or the host as given
+    remote::Endpoint endpoint;
+};
+
+/// --host wins; otherwise every VM of the spec (or only `vm_filter` when set).
+std::vector<Target> resolve_targets(const config::LabSpec& spec, const std::string& host_flag,
+                                    const std::string& vm_filter = {});
+
+remote::ConnectOptions connect_options(const config::LabSpec& spec, const Target& target);
+
+/// Writes <state_dir>/ssh_config for the system ssh/rsync: pinned known_hosts, strict checking,
+/// only the lab's key. Returns its path.
+std::string write_ssh_config(const config::LabSpec& spec, const std::vector<Target>& targets);
+
+} // namespace labctl::cli
