@@ -93,3 +93,22 @@ TEST_CASE("labctl harden on an unreachable host exits 4 naming the ssh phase", "
     CHECK(r.exit_code == 4);
     CHECK(contains(r.err, "waiting for ssh on 127.0.0.1:" + std::to_string(closed)));
 }
+
+TEST_CASE("labctl harden refuses a host whose key differs from the pinned one (exit 5)",
+          "[harden][cli]") {
+    test::SshServer sshd;
+    test::TempDir dir;
+    REQUIRE(run_process({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                         (dir.path() / "other").string()})
+                .ok());
+    const auto other = test::read_file(dir.path() / "other.pub");
+    const auto known =
+        dir.write("known_hosts", fmt::format("[{}]:{} {}", sshd.host(), sshd.port(), other))
+            .string();
+    const auto lab = dir.write("lab.yaml", lab_yaml(sshd, "labctl", known)).string();
+    const auto r = test::run_labctl(
+        {"harden", "-f", lab, "--host", fmt::format("{}:{}", sshd.host(), sshd.port())});
+    CHECK(r.exit_code == 5);
+    CHECK(contains(r.err, "host key mismatch"));
+    CHECK(contains(r.err, "hint: someone may be intercepting"));
+}

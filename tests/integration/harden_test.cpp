@@ -2,6 +2,9 @@
 // throwaway user that has a password, an authorized key and passwordless sudo. Never touches the
 // machine's /etc/ssh.
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <catch2/catch.hpp>
 #include <thread>
 
@@ -9,6 +12,7 @@
 #include <labctl/harden/apply.hpp>
 #include <labctl/harden/facts.hpp>
 #include <labctl/harden/plan.hpp>
+#include <labctl/harden/policy.hpp>
 #include <labctl/remote/known_hosts.hpp>
 #include <labctl/remote/session.hpp>
 
@@ -101,6 +105,18 @@ TEST_CASE("hardening keeps key login, refuses passwords and locks the password",
         CHECK(e.path().filename() == "01-labctl.conf");
     // The first session still works too.
     CHECK(session.exec("true").ok());
+
+    // sshd itself reports every required effective value.
+    const auto t = run_process({"/usr/sbin/sshd", "-T", "-f", lab.sshd.config().string(), "-C",
+                                "user=" + lab.user.name() + ",host=localhost,addr=127.0.0.1"});
+    REQUIRE(t.ok());
+    for (const auto& [key, value] : harden::required_settings()) {
+        INFO(key);
+        CHECK(t.out.find("\n" + key + " " + value + "\n") != std::string::npos);
+    }
+    CHECK(t.out.find("\nallowusers " + lab.user.name() + "\n") != std::string::npos);
+    CHECK(t.out.find("\nciphers " + fmt::format("{}", fmt::join(plan.ciphers, ",")) + "\n") !=
+          std::string::npos);
 }
 
 TEST_CASE("re-running hardening on a hardened host changes nothing", "[harden]") {

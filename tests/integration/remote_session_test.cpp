@@ -14,6 +14,7 @@
 #include <labctl/remote/session.hpp>
 
 #include "background.hpp"
+#include "skip.hpp"
 #include "sshd.hpp"
 
 using namespace labctl;
@@ -204,4 +205,23 @@ TEST_CASE("the pinned key type is negotiated when the server has several host ke
     test::SshServer sshd({.rsa_host_key = true});
     auto session = remote::Session::connect(options_for(sshd));
     CHECK(session.facts().hostkey_type == "ssh-ed25519");
+}
+
+TEST_CASE("public-key authentication through ssh-agent works without a key file", "[remote]") {
+    test::require_program("ssh-agent");
+    test::require_program("ssh-add");
+    test::SshServer sshd;
+    test::TempDir dir;
+    const auto sock = (dir.path() / "agent.sock").string();
+    test::BackgroundProcess agent({"ssh-agent", "-D", "-a", sock}, dir.path() / "agent.log");
+    for (int i = 0; i < 50 && !std::filesystem::exists(sock); ++i)
+        std::this_thread::sleep_for(100ms);
+    ::setenv("SSH_AUTH_SOCK", sock.c_str(), 1);
+    REQUIRE(run_process({"ssh-add", sshd.client_key().string()}).ok());
+    auto o = options_for(sshd);
+    o.private_key.clear();
+    o.use_agent = true;
+    auto session = remote::Session::connect(o);
+    CHECK(session.exec("true").ok());
+    ::unsetenv("SSH_AUTH_SOCK");
 }
