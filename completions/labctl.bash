@@ -9,7 +9,7 @@ __labctl_takes_value()
     case "$1:$2" in
         up:--stage | up:--skip | up:--from | up:--junit) return 0 ;;
         harden:--host | harden:--profile | harden:--wait) return 0 ;;
-        deploy:--host) return 0 ;;
+        deploy:--host | deploy:--wait) return 0 ;;
         verify:--host | verify:--only | verify:--skip | verify:--deadline | verify:--junit) return 0 ;;
         init:--project | init:--key) return 0 ;;
         *:-f | *:--file | *:--output | *:--log-format) return 0 ;;
@@ -62,6 +62,7 @@ __labctl_option_value()
         harden:--profile) __labctl_words 'modern compat' "$3" ;;
         harden:--wait) COMPREPLY=() ;;
         deploy:--host) COMPREPLY=() ;;
+        deploy:--wait) COMPREPLY=() ;;
         verify:--host) COMPREPLY=() ;;
         verify:--only) __labctl_words 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened' "$3" ;;
         verify:--skip) __labctl_words 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened' "$3" ;;
@@ -97,7 +98,7 @@ __labctl_options()
         up) __labctl_words "-h --help --help-all --stage --skip --from --keep-on-failure --junit $globals" "$2" ;;
         provision) __labctl_words "-h --help --help-all --keep-on-failure --strict $globals" "$2" ;;
         harden) __labctl_words "-h --help --help-all --host --profile --wait $globals" "$2" ;;
-        deploy) __labctl_words "-h --help --help-all --host --dry-run $globals" "$2" ;;
+        deploy) __labctl_words "-h --help --help-all --host --dry-run --wait $globals" "$2" ;;
         verify) __labctl_words "-h --help --help-all --host --only --skip --deadline --junit $globals" "$2" ;;
         down) __labctl_words "-h --help --help-all --purge $globals" "$2" ;;
         plan) __labctl_words "-h --help --help-all --detailed-exitcode --offline $globals" "$2" ;;

@@ -5,7 +5,7 @@
 # Succeeds when option $opt takes a value in the context of verb $verb ("" before the verb).
 function __labctl_takes_value --argument-names verb opt
     switch "$verb:$opt"
-        case 'up:--stage' 'up:--skip' 'up:--from' 'up:--junit' 'harden:--host' 'harden:--profile' 'harden:--wait' 'deploy:--host' 'verify:--host' 'verify:--only' 'verify:--skip' 'verify:--deadline' 'verify:--junit' 'init:--project' 'init:--key' '*:-f' '*:--file' '*:--output' '*:--log-format'
+        case 'up:--stage' 'up:--skip' 'up:--from' 'up:--junit' 'harden:--host' 'harden:--profile' 'harden:--wait' 'deploy:--host' 'deploy:--wait' 'verify:--host' 'verify:--only' 'verify:--skip' 'verify:--deadline' 'verify:--junit' 'init:--project' 'init:--key' '*:-f' '*:--file' '*:--output' '*:--log-format'
             return 0
     end
     return 1
@@ -139,6 +139,7 @@ complete -c labctl -n '__labctl_using_verb deploy' -s h -l help -d 'Print this h
 complete -c labctl -n '__labctl_using_verb deploy' -l help-all -d 'Print help for every command'
 complete -c labctl -n '__labctl_using_verb deploy' -l host -x -d 'Deploy to an existing host (no libvirt needed)'
 complete -c labctl -n '__labctl_using_verb deploy' -l dry-run -d 'Show what rsync would change; change nothing'
+complete -c labctl -n '__labctl_using_verb deploy' -l wait -x -d 'How long to wait for SSH to answer (default 60s)'
 
 # labctl verify
 complete -c labctl -n '__labctl_using_verb verify' -s h -l help -d 'Print this help message and exit'

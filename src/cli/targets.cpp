@@ -2,12 +2,21 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 
 #include <labctl/core/error.hpp>
 
 namespace labctl::cli {
+
+std::string Target::alias() const {
+    std::string a = name;
+    for (char& c : a)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+            c = '-';
+    return a;
+}
 
 std::vector<Target> resolve_targets(const config::LabSpec& spec, const std::string& host_flag,
                                     const std::string& vm_filter) {
@@ -49,7 +58,7 @@ std::string write_ssh_config(const config::LabSpec& spec, const std::vector<Targ
                             "    UserKnownHostsFile {}\n    StrictHostKeyChecking yes\n"
                             "    HashKnownHosts no\n    ControlMaster auto\n"
                             "    ControlPath {}/cm-%C\n    ControlPersist 60s\n",
-                            t.name, t.endpoint.host, t.endpoint.port, t.endpoint.user,
+                            t.alias(), t.endpoint.host, t.endpoint.port, t.endpoint.user,
                             spec.ssh.private_key, spec.ssh.known_hosts, spec.state_dir());
     std::filesystem::create_directories(spec.state_dir());
     const auto path = spec.state_dir() + "/ssh_config";

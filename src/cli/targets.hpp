@@ -13,6 +13,10 @@ namespace labctl::cli {
 struct Target {
     std::string name; ///< VM name, or the host as given
     remote::Endpoint endpoint;
+
+    /// The Host alias in the lab's ssh_config: the name with anything but [A-Za-z0-9._-]
+    /// replaced by '-'.
+    std::string alias() const;
 };
 
 /// --host wins; otherwise every VM of the spec (or only `vm_filter` when set).

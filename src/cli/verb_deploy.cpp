@@ -1,17 +1,118 @@
+#include <fmt/format.h>
+
+#include <labctl/core/duration.hpp>
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/core/table.hpp>
+#include <labctl/deploy/compose.hpp>
+#include <labctl/deploy/sync.hpp>
+
 #include "app.hpp"
+#include "targets.hpp"
 
 namespace labctl::cli {
 
-Runner register_deploy(CLI::App& app, Context& /*ctx*/) {
-    auto host = std::make_shared<std::string>();
-    auto dry_run = std::make_shared<bool>(false);
+namespace {
+struct DeployOptions {
+    std::string host;
+    bool dry_run = false;
+    std::string wait = "60s";
+};
+} // namespace
+
+Runner register_deploy(CLI::App& app, Context& ctx) {
+    auto opts = std::make_shared<DeployOptions>();
     auto* sub = app.add_subcommand(
         "deploy", "Sync the stack with rsync and run 'docker compose up -d --build --wait'");
-    sub->add_option("--host", *host, "Deploy to an existing host (no libvirt needed)")
+    sub->add_option("--host", opts->host, "Deploy to an existing host (no libvirt needed)")
         ->type_name("[USER@]HOST[:PORT]");
-    sub->add_flag("--dry-run", *dry_run, "Show what rsync would change; change nothing");
-    return []() -> int {
-        not_available("deploy");
+    sub->add_flag("--dry-run", opts->dry_run, "Show what rsync would change; change nothing");
+    sub->add_option("--wait", opts->wait, "How long to wait for SSH to answer (default 60s)")
+        ->type_name("DURATION");
+    return [&ctx, opts]() -> int {
+        const auto wait = parse_duration(opts->wait);
+        if (!wait)
+            throw usage_error(fmt::format("--wait '{}' is not a duration", opts->wait),
+                              "use e.g. 30s, 2m");
+        config::Overrides overrides;
+        if (!opts->host.empty())
+            overrides.host = opts->host;
+        const auto spec = load_spec(ctx, overrides, true);
+        // --host (or LAB_HOST / deploy.host) deploys to an existing host; else the target VM.
+        const std::string host = !opts->host.empty() ? opts->host : spec.deploy.host;
+        const auto target =
+            resolve_targets(spec, host, host.empty() ? spec.deploy.target_vm : "").front();
+        const auto ssh_config = write_ssh_config(spec, {target});
+        const bool sudo = target.endpoint.user != "root";
+
+        deploy::SyncOptions sync_opts;
+        sync_opts.local_dir = spec.deploy.stack_dir;
+        sync_opts.remote_dir = spec.deploy.remote_dir;
+        sync_opts.ssh_config = ssh_config;
+        sync_opts.host_alias = target.alias();
+        sync_opts.sudo = sudo;
+        sync_opts.dry_run = opts->dry_run;
+        // rsync goes through the system ssh, which needs the host to answer first.
+        auto session = remote::wait_for_session(connect_options(spec, target), *wait);
+        log::info("deploy {}: syncing {} to {}", target.name, sync_opts.local_dir,
+                  sync_opts.remote_dir);
+        const auto synced = deploy::sync(sync_opts);
+        log::info("deploy {}: {} file{} sent, {} bytes, {} changes ({})", target.name,
+                  synced.files_transferred, synced.files_transferred == 1 ? "" : "s",
+                  synced.bytes_sent, synced.changes.size(), format_duration(synced.elapsed));
+
+        nlohmann::json j{{"host", target.name},
+                         {"dry_run", opts->dry_run},
+                         {"sync",
+                          {{"files_transferred", synced.files_transferred},
+                           {"bytes_sent", synced.bytes_sent},
+                           {"changes", synced.changes},
+                           {"seconds", static_cast<double>(synced.elapsed.count()) / 1000.0}}}};
+        if (opts->dry_run) {
+            if (ctx.global.json()) {
+                print_json(j);
+            } else {
+                std::string text = fmt::format(
+                    "rsync would change {} path{} on {}:{}\n", synced.changes.size(),
+                    synced.changes.size() == 1 ? "" : "s", target.name, spec.deploy.remote_dir);
+                for (const auto& c : synced.changes)
+                    text += "  " + c + "\n";
+                print(text);
+            }
+            return 0;
+        }
+
+        const auto facts = deploy::detect_compose(session, sudo);
+        log::info("deploy {}: {} {}", target.name, facts.command(), facts.version);
+        deploy::ComposeOptions compose;
+        compose.remote_dir = spec.deploy.remote_dir;
+        compose.project = spec.deploy.project;
+        compose.wait_timeout = spec.deploy.wait_timeout;
+        compose.reports_dir = spec.state_dir() + "/reports";
+        compose.log_prefix = target.name + " | ";
+        compose.sudo = sudo;
+        if (!spec.deploy.image_registry.empty())
+            compose.env["IMAGE_REGISTRY"] = spec.deploy.image_registry;
+        const auto report = deploy::compose_up(session, facts, compose);
+
+        nlohmann::json services = nlohmann::json::array();
+        Table table({"SERVICE", "STATE", "HEALTH"});
+        for (const auto& s : report.services) {
+            services.push_back({{"service", s.service}, {"state", s.state}, {"health", s.health}});
+            table.add({s.service, s.state, s.health.empty() ? "-" : s.health});
+        }
+        j["compose"] = {{"flavor", facts.command()},
+                        {"version", facts.version},
+                        {"project", compose.project},
+                        {"services", services},
+                        {"seconds", static_cast<double>(report.elapsed.count()) / 1000.0}};
+        if (ctx.global.json())
+            print_json(j);
+        else
+            print(fmt::format("{}\nsync: {} files sent, {} bytes; compose project '{}' up in {}\n",
+                              table.render(), synced.files_transferred, synced.bytes_sent,
+                              compose.project, format_duration(report.elapsed)));
+        return 0;
     };
 }
 

@@ -1,14 +1,78 @@
+#include <fmt/format.h>
+
+#include <labctl/core/exit_code.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/core/table.hpp>
+#include <labctl/provision/plan.hpp>
+
 #include "app.hpp"
 
 namespace labctl::cli {
 
-Runner register_plan(CLI::App& app, Context& /*ctx*/) {
-    auto detailed = std::make_shared<bool>(false);
+namespace {
+
+struct PlanOptions {
+    bool detailed_exitcode = false;
+    bool offline = false;
+};
+
+nlohmann::json plan_json(const provision::Plan& plan) {
+    nlohmann::json resources = nlohmann::json::array();
+    for (const auto& item : plan.items)
+        resources.push_back({{"action", provision::action_name(item.action)},
+                             {"kind", provision::kind_name(item.kind)},
+                             {"name", item.name},
+                             {"vm", item.vm},
+                             {"detail", item.detail}});
+    return {{"project", plan.project},
+            {"uri", plan.uri},
+            {"offline", plan.offline},
+            {"changes", plan.has_changes()},
+            {"summary",
+             {{"create", plan.count(provision::PlanAction::create)},
+              {"keep", plan.count(provision::PlanAction::keep)},
+              {"replace", plan.count(provision::PlanAction::replace)},
+              {"delete", plan.count(provision::PlanAction::remove)}}},
+            {"resources", resources},
+            {"warnings", plan.warnings}};
+}
+
+std::string plan_table(const provision::Plan& plan) {
+    Table table({"ACTION", "KIND", "NAME", "DETAIL"});
+    for (const auto& item : plan.items)
+        table.add({std::string(provision::action_name(item.action)),
+                   std::string(provision::kind_name(item.kind)), item.name, item.detail});
+    return table.render() + "\n" + plan.summary() + "\n";
+}
+
+int run_plan(const Context& ctx, const PlanOptions& opts) {
+    const auto spec = load_spec(ctx);
+    if (!opts.offline)
+        log::info("reading libvirt at {}", spec.libvirt.uri);
+    provision::PlanOptions popts;
+    popts.offline = opts.offline;
+    const auto plan = provision::make_plan(spec, popts);
+    for (const auto& w : plan.warnings)
+        log::warn("{}", w);
+    if (ctx.global.json())
+        print_json(plan_json(plan));
+    else
+        print(plan_table(plan));
+    return opts.detailed_exitcode && plan.has_changes() ? to_int(ExitCode::changes) : 0;
+}
+
+} // namespace
+
+Runner register_plan(CLI::App& app, Context& ctx) {
+    auto opts = std::make_shared<PlanOptions>();
     auto* sub = app.add_subcommand(
         "plan", "Compare lab.yaml with what exists in libvirt: create / keep / replace / delete");
-    sub->add_flag("--detailed-exitcode", *detailed, "Exit 10 when there are changes, 0 when none");
-    return []() -> int {
-        not_available("plan");
+    sub->add_flag("--detailed-exitcode", opts->detailed_exitcode,
+                  "Exit 10 when there are changes, 0 when none");
+    sub->add_flag("--offline", opts->offline,
+                  "Do not contact libvirt: plan against an empty host (says so in a warning)");
+    return [&ctx, opts]() -> int {
+        return run_plan(ctx, *opts);
     };
 }
 

@@ -30,7 +30,7 @@ Runner register_ssh(CLI::App& app, Context& ctx) {
         if (!find_program("ssh"))
             throw Error(ExitCode::preflight, "ssh is not installed",
                         "install openssh-client (scripts/install-deps)");
-        std::vector<std::string> argv{"ssh", "-F", config, targets.front().name};
+        std::vector<std::string> argv{"ssh", "-F", config, targets.front().alias()};
         if (!command->empty()) {
             argv.push_back("--");
             argv.insert(argv.end(), command->begin(), command->end());

@@ -124,6 +124,24 @@ remote::Session reconnect_with_retry(const remote::ConnectOptions& opts) {
     }
 }
 
+void wait_for_reload(remote::Session& session, const std::string& inode_cmd,
+                     const std::string& before) {
+    if (before.empty()) {
+        std::this_thread::sleep_for(std::chrono::seconds(2)); // no ss: give sshd time to re-exec
+        return;
+    }
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (std::chrono::steady_clock::now() < until) {
+        const auto now =
+            session.exec(inode_cmd, {.timeout = std::chrono::seconds(30), .sudo = true}).out;
+        if (!now.empty() && now != before)
+            return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    throw Error(ExitCode::harden, "sshd did not reopen its listening socket within 15s of the "
+                                  "reload");
+}
+
 std::string random_password() {
     std::random_device rd;
     return fmt::format("labctl-probe-{:08x}{:08x}", rd(), rd());
@@ -217,8 +235,18 @@ HardenReport apply(const HardenPlan& plan, const TargetFacts& facts, remote::Ses
                                "{0} {1}",
                                shell_quote(paths.pid), shell_quote(paths.revert));
         };
+        // sshd re-executes on reload and opens a new listening socket: its inode tells when the
+        // new configuration is live, so the new-session check cannot reach the old process.
+        const std::string inode_cmd =
+            fmt::format("ss -Htlne 'sport = :{}' 2>/dev/null | grep -o 'ino:[0-9]*' | head -n1",
+                        facts.listen_port);
+        const std::string inode_before =
+            facts.listen_port > 0
+                ? session.exec(inode_cmd, {.timeout = std::chrono::seconds(30), .sudo = true}).out
+                : std::string();
         try {
             run.sudo("reload sshd", facts.reload_command());
+            wait_for_reload(session, inode_cmd, inode_before);
             run.done("reload sshd", facts.reload_command());
             if (options.fault == "after-reload")
                 throw Error(ExitCode::harden, "injected fault: session lost after reload");

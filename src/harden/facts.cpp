@@ -25,6 +25,7 @@ sshd=$(command -v sshd 2>/dev/null || true)
 [ -n "$sshd" ] || { [ -x /usr/sbin/sshd ] && sshd=/usr/sbin/sshd; }
 echo "sshd=$sshd"
 port=$(echo "${LABCTL_SSH_CONNECTION:-}" | awk '{print $4}')
+echo "listen_port=${port:-0}"
 pid=""
 if [ -n "$port" ] && command -v ss >/dev/null 2>&1; then
     pid=$(ss -Htlnp "sport = :$port" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n1)
@@ -98,6 +99,8 @@ TargetFacts parse_facts(const std::string& output) {
             f.sshd = value;
         else if (key == "listener_pid")
             f.listener_pid = std::atoi(value.c_str());
+        else if (key == "listen_port")
+            f.listen_port = std::atoi(value.c_str());
         else if (key == "main_config") {
             f.main_config = value;
             saw_config = true;

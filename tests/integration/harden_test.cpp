@@ -182,6 +182,7 @@ TEST_CASE("a failed new-session check reverts at once and exits 6", "[harden]") 
         harden::apply(plan, facts, session, lab.options(), {.revert_after = 60s});
         FAIL("hardening that locks the user out was kept");
     } catch (const Error& e) {
+        INFO(e.what());
         CHECK(e.code() == ExitCode::harden);
         CHECK(std::string(e.what()).find("new key login") != std::string::npos);
         CHECK(std::string(e.what()).find("restored") != std::string::npos);

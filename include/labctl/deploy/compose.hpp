@@ -1,0 +1,62 @@
+#pragma once
+// Running the stack with Docker Compose on the target over SSH: v2 (`docker compose`, with
+// --wait) or v1 (`docker-compose`, Debian 12's, with labctl's own health poll). Output streams
+// with a per-line prefix; on failure the state and logs are saved under the local reports
+// directory. Never `down -v`: data survives redeploys.
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace labctl::remote {
+class Session;
+}
+
+namespace labctl::deploy {
+
+enum class ComposeFlavor { v2, v1 };
+
+struct ComposeFacts {
+    ComposeFlavor flavor = ComposeFlavor::v2;
+    std::string version;
+    /// The command prefix: "docker compose" or "docker-compose".
+    std::string command() const;
+};
+
+struct ComposeOptions {
+    std::string remote_dir;
+    std::string project = "lab";
+    std::chrono::seconds wait_timeout{600};
+    std::map<std::string, std::string> env; ///< e.g. IMAGE_REGISTRY, LAB_HOST
+    std::string reports_dir;                ///< local; failure evidence is written here
+    std::string log_prefix;                 ///< e.g. "lab1 | "
+    bool sudo = true;
+};
+
+/// Detects the compose flavour on the target; throws Error(deploy) when there is none.
+ComposeFacts detect_compose(remote::Session& session, bool sudo);
+
+/// The shell command that brings the stack up (pure).
+std::string up_command(const ComposeFacts& facts, const ComposeOptions& options);
+
+struct ServiceState {
+    std::string service;
+    std::string state;  ///< running, exited, ...
+    std::string health; ///< healthy, unhealthy, starting, or "" without a healthcheck
+};
+
+/// Parses `docker inspect` lines "<service> <state> <health>" (pure).
+std::vector<ServiceState> parse_service_states(const std::string& out);
+
+struct DeployReport {
+    std::vector<ServiceState> services;
+    std::chrono::milliseconds elapsed{0};
+};
+
+/// Brings the stack up and waits until every service is running and healthy. Throws
+/// Error(timeout) naming the compose phase, or Error(deploy) with the evidence saved.
+DeployReport compose_up(remote::Session& session, const ComposeFacts& facts,
+                        const ComposeOptions& options);
+
+} // namespace labctl::deploy

@@ -1,0 +1,196 @@
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/deploy/compose.hpp>
+#include <labctl/remote/session.hpp>
+
+namespace labctl::deploy {
+
+using remote::shell_quote;
+
+std::string ComposeFacts::command() const {
+    return flavor == ComposeFlavor::v2 ? "docker compose" : "docker-compose";
+}
+
+ComposeFacts detect_compose(remote::Session& session, bool sudo) {
+    const auto r = session.exec(
+        "if docker compose version --short >/dev/null 2>&1; then echo \"v2 $(docker compose "
+        "version --short)\"; elif command -v docker-compose >/dev/null 2>&1; then echo \"v1 "
+        "$(docker-compose version --short)\"; else echo none; fi",
+        {.timeout = std::chrono::seconds(60), .sudo = sudo});
+    std::istringstream in(r.out);
+    std::string flavor, version;
+    in >> flavor >> version;
+    if (!r.ok() || (flavor != "v1" && flavor != "v2"))
+        throw Error(ExitCode::deploy,
+                    fmt::format("no Docker Compose on {} ({})", session.endpoint().host,
+                                r.ok() ? "neither 'docker compose' nor 'docker-compose'" : r.err),
+                    "install docker.io and docker-compose (Debian) or the compose plugin");
+    return {flavor == "v2" ? ComposeFlavor::v2 : ComposeFlavor::v1, version};
+}
+
+namespace {
+
+std::string env_prefix(const std::map<std::string, std::string>& env) {
+    std::string s;
+    for (const auto& [k, v] : env)
+        s += fmt::format("{}={} ", k, shell_quote(v));
+    return s.empty() ? s : "env " + s;
+}
+
+std::string inspect_command(const std::string& project) {
+    return fmt::format(
+        "ids=$(docker ps -aq --filter label=com.docker.compose.project={0}); [ -z \"$ids\" ] || "
+        "docker inspect --format '{{{{index .Config.Labels \"com.docker.compose.service\"}}}} "
+        "{{{{.State.Status}}}} {{{{if .State.Health}}}}{{{{.State.Health.Status}}}}{{{{end}}}}' "
+        "$ids",
+        shell_quote(project));
+}
+
+std::string timestamp() {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+    return buf;
+}
+
+// Saves `compose ps` as JSON and the last 200 log lines of every service that is not healthy.
+std::string collect_evidence(remote::Session& session, const ComposeFacts& facts,
+                             const ComposeOptions& o, const std::vector<ServiceState>& states) {
+    if (o.reports_dir.empty())
+        return {};
+    const auto dir = std::filesystem::path(o.reports_dir) / ("deploy-" + timestamp());
+    std::filesystem::create_directories(dir);
+    nlohmann::json ps = nlohmann::json::array();
+    for (const auto& s : states)
+        ps.push_back({{"service", s.service}, {"state", s.state}, {"health", s.health}});
+    std::ofstream(dir / "ps.json") << ps.dump(2) << "\n";
+    if (facts.flavor == ComposeFlavor::v2) {
+        const auto r = session.exec(fmt::format("cd {} && docker compose -p {} ps -a --format json",
+                                                shell_quote(o.remote_dir), shell_quote(o.project)),
+                                    {.timeout = std::chrono::seconds(60), .sudo = o.sudo});
+        std::ofstream(dir / "compose-ps.json") << r.out;
+    }
+    for (const auto& s : states) {
+        if (s.state == "running" && (s.health.empty() || s.health == "healthy"))
+            continue;
+        const auto r =
+            session.exec(fmt::format("cd {} && {} -p {} logs --no-color --tail 200 {} 2>&1",
+                                     shell_quote(o.remote_dir), facts.command(),
+                                     shell_quote(o.project), shell_quote(s.service)),
+                         {.timeout = std::chrono::seconds(60), .sudo = o.sudo});
+        std::ofstream(dir / (s.service + ".log")) << r.out;
+    }
+    return dir.string();
+}
+
+std::string describe(const std::vector<ServiceState>& states) {
+    std::vector<std::string> parts;
+    for (const auto& s : states)
+        parts.push_back(s.health.empty() ? fmt::format("{} {}", s.service, s.state)
+                                         : fmt::format("{} {} ({})", s.service, s.state, s.health));
+    return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+} // namespace
+
+std::string up_command(const ComposeFacts& facts, const ComposeOptions& o) {
+    // --remove-orphans drops services removed from the file; volumes are never removed.
+    std::string cmd =
+        fmt::format("cd {} && {}{} -p {} up -d --build --remove-orphans", shell_quote(o.remote_dir),
+                    env_prefix(o.env), facts.command(), shell_quote(o.project));
+    if (facts.flavor == ComposeFlavor::v2)
+        cmd += fmt::format(" --wait --wait-timeout {}", o.wait_timeout.count());
+    return cmd;
+}
+
+std::vector<ServiceState> parse_service_states(const std::string& out) {
+    std::vector<ServiceState> states;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) {
+        std::istringstream words(line);
+        ServiceState s;
+        if (words >> s.service >> s.state) {
+            words >> s.health;
+            states.push_back(s);
+        }
+    }
+    return states;
+}
+
+DeployReport compose_up(remote::Session& session, const ComposeFacts& facts,
+                        const ComposeOptions& o) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto deadline = started + o.wait_timeout;
+    auto stream = [&](const std::string& line) {
+        log::info("{}{}", o.log_prefix, line);
+    };
+    const auto up =
+        session.exec(up_command(facts, o), {.timeout = o.wait_timeout + std::chrono::seconds(60),
+                                            .sudo = o.sudo,
+                                            .on_stdout_line = stream,
+                                            .on_stderr_line = stream});
+    auto states_now = [&] {
+        const auto r = session.exec(inspect_command(o.project),
+                                    {.timeout = std::chrono::seconds(60), .sudo = o.sudo});
+        return parse_service_states(r.out);
+    };
+    if (!up.ok()) {
+        const auto states = states_now();
+        const auto evidence = collect_evidence(session, facts, o, states);
+        if (up.timed_out)
+            throw Error(ExitCode::timeout,
+                        fmt::format("compose: 'up' did not finish within {}s (phase compose)",
+                                    o.wait_timeout.count()),
+                        evidence.empty() ? "" : "evidence: " + evidence);
+        throw Error(ExitCode::deploy,
+                    fmt::format("compose up failed on {} (exit {}): {}", session.endpoint().host,
+                                up.exit_status, describe(states)),
+                    evidence.empty() ? "see the output above" : "evidence: " + evidence);
+    }
+    // v2 --wait already waited; v1 has no --wait, so poll until every service is running and
+    // healthy (the same check confirms v2's answer).
+    while (true) {
+        const auto states = states_now();
+        bool ready = !states.empty();
+        for (const auto& s : states) {
+            if (s.state == "exited" || s.state == "dead" || s.health == "unhealthy") {
+                const auto evidence = collect_evidence(session, facts, o, states);
+                throw Error(ExitCode::deploy,
+                            fmt::format("service {} is {} on {}", s.service,
+                                        s.health == "unhealthy" ? "unhealthy" : s.state,
+                                        session.endpoint().host),
+                            "evidence: " + evidence);
+            }
+            ready = ready && s.state == "running" && (s.health.empty() || s.health == "healthy");
+        }
+        if (ready) {
+            const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - started);
+            log::info("{}all {} services running and healthy: {}", o.log_prefix, states.size(),
+                      describe(states));
+            return {states, elapsed};
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            const auto evidence = collect_evidence(session, facts, o, states);
+            throw Error(ExitCode::timeout,
+                        fmt::format("compose: services not healthy after {}s (phase compose): {}",
+                                    o.wait_timeout.count(), describe(states)),
+                        "evidence: " + evidence);
+        }
+        std::this_thread::sleep_for(std::chrono::seconds(2));
+    }
+}
+
+} // namespace labctl::deploy

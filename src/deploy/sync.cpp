@@ -1,0 +1,116 @@
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <filesystem>
+#include <regex>
+#include <sstream>
+
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/core/process.hpp>
+#include <labctl/deploy/sync.hpp>
+
+namespace labctl::deploy {
+
+namespace {
+
+std::uint64_t number_after(const std::string& line, const std::string& label) {
+    if (line.rfind(label, 0) != 0)
+        return 0;
+    std::uint64_t n = 0;
+    for (std::size_t i = label.size(); i < line.size(); ++i) {
+        const char c = line[i];
+        if (c >= '0' && c <= '9')
+            n = n * 10 + static_cast<std::uint64_t>(c - '0');
+        else if (c != ',' && c != ' ')
+            break;
+    }
+    return n;
+}
+
+std::string posix_quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s)
+        out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+} // namespace
+
+std::vector<std::string> rsync_argv(const SyncOptions& o) {
+    // --checksum: compare content, not mtimes, so a fresh clone with new mtimes sends nothing
+    // when nothing changed. --delete keeps the remote tree identical to the stack directory.
+    std::vector<std::string> argv{"rsync",
+                                  "-az",
+                                  "--delete",
+                                  "--checksum",
+                                  "--itemize-changes",
+                                  "--stats",
+                                  "--human-readable=0"};
+    for (const auto& e : o.excludes)
+        argv.push_back("--exclude=" + e);
+    argv.push_back("-e");
+    argv.push_back("ssh -F " + posix_quote(o.ssh_config));
+    const std::string sudo = o.sudo ? "sudo -n " : "";
+    argv.push_back(fmt::format("--rsync-path={}mkdir -p {} && {}rsync", sudo,
+                               posix_quote(o.remote_dir), sudo));
+    if (o.dry_run)
+        argv.push_back("--dry-run");
+    std::string local = o.local_dir;
+    if (local.empty() || local.back() != '/')
+        local += '/'; // the directory's contents, not the directory itself
+    argv.push_back(local);
+    argv.push_back(o.host_alias + ":" + o.remote_dir + "/");
+    return argv;
+}
+
+SyncReport parse_rsync_output(const std::string& out) {
+    SyncReport r;
+    static const std::regex k_item(R"(^([<>ch.*][fdLDSp][^ ]{9}|\*deleting) +(.+)$)");
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) {
+        std::smatch m;
+        if (std::regex_match(line, m, k_item)) {
+            // ".d..t......" lines are directory time updates, not content changes.
+            if (m[1].str().rfind(".d", 0) == 0 && m[2].str().back() == '/')
+                continue;
+            r.changes.push_back(line);
+            continue;
+        }
+        if (auto n = number_after(line, "Number of regular files transferred:"))
+            r.files_transferred = n;
+        else if (auto b = number_after(line, "Total bytes sent:"))
+            r.bytes_sent = b;
+        else if (auto t = number_after(line, "Number of files:"))
+            r.total_files = t;
+    }
+    return r;
+}
+
+SyncReport sync(const SyncOptions& options) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(options.local_dir, ec))
+        throw Error(ExitCode::usage,
+                    fmt::format("stack directory '{}' does not exist", options.local_dir),
+                    "set deploy.stack_dir in lab.yaml");
+    if (!find_program("rsync"))
+        throw Error(ExitCode::preflight, "rsync is not installed",
+                    "install rsync (scripts/install-deps)");
+    const auto argv = rsync_argv(options);
+    log::debug("sync: {}", fmt::join(argv, " "));
+    const auto result = run_process(argv, {.timeout = std::chrono::minutes(30)});
+    if (!result.ok())
+        throw Error(ExitCode::deploy,
+                    fmt::format("rsync to {}:{} failed (exit {}): {}", options.host_alias,
+                                options.remote_dir, result.exit_code,
+                                result.err.empty() ? result.out : result.err),
+                    result.exit_code == 255
+                        ? "ssh failed: is the host reachable and its key pinned? ('labctl ssh')"
+                        : "");
+    auto report = parse_rsync_output(result.out);
+    report.elapsed = result.elapsed;
+    report.dry_run = options.dry_run;
+    return report;
+}
+
+} // namespace labctl::deploy

@@ -1,0 +1,91 @@
+#include <fmt/format.h>
+
+#include <labctl/config/ipv4.hpp>
+#include <labctl/config/loader.hpp>
+#include <labctl/provision/desired.hpp>
+#include <labctl/provision/naming.hpp>
+
+namespace labctl::provision {
+
+std::string_view kind_name(ResourceKind kind) {
+    switch (kind) {
+    case ResourceKind::network:
+        return "network";
+    case ResourceKind::pool:
+        return "pool";
+    case ResourceKind::base_volume:
+    case ResourceKind::overlay_volume:
+    case ResourceKind::seed_volume:
+        return "volume";
+    case ResourceKind::dhcp_host:
+        return "dhcp-host";
+    case ResourceKind::domain:
+        return "domain";
+    }
+    return "?";
+}
+
+std::vector<DesiredResource> desired_resources(const config::LabSpec& spec) {
+    std::vector<DesiredResource> out;
+    const bool nat = spec.network.mode == "nat";
+    if (nat) {
+        std::string detail = fmt::format("NAT {}", spec.network.cidr);
+        if (const auto net = config::parse_cidr(spec.network.cidr))
+            detail += fmt::format(", gateway {}", config::format_ipv4(net->gateway()));
+        detail += fmt::format(", domain {}", spec.network.domain);
+        out.push_back({ResourceKind::network, spec.network.name, detail, {}});
+    }
+
+    out.push_back({ResourceKind::pool,
+                   spec.libvirt.pool,
+                   spec.libvirt.pool_path.empty()
+                       ? std::string("storage pool (must exist)")
+                       : fmt::format("dir pool at {}", spec.libvirt.pool_path),
+                   {}});
+
+    const std::string base = base_volume_name(spec.image);
+    if (!base.empty()) {
+        const std::string& source = spec.image.path.empty() ? spec.image.url : spec.image.path;
+        out.push_back({ResourceKind::base_volume,
+                       base,
+                       fmt::format("base image ({}) from {}", spec.image.format, source),
+                       {}});
+    }
+
+    for (const auto& vm : spec.vms) {
+        const std::string mac = deterministic_mac(spec.project, vm.name);
+        if (nat) {
+            DesiredResource r{ResourceKind::dhcp_host, vm.name,
+                              fmt::format("{} -> {} in {}", mac, vm.ip, spec.network.name),
+                              vm.name};
+            r.mac = mac;
+            r.ip = vm.ip;
+            out.push_back(std::move(r));
+        }
+        DesiredResource disk{
+            ResourceKind::overlay_volume, overlay_volume_name(spec.project, vm.name),
+            base.empty()
+                ? fmt::format("qcow2 disk, {}", config::format_size(vm.disk_bytes))
+                : fmt::format("qcow2 overlay of {}, {}", base, config::format_size(vm.disk_bytes)),
+            vm.name};
+        disk.bytes = vm.disk_bytes;
+        out.push_back(std::move(disk));
+        out.push_back({ResourceKind::seed_volume, seed_volume_name(spec.project, vm.name),
+                       "cloud-init NoCloud seed", vm.name});
+        const std::string hash = vm_spec_hash(spec, vm);
+        DesiredResource dom{ResourceKind::domain, domain_name(spec.project, vm.name),
+                            fmt::format("{} vCPU, {} RAM, {}, spec {}", vm.cpus,
+                                        config::format_size(vm.memory_bytes),
+                                        nat ? fmt::format("{} on {}", vm.ip, spec.network.name)
+                                            : std::string("user network (SLIRP)"),
+                                        hash.substr(0, 12)),
+                            vm.name};
+        dom.mac = mac;
+        dom.ip = vm.ip;
+        dom.spec_hash = hash;
+        out.push_back(std::move(dom));
+    }
+    return out;
+}
+
+} // namespace labctl::provision

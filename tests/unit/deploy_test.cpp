@@ -1,0 +1,82 @@
+#include <algorithm>
+#include <catch2/catch.hpp>
+
+#include <labctl/deploy/compose.hpp>
+#include <labctl/deploy/sync.hpp>
+
+using namespace labctl;
+
+namespace {
+bool has(const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+}
+} // namespace
+
+TEST_CASE("rsync mirrors the stack by content over the lab's ssh config", "[deploy]") {
+    deploy::SyncOptions o;
+    o.local_dir = "/src/stacks/lab";
+    o.remote_dir = "/opt/labctl/lab";
+    o.ssh_config = "/lab/.labctl/ssh_config";
+    o.host_alias = "lab1";
+    const auto argv = deploy::rsync_argv(o);
+    CHECK(argv.front() == "rsync");
+    CHECK(has(argv, "-az"));
+    CHECK(has(argv, "--delete"));
+    CHECK(has(argv, "--checksum"));
+    CHECK(has(argv, "--exclude=.git/"));
+    CHECK(has(argv, "--exclude=.labctl/"));
+    CHECK(has(argv, "ssh -F '/lab/.labctl/ssh_config'"));
+    CHECK(has(argv, "--rsync-path=sudo -n mkdir -p '/opt/labctl/lab' && sudo -n rsync"));
+    CHECK(argv[argv.size() - 2] == "/src/stacks/lab/");
+    CHECK(argv.back() == "lab1:/opt/labctl/lab/");
+    CHECK_FALSE(has(argv, "--dry-run"));
+    o.dry_run = true;
+    o.sudo = false;
+    const auto dry = deploy::rsync_argv(o);
+    CHECK(has(dry, "--dry-run"));
+    CHECK(has(dry, "--rsync-path=mkdir -p '/opt/labctl/lab' && rsync"));
+}
+
+TEST_CASE("rsync output gives the changes, files and bytes sent", "[deploy]") {
+    const std::string out = "cd+++++++++ nginx/\n"
+                            ">f+++++++++ nginx/nginx.conf\n"
+                            ">fcs....... docker-compose.yml\n"
+                            ".d..t...... ./\n"
+                            "*deleting   old.txt\n"
+                            "\n"
+                            "Number of files: 12 (reg: 9, dir: 3)\n"
+                            "Number of regular files transferred: 2\n"
+                            "Total bytes sent: 1,234\n";
+    const auto r = deploy::parse_rsync_output(out);
+    CHECK(r.changes.size() == 4);
+    CHECK(r.changes[3] == "*deleting   old.txt");
+    CHECK(r.files_transferred == 2);
+    CHECK(r.bytes_sent == 1234);
+    CHECK(r.total_files == 12);
+}
+
+TEST_CASE("compose up uses --wait on v2 and never removes volumes", "[deploy]") {
+    deploy::ComposeOptions o;
+    o.remote_dir = "/opt/labctl/lab";
+    o.project = "lab";
+    o.wait_timeout = std::chrono::seconds(300);
+    o.env = {{"IMAGE_REGISTRY", "reg.example:5000/"}};
+    const auto v2 = deploy::up_command({deploy::ComposeFlavor::v2, "2.24.0"}, o);
+    CHECK(v2 == "cd '/opt/labctl/lab' && env IMAGE_REGISTRY='reg.example:5000/' docker compose -p "
+                "'lab' up -d --build --remove-orphans --wait --wait-timeout 300");
+    const auto v1 = deploy::up_command({deploy::ComposeFlavor::v1, "1.29.2"}, o);
+    CHECK(v1.find("docker-compose -p 'lab' up -d --build --remove-orphans") != std::string::npos);
+    CHECK(v1.find("--wait") == std::string::npos);
+    CHECK(v1.find("-v") == std::string::npos);
+    CHECK(v1.find("down") == std::string::npos);
+}
+
+TEST_CASE("service states parse with and without health", "[deploy]") {
+    const auto s = deploy::parse_service_states("backend running healthy\nweb running \n"
+                                                "db exited\n");
+    REQUIRE(s.size() == 3);
+    CHECK(s[0].health == "healthy");
+    CHECK(s[1].service == "web");
+    CHECK(s[1].health.empty());
+    CHECK(s[2].state == "exited");
+}

@@ -1,0 +1,35 @@
+// File checksums for image verification (the SHA-256 itself is core's, tested in core).
+
+#include <catch2/catch.hpp>
+
+#include <labctl/core/encoding.hpp>
+#include <labctl/core/error.hpp>
+#include <labctl/provision/checksum.hpp>
+
+#include "support.hpp"
+
+using labctl::provision::sha256_file_hex;
+
+TEST_CASE("the sha256 of a file equals the sha256 of its contents", "[provision][checksum]") {
+    labctl::test::TempDir dir;
+    CHECK(sha256_file_hex(dir.write("empty", "").string()) ==
+          "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    CHECK(sha256_file_hex(dir.write("abc", "abc").string()) ==
+          "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    // Larger than one read chunk (1 MiB) and not a multiple of it.
+    std::string data(3 << 20, 'x');
+    data += "tail";
+    CHECK(sha256_file_hex(dir.write("image.raw", data).string()) == labctl::sha256_hex(data));
+}
+
+TEST_CASE("the sha256 of a missing file is an error naming it", "[provision][checksum]") {
+    labctl::test::TempDir dir;
+    const auto missing = (dir.path() / "missing.qcow2").string();
+    try {
+        sha256_file_hex(missing);
+        FAIL("no error");
+    } catch (const labctl::Error& e) {
+        CHECK(e.code() == labctl::ExitCode::usage);
+        CHECK(std::string(e.what()) == "cannot read " + missing + ": No such file or directory");
+    }
+}

@@ -1,0 +1,81 @@
+// doctor's single checks as data: statuses, required flags and hints.
+
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+
+#include <labctl/provision/doctor.hpp>
+
+#include "support.hpp"
+
+using namespace labctl;
+using namespace labctl::provision;
+
+TEST_CASE("an unusable KVM is a warning unless domain_type is kvm", "[provision][doctor]") {
+    const KvmProbe broken{false, "cannot open /dev/kvm: No such file or directory"};
+    for (const char* type : {"auto", "qemu"}) {
+        const auto c = check_kvm(broken, type);
+        CHECK(c.status == CheckStatus::warn);
+        CHECK_FALSE(c.required);
+        CHECK(c.detail.find("emulated (TCG)") != std::string::npos);
+    }
+    const auto c = check_kvm(broken, "kvm");
+    CHECK(c.status == CheckStatus::fail);
+    CHECK(c.required);
+    CHECK(c.hint.find("domain_type: qemu") != std::string::npos);
+    CHECK(check_kvm({true, "ok"}, "kvm").status == CheckStatus::ok);
+}
+
+TEST_CASE("a missing tool fails with the package to install", "[provision][doctor]") {
+    const auto c = check_tool("labctl-no-such-tool", "some-package");
+    CHECK(c.name == "tools.labctl-no-such-tool");
+    CHECK(c.status == CheckStatus::fail);
+    CHECK(c.required);
+    CHECK(c.hint == "install it: apt-get install some-package");
+    CHECK(check_tool("sh", "dash").status == CheckStatus::ok);
+}
+
+TEST_CASE("the SSH key check: missing warns, 0600 passes, readable by others fails",
+          "[provision][doctor]") {
+    test::TempDir dir;
+    const auto key = (dir.path() / "id_ed25519").string();
+    auto c = check_ssh_key(key);
+    CHECK(c.status == CheckStatus::warn);
+    CHECK(c.hint == "run 'labctl init' to create a key pair");
+
+    dir.write("id_ed25519", "key\n");
+    dir.write("id_ed25519.pub", "ssh-ed25519 AAAA\n");
+    REQUIRE(::chmod(key.c_str(), 0600) == 0);
+    c = check_ssh_key(key);
+    CHECK(c.status == CheckStatus::ok);
+    CHECK(c.detail == key + ", mode 0600");
+
+    REQUIRE(::chmod(key.c_str(), 0640) == 0);
+    c = check_ssh_key(key);
+    CHECK(c.status == CheckStatus::fail);
+    CHECK(c.detail.find("mode 0640") != std::string::npos);
+    CHECK(c.hint == "chmod 600 " + key);
+
+    REQUIRE(::chmod(key.c_str(), 0604) == 0);
+    CHECK(check_ssh_key(key).status == CheckStatus::fail);
+}
+
+TEST_CASE("free space fails below 5 GiB and warns below the lab's disks", "[provision][doctor]") {
+    constexpr std::uint64_t gib = 1ULL << 30;
+    CHECK(check_free_space("disk.pool", "/p", 4 * gib, 0).status == CheckStatus::fail);
+    CHECK(check_free_space("disk.pool", "/p", 10 * gib, 40 * gib).status == CheckStatus::warn);
+    const auto ok = check_free_space("disk.pool", "/p", 50 * gib, 40 * gib);
+    CHECK(ok.status == CheckStatus::ok);
+    CHECK(ok.detail == "50 GiB free at /p; the lab's disks take up to 40 GiB");
+    CHECK(check_free_space("disk.pool", "/p", std::nullopt, 0).status == CheckStatus::skip);
+}
+
+TEST_CASE("a report fails only on required failed checks", "[provision][doctor]") {
+    DoctorReport r;
+    r.checks.push_back({"kvm", CheckStatus::warn, false, "", ""});
+    r.checks.push_back({"x", CheckStatus::fail, false, "", ""});
+    CHECK(r.failed_required().empty());
+    r.checks.push_back({"libvirt.uri", CheckStatus::fail, true, "", ""});
+    CHECK(r.failed_required() == std::vector<std::string>{"libvirt.uri"});
+    CHECK(r.count(CheckStatus::fail) == 2);
+}
