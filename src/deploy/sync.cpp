@@ -46,7 +46,7 @@ std::vector<std::string> rsync_argv(const SyncOptions& o) {
                                   "--checksum",
                                   "--itemize-changes",
                                   "--stats",
-                                  "--human-readable=0"};
+                                  "--no-human-readable"};
     for (const auto& e : o.excludes)
         argv.push_back("--exclude=" + e);
     argv.push_back("-e");

@@ -1,0 +1,185 @@
+// `labctl deploy` end to end: real rsync over a real sshd on loopback into a real Docker Engine
+// (Debian's docker.io and docker-compose v1) on this machine. The stack's image is built from a
+// local base image made with `docker import` (no registry is reachable); its port is published on
+// 127.0.0.1 only.
+
+#include <fmt/format.h>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include <labctl/core/process.hpp>
+
+#include "skip.hpp"
+#include "sshd.hpp"
+#include "test_user.hpp"
+
+using namespace labctl;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* k_base_image = "labctl-test/busybox:1";
+
+// Skips unless dockerd answers; makes the offline base image once.
+void require_docker() {
+    test::require_program("docker");
+    test::require_program("docker-compose");
+    if (!run_process({"docker", "info"}, {.timeout = 30s}).ok())
+        test::skip("dockerd is not running (scripts/start-services starts it)");
+    if (run_process({"docker", "image", "inspect", k_base_image}).ok())
+        return;
+    if (!std::filesystem::exists("/bin/busybox"))
+        test::skip("/bin/busybox is missing (busybox-static; scripts/install-deps installs it)");
+    test::TempDir root;
+    std::filesystem::create_directories(root.path() / "bin");
+    std::filesystem::copy_file("/bin/busybox", root.path() / "bin" / "busybox");
+    for (const char* applet : {"sh", "httpd", "wget", "sleep", "echo", "cat", "ls", "mkdir"})
+        std::filesystem::create_symlink("busybox", root.path() / "bin" / applet);
+    const auto r = run_process(
+        {"sh", "-c",
+         fmt::format("tar -C {} -c . | docker import - {}", root.path().string(), k_base_image)},
+        {.timeout = 120s});
+    REQUIRE(r.ok());
+}
+
+struct Stack {
+    test::TestUser user;
+    test::SshServer sshd{{.listen_address = "127.0.0.2"}};
+    test::TempDir dir;
+    std::string project;
+    int port = test::free_port();
+
+    explicit Stack(const std::string& healthcheck = "wget -q -O /dev/null http://127.0.0.1:8080/") {
+        std::random_device rd;
+        project = fmt::format("labctltest{}", rd() % 100000);
+        dir.write("stack/Dockerfile",
+                  fmt::format("FROM {}\nCOPY www /www\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", "
+                              "\"-h\", \"/www\"]\n",
+                              k_base_image));
+        dir.write("stack/www/index.html", "hello from the lab\n");
+        dir.write("stack/.git/HEAD", "must not be synced\n");
+        dir.write("stack/docker-compose.yml", fmt::format(R"(version: "2.4"
+services:
+  web:
+    build: .
+    image: {0}-web:latest
+    ports:
+      - "127.0.0.1:{1}:8080"
+    volumes:
+      - data:/data
+    healthcheck:
+      test: ["CMD-SHELL", "{2}"]
+      interval: 1s
+      timeout: 2s
+      retries: 2
+volumes:
+  data:
+)",
+                                                          project, port, healthcheck));
+        dir.write("lab.yaml",
+                  fmt::format(R"(version: 1
+project: dtest
+network:
+  cidr: 127.0.0.0/24
+ssh:
+  user: {}
+  port: {}
+  private_key: {}
+  known_hosts: {}
+vms:
+  - name: box
+    ip: 127.0.0.2
+deploy:
+  stack_dir: stack
+  remote_dir: {}/remote/stack
+  project: {}
+  wait_timeout: 120
+)",
+                              user.name(), sshd.port(), sshd.client_key().string(),
+                              sshd.known_hosts().string(), dir.path().string(), project));
+    }
+    ~Stack() {
+        // Test cleanup only: stop the containers, then remove this test's volume and image.
+        run_process({"docker-compose", "-p", project, "-f",
+                     (dir.path() / "remote/stack/docker-compose.yml").string(), "down",
+                     "--remove-orphans"},
+                    {.timeout = 120s});
+        run_process({"docker", "volume", "rm", "-f", project + "_data"});
+        run_process({"docker", "image", "rm", "-f", project + "-web:latest"});
+    }
+    std::string lab() const { return (dir.path() / "lab.yaml").string(); }
+    std::filesystem::path remote() const { return dir.path() / "remote" / "stack"; }
+    std::string container() const {
+        return run_process({"docker", "ps", "-q", "--filter",
+                            "label=com.docker.compose.project=" + project})
+            .out.substr(0, 12);
+    }
+};
+
+} // namespace
+
+TEST_CASE("deploy syncs the stack, brings it up healthy, and a second deploy sends nothing",
+          "[deploy]") {
+    require_docker();
+    Stack stack;
+    const auto first =
+        test::run_labctl({"deploy", "-f", stack.lab(), "--output", "json"}, {.timeout = 300s});
+    INFO(first.err);
+    REQUIRE(first.exit_code == 0);
+    const auto j = nlohmann::json::parse(first.out);
+    CHECK(j["sync"]["files_transferred"].get<int>() >= 3);
+    CHECK(j["compose"]["flavor"] == "docker-compose");
+    REQUIRE(j["compose"]["services"].size() == 1);
+    CHECK(j["compose"]["services"][0]["health"] == "healthy");
+    CHECK_FALSE(std::filesystem::exists(stack.remote() / ".git"));
+    const auto page =
+        run_process({"curl", "-fsS", fmt::format("http://127.0.0.1:{}/index.html", stack.port)});
+    CHECK(page.out == "hello from the lab\n");
+
+    // Data in the named volume must survive a redeploy.
+    REQUIRE(
+        run_process({"docker", "exec", stack.container(), "sh", "-c", "echo keep > /data/marker"})
+            .ok());
+    const auto second =
+        test::run_labctl({"deploy", "-f", stack.lab(), "--output", "json"}, {.timeout = 300s});
+    INFO(second.err);
+    REQUIRE(second.exit_code == 0);
+    const auto j2 = nlohmann::json::parse(second.out);
+    CHECK(j2["sync"]["files_transferred"] == 0);
+    CHECK(j2["sync"]["changes"].empty());
+    CHECK(run_process({"docker", "exec", stack.container(), "cat", "/data/marker"}).out ==
+          "keep\n");
+}
+
+TEST_CASE("deploy --dry-run lists what would change and changes nothing", "[deploy]") {
+    require_docker();
+    Stack stack;
+    REQUIRE(test::run_labctl({"deploy", "-f", stack.lab()}, {.timeout = 300s}).exit_code == 0);
+    stack.dir.write("stack/www/index.html", "changed locally\n");
+    const auto dry = test::run_labctl({"deploy", "--dry-run", "-f", stack.lab()});
+    INFO(dry.err);
+    CHECK(dry.exit_code == 0);
+    CHECK(dry.out.find("www/index.html") != std::string::npos);
+    CHECK(test::read_file(stack.remote() / "www" / "index.html") == "hello from the lab\n");
+}
+
+TEST_CASE("a service that never gets healthy fails the deploy with exit 7 and saved evidence",
+          "[deploy]") {
+    require_docker();
+    Stack stack("exit 1");
+    const auto r = test::run_labctl({"deploy", "-f", stack.lab()}, {.timeout = 300s});
+    CHECK(r.exit_code == 7);
+    CHECK(r.err.find("service web is unhealthy") != std::string::npos);
+    const auto reports = stack.dir.path() / ".labctl" / "reports";
+    REQUIRE(std::filesystem::exists(reports));
+    std::filesystem::path evidence;
+    for (const auto& e : std::filesystem::directory_iterator(reports))
+        evidence = e.path();
+    REQUIRE_FALSE(evidence.empty());
+    const auto ps = nlohmann::json::parse(test::read_file(evidence / "ps.json"));
+    CHECK(ps[0]["service"] == "web");
+    CHECK(ps[0]["health"] == "unhealthy");
+    CHECK(std::filesystem::exists(evidence / "web.log"));
+}
