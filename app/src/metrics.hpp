@@ -1,0 +1,49 @@
+#pragma once
+// Prometheus metrics (names kept from the original lab so its dashboards' PromQL works).
+
+#include <memory>
+#include <string>
+
+namespace prometheus {
+class Registry;
+class Counter;
+template <typename T>
+class Family;
+class Histogram;
+} // namespace prometheus
+
+namespace labctl::taskapi {
+
+inline constexpr const char* k_metrics_content_type = "text/plain; version=0.0.4; charset=utf-8";
+
+class Metrics {
+public:
+    Metrics();
+    ~Metrics();
+    Metrics(const Metrics&) = delete;
+    Metrics& operator=(const Metrics&) = delete;
+
+    /// One finished API request (never /metrics or /health). `endpoint` is the route template.
+    void observe_request(const std::string& method, const std::string& endpoint, int status,
+                         double seconds);
+    /// One SQL statement; `operation` is SELECT/INSERT/UPDATE/DELETE.
+    void observe_db(const std::string& operation, double seconds);
+    /// Telemetry items dropped because the bounded export queue was full.
+    void count_export_dropped(const std::string& signal, double n = 1);
+    /// Export batches the OTLP exporter reported as failed.
+    void count_export_failed(const std::string& signal);
+
+    /// The Prometheus text exposition (format 0.0.4).
+    std::string serialize() const;
+
+private:
+    std::shared_ptr<prometheus::Registry> m_registry;
+    prometheus::Family<prometheus::Counter>* m_requests = nullptr;
+    prometheus::Family<prometheus::Counter>* m_errors = nullptr;
+    prometheus::Family<prometheus::Histogram>* m_duration = nullptr;
+    prometheus::Family<prometheus::Histogram>* m_db_duration = nullptr;
+    prometheus::Family<prometheus::Counter>* m_dropped = nullptr;
+    prometheus::Family<prometheus::Counter>* m_export_failed = nullptr;
+};
+
+} // namespace labctl::taskapi

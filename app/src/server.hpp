@@ -1,0 +1,86 @@
+#pragma once
+// The HTTP side: routing, handlers, per-request telemetry, and a Poco TCPServer whose connection
+// class answers even unparseable requests with a JSON error body.
+
+#include <Poco/Event.h>
+#include <Poco/Net/TCPServer.h>
+#include <Poco/ThreadPool.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "config.hpp"
+
+namespace Poco::Net {
+class HTTPServerRequest;
+class HTTPServerResponse;
+} // namespace Poco::Net
+
+namespace labctl::taskapi {
+
+class Metrics;
+class Telemetry;
+class JsonLog;
+class TaskStore;
+
+/// A response before it is written.
+struct Reply {
+    int status = 200;
+    std::string body;
+    std::shared_ptr<const std::string> shared_body; ///< used instead of `body` when set
+    const char* content_type = "application/json";
+    std::string allow;  ///< Allow header for 405
+    bool close = false; ///< close the connection afterwards (unread body, framing trouble)
+};
+
+class App {
+public:
+    App(const Config& config, Metrics& metrics, Telemetry& telemetry, JsonLog& log,
+        TaskStore* store);
+
+    /// Handles one parsed request completely (never throws).
+    void handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
+
+    bool stopping() const { return m_stopping.load(std::memory_order_relaxed); }
+    /// Stop keeping connections alive and cut simulated delays short.
+    void begin_stop();
+    JsonLog& log() { return m_log; }
+
+private:
+    struct Route;
+    Reply dispatch(const Route& route, Poco::Net::HTTPServerRequest& request,
+                   const std::string& query);
+    Reply read_json_body(Poco::Net::HTTPServerRequest& request, std::string& body, bool& ok);
+
+    Config m_config;
+    Metrics& m_metrics;
+    Telemetry& m_telemetry;
+    JsonLog& m_log;
+    TaskStore* m_store; ///< null in --trivial mode
+    std::atomic<bool> m_stopping{false};
+    Poco::Event m_wake{Poco::Event::EVENT_MANUALRESET};
+};
+
+/// The listening server: a TCPServer with our own connection class and thread pool.
+class Server {
+public:
+    Server(const Config& config, App& app);
+    ~Server();
+    std::uint16_t port() const;
+    void start();
+    /// Stops accepting, lets in-flight requests finish (up to `grace`), returns whether all did.
+    bool stop(std::chrono::milliseconds grace);
+
+private:
+    App& m_app;
+    Poco::ThreadPool m_pool;
+    std::unique_ptr<Poco::Net::TCPServer> m_server;
+};
+
+/// Writes `reply` to `response` (Content-Length framing).
+void send_reply(Poco::Net::HTTPServerResponse& response, const Reply& reply);
+
+} // namespace labctl::taskapi

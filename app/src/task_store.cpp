@@ -1,0 +1,466 @@
+#include "task_store.hpp"
+
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/SQLite/Utility.h>
+#include <Poco/Data/Session.h>
+#include <Poco/Data/Statement.h>
+#include <Poco/Exception.h>
+#include <Poco/Nullable.h>
+#include <opentelemetry/trace/scope.h>
+#include <opentelemetry/trace/span_startoptions.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+
+#include "json_log.hpp"
+#include "json_text.hpp"
+#include "metrics.hpp"
+#include "telemetry.hpp"
+
+namespace labctl::taskapi {
+
+using namespace Poco::Data::Keywords;
+using Poco::Data::Session;
+using Poco::Data::Statement;
+
+namespace {
+
+constexpr const char* k_schema = "CREATE TABLE IF NOT EXISTS tasks ("
+                                 "id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                                 "title TEXT NOT NULL, "
+                                 "description TEXT, "
+                                 "completed INTEGER NOT NULL DEFAULT 0, "
+                                 "created_at TEXT NOT NULL)";
+constexpr const char* k_sql_list = "SELECT id, title, description, completed, created_at FROM "
+                                   "tasks ORDER BY id DESC LIMIT ?";
+constexpr const char* k_sql_get =
+    "SELECT id, title, description, completed, created_at FROM tasks WHERE id = ?";
+constexpr const char* k_sql_insert =
+    "INSERT INTO tasks (title, description, completed, created_at) VALUES (?, ?, ?, ?)";
+constexpr const char* k_sql_delete = "DELETE FROM tasks WHERE id = ?";
+constexpr const char* k_sql_count = "SELECT COUNT(*) FROM tasks";
+/// Connections in the pool: statements are short and writes are serialised anyway, so more
+/// connections than this only cost memory (each has its own page cache).
+constexpr std::size_t k_max_sessions = 16;
+
+void exec_raw(sqlite3* db, const char* sql) {
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+        std::string message = std::string(sql) + ": " + (err != nullptr ? err : sqlite3_errstr(rc));
+        sqlite3_free(err);
+        throw std::runtime_error(message);
+    }
+}
+
+/// One SQL statement as a CLIENT span (child of the active span) and a histogram observation.
+template <typename F>
+auto instrumented(Telemetry& telemetry, Metrics& metrics, const char* operation, const char* sql,
+                  F&& body) {
+    namespace trace = opentelemetry::trace;
+    trace::StartSpanOptions options;
+    options.kind = trace::SpanKind::kClient;
+    auto span = telemetry.tracer().StartSpan(std::string(operation) + " tasks",
+                                             {{"db.system.name", "sqlite"},
+                                              {"db.system", "sqlite"},
+                                              {"db.operation.name", operation},
+                                              {"db.collection.name", "tasks"},
+                                              {"db.query.text", sql}},
+                                             options);
+    const auto start = std::chrono::steady_clock::now();
+    const auto finish = [&](bool ok) {
+        const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+        metrics.observe_db(operation, elapsed.count());
+        if (!ok) {
+            span->SetStatus(trace::StatusCode::kError, "SQL statement failed");
+        }
+        span->End();
+    };
+    try {
+        auto result = body();
+        finish(true);
+        return result;
+    } catch (...) {
+        finish(false);
+        throw;
+    }
+}
+
+Task make_task(Poco::Int64 id, std::string title, const Poco::Nullable<std::string>& description,
+               int completed, std::string created_at) {
+    Task t;
+    t.id = id;
+    t.title = std::move(title);
+    if (!description.isNull()) {
+        t.description = description.value();
+    }
+    t.completed = completed != 0;
+    t.created_at = std::move(created_at);
+    return t;
+}
+
+} // namespace
+
+void append_task_json(std::string& out, const Task& task) {
+    out += "{\"id\":";
+    out += std::to_string(task.id);
+    out += ",\"title\":";
+    append_json_string(out, task.title);
+    out += ",\"description\":";
+    if (task.description) {
+        append_json_string(out, *task.description);
+    } else {
+        out += "null";
+    }
+    out += ",\"completed\":";
+    out += task.completed ? "true" : "false";
+    out += ",\"created_at\":";
+    append_json_string(out, task.created_at);
+    out.push_back('}');
+}
+
+class TaskStore::Lease {
+public:
+    Lease(TaskStore& store, std::unique_ptr<Session> session)
+        : m_store(store), m_session(std::move(session)) {}
+    ~Lease() {
+        if (m_session) {
+            m_store.give_back(std::move(m_session));
+        }
+    }
+    Lease(Lease&& other) noexcept = default;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Lease& operator=(Lease&&) = delete;
+    Session& operator*() { return *m_session; }
+    sqlite3* handle() { return Poco::Data::SQLite::Utility::dbHandle(*m_session); }
+
+private:
+    TaskStore& m_store;
+    std::unique_ptr<Session> m_session;
+};
+
+TaskStore::TaskStore(const Config& config, Telemetry& telemetry, Metrics& metrics)
+    : m_config(config), m_telemetry(telemetry), m_metrics(metrics),
+      m_max_open(
+          std::min<std::size_t>(static_cast<std::size_t>(config.max_threads), k_max_sessions)) {
+    Poco::Data::SQLite::Connector::registerConnector();
+    auto first = open_session();
+    sqlite3* db = Poco::Data::SQLite::Utility::dbHandle(*first);
+    // journal_mode=WAL is persistent in the file; check that it took effect (it cannot on some
+    // file systems, and then concurrent readers would block writers).
+    std::string mode;
+    *first << "PRAGMA journal_mode=WAL", into(mode), now;
+    if (mode != "wal") {
+        throw std::runtime_error("SQLite refused WAL mode for " + m_config.db_path + " (got '" +
+                                 mode + "')");
+    }
+    exec_raw(db, k_schema);
+    ++m_open;
+    give_back(std::move(first));
+
+    if (sqlite3_open_v2(m_config.db_path.c_str(), &m_probe, SQLITE_OPEN_READWRITE, nullptr) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v2(m_probe, "PRAGMA data_version", -1, &m_probe_stmt, nullptr) !=
+            SQLITE_OK) {
+        const std::string error = m_probe != nullptr ? sqlite3_errmsg(m_probe) : "out of memory";
+        sqlite3_close(m_probe);
+        throw std::runtime_error("cannot open " + m_config.db_path + ": " + error);
+    }
+    sqlite3_busy_timeout(m_probe, static_cast<int>(m_config.busy_timeout.count()));
+}
+
+TaskStore::~TaskStore() {
+    sqlite3_finalize(m_probe_stmt);
+    sqlite3_close(m_probe);
+    const std::lock_guard<std::mutex> lock(m_pool_mutex);
+    m_free.clear();
+}
+
+std::int64_t TaskStore::data_version() {
+    const std::lock_guard<std::mutex> lock(m_probe_mutex);
+    sqlite3_reset(m_probe_stmt);
+    if (sqlite3_step(m_probe_stmt) != SQLITE_ROW) {
+        return -1; // unknown: never matches a cached version
+    }
+    const std::int64_t version = sqlite3_column_int64(m_probe_stmt, 0);
+    sqlite3_reset(m_probe_stmt);
+    return version;
+}
+
+std::shared_ptr<const std::string> TaskStore::list_json() {
+    // Read the version before the query: a commit racing with it only makes the cached body
+    // newer than its version, so the next request re-reads (never serves stale data).
+    const std::int64_t version = data_version();
+    if (version >= 0) {
+        const std::lock_guard<std::mutex> lock(m_cache_mutex);
+        if (m_cache && m_cache_version == version) {
+            return m_cache;
+        }
+    }
+    const auto tasks = list();
+    auto out = std::make_shared<std::string>();
+    out->reserve(tasks.size() * 128 + 32);
+    *out += "{\"tasks\":[";
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+        if (i > 0) {
+            out->push_back(',');
+        }
+        append_task_json(*out, tasks[i]);
+    }
+    *out += "],\"count\":" + std::to_string(tasks.size()) + "}";
+    if (version >= 0) {
+        const std::lock_guard<std::mutex> lock(m_cache_mutex);
+        m_cache = out;
+        m_cache_version = version;
+    }
+    return out;
+}
+
+std::unique_ptr<Session> TaskStore::open_session() {
+    auto session = std::make_unique<Session>("SQLite", m_config.db_path);
+    sqlite3* db = Poco::Data::SQLite::Utility::dbHandle(*session);
+    sqlite3_busy_timeout(db, static_cast<int>(m_config.busy_timeout.count()));
+    // FULL: a transaction is on disk (WAL fsynced) before COMMIT returns, so a 2xx survives
+    // kill -9 and power loss.
+    exec_raw(db, "PRAGMA synchronous=FULL");
+    exec_raw(db, "PRAGMA foreign_keys=ON");
+    // 1 MiB page cache per connection (SQLite's default is 2 MiB): memory stays flat under load.
+    exec_raw(db, "PRAGMA cache_size=-1024");
+    return session;
+}
+
+TaskStore::Lease TaskStore::lease() {
+    std::unique_lock<std::mutex> lock(m_pool_mutex);
+    for (;;) {
+        if (!m_free.empty()) {
+            auto session = std::move(m_free.back());
+            m_free.pop_back();
+            return Lease(*this, std::move(session));
+        }
+        if (m_open < m_max_open) {
+            ++m_open;
+            lock.unlock();
+            try {
+                return Lease(*this, open_session());
+            } catch (...) {
+                lock.lock();
+                --m_open;
+                throw;
+            }
+        }
+        m_pool_cv.wait(lock);
+    }
+}
+
+void TaskStore::give_back(std::unique_ptr<Session> session) {
+    {
+        const std::lock_guard<std::mutex> lock(m_pool_mutex);
+        m_free.push_back(std::move(session));
+    }
+    m_pool_cv.notify_one();
+}
+
+std::vector<Task> TaskStore::list() {
+    auto session = lease();
+    return instrumented(m_telemetry, m_metrics, "SELECT", k_sql_list, [&] {
+        std::vector<Poco::Int64> ids;
+        std::vector<std::string> titles;
+        std::vector<Poco::Nullable<std::string>> descriptions;
+        std::vector<int> completed;
+        std::vector<std::string> created;
+        Poco::Int64 limit = static_cast<Poco::Int64>(k_list_limit);
+        Statement st(*session);
+        st << k_sql_list, into(ids), into(titles), into(descriptions), into(completed),
+            into(created), use(limit);
+        st.execute();
+        std::vector<Task> out;
+        out.reserve(ids.size());
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+            out.push_back(make_task(ids[i], std::move(titles[i]), descriptions[i], completed[i],
+                                    std::move(created[i])));
+        }
+        return out;
+    });
+}
+
+std::optional<Task> TaskStore::get(std::int64_t id) {
+    auto session = lease();
+    return instrumented(m_telemetry, m_metrics, "SELECT", k_sql_get, [&]() -> std::optional<Task> {
+        std::vector<Poco::Int64> ids;
+        std::vector<std::string> titles;
+        std::vector<Poco::Nullable<std::string>> descriptions;
+        std::vector<int> completed;
+        std::vector<std::string> created;
+        Poco::Int64 key = id;
+        Statement st(*session);
+        st << k_sql_get, into(ids), into(titles), into(descriptions), into(completed),
+            into(created), use(key);
+        st.execute();
+        if (ids.empty()) {
+            return std::nullopt;
+        }
+        return make_task(ids[0], std::move(titles[0]), descriptions[0], completed[0],
+                         std::move(created[0]));
+    });
+}
+
+Task TaskStore::create(const TaskInput& input) {
+    Task task;
+    task.title = input.title.value_or(std::string());
+    task.description = input.description;
+    task.completed = input.completed.value_or(false);
+    task.created_at = iso8601_utc_now();
+    // Writer lock before a connection: writers queue without holding connections readers need,
+    // and nobody holding a connection ever waits for the lock (no deadlock).
+    const std::lock_guard<std::mutex> write(m_write_mutex);
+    auto session = lease();
+    task.id = instrumented(m_telemetry, m_metrics, "INSERT", k_sql_insert, [&] {
+        Poco::Nullable<std::string> description;
+        if (task.description) {
+            description = *task.description;
+        }
+        int completed = task.completed ? 1 : 0;
+        Statement st(*session);
+        st << k_sql_insert, use(task.title), use(description), use(completed), use(task.created_at);
+        st.execute();
+        return static_cast<std::int64_t>(sqlite3_last_insert_rowid(session.handle()));
+    });
+    return task;
+}
+
+std::optional<Task> TaskStore::update(std::int64_t id, const TaskInput& input) {
+    // Only fixed column fragments are concatenated; every value is a bound parameter.
+    std::string sql = "UPDATE tasks SET ";
+    bool first = true;
+    const auto column = [&](const char* fragment) {
+        sql += first ? "" : ", ";
+        sql += fragment;
+        first = false;
+    };
+    if (input.title) {
+        column("title = ?");
+    }
+    if (input.description_set) {
+        column("description = ?");
+    }
+    if (input.completed) {
+        column("completed = ?");
+    }
+    sql += " WHERE id = ?";
+
+    std::string title = input.title.value_or(std::string());
+    Poco::Nullable<std::string> description;
+    if (input.description) {
+        description = *input.description;
+    }
+    int completed = input.completed.value_or(false) ? 1 : 0;
+    Poco::Int64 key = id;
+    {
+        const std::lock_guard<std::mutex> write(m_write_mutex);
+        auto session = lease();
+        const int changed = instrumented(m_telemetry, m_metrics, "UPDATE", sql.c_str(), [&] {
+            Statement st(*session);
+            st << sql;
+            if (input.title) {
+                st, use(title);
+            }
+            if (input.description_set) {
+                st, use(description);
+            }
+            if (input.completed) {
+                st, use(completed);
+            }
+            st, use(key);
+            st.execute();
+            return sqlite3_changes(session.handle());
+        });
+        if (changed == 0) {
+            return std::nullopt;
+        }
+    }
+    return get(id);
+}
+
+bool TaskStore::remove(std::int64_t id) {
+    // Writer lock before a connection: writers queue without holding connections readers need,
+    // and nobody holding a connection ever waits for the lock (no deadlock).
+    const std::lock_guard<std::mutex> write(m_write_mutex);
+    auto session = lease();
+    Poco::Int64 key = id;
+    const int changed = instrumented(m_telemetry, m_metrics, "DELETE", k_sql_delete, [&] {
+        Statement st(*session);
+        st << k_sql_delete, use(key);
+        st.execute();
+        return sqlite3_changes(session.handle());
+    });
+    return changed > 0;
+}
+
+SmokeResult TaskStore::smoke(std::int64_t ops, bool reads, bool writes) {
+    SmokeResult result;
+    std::unique_lock<std::mutex> write(m_write_mutex, std::defer_lock);
+    if (writes) {
+        write.lock(); // before the connection, as in create()
+    }
+    auto session = lease();
+    const auto read_once = [&] {
+        instrumented(m_telemetry, m_metrics, "SELECT", k_sql_count, [&] {
+            Poco::Int64 count = 0;
+            Statement st(*session);
+            st << k_sql_count, into(count);
+            st.execute();
+            return count;
+        });
+        ++result.reads;
+    };
+    if (!writes) {
+        for (std::int64_t i = 0; i < ops; ++i) {
+            read_once();
+        }
+        return result;
+    }
+    exec_raw(session.handle(), "BEGIN IMMEDIATE");
+    try {
+        for (std::int64_t i = 0; i < ops; ++i) {
+            if (reads && i % 2 == 0) {
+                read_once();
+                continue;
+            }
+            instrumented(m_telemetry, m_metrics, "INSERT", k_sql_insert, [&] {
+                std::string title = "smoke-test";
+                Poco::Nullable<std::string> description;
+                int completed = 0;
+                std::string created = iso8601_utc_now();
+                Statement st(*session);
+                st << k_sql_insert, use(title), use(description), use(completed), use(created);
+                return st.execute();
+            });
+            ++result.writes;
+        }
+    } catch (...) {
+        exec_raw(session.handle(), "ROLLBACK");
+        throw;
+    }
+    exec_raw(session.handle(), "ROLLBACK");
+    return result;
+}
+
+bool TaskStore::healthy(std::string& error) {
+    try {
+        auto session = lease();
+        Poco::Int64 one = 0;
+        *session << "SELECT COUNT(*) FROM (SELECT 1 FROM tasks LIMIT 1)", into(one), now;
+        return true;
+    } catch (const Poco::Exception& e) {
+        error = e.displayText();
+        return false;
+    } catch (const std::exception& e) {
+        error = e.what();
+        return false;
+    }
+}
+
+} // namespace labctl::taskapi

@@ -1,0 +1,94 @@
+#pragma once
+// The tasks table in SQLite through Poco::Data: WAL, busy timeout, synchronous=FULL (a 2xx means
+// the row is on disk), parameterised statements only, schema created on start. Every SQL
+// statement is a CLIENT span (child of the active SERVER span) and a db_query_duration_seconds
+// observation.
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "task_input.hpp"
+
+namespace Poco::Data {
+class Session;
+}
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace labctl::taskapi {
+
+class Telemetry;
+class Metrics;
+
+struct Task {
+    std::int64_t id = 0;
+    std::string title;
+    std::optional<std::string> description;
+    bool completed = false;
+    std::string created_at; ///< ISO-8601 UTC with Z
+};
+
+/// `{"id":…,"title":…,"description":…|null,"completed":…,"created_at":…}` appended to `out`.
+void append_task_json(std::string& out, const Task& task);
+
+struct SmokeResult {
+    std::int64_t reads = 0;
+    std::int64_t writes = 0;
+};
+
+class TaskStore {
+public:
+    /// Opens (creating) the database, switches it to WAL and creates the schema. Throws on failure.
+    TaskStore(const Config& config, Telemetry& telemetry, Metrics& metrics);
+    ~TaskStore();
+    TaskStore(const TaskStore&) = delete;
+    TaskStore& operator=(const TaskStore&) = delete;
+
+    static constexpr std::size_t k_list_limit = 1000; ///< GET /api/tasks returns the newest 1000
+
+    std::vector<Task> list();
+    /// The GET /api/tasks body (`{"tasks":[…],"count":N}`), served from a cache that is valid
+    /// while SQLite's `PRAGMA data_version` (seen from a dedicated connection, so it changes on
+    /// every commit by any other connection or process) is unchanged; otherwise list() again.
+    std::shared_ptr<const std::string> list_json();
+    std::optional<Task> get(std::int64_t id);
+    Task create(const TaskInput& input);
+    std::optional<Task> update(std::int64_t id, const TaskInput& input);
+    bool remove(std::int64_t id);
+    /// `ops` statements; writes happen inside one transaction that is rolled back.
+    SmokeResult smoke(std::int64_t ops, bool reads, bool writes);
+    /// A real query against the tasks table; false (with `error`) when the DB is not usable.
+    bool healthy(std::string& error);
+
+private:
+    class Lease;
+    std::unique_ptr<Poco::Data::Session> open_session();
+    Lease lease();
+    void give_back(std::unique_ptr<Poco::Data::Session> session);
+
+    Config m_config;
+    Telemetry& m_telemetry;
+    Metrics& m_metrics;
+    std::mutex m_pool_mutex;
+    std::condition_variable m_pool_cv;
+    std::vector<std::unique_ptr<Poco::Data::Session>> m_free;
+    std::size_t m_open = 0;
+    std::size_t m_max_open;
+    std::mutex m_write_mutex; ///< one writer at a time inside this process: short write txns
+
+    std::int64_t data_version();
+    std::mutex m_probe_mutex;
+    sqlite3* m_probe = nullptr;
+    sqlite3_stmt* m_probe_stmt = nullptr;
+    std::mutex m_cache_mutex;
+    std::int64_t m_cache_version = -1;
+    std::shared_ptr<const std::string> m_cache;
+};
+
+} // namespace labctl::taskapi

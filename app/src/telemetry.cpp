@@ -1,0 +1,359 @@
+#include "telemetry.hpp"
+
+#include <opentelemetry/exporters/otlp/otlp_http_exporter_factory.h>
+#include <opentelemetry/exporters/otlp/otlp_http_exporter_options.h>
+#include <opentelemetry/exporters/otlp/otlp_http_log_record_exporter_factory.h>
+#include <opentelemetry/exporters/otlp/otlp_http_log_record_exporter_options.h>
+#include <opentelemetry/logs/noop.h>
+#include <opentelemetry/sdk/common/global_log_handler.h>
+#include <opentelemetry/sdk/logs/batch_log_record_processor_factory.h>
+#include <opentelemetry/sdk/logs/batch_log_record_processor_options.h>
+#include <opentelemetry/sdk/logs/exporter.h>
+#include <opentelemetry/sdk/logs/logger_provider.h>
+#include <opentelemetry/sdk/logs/processor.h>
+#include <opentelemetry/sdk/logs/recordable.h>
+#include <opentelemetry/sdk/resource/resource.h>
+#include <opentelemetry/sdk/resource/resource_detector.h>
+#include <opentelemetry/sdk/trace/batch_span_processor_factory.h>
+#include <opentelemetry/sdk/trace/batch_span_processor_options.h>
+#include <opentelemetry/sdk/trace/exporter.h>
+#include <opentelemetry/sdk/trace/processor.h>
+#include <opentelemetry/sdk/trace/tracer_provider.h>
+#include <opentelemetry/trace/noop.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+
+#include "json_text.hpp"
+#include "metrics.hpp"
+
+namespace labctl::taskapi {
+
+namespace otel = opentelemetry;
+namespace sdktrace = opentelemetry::sdk::trace;
+namespace sdklogs = opentelemetry::sdk::logs;
+using otel::sdk::common::ExportResult;
+
+namespace {
+
+/// Items per OTLP request: smaller than the SDK default (512) to keep the serialised request
+/// buffers, and so the peak RSS under load, small.
+constexpr std::size_t k_export_batch = 256;
+
+/// Items handed to a batch processor and not yet through its exporter. The processors' own
+/// queues are made larger than this bound, so they never drop silently: we drop (and count)
+/// before them.
+class QueueBudget {
+public:
+    QueueBudget(std::size_t capacity, Metrics& metrics, std::string signal)
+        : m_capacity(capacity), m_metrics(metrics), m_signal(std::move(signal)) {}
+
+    bool try_acquire() {
+        std::size_t cur = m_used.load(std::memory_order_relaxed);
+        do {
+            if (cur >= m_capacity) {
+                m_metrics.count_export_dropped(m_signal);
+                return false;
+            }
+        } while (!m_used.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed));
+        return true;
+    }
+    void release(std::size_t n) {
+        std::size_t cur = m_used.load(std::memory_order_relaxed);
+        while (
+            !m_used.compare_exchange_weak(cur, cur >= n ? cur - n : 0, std::memory_order_relaxed)) {
+        }
+    }
+
+private:
+    std::size_t m_capacity;
+    std::atomic<std::size_t> m_used{0};
+    Metrics& m_metrics;
+    std::string m_signal;
+};
+
+class BudgetedSpanExporter final : public sdktrace::SpanExporter {
+public:
+    BudgetedSpanExporter(std::unique_ptr<sdktrace::SpanExporter> inner,
+                         std::shared_ptr<QueueBudget> budget)
+        : m_inner(std::move(inner)), m_budget(std::move(budget)) {}
+    std::unique_ptr<sdktrace::Recordable> MakeRecordable() noexcept override {
+        return m_inner->MakeRecordable();
+    }
+    ExportResult Export(
+        const otel::nostd::span<std::unique_ptr<sdktrace::Recordable>>& spans) noexcept override {
+        const std::size_t n = spans.size();
+        const ExportResult result = m_inner->Export(spans);
+        m_budget->release(n);
+        return result;
+    }
+    bool ForceFlush(std::chrono::microseconds timeout) noexcept override {
+        return m_inner->ForceFlush(timeout);
+    }
+    bool Shutdown(std::chrono::microseconds timeout) noexcept override {
+        return m_shut.exchange(true) ? true : m_inner->Shutdown(timeout);
+    }
+
+private:
+    std::atomic<bool> m_shut{false};
+    std::unique_ptr<sdktrace::SpanExporter> m_inner;
+    std::shared_ptr<QueueBudget> m_budget;
+};
+
+class BudgetedSpanProcessor final : public sdktrace::SpanProcessor {
+public:
+    BudgetedSpanProcessor(std::unique_ptr<sdktrace::SpanProcessor> inner,
+                          std::shared_ptr<QueueBudget> budget)
+        : m_inner(std::move(inner)), m_budget(std::move(budget)) {}
+    std::unique_ptr<sdktrace::Recordable> MakeRecordable() noexcept override {
+        return m_inner->MakeRecordable();
+    }
+    void OnStart(sdktrace::Recordable& span,
+                 const otel::trace::SpanContext& parent) noexcept override {
+        m_inner->OnStart(span, parent);
+    }
+    void OnEnd(std::unique_ptr<sdktrace::Recordable>&& span) noexcept override {
+        if (m_budget->try_acquire()) {
+            m_inner->OnEnd(std::move(span));
+        }
+    }
+    bool ForceFlush(std::chrono::microseconds timeout) noexcept override {
+        return m_inner->ForceFlush(timeout);
+    }
+    bool Shutdown(std::chrono::microseconds timeout) noexcept override {
+        return m_inner->Shutdown(timeout);
+    }
+
+private:
+    std::unique_ptr<sdktrace::SpanProcessor> m_inner;
+    std::shared_ptr<QueueBudget> m_budget;
+};
+
+class BudgetedLogExporter final : public sdklogs::LogRecordExporter {
+public:
+    BudgetedLogExporter(std::unique_ptr<sdklogs::LogRecordExporter> inner,
+                        std::shared_ptr<QueueBudget> budget)
+        : m_inner(std::move(inner)), m_budget(std::move(budget)) {}
+    std::unique_ptr<sdklogs::Recordable> MakeRecordable() noexcept override {
+        return m_inner->MakeRecordable();
+    }
+    ExportResult Export(
+        const otel::nostd::span<std::unique_ptr<sdklogs::Recordable>>& records) noexcept override {
+        const std::size_t n = records.size();
+        const ExportResult result = m_inner->Export(records);
+        m_budget->release(n);
+        return result;
+    }
+    bool ForceFlush(std::chrono::microseconds timeout) noexcept override {
+        return m_inner->ForceFlush(timeout);
+    }
+    bool Shutdown(std::chrono::microseconds timeout) noexcept override {
+        return m_shut.exchange(true) ? true : m_inner->Shutdown(timeout);
+    }
+
+private:
+    std::atomic<bool> m_shut{false};
+    std::unique_ptr<sdklogs::LogRecordExporter> m_inner;
+    std::shared_ptr<QueueBudget> m_budget;
+};
+
+class BudgetedLogProcessor final : public sdklogs::LogRecordProcessor {
+public:
+    BudgetedLogProcessor(std::unique_ptr<sdklogs::LogRecordProcessor> inner,
+                         std::shared_ptr<QueueBudget> budget)
+        : m_inner(std::move(inner)), m_budget(std::move(budget)) {}
+    std::unique_ptr<sdklogs::Recordable> MakeRecordable() noexcept override {
+        return m_inner->MakeRecordable();
+    }
+    void OnEmit(std::unique_ptr<sdklogs::Recordable>&& record) noexcept override {
+        if (m_budget->try_acquire()) {
+            m_inner->OnEmit(std::move(record));
+        }
+    }
+    bool ForceFlush(std::chrono::microseconds timeout) noexcept override {
+        return m_inner->ForceFlush(timeout);
+    }
+    bool Shutdown(std::chrono::microseconds timeout) noexcept override {
+        return m_inner->Shutdown(timeout);
+    }
+
+private:
+    std::unique_ptr<sdklogs::LogRecordProcessor> m_inner;
+    std::shared_ptr<QueueBudget> m_budget;
+};
+
+/// The SDK's own diagnostics (export failures while the collector is down, ...) as JSON lines
+/// on stdout, at most one per 10 s so a dead collector cannot flood the log.
+/// The OTLP/HTTP exporters of this version report a failed export (collector down, 5xx,
+/// timeout) only through this log ("[OTLP TRACE HTTP Exporter] ERROR: Export N trace span(s)
+/// error", "[OTLP LOG HTTP Exporter] ERROR: Export N log(s) error") and return success, so the
+/// failure counters are fed from here.
+class RateLimitedLogHandler final : public otel::sdk::common::internal_log::LogHandler {
+public:
+    explicit RateLimitedLogHandler(Metrics* metrics) : m_metrics(metrics) {}
+    void Handle(otel::sdk::common::internal_log::LogLevel level, const char*, int, const char* msg,
+                const otel::sdk::common::AttributeMap&) noexcept override {
+        if (m_metrics != nullptr && msg != nullptr) {
+            const std::string_view text = msg;
+            try {
+                if (text.find("ERROR: Export") != std::string_view::npos) {
+                    if (text.find("trace span(s) error") != std::string_view::npos) {
+                        m_metrics->count_export_failed("traces");
+                    } else if (text.find("log(s) error") != std::string_view::npos) {
+                        m_metrics->count_export_failed("logs");
+                    }
+                }
+            } catch (...) {
+            }
+        }
+        using Clock = std::chrono::steady_clock;
+        const auto now = Clock::now().time_since_epoch().count();
+        auto last = m_last.load();
+        if (last != 0 &&
+            now - last <
+                std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(10)).count()) {
+            m_suppressed.fetch_add(1);
+            return;
+        }
+        if (!m_last.compare_exchange_strong(last, now)) {
+            m_suppressed.fetch_add(1);
+            return;
+        }
+        try {
+            std::string line = "{\"level\":\"";
+            line += level == otel::sdk::common::internal_log::LogLevel::Error ? "error" : "warn";
+            line += "\",\"message\":";
+            append_json_string(line, std::string("opentelemetry: ") + (msg != nullptr ? msg : ""));
+            line +=
+                ",\"suppressed_since_last\":" + std::to_string(m_suppressed.exchange(0)) + "}\n";
+            std::fwrite(line.data(), 1, line.size(), stdout);
+            std::fflush(stdout);
+        } catch (...) {
+        }
+    }
+
+private:
+    Metrics* m_metrics;
+    std::atomic<std::chrono::steady_clock::rep> m_last{0};
+    std::atomic<std::uint64_t> m_suppressed{0};
+};
+
+otel::sdk::resource::Resource make_resource(const Config& config) {
+    using otel::sdk::resource::Resource;
+    using otel::sdk::resource::ResourceAttributes;
+    // Precedence: our defaults < OTEL_RESOURCE_ATTRIBUTES < OTEL_SERVICE_NAME.
+    const ResourceAttributes defaults = {
+        {"service.name", std::string("task-api")},
+        {"service.version", config.service_version},
+        {"deployment.environment", config.deployment_environment},
+        {"deployment.environment.name", config.deployment_environment},
+        {"telemetry.sdk.language", std::string("cpp")},
+        {"telemetry.sdk.name", std::string("opentelemetry")},
+        {"telemetry.sdk.version", std::string(OPENTELEMETRY_SDK_VERSION)},
+    };
+    Resource resource = Resource::Create(defaults);
+    resource = resource.Merge(otel::sdk::resource::OTELResourceDetector().Detect());
+    if (std::getenv("OTEL_SERVICE_NAME") != nullptr) {
+        resource = resource.Merge(Resource::Create({{"service.name", config.service_name}}));
+    }
+    return resource;
+}
+
+} // namespace
+
+struct Telemetry::Providers {
+    BudgetedSpanExporter* span_exporter = nullptr; // owned by the tracer provider
+    BudgetedLogExporter* log_exporter = nullptr;   // owned by the logger provider
+    std::shared_ptr<sdktrace::TracerProvider> tracer_provider;
+    std::shared_ptr<sdklogs::LoggerProvider> logger_provider;
+};
+
+Telemetry::Telemetry(const Config& config, Metrics& metrics) {
+    if (!config.otel_enabled) {
+        // Noop spans need their tracer owned by a std::shared_ptr (shared_from_this).
+        m_tracer = otel::nostd::shared_ptr<otel::trace::Tracer>(
+            std::shared_ptr<otel::trace::Tracer>(std::make_shared<otel::trace::NoopTracer>()));
+        m_logger = otel::nostd::shared_ptr<otel::logs::Logger>(
+            std::shared_ptr<otel::logs::Logger>(std::make_shared<otel::logs::NoopLogger>()));
+        return;
+    }
+    m_enabled = true;
+    otel::sdk::common::internal_log::GlobalLogHandler::SetLogHandler(
+        otel::nostd::shared_ptr<otel::sdk::common::internal_log::LogHandler>(
+            new RateLimitedLogHandler(&metrics)));
+    otel::sdk::common::internal_log::GlobalLogHandler::SetLogLevel(
+        otel::sdk::common::internal_log::LogLevel::Warning);
+    const auto resource = make_resource(config);
+
+    // Traces.
+    otel::exporter::otlp::OtlpHttpExporterOptions trace_opts;
+    trace_opts.url = config.otlp_traces_endpoint;
+    trace_opts.content_type = otel::exporter::otlp::HttpRequestContentType::kBinary;
+    trace_opts.timeout = config.otlp_timeout;
+    trace_opts.retry_policy_max_attempts = 2;
+    auto trace_budget =
+        std::make_shared<QueueBudget>(config.export_queue_size, metrics, std::string("traces"));
+    m_providers = std::make_unique<Providers>();
+    auto span_exporter = std::make_unique<BudgetedSpanExporter>(
+        otel::exporter::otlp::OtlpHttpExporterFactory::Create(trace_opts), trace_budget);
+    m_providers->span_exporter = span_exporter.get();
+    sdktrace::BatchSpanProcessorOptions bsp;
+    bsp.max_queue_size = config.export_queue_size + 64;
+    bsp.schedule_delay_millis = config.export_delay;
+    bsp.max_export_batch_size = std::min<std::size_t>(k_export_batch, config.export_queue_size);
+    auto span_processor = std::make_unique<BudgetedSpanProcessor>(
+        sdktrace::BatchSpanProcessorFactory::Create(std::move(span_exporter), bsp), trace_budget);
+
+    // Logs.
+    otel::exporter::otlp::OtlpHttpLogRecordExporterOptions log_opts;
+    log_opts.url = config.otlp_logs_endpoint;
+    log_opts.content_type = otel::exporter::otlp::HttpRequestContentType::kBinary;
+    log_opts.timeout = config.otlp_timeout;
+    log_opts.retry_policy_max_attempts = 2;
+    auto log_budget =
+        std::make_shared<QueueBudget>(config.export_queue_size, metrics, std::string("logs"));
+    auto log_exporter = std::make_unique<BudgetedLogExporter>(
+        otel::exporter::otlp::OtlpHttpLogRecordExporterFactory::Create(log_opts), log_budget);
+    m_providers->log_exporter = log_exporter.get();
+    sdklogs::BatchLogRecordProcessorOptions blp;
+    blp.max_queue_size = config.export_queue_size + 64;
+    blp.schedule_delay_millis = config.export_delay;
+    blp.max_export_batch_size = std::min<std::size_t>(k_export_batch, config.export_queue_size);
+    auto log_processor = std::make_unique<BudgetedLogProcessor>(
+        sdklogs::BatchLogRecordProcessorFactory::Create(std::move(log_exporter), blp), log_budget);
+
+    m_providers->tracer_provider =
+        std::make_shared<sdktrace::TracerProvider>(std::move(span_processor), resource);
+    m_providers->logger_provider =
+        std::make_shared<sdklogs::LoggerProvider>(std::move(log_processor), resource);
+    m_tracer = m_providers->tracer_provider->GetTracer("labctl-taskapi", config.service_version);
+    m_logger = m_providers->logger_provider->GetLogger("labctl-taskapi", "labctl-taskapi",
+                                                       config.service_version);
+}
+
+Telemetry::~Telemetry() {
+    shutdown(std::chrono::milliseconds(2000));
+}
+
+void Telemetry::shutdown(std::chrono::milliseconds timeout) {
+    if (!m_providers) {
+        return;
+    }
+    const auto half = std::chrono::duration_cast<std::chrono::microseconds>(timeout) / 2;
+    m_providers->tracer_provider->ForceFlush(half);
+    m_providers->logger_provider->ForceFlush(half);
+    // Stop the exporters first: that aborts an export still waiting on a slow collector, so
+    // joining the processors' threads below cannot hang.
+    m_providers->span_exporter->Shutdown(std::chrono::microseconds(100'000));
+    m_providers->log_exporter->Shutdown(std::chrono::microseconds(100'000));
+    m_providers->tracer_provider->Shutdown(std::chrono::microseconds(100'000));
+    m_providers->logger_provider->Shutdown(std::chrono::microseconds(100'000));
+    // The handler refers to Metrics, which may go away after us.
+    otel::sdk::common::internal_log::GlobalLogHandler::SetLogHandler(
+        otel::nostd::shared_ptr<otel::sdk::common::internal_log::LogHandler>(
+            new RateLimitedLogHandler(nullptr)));
+    m_providers.reset();
+}
+
+} // namespace labctl::taskapi

@@ -1,0 +1,42 @@
+#pragma once
+// OpenTelemetry traces and logs over OTLP/HTTP protobuf, with bounded export queues whose drops
+// are counted in Metrics. Export trouble never blocks or fails a request: spans and log records
+// are handed to batch processors; when the queue is full they are dropped (and counted).
+
+#include <opentelemetry/logs/logger.h>
+#include <opentelemetry/nostd/shared_ptr.h>
+#include <opentelemetry/trace/tracer.h>
+
+#include <chrono>
+#include <memory>
+
+#include "config.hpp"
+
+namespace labctl::taskapi {
+
+class Metrics;
+
+class Telemetry {
+public:
+    /// With `config.otel_enabled == false` every tracer/logger is a no-op.
+    Telemetry(const Config& config, Metrics& metrics);
+    ~Telemetry();
+    Telemetry(const Telemetry&) = delete;
+    Telemetry& operator=(const Telemetry&) = delete;
+
+    bool enabled() const { return m_enabled; }
+    opentelemetry::trace::Tracer& tracer() { return *m_tracer; }
+    opentelemetry::logs::Logger& logger() { return *m_logger; }
+
+    /// Flushes what is queued (bounded by `timeout` in total) and stops the exporters.
+    void shutdown(std::chrono::milliseconds timeout);
+
+private:
+    struct Providers;
+    bool m_enabled = false;
+    std::unique_ptr<Providers> m_providers;
+    opentelemetry::nostd::shared_ptr<opentelemetry::trace::Tracer> m_tracer;
+    opentelemetry::nostd::shared_ptr<opentelemetry::logs::Logger> m_logger;
+};
+
+} // namespace labctl::taskapi

@@ -1,0 +1,90 @@
+// The task API's input validation as pure functions (no server, no network): body parser,
+// traceparent validity, query values, ids, media types, UTF-8 and JSON text.
+
+#include <catch2/catch.hpp>
+
+#include "json_text.hpp"
+#include "task_input.hpp"
+
+using namespace labctl::taskapi;
+
+TEST_CASE("taskapi input: request bodies", "[taskapi][unit]") {
+    auto r = parse_task_input(R"({"title":"a","description":null,"completed":true,"x":[1]})",
+                              InputMode::create);
+    REQUIRE(r.input);
+    CHECK(*r.input->title == "a");
+    CHECK(r.input->description_set);
+    CHECK_FALSE(r.input->description);
+    CHECK(*r.input->completed);
+
+    r = parse_task_input(R"({"completed":false})", InputMode::update);
+    REQUIRE(r.input);
+    CHECK_FALSE(r.input->title);
+    CHECK_FALSE(r.input->description_set);
+
+    for (const std::string bad :
+         {"", "{", "[]", "null", R"({"title":""})", R"({"title":" \t"})", R"({"title":1})",
+          R"({"title":"a","completed":"no"})", R"({"title":"a"} x)", "{\"title\":\"\xff\"}",
+          R"({"title":"a","a":[[[[[[[[[1]]]]]]]]]})"}) {
+        INFO(bad);
+        CHECK_FALSE(parse_task_input(bad, InputMode::create).input);
+        CHECK_FALSE(parse_task_input(bad, InputMode::create).error.empty());
+    }
+    CHECK(parse_task_input("{}", InputMode::update).error.find("at least one") !=
+          std::string::npos);
+    std::string title(200, 'x');
+    CHECK(parse_task_input("{\"title\":\"" + title + "\"}", InputMode::create).input);
+    CHECK_FALSE(parse_task_input("{\"title\":\"" + title + "x\"}", InputMode::create).input);
+}
+
+TEST_CASE("taskapi input: traceparent validity per W3C", "[taskapi][unit]") {
+    CHECK(valid_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    CHECK(valid_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"));
+    CHECK(valid_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future"));
+    CHECK_FALSE(valid_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x"));
+    CHECK_FALSE(valid_traceparent("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    CHECK_FALSE(valid_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+    CHECK_FALSE(valid_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"));
+    CHECK_FALSE(valid_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
+    CHECK_FALSE(valid_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"));
+    CHECK_FALSE(valid_traceparent(""));
+}
+
+TEST_CASE("taskapi input: ids, delays, counts and media types", "[taskapi][unit]") {
+    CHECK(parse_task_id("1") == 1);
+    CHECK(parse_task_id("9223372036854775807") == INT64_MAX);
+    for (const std::string bad : {"", "0", "-1", "+1", "1.0", "0x1", "9223372036854775808", "1 "}) {
+        INFO(bad);
+        CHECK_FALSE(parse_task_id(bad));
+    }
+    CHECK(parse_delay(std::nullopt) == Approx(2.0));
+    CHECK(parse_delay(std::string("0.5")) == Approx(0.5));
+    CHECK(parse_delay(std::string("100")) == Approx(10.0)); // capped
+    for (const std::string bad : {"", "-1", "1e3", "inf", "nan", ".", "1.2.3", "0x1"}) {
+        INFO(bad);
+        CHECK_FALSE(parse_delay(bad));
+    }
+    CHECK(parse_count(std::nullopt, 10, 1000) == 10);
+    CHECK(parse_count(std::string("1000"), 10, 1000) == 1000);
+    CHECK_FALSE(parse_count(std::string("1001"), 10, 1000));
+    CHECK(is_json_media_type("application/json"));
+    CHECK(is_json_media_type(" Application/JSON ; charset=utf-8"));
+    CHECK_FALSE(is_json_media_type("application/jsonx"));
+    CHECK_FALSE(is_json_media_type(""));
+}
+
+TEST_CASE("taskapi input: UTF-8 and JSON text", "[taskapi][unit]") {
+    CHECK(valid_utf8("h\xc3\xa9 \xf0\x9f\x9a\x80"));
+    CHECK_FALSE(valid_utf8("\xc0\xaf"));         // overlong
+    CHECK_FALSE(valid_utf8("\xed\xa0\x80"));     // surrogate
+    CHECK_FALSE(valid_utf8("\xf4\x90\x80\x80")); // above U+10FFFF
+    CHECK_FALSE(valid_utf8("\xe2\x82"));         // truncated
+    CHECK(utf8_length("h\xc3\xa9\xf0\x9f\x9a\x80") == 3);
+    std::string out;
+    append_json_string(out, "a\"b\\c\n\x01");
+    CHECK(out == R"("a\"b\\c\n\u0001")");
+    out.clear();
+    append_json_string(out, "\xff");
+    CHECK(out == R"("\u00ff")");
+    CHECK(error_body("x") == R"({"error":"x"})");
+}

@@ -1,0 +1,546 @@
+// Traces and logs of the task API, received by a real OTLP/HTTP sink on loopback that decodes
+// protobuf with classes generated from the official opentelemetry-proto files. Also: telemetry
+// trouble (collector down, slow, answering 503) never fails or slows a request.
+
+#include <Poco/Event.h>
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/StreamCopier.h>
+#include <opentelemetry/proto/collector/logs/v1/logs_service.pb.h>
+#include <opentelemetry/proto/collector/trace/v1/trace_service.pb.h>
+
+#include <algorithm>
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace labctl::test::taskapi;
+namespace otlp = opentelemetry::proto;
+
+namespace {
+
+std::string to_hex(const std::string& bytes) {
+    static const char* k_digits = "0123456789abcdef";
+    std::string out;
+    for (const unsigned char c : bytes) {
+        out.push_back(k_digits[c >> 4]);
+        out.push_back(k_digits[c & 0x0F]);
+    }
+    return out;
+}
+
+std::string any_to_string(const otlp::common::v1::AnyValue& v) {
+    switch (v.value_case()) {
+    case otlp::common::v1::AnyValue::kStringValue:
+        return v.string_value();
+    case otlp::common::v1::AnyValue::kIntValue:
+        return std::to_string(v.int_value());
+    case otlp::common::v1::AnyValue::kBoolValue:
+        return v.bool_value() ? "true" : "false";
+    case otlp::common::v1::AnyValue::kDoubleValue:
+        return std::to_string(v.double_value());
+    default:
+        return "<" + std::to_string(static_cast<int>(v.value_case())) + ">";
+    }
+}
+
+using Attributes = std::map<std::string, std::string>;
+
+Attributes attributes(const google::protobuf::RepeatedPtrField<otlp::common::v1::KeyValue>& kvs) {
+    Attributes out;
+    for (const auto& kv : kvs) {
+        out[kv.key()] = any_to_string(kv.value());
+    }
+    return out;
+}
+
+struct SpanRec {
+    std::string trace_id, span_id, parent_span_id, name, trace_state;
+    int kind = 0;
+    int status = 0;
+    Attributes attrs, resource;
+};
+
+struct LogRec {
+    std::string trace_id, span_id, body, severity_text;
+    int severity_number = 0;
+    Attributes attrs, resource;
+};
+
+enum class SinkMode { ok, fail_503, slow };
+
+/// An OTLP/HTTP receiver (POST /v1/traces, /v1/logs, protobuf) on 127.0.0.1.
+class OtlpSink {
+public:
+    explicit OtlpSink(SinkMode mode, std::chrono::milliseconds slow = std::chrono::seconds(3))
+        : m_mode(mode), m_slow(slow), m_socket(Poco::Net::SocketAddress(k_loopback, 0)) {
+        auto* params = new Poco::Net::HTTPServerParams;
+        params->setMaxThreads(8);
+        params->setKeepAlive(true);
+        m_server = std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), m_socket, params);
+        m_server->start();
+    }
+    ~OtlpSink() {
+        m_stop.set();
+        m_server->stopAll(true);
+    }
+    std::string endpoint() const {
+        return "http://127.0.0.1:" + std::to_string(m_socket.address().port());
+    }
+    std::size_t requests() const { return m_requests.load(); }
+
+    /// Waits until `pred(spans, logs)` holds (checked on each arrival) or `timeout` passes.
+    bool wait_for(
+        const std::function<bool(const std::vector<SpanRec>&, const std::vector<LogRec>&)>& pred,
+        std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
+        std::unique_lock<std::mutex> lock(m_mutex);
+        return m_cv.wait_for(lock, timeout, [&] { return pred(m_spans, m_logs); });
+    }
+    std::vector<SpanRec> spans() {
+        const std::lock_guard<std::mutex> lock(m_mutex);
+        return m_spans;
+    }
+    std::vector<LogRec> logs() {
+        const std::lock_guard<std::mutex> lock(m_mutex);
+        return m_logs;
+    }
+
+private:
+    class Handler final : public Poco::Net::HTTPRequestHandler {
+    public:
+        explicit Handler(OtlpSink& sink) : m_sink(sink) {}
+        void handleRequest(Poco::Net::HTTPServerRequest& req,
+                           Poco::Net::HTTPServerResponse& resp) override {
+            std::string body;
+            Poco::StreamCopier::copyToString(req.stream(), body);
+            m_sink.m_requests.fetch_add(1);
+            if (m_sink.m_mode == SinkMode::fail_503) {
+                resp.setStatus(Poco::Net::HTTPResponse::HTTP_SERVICE_UNAVAILABLE);
+                resp.sendBuffer("", 0);
+                return;
+            }
+            if (m_sink.m_mode == SinkMode::slow) {
+                m_sink.m_stop.tryWait(static_cast<long>(m_sink.m_slow.count()));
+            }
+            const bool traces = req.getURI() == "/v1/traces";
+            const bool logs = req.getURI() == "/v1/logs";
+            if ((!traces && !logs) || req.getContentType() != "application/x-protobuf") {
+                resp.setStatus(Poco::Net::HTTPResponse::HTTP_BAD_REQUEST);
+                resp.sendBuffer("", 0);
+                return;
+            }
+            std::string answer;
+            if (traces) {
+                otlp::collector::trace::v1::ExportTraceServiceRequest request;
+                if (!request.ParseFromString(body)) {
+                    resp.setStatus(Poco::Net::HTTPResponse::HTTP_BAD_REQUEST);
+                    resp.sendBuffer("", 0);
+                    return;
+                }
+                m_sink.add(request);
+                otlp::collector::trace::v1::ExportTraceServiceResponse().SerializeToString(&answer);
+            } else {
+                otlp::collector::logs::v1::ExportLogsServiceRequest request;
+                if (!request.ParseFromString(body)) {
+                    resp.setStatus(Poco::Net::HTTPResponse::HTTP_BAD_REQUEST);
+                    resp.sendBuffer("", 0);
+                    return;
+                }
+                m_sink.add(request);
+                otlp::collector::logs::v1::ExportLogsServiceResponse().SerializeToString(&answer);
+            }
+            resp.setContentType("application/x-protobuf");
+            resp.sendBuffer(answer.data(), answer.size());
+        }
+
+    private:
+        OtlpSink& m_sink;
+    };
+    class Factory final : public Poco::Net::HTTPRequestHandlerFactory {
+    public:
+        explicit Factory(OtlpSink& sink) : m_sink(sink) {}
+        Poco::Net::HTTPRequestHandler*
+        createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
+            return new Handler(m_sink);
+        }
+
+    private:
+        OtlpSink& m_sink;
+    };
+
+    void add(const otlp::collector::trace::v1::ExportTraceServiceRequest& request) {
+        {
+            const std::lock_guard<std::mutex> lock(m_mutex);
+            for (const auto& rs : request.resource_spans()) {
+                const auto resource = attributes(rs.resource().attributes());
+                for (const auto& ss : rs.scope_spans()) {
+                    for (const auto& s : ss.spans()) {
+                        SpanRec r;
+                        r.trace_id = to_hex(s.trace_id());
+                        r.span_id = to_hex(s.span_id());
+                        r.parent_span_id = to_hex(s.parent_span_id());
+                        r.name = s.name();
+                        r.trace_state = s.trace_state();
+                        r.kind = static_cast<int>(s.kind());
+                        r.status = static_cast<int>(s.status().code());
+                        r.attrs = attributes(s.attributes());
+                        r.resource = resource;
+                        m_spans.push_back(std::move(r));
+                    }
+                }
+            }
+        }
+        m_cv.notify_all();
+    }
+    void add(const otlp::collector::logs::v1::ExportLogsServiceRequest& request) {
+        {
+            const std::lock_guard<std::mutex> lock(m_mutex);
+            for (const auto& rl : request.resource_logs()) {
+                const auto resource = attributes(rl.resource().attributes());
+                for (const auto& sl : rl.scope_logs()) {
+                    for (const auto& l : sl.log_records()) {
+                        LogRec r;
+                        r.trace_id = to_hex(l.trace_id());
+                        r.span_id = to_hex(l.span_id());
+                        r.body = any_to_string(l.body());
+                        r.severity_text = l.severity_text();
+                        r.severity_number = static_cast<int>(l.severity_number());
+                        r.attrs = attributes(l.attributes());
+                        r.resource = resource;
+                        m_logs.push_back(std::move(r));
+                    }
+                }
+            }
+        }
+        m_cv.notify_all();
+    }
+
+    SinkMode m_mode;
+    std::chrono::milliseconds m_slow;
+    Poco::Event m_stop{Poco::Event::EVENT_MANUALRESET};
+    Poco::Net::ServerSocket m_socket;
+    std::unique_ptr<Poco::Net::HTTPServer> m_server;
+    std::atomic<std::size_t> m_requests{0};
+    std::mutex m_mutex;
+    std::condition_variable m_cv;
+    std::vector<SpanRec> m_spans;
+    std::vector<LogRec> m_logs;
+};
+
+std::map<std::string, std::string> otel_env(const std::string& endpoint) {
+    return {{"OTEL_SDK_DISABLED", "false"},
+            {"OTEL_EXPORTER_OTLP_ENDPOINT", endpoint},
+            {"OTEL_BSP_SCHEDULE_DELAY", "200"},
+            {"OTEL_SERVICE_NAME", "task-api-test"},
+            {"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=contract,team=lab"}};
+}
+
+constexpr int k_server = static_cast<int>(otlp::trace::v1::Span::SPAN_KIND_SERVER);
+constexpr int k_client = static_cast<int>(otlp::trace::v1::Span::SPAN_KIND_CLIENT);
+constexpr int k_status_error = static_cast<int>(otlp::trace::v1::Status::STATUS_CODE_ERROR);
+
+const SpanRec* find_span(const std::vector<SpanRec>& spans,
+                         const std::function<bool(const SpanRec&)>& pred) {
+    const auto it = std::find_if(spans.begin(), spans.end(), pred);
+    return it == spans.end() ? nullptr : &*it;
+}
+
+} // namespace
+
+TEST_CASE("taskapi otlp: traceparent is continued and DB CLIENT spans and logs share the trace",
+          "[taskapi][otlp]") {
+    OtlpSink sink(SinkMode::ok);
+    TempDir dir;
+    ApiProcess api(dir.path() / "tasks.db", dir.path() / "api.log", otel_env(sink.endpoint()));
+    const auto port = api.port();
+
+    const std::string trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const std::string parent_id = "00f067aa0ba902b7";
+    const std::map<std::string, std::string> headers = {
+        {"traceparent", "00-" + trace_id + "-" + parent_id + "-01"},
+        {"tracestate", "vendor=lab"},
+        {"User-Agent", "labctl-contract/1.0"}};
+    const auto created =
+        http(port, "POST", "/api/tasks", R"({"title":"traced"})", "application/json", headers);
+    REQUIRE(created.status == 201);
+    const long id = created.json()["id"].get<long>();
+
+    const auto has_server_and_client = [&](const std::vector<SpanRec>& spans,
+                                           const std::vector<LogRec>& logs) {
+        const SpanRec* server = find_span(
+            spans, [&](const SpanRec& s) { return s.trace_id == trace_id && s.kind == k_server; });
+        if (server == nullptr) {
+            return false;
+        }
+        const bool client = find_span(spans, [&](const SpanRec& s) {
+                                return s.parent_span_id == server->span_id;
+                            }) != nullptr;
+        const bool log = std::any_of(logs.begin(), logs.end(), [&](const LogRec& l) {
+            return l.trace_id == trace_id && l.span_id == server->span_id;
+        });
+        return client && log;
+    };
+    REQUIRE(sink.wait_for(has_server_and_client));
+
+    const auto spans = sink.spans();
+    const SpanRec* server = find_span(
+        spans, [&](const SpanRec& s) { return s.trace_id == trace_id && s.kind == k_server; });
+    REQUIRE(server != nullptr);
+    CHECK(server->name == "POST /api/tasks");
+    CHECK(server->parent_span_id == parent_id);
+    CHECK(server->trace_state == "vendor=lab");
+    CHECK(server->status != k_status_error);
+    const Attributes expected = {{"http.request.method", "POST"},
+                                 {"http.route", "/api/tasks"},
+                                 {"url.path", "/api/tasks"},
+                                 {"url.scheme", "http"},
+                                 {"http.response.status_code", "201"},
+                                 {"server.address", "127.0.0.1"},
+                                 {"server.port", std::to_string(port)},
+                                 {"user_agent.original", "labctl-contract/1.0"}};
+    for (const auto& [k, v] : expected) {
+        INFO(k);
+        REQUIRE(server->attrs.count(k) == 1);
+        CHECK(server->attrs.at(k) == v);
+    }
+    CHECK(server->resource.at("service.name") == "task-api-test");
+    CHECK(server->resource.at("deployment.environment") == "contract");
+    CHECK(server->resource.at("team") == "lab");
+    CHECK_FALSE(server->resource.at("service.version").empty());
+
+    const SpanRec* insert =
+        find_span(spans, [&](const SpanRec& s) { return s.parent_span_id == server->span_id; });
+    REQUIRE(insert != nullptr);
+    CHECK(insert->trace_id == trace_id);
+    CHECK(insert->kind == k_client);
+    CHECK(insert->name == "INSERT tasks");
+    CHECK(insert->attrs.at("db.system.name") == "sqlite");
+    CHECK(insert->attrs.at("db.operation.name") == "INSERT");
+    CHECK(insert->attrs.at("db.collection.name") == "tasks");
+    const std::string query = insert->attrs.at("db.query.text");
+    CHECK(query.find("INSERT INTO tasks") == 0);
+    CHECK(query.find('?') != std::string::npos);
+    CHECK(query.find("traced") == std::string::npos); // parameterised: no values in the text
+
+    const auto logs = sink.logs();
+    const auto log = std::find_if(logs.begin(), logs.end(), [&](const LogRec& l) {
+        return l.trace_id == trace_id && l.span_id == server->span_id;
+    });
+    REQUIRE(log != logs.end());
+    CHECK(log->body == "request completed");
+    CHECK(log->attrs.at("route") == "/api/tasks");
+    CHECK(log->attrs.at("status_code") == "201");
+    CHECK(log->resource.at("service.name") == "task-api-test");
+    // The same record on stdout as a JSON line with the same ids.
+    const std::string out = api.log_text();
+    CHECK(out.find("\"trace_id\":\"" + trace_id + "\",\"span_id\":\"" + server->span_id + "\"") !=
+          std::string::npos);
+
+    // GET by id: SERVER span with the templated route and a SELECT child.
+    const std::string trace2 = "0af7651916cd43dd8448eb211c80319c";
+    REQUIRE(http(port, "GET", "/api/tasks/" + std::to_string(id), {}, {},
+                 {{"traceparent", "00-" + trace2 + "-b7ad6b7169203331-01"}})
+                .status == 200);
+    REQUIRE(sink.wait_for([&](const std::vector<SpanRec>& s, const std::vector<LogRec>&) {
+        const SpanRec* srv = find_span(
+            s, [&](const SpanRec& x) { return x.trace_id == trace2 && x.kind == k_server; });
+        return srv != nullptr && find_span(s, [&](const SpanRec& x) {
+                                     return x.parent_span_id == srv->span_id &&
+                                            x.name == "SELECT tasks";
+                                 }) != nullptr;
+    }));
+    const auto spans2 = sink.spans();
+    const SpanRec* get = find_span(
+        spans2, [&](const SpanRec& x) { return x.trace_id == trace2 && x.kind == k_server; });
+    CHECK(get->name == "GET /api/tasks/{id}");
+    CHECK(get->attrs.at("http.route") == "/api/tasks/{id}");
+    CHECK(get->attrs.at("url.path") == "/api/tasks/" + std::to_string(id));
+
+    // 5xx → span status ERROR; 4xx → not an error on a SERVER span.
+    const std::string trace3 = "11111111111111111111111111111111";
+    const std::string trace4 = "22222222222222222222222222222222";
+    REQUIRE(http(port, "GET", "/api/simulate-error", {}, {},
+                 {{"traceparent", "00-" + trace3 + "-1111111111111111-01"}})
+                .status == 500);
+    REQUIRE(http(port, "GET", "/api/tasks/999999", {}, {},
+                 {{"traceparent", "00-" + trace4 + "-2222222222222222-01"}})
+                .status == 404);
+    REQUIRE(sink.wait_for([&](const std::vector<SpanRec>& s, const std::vector<LogRec>&) {
+        return find_span(s, [&](const SpanRec& x) { return x.trace_id == trace3; }) != nullptr &&
+               find_span(s, [&](const SpanRec& x) {
+                   return x.trace_id == trace4 && x.kind == k_server;
+               }) != nullptr;
+    }));
+    const auto spans3 = sink.spans();
+    CHECK(find_span(spans3, [&](const SpanRec& x) { return x.trace_id == trace3; })->status ==
+          k_status_error);
+    CHECK(find_span(spans3, [&](const SpanRec& x) {
+              return x.trace_id == trace4 && x.kind == k_server;
+          })->status != k_status_error);
+
+    REQUIRE(api.terminate() == 0);
+}
+
+TEST_CASE("taskapi otlp: an invalid traceparent starts a new trace", "[taskapi][otlp]") {
+    OtlpSink sink(SinkMode::ok);
+    TempDir dir;
+    ApiProcess api(dir.path() / "tasks.db", dir.path() / "api.log", otel_env(sink.endpoint()));
+
+    const std::vector<std::string> invalid = {
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01", // all-zero trace id
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", // all-zero parent id
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", // forbidden version
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01", // upper-case hex
+        "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",  // short trace id
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",    // no flags
+        "garbage",
+        "",
+    };
+    for (std::size_t i = 0; i < invalid.size(); ++i) {
+        const auto r =
+            http(api.port(), "GET", "/api/tasks", {}, {},
+                 {{"traceparent", invalid[i]}, {"User-Agent", "case-" + std::to_string(i)}});
+        REQUIRE(r.status == 200);
+    }
+    REQUIRE(sink.wait_for([&](const std::vector<SpanRec>& spans, const std::vector<LogRec>&) {
+        return std::count_if(spans.begin(), spans.end(), [](const SpanRec& s) {
+                   return s.kind == k_server;
+               }) >= static_cast<long>(invalid.size());
+    }));
+    const auto spans = sink.spans();
+    for (std::size_t i = 0; i < invalid.size(); ++i) {
+        INFO("traceparent '" << invalid[i] << "'");
+        const SpanRec* s = find_span(spans, [&](const SpanRec& x) {
+            return x.kind == k_server && x.attrs.count("user_agent.original") == 1 &&
+                   x.attrs.at("user_agent.original") == "case-" + std::to_string(i);
+        });
+        REQUIRE(s != nullptr);
+        CHECK(s->parent_span_id.empty());
+        CHECK(s->trace_id.size() == 32);
+        CHECK(s->trace_id != "4bf92f3577b34da6a3ce929d0e0e4736");
+        CHECK(s->trace_id != std::string(32, '0'));
+    }
+}
+
+namespace {
+
+struct LatencyReport {
+    int failures = 0;
+    double max_s = 0;
+    double median_s = 0;
+};
+
+/// `n` sequential requests (POST, GET list, GET one), checking each status.
+LatencyReport drive(std::uint16_t port, int n) {
+    LatencyReport rep;
+    std::vector<double> lat;
+    for (int i = 0; i < n; ++i) {
+        HttpResult r;
+        int expected = 200;
+        switch (i % 3) {
+        case 0:
+            r = http(port, "POST", "/api/tasks", R"({"title":"t"})", "application/json");
+            expected = 201;
+            break;
+        case 1:
+            r = http(port, "GET", "/api/tasks");
+            break;
+        default:
+            r = http(port, "GET", "/api/tasks/1");
+            break;
+        }
+        if (r.status != expected) {
+            ++rep.failures;
+        }
+        lat.push_back(r.seconds);
+    }
+    std::sort(lat.begin(), lat.end());
+    rep.max_s = lat.back();
+    rep.median_s = lat[lat.size() / 2];
+    return rep;
+}
+
+double metric(std::uint16_t port, const std::string& name, const std::string& matcher) {
+    return metric_sum(http(port, "GET", "/metrics").body, name, {matcher});
+}
+
+/// Polls a metric until it is > 0 (or the deadline passes) and returns it.
+double eventually_positive(std::uint16_t port, const std::string& name, const std::string& matcher,
+                           std::chrono::seconds limit = std::chrono::seconds(15)) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    double v = 0;
+    while ((v = metric(port, name, matcher)) <= 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return v;
+}
+
+void check_shutdown_is_prompt(ApiProcess& api) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto code = api.terminate(std::chrono::seconds(12));
+    const double took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    INFO(api.log_text().substr(0, 4000));
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
+    CHECK(took < 10.0);
+}
+
+} // namespace
+
+TEST_CASE("taskapi otlp: collector down never fails or slows a request", "[taskapi][otlp]") {
+    TempDir dir;
+    const std::uint16_t closed = free_port(); // nothing listens there
+    auto env = otel_env("http://127.0.0.1:" + std::to_string(closed));
+    ApiProcess api(dir.path() / "tasks.db", dir.path() / "api.log", env);
+    const auto rep = drive(api.port(), 150);
+    CHECK(rep.failures == 0);
+    CHECK(rep.median_s < 0.1);
+    CHECK(rep.max_s < 1.5); // retries with backoff in the request path would take longer
+    // The exporter did try, and says so in a metric (not in the request path).
+    CHECK(eventually_positive(api.port(), "otel_export_failed_batches_total",
+                              R"(signal="traces")") > 0);
+    check_shutdown_is_prompt(api);
+}
+
+TEST_CASE("taskapi otlp: collector answering 503 never fails or slows a request",
+          "[taskapi][otlp]") {
+    OtlpSink sink(SinkMode::fail_503);
+    TempDir dir;
+    ApiProcess api(dir.path() / "tasks.db", dir.path() / "api.log", otel_env(sink.endpoint()));
+    const auto rep = drive(api.port(), 150);
+    CHECK(rep.failures == 0);
+    CHECK(rep.median_s < 0.1);
+    CHECK(rep.max_s < 1.5); // retries with backoff in the request path would take longer
+    CHECK(eventually_positive(api.port(), "otel_export_failed_batches_total",
+                              R"(signal="traces")") > 0);
+    CHECK(sink.requests() > 0);
+    check_shutdown_is_prompt(api);
+}
+
+TEST_CASE("taskapi otlp: a slow collector fills the bounded queue and drops are counted",
+          "[taskapi][otlp]") {
+    OtlpSink sink(SinkMode::slow, std::chrono::seconds(6));
+    TempDir dir;
+    auto env = otel_env(sink.endpoint());
+    env["OTEL_EXPORTER_OTLP_TIMEOUT"] = "3000";
+    env["OTEL_BSP_MAX_QUEUE_SIZE"] = "20";
+    ApiProcess api(dir.path() / "tasks.db", dir.path() / "api.log", env);
+    const auto rep = drive(api.port(), 240);
+    CHECK(rep.failures == 0);
+    CHECK(rep.median_s < 0.1);
+    CHECK(rep.max_s < 1.5); // an export blocking a request would take ≥ the 3 s export timeout
+    CHECK(eventually_positive(api.port(), "otel_export_dropped_total", R"(signal="traces")") > 0);
+    CHECK(metric(api.port(), "otel_export_dropped_total", R"(signal="logs")") > 0);
+    check_shutdown_is_prompt(api);
+}
