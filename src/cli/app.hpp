@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -26,9 +27,18 @@ struct GlobalOptions {
 /// What a verb's registration returns: the function that runs it once argv is parsed.
 using Runner = std::function<int()>;
 
+/// Settings `labctl up` hands to the stages it runs (a stage's own flags are not parsed then).
+struct UpSettings {
+    bool active = false;          ///< a stage runs as part of `up`
+    bool keep_on_failure = false; ///< provision: keep what a failed run created
+    std::string junit;            ///< verify: write JUnit XML here
+};
+
 struct Context {
     GlobalOptions global;
-    CLI::App* root = nullptr; ///< for `completion`, which describes the whole CLI
+    CLI::App* root = nullptr;              ///< for `completion`, which describes the whole CLI
+    std::map<std::string, Runner> runners; ///< by verb name, so `up` can run the stages
+    UpSettings up;
 };
 
 // One registration function per verb (src/cli/verb_<name>.cpp).
@@ -61,8 +71,10 @@ inline CLI::Validator one_of(std::vector<std::string> choices) {
 
 /// Writes `j` (pretty, newline-terminated) to stdout.
 void print_json(const nlohmann::json& j);
-/// Writes text to stdout as is.
+/// Writes text to stdout as is (to stderr while `up` runs its stages: there the stages' results
+/// are progress, and stdout carries only up's own summary).
 void print(const std::string& text);
+void results_to_stderr(bool on);
 
 /// The error for verbs whose stage lands in a later issue.
 [[noreturn]] void not_available(const std::string& verb);

@@ -1,8 +1,24 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include <labctl/core/duration.hpp>
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/core/signals.hpp>
+#include <labctl/core/table.hpp>
+#include <labctl/core/terminal.hpp>
+
 #include "app.hpp"
+#include "targets.hpp"
 
 namespace labctl::cli {
 
 namespace {
+
+const std::vector<std::string> k_stages{"provision", "harden", "deploy", "verify"};
+
 struct UpOptions {
     std::vector<std::string> stages;
     std::vector<std::string> skip;
@@ -10,29 +26,135 @@ struct UpOptions {
     bool keep_on_failure = false;
     std::string junit;
 };
+
+struct StageRun {
+    std::string stage;
+    std::string result; ///< ok, failed (exit N), skipped
+    std::chrono::milliseconds elapsed{0};
+};
+
+std::vector<std::string> select_stages(const UpOptions& o) {
+    std::vector<std::string> out;
+    bool started = o.from.empty();
+    for (const auto& s : k_stages) {
+        started = started || s == o.from;
+        const bool chosen =
+            o.stages.empty() || std::find(o.stages.begin(), o.stages.end(), s) != o.stages.end();
+        const bool skipped = std::find(o.skip.begin(), o.skip.end(), s) != o.skip.end();
+        if (started && chosen && !skipped)
+            out.push_back(s);
+    }
+    if (out.empty())
+        throw usage_error("--stage/--skip/--from leave no stage to run",
+                          "stages run in the order provision, harden, deploy, verify");
+    return out;
+}
+
+// The address users open: LAB_HOST (as in the original lab) wins, then deploy.host, then the
+// target VM's address.
+std::string lab_host(const config::LabSpec& spec) {
+    if (auto env = terminal::env("LAB_HOST"); env && !env->empty())
+        return *env;
+    if (!spec.deploy.host.empty())
+        return remote::parse_endpoint(spec.deploy.host, {"", 22, "x"}).host;
+    if (const auto* vm = spec.find_vm(spec.deploy.target_vm))
+        return spec.network.mode == "nat" ? vm->ip : "127.0.0.1";
+    return "127.0.0.1";
+}
+
+std::string timing_table(const std::vector<StageRun>& runs) {
+    Table t({"STAGE", "RESULT", "TIME"});
+    std::chrono::milliseconds total{0};
+    for (const auto& r : runs) {
+        t.add({r.stage, r.result, format_duration(r.elapsed)});
+        total += r.elapsed;
+    }
+    t.add({"total", "", format_duration(total)});
+    return t.render();
+}
+
 } // namespace
 
-Runner register_up(CLI::App& app, Context& /*ctx*/) {
+Runner register_up(CLI::App& app, Context& ctx) {
     auto opts = std::make_shared<UpOptions>();
     auto* sub = app.add_subcommand(
         "up", "Provision, harden, deploy and verify the lab (idempotent, resumable)");
-    const std::vector<std::string> stages{"provision", "harden", "deploy", "verify"};
     sub->add_option("--stage", opts->stages,
                     "Run only this stage (repeatable): provision, harden, deploy, verify")
-        ->check(one_of(stages))
+        ->check(one_of(k_stages))
         ->type_name("STAGE");
     sub->add_option("--skip", opts->skip, "Skip this stage (repeatable)")
-        ->check(one_of(stages))
+        ->check(one_of(k_stages))
         ->type_name("STAGE");
     sub->add_option("--from", opts->from, "Resume from this stage")
-        ->check(one_of(stages))
+        ->check(one_of(k_stages))
         ->type_name("STAGE");
     sub->add_flag("--keep-on-failure", opts->keep_on_failure,
                   "Keep what a failed provision created (for debugging)");
     sub->add_option("--junit", opts->junit, "Write verify's JUnit XML report here")
         ->type_name("FILE");
-    return []() -> int {
-        not_available("up");
+    return [&ctx, opts]() -> int {
+        const auto stages = select_stages(*opts);
+        // Fail on a broken lab file before any stage starts.
+        const auto spec = load_spec(ctx, {}, true);
+        ctx.up = {true, opts->keep_on_failure, opts->junit};
+
+        std::vector<StageRun> runs;
+        for (std::size_t i = 0; i < stages.size(); ++i) {
+            const auto& stage = stages[i];
+            signals::check();
+            log::info("==> [{}/{}] {}", i + 1, stages.size(), stage);
+            const auto t0 = std::chrono::steady_clock::now();
+            auto elapsed = [&] {
+                return std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - t0);
+            };
+            int rc = 0;
+            results_to_stderr(true);
+            try {
+                rc = ctx.runners.at(stage)();
+                results_to_stderr(false);
+            } catch (const Error& e) {
+                results_to_stderr(false);
+                runs.push_back(
+                    {stage, fmt::format("failed (exit {})", to_int(e.code())), elapsed()});
+                std::fprintf(stderr, "%s", timing_table(runs).c_str());
+                throw;
+            }
+            runs.push_back(
+                {stage, rc == 0 ? "ok" : fmt::format("failed (exit {})", rc), elapsed()});
+            log::info("<== {} {} in {}", stage, rc == 0 ? "done" : "failed",
+                      format_duration(runs.back().elapsed));
+            if (rc != 0) {
+                std::fprintf(stderr, "%s", timing_table(runs).c_str());
+                return rc;
+            }
+        }
+
+        const auto host = lab_host(spec);
+        const std::vector<std::pair<std::string, std::string>> urls{
+            {"frontend", fmt::format("http://{}:8080", host)},
+            {"grafana", fmt::format("http://{}:3000", host)},
+            {"prometheus", fmt::format("http://{}:9090", host)},
+            {"tempo", fmt::format("http://{}:3200", host)}};
+        if (ctx.global.json()) {
+            nlohmann::json j{{"stages", nlohmann::json::array()},
+                             {"urls", nlohmann::json::object()}};
+            for (const auto& r : runs)
+                j["stages"].push_back(
+                    {{"stage", r.stage},
+                     {"result", r.result},
+                     {"seconds", static_cast<double>(r.elapsed.count()) / 1000.0}});
+            for (const auto& [name, url] : urls)
+                j["urls"][name] = url;
+            print_json(j);
+        } else {
+            std::string text = "\n" + timing_table(runs) + "\n";
+            for (const auto& [name, url] : urls)
+                text += fmt::format("{:<11} {}\n", name, url);
+            print(text);
+        }
+        return 0;
     };
 }
 

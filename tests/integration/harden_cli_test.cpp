@@ -112,3 +112,27 @@ TEST_CASE("labctl harden refuses a host whose key differs from the pinned one (e
     CHECK(contains(r.err, "host key mismatch"));
     CHECK(contains(r.err, "hint: someone may be intercepting"));
 }
+
+TEST_CASE("labctl up --stage runs only that stage, times it and prints the lab URLs", "[up][cli]") {
+    test::TestUser user;
+    test::SshServer sshd({.include_dropins = true, .listen_address = "127.0.0.2"});
+    test::TempDir dir;
+    const auto lab =
+        dir.write("lab.yaml", lab_yaml(sshd, user.name(), sshd.known_hosts().string())).string();
+    ProcessOptions o;
+    o.env["LAB_HOST"] = "127.0.0.1";
+    const auto r = test::run_labctl({"up", "--stage", "harden", "-f", lab, "--output", "json"}, o);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const auto j = nlohmann::json::parse(r.out); // only up's summary is on stdout
+    REQUIRE(j["stages"].size() == 1);
+    CHECK(j["stages"][0]["stage"] == "harden");
+    CHECK(j["stages"][0]["result"] == "ok");
+    CHECK(j["urls"]["grafana"] == "http://127.0.0.1:3000");
+    CHECK(j["urls"]["frontend"] == "http://127.0.0.1:8080");
+    CHECK(contains(r.err, "==> [1/1] harden"));
+
+    const auto none = test::run_labctl({"up", "--from", "verify", "--skip", "verify", "-f", lab});
+    CHECK(none.exit_code == 2);
+    CHECK(contains(none.err, "leave no stage to run"));
+}
