@@ -207,22 +207,38 @@ HardenReport apply(const HardenPlan& plan, const TargetFacts& facts, remote::Ses
 
         // Arm the automatic revert before reloading: if this session dies from here on, the
         // target restores the old configuration by itself.
-        const std::string revert_script =
-            fmt::format("#!/bin/sh\n{}\n{}\nrm -f {} {}\n", restore_snippet(paths),
-                        facts.reload_command(), shell_quote(paths.revert), shell_quote(paths.pid));
-        session.upload(paths.revert, revert_script, 0700, true);
+        // The script sleeps itself when started by the detached sleeper ("now" skips that). It
+        // writes its pid only after setsid made it a session leader, so once the pid file exists
+        // nothing that ends with this SSH session (sudo's pty, sshd's cleanup) can kill it.
         const auto secs = options.revert_after.count();
+        const std::string revert_script = fmt::format(
+            R"(#!/bin/sh
+if [ "${{1:-}}" != now ]; then
+    trap '' HUP
+    echo $$ > {pid}
+    sleep {secs}
+fi
+{restore}
+{reload}
+rm -f {self} {pid}
+)",
+            fmt::arg("pid", shell_quote(paths.pid)), fmt::arg("secs", secs),
+            fmt::arg("restore", restore_snippet(paths)), fmt::arg("reload", facts.reload_command()),
+            fmt::arg("self", shell_quote(paths.revert)));
+        session.upload(paths.revert, revert_script, 0700, true);
         const std::string unit = "labctl-harden-revert";
         if (facts.systemd)
-            run.sudo("arm revert", fmt::format("systemctl stop {0}.timer 2>/dev/null; systemctl "
-                                               "reset-failed {0}.service 2>/dev/null; systemd-run "
-                                               "--quiet --unit={0} --on-active={1}s /bin/sh {2}",
-                                               unit, secs, shell_quote(paths.revert)));
+            run.sudo("arm revert",
+                     fmt::format("systemctl stop {0}.timer 2>/dev/null; systemctl "
+                                 "reset-failed {0}.service 2>/dev/null; systemd-run "
+                                 "--quiet --unit={0} --on-active={1}s /bin/sh {2} now",
+                                 unit, secs, shell_quote(paths.revert)));
         else
             run.sudo("arm revert",
-                     fmt::format("setsid sh -c 'sleep {0}; exec sh {1}' </dev/null >/dev/null "
-                                 "2>&1 & echo $! > {2}",
-                                 secs, shell_quote(paths.revert), shell_quote(paths.pid)));
+                     fmt::format("rm -f {0}; setsid -f sh {1} </dev/null >/dev/null 2>&1; i=0; "
+                                 "while [ ! -s {0} ] && [ $i -lt 150 ]; do sleep 0.1; "
+                                 "i=$((i+1)); done; test -s {0}",
+                                 shell_quote(paths.pid), shell_quote(paths.revert)));
         run.done("arm revert", fmt::format("restores the old configuration in {}s unless "
                                            "disarmed",
                                            secs));
@@ -231,7 +247,7 @@ HardenReport apply(const HardenPlan& plan, const TargetFacts& facts, remote::Ses
             if (facts.systemd)
                 return fmt::format("systemctl stop {}.timer 2>/dev/null; rm -f {} {}", unit,
                                    shell_quote(paths.revert), shell_quote(paths.pid));
-            return fmt::format("if [ -f {0} ]; then kill -- -$(cat {0}) 2>/dev/null; fi; rm -f "
+            return fmt::format("if [ -s {0} ]; then kill -- -$(cat {0}) 2>/dev/null; fi; rm -f "
                                "{0} {1}",
                                shell_quote(paths.pid), shell_quote(paths.revert));
         };
@@ -240,8 +256,10 @@ HardenReport apply(const HardenPlan& plan, const TargetFacts& facts, remote::Ses
         const std::string inode_cmd =
             fmt::format("ss -Htlne 'sport = :{}' 2>/dev/null | grep -o 'ino:[0-9]*' | head -n1",
                         facts.listen_port);
+        // Under systemd the socket may be inherited (socket activation) and keep its inode, so
+        // there a short grace period stands in for the inode check.
         const std::string inode_before =
-            facts.listen_port > 0
+            facts.listen_port > 0 && !facts.systemd
                 ? session.exec(inode_cmd, {.timeout = std::chrono::seconds(30), .sudo = true}).out
                 : std::string();
         try {
@@ -257,7 +275,13 @@ HardenReport apply(const HardenPlan& plan, const TargetFacts& facts, remote::Ses
             // Revert now, over the first session, which the new configuration never touched.
             log::warn("harden {}: {}: reverting", session.endpoint().host, e.what());
             try {
-                run.sudo("revert", fmt::format("sh {}; {}", shell_quote(paths.revert), disarm()));
+                const auto stop_timer =
+                    facts.systemd ? fmt::format("systemctl stop {}.timer 2>/dev/null", unit)
+                                  : fmt::format("if [ -s {0} ]; then kill -- -$(cat {0}) "
+                                                "2>/dev/null; fi",
+                                                shell_quote(paths.pid));
+                run.sudo("revert", fmt::format("{}; sh {} now; rm -f {}", stop_timer,
+                                               shell_quote(paths.revert), shell_quote(paths.pid)));
             } catch (const Error& revert_error) {
                 log::error("harden: revert failed ({}); the armed timer will retry in {}s",
                            revert_error.what(), secs);
