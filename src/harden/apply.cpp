@@ -114,12 +114,17 @@ remote::Session reconnect_with_retry(const remote::ConnectOptions& opts) {
     while (true) {
         try {
             return remote::Session::connect(opts);
-        } catch (const Error& e) {
-            if (std::chrono::steady_clock::now() >= until || e.code() == ExitCode::usage)
+        } catch (const remote::ConnectError& e) {
+            // Not listening yet: retry until the deadline.
+            if (std::chrono::steady_clock::now() >= until)
                 throw Error(
                     ExitCode::harden,
                     fmt::format("a new key login after reloading sshd failed: {}", e.what()));
             std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        } catch (const Error& e) {
+            // Host key or authentication refused: the new configuration is wrong, at once.
+            throw Error(ExitCode::harden,
+                        fmt::format("a new key login after reloading sshd failed: {}", e.what()));
         }
     }
 }
