@@ -1,0 +1,605 @@
+// The lab stack's configuration files checked by the real tools and against each other:
+// nginx -t, promtool, docker-compose config, the dashboards' PromQL evaluated by a real Prometheus
+// scraping the real task API, and the collector/Tempo/Loki/Grafana YAML cross-checked with the
+// compose file. Only 127.0.0.1 is contacted.
+
+#include <yaml-cpp/yaml.h>
+
+#include <catch2/catch.hpp>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include <labctl/core/process.hpp>
+
+#include "harness.hpp"
+#include "skip.hpp"
+#include "stack_support.hpp"
+
+using namespace labctl::test::stack;
+namespace fs = std::filesystem;
+using labctl::test::taskapi::ApiProcess;
+using labctl::test::taskapi::http;
+using labctl::test::taskapi::TempDir;
+using namespace std::chrono_literals;
+
+namespace {
+
+YAML::Node load_yaml(const std::string& relative) {
+    return YAML::LoadFile((stack_dir() / relative).string());
+}
+
+nlohmann::json load_json(const std::string& relative) {
+    return nlohmann::json::parse(slurp(stack_dir() / relative));
+}
+
+/// The port part of "host:port" or "http://host:port/path".
+int port_of(std::string endpoint) {
+    const auto scheme = endpoint.find("://");
+    if (scheme != std::string::npos) {
+        endpoint = endpoint.substr(scheme + 3);
+    }
+    const auto slash = endpoint.find('/');
+    if (slash != std::string::npos) {
+        endpoint = endpoint.substr(0, slash);
+    }
+    const auto colon = endpoint.rfind(':');
+    REQUIRE(colon != std::string::npos);
+    return std::stoi(endpoint.substr(colon + 1));
+}
+
+std::string host_of(std::string endpoint) {
+    const auto scheme = endpoint.find("://");
+    if (scheme != std::string::npos) {
+        endpoint = endpoint.substr(scheme + 3);
+    }
+    return endpoint.substr(0, endpoint.rfind(':'));
+}
+
+/// Container ports of a compose service: `expose` entries and the container side of `ports`.
+std::set<int> container_ports(const YAML::Node& service) {
+    std::set<int> ports;
+    for (const auto& e : service["expose"]) {
+        ports.insert(std::stoi(e.as<std::string>()));
+    }
+    for (const auto& p : service["ports"]) {
+        const auto text = p.as<std::string>();
+        ports.insert(std::stoi(text.substr(text.rfind(':') + 1)));
+    }
+    return ports;
+}
+
+std::string healthcheck_text(const YAML::Node& service) {
+    std::string text;
+    for (const auto& part : service["healthcheck"]["test"]) {
+        text += part.as<std::string>() + " ";
+    }
+    return text;
+}
+
+std::vector<std::string> seq_strings(const YAML::Node& node) {
+    std::vector<std::string> out;
+    for (const auto& n : node) {
+        out.push_back(n.as<std::string>());
+    }
+    return out;
+}
+
+/// Every Prometheus expression in a dashboard: (panel title, expr).
+std::vector<std::pair<std::string, std::string>> prometheus_exprs(const nlohmann::json& dash) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& panel : dash["panels"]) {
+        for (const auto& t : panel.value("targets", nlohmann::json::array())) {
+            const auto ds = t.contains("datasource") ? t["datasource"] : panel["datasource"];
+            if (ds.value("uid", "") == "prometheus") {
+                out.emplace_back(panel["title"].get<std::string>(), t["expr"].get<std::string>());
+            }
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("stack config: nginx -t accepts the shipped frontend config", "[stack][nginx]") {
+    if (!labctl::find_program("nginx")) {
+        labctl::test::skip("nginx is not installed (scripts/install-deps installs it)");
+    }
+    const auto shipped = stack_dir() / "nginx" / "default.conf";
+    const std::string text = slurp(shipped);
+    // The properties STACK.md §3 asks for, in the shipped text itself.
+    CHECK(text.find("resolver 127.0.0.11 ipv6=off") != std::string::npos);
+    CHECK(text.find("set $backend http://backend:5000;") != std::string::npos);
+    CHECK(text.find("proxy_pass $backend;") != std::string::npos);
+    CHECK(text.find("set $collector http://otel-collector:4318;") != std::string::npos);
+    CHECK(text.find("proxy_next_upstream error timeout;") != std::string::npos);
+    CHECK(text.find("error_page 502 503 @upstream_down;") != std::string::npos);
+    CHECK(text.find("gzip on;") != std::string::npos);
+    CHECK(text.find("Content-Security-Policy") != std::string::npos);
+
+    TempDir dir;
+    fs::create_directories(dir.path() / "tmp");
+    // 1. The shipped file unchanged, included the way nginx:alpine includes conf.d/*.conf. The
+    //    Docker names stay: variables in proxy_pass are resolved per request, never by -t.
+    spit(dir.path() / "nginx.conf", nginx_main_conf(dir.path(), shipped));
+    const auto shipped_check = labctl::run_process({"nginx", "-t", "-p", dir.path().string() + "/",
+                                                    "-c", (dir.path() / "nginx.conf").string()});
+    INFO(shipped_check.out << shipped_check.err);
+    CHECK(shipped_check.exit_code == 0);
+    CHECK(shipped_check.err.find("test is successful") != std::string::npos);
+
+    // 2. The loopback rendering the browser and resilience tests run.
+    spit(dir.path() / "server.conf", render_nginx_server(18080, 15000, 14318, dir.path()));
+    spit(dir.path() / "nginx-loopback.conf",
+         nginx_main_conf(dir.path(), dir.path() / "server.conf"));
+    const auto rendered_check =
+        labctl::run_process({"nginx", "-t", "-p", dir.path().string() + "/", "-c",
+                             (dir.path() / "nginx-loopback.conf").string()});
+    INFO(rendered_check.out << rendered_check.err);
+    CHECK(rendered_check.exit_code == 0);
+}
+
+TEST_CASE("stack config: promtool accepts prometheus.yml and its targets are compose services",
+          "[stack][prometheus]") {
+    if (!labctl::find_program("promtool")) {
+        labctl::test::skip("promtool is not installed (Debian package prometheus)");
+    }
+    const auto file = stack_dir() / "prometheus" / "prometheus.yml";
+    const auto check = labctl::run_process({"promtool", "check", "config", file.string()});
+    INFO(check.out << check.err);
+    REQUIRE(check.exit_code == 0);
+
+    const auto prom = load_yaml("prometheus/prometheus.yml");
+    const auto compose = load_yaml("docker-compose.yml");
+    CHECK(prom["global"]["scrape_interval"].as<std::string>() == "15s");
+    const std::map<std::string, std::string> job_service = {{"prometheus", "prometheus"},
+                                                            {"otel-collector", "otel-collector"},
+                                                            {"task-api", "backend"},
+                                                            {"tempo", "tempo"},
+                                                            {"loki", "loki"},
+                                                            {"grafana", "grafana"}};
+    std::set<std::string> jobs;
+    for (const auto& job : prom["scrape_configs"]) {
+        const auto name = job["job_name"].as<std::string>();
+        INFO("job " << name);
+        jobs.insert(name);
+        REQUIRE(job_service.count(name) == 1);
+        const auto& sc = job["static_configs"][0];
+        CHECK(sc["labels"]["service"].as<std::string>() == name);
+        const auto target = sc["targets"][0].as<std::string>();
+        const auto service = job_service.at(name);
+        if (name == "prometheus") {
+            CHECK(target == "localhost:9090");
+            continue;
+        }
+        CHECK(host_of(target) == service);
+        REQUIRE(compose["services"][service]);
+        CHECK(container_ports(compose["services"][service]).count(port_of(target)) == 1);
+    }
+    CHECK(jobs.size() == job_service.size());
+    // Tempo's metrics generator remote-writes here.
+    const auto args = seq_strings(compose["services"]["prometheus"]["command"]);
+    CHECK(std::find(args.begin(), args.end(), "--web.enable-remote-write-receiver") != args.end());
+}
+
+TEST_CASE("stack config: collector, Tempo and Loki YAML agree with each other and compose",
+          "[stack][yaml]") {
+    const auto col = load_yaml("otel-collector/config.yaml");
+    const auto tempo = load_yaml("tempo/tempo.yaml");
+    const auto loki = load_yaml("loki/loki.yaml");
+    const auto compose = load_yaml("docker-compose.yml");
+    const auto services = compose["services"];
+
+    // Pipelines reference only defined components; memory_limiter first, batch last.
+    std::set<std::string> pipelines;
+    for (const auto& p : col["service"]["pipelines"]) {
+        const auto name = p.first.as<std::string>();
+        pipelines.insert(name);
+        INFO("pipeline " << name);
+        for (const char* section : {"receivers", "processors", "exporters"}) {
+            const auto used = seq_strings(p.second[section]);
+            REQUIRE_FALSE(used.empty());
+            for (const auto& c : used) {
+                INFO(section << ": " << c);
+                CHECK(col[section][c].IsDefined());
+            }
+        }
+        const auto procs = seq_strings(p.second["processors"]);
+        CHECK(procs.front() == "memory_limiter");
+        CHECK(procs.back() == "batch");
+    }
+    CHECK(pipelines == std::set<std::string>{"traces", "logs"});
+    for (const auto& e : col["service"]["extensions"]) {
+        CHECK(col["extensions"][e.as<std::string>()].IsDefined());
+    }
+    // Receivers on all interfaces, on the ports compose exposes.
+    const auto otlp = col["receivers"]["otlp"]["protocols"];
+    const auto grpc = otlp["grpc"]["endpoint"].as<std::string>();
+    const auto http_ep = otlp["http"]["endpoint"].as<std::string>();
+    CHECK(grpc == "0.0.0.0:4317");
+    CHECK(http_ep == "0.0.0.0:4318");
+    const auto col_ports = container_ports(services["otel-collector"]);
+    CHECK(col_ports.count(4317) == 1);
+    CHECK(col_ports.count(4318) == 1);
+    // nginx proxies /otlp/ to the collector's OTLP/HTTP port.
+    CHECK(slurp(stack_dir() / "nginx/default.conf")
+              .find("http://otel-collector:" + std::to_string(port_of(http_ep))) !=
+          std::string::npos);
+    // Health check extension: 0.0.0.0:13133, probed by the compose healthcheck.
+    const auto health = col["extensions"]["health_check"]["endpoint"].as<std::string>();
+    CHECK(health == "0.0.0.0:13133");
+    CHECK(healthcheck_text(services["otel-collector"]).find(":13133/") != std::string::npos);
+    CHECK(col_ports.count(13133) == 1);
+    // Own metrics on :8888 (Prometheus job otel-collector).
+    CHECK(port_of(col["service"]["telemetry"]["metrics"]["address"].as<std::string>()) == 8888);
+    CHECK(col_ports.count(8888) == 1);
+
+    // Traces -> Tempo's OTLP gRPC receiver.
+    const auto tempo_ep = col["exporters"]["otlp/tempo"]["endpoint"].as<std::string>();
+    CHECK(host_of(tempo_ep) == "tempo");
+    const auto tempo_grpc =
+        tempo["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+            .as<std::string>();
+    CHECK(host_of(tempo_grpc) == "0.0.0.0");
+    CHECK(port_of(tempo_grpc) == port_of(tempo_ep));
+    CHECK(container_ports(services["tempo"]).count(port_of(tempo_ep)) == 1);
+    const int tempo_http = tempo["server"]["http_listen_port"].as<int>();
+    CHECK(tempo_http == 3200);
+    CHECK(container_ports(services["tempo"]).count(tempo_http) == 1);
+    CHECK(healthcheck_text(services["tempo"]).find(":3200/ready") != std::string::npos);
+    // Tempo's metrics generator -> Prometheus remote write.
+    const auto rw =
+        tempo["metrics_generator"]["storage"]["remote_write"][0]["url"].as<std::string>();
+    CHECK(rw == "http://prometheus:9090/api/v1/write");
+    CHECK(container_ports(services["prometheus"]).count(port_of(rw)) == 1);
+    // Tempo's storage paths live on its volume.
+    const auto tempo_wal = tempo["storage"]["trace"]["wal"]["path"].as<std::string>();
+    CHECK(tempo_wal.rfind("/var/tempo/", 0) == 0);
+
+    // Logs -> Loki's push API on Loki's HTTP port.
+    const auto loki_ep = col["exporters"]["loki"]["endpoint"].as<std::string>();
+    CHECK(host_of(loki_ep) == "loki");
+    CHECK(loki_ep.find("/loki/api/v1/push") != std::string::npos);
+    const int loki_http = loki["server"]["http_listen_port"].as<int>();
+    CHECK(port_of(loki_ep) == loki_http);
+    CHECK(container_ports(services["loki"]).count(loki_http) == 1);
+    CHECK(healthcheck_text(services["loki"]).find(":3100/ready") != std::string::npos);
+    CHECK_FALSE(loki["auth_enabled"].as<bool>());
+    CHECK(loki["common"]["path_prefix"].as<std::string>() == "/loki");
+    CHECK_FALSE(loki["analytics"]["reporting_enabled"].as<bool>());
+
+    // The task API exports to the collector's OTLP/HTTP port.
+    const auto backend_env = services["backend"]["environment"];
+    CHECK(backend_env["OTEL_EXPORTER_OTLP_ENDPOINT"].as<std::string>() ==
+          "http://otel-collector:" + std::to_string(port_of(http_ep)));
+    CHECK(backend_env["OTEL_SERVICE_NAME"].as<std::string>() == "task-api");
+    CHECK(container_ports(services["backend"])
+              .count(std::stoi(backend_env["PORT"].as<std::string>())) == 1);
+}
+
+TEST_CASE("stack config: compose file: healthchecks, ordering, volumes, published ports",
+          "[stack][compose]") {
+    const auto compose = load_yaml("docker-compose.yml");
+    CHECK(compose["version"].as<std::string>() == "2.4");
+    const std::set<std::string> expected = {"backend", "frontend",   "otel-collector", "tempo",
+                                            "loki",    "prometheus", "grafana"};
+    std::set<std::string> names;
+    std::set<std::string> volumes;
+    for (const auto& v : compose["volumes"]) {
+        volumes.insert(v.first.as<std::string>());
+    }
+    // Published: what users open, plus what `labctl verify` probes directly (API and collector
+    // health). The collector publishes its health port only, never OTLP.
+    const std::set<std::string> published = {"frontend", "grafana", "prometheus",    "tempo",
+                                             "loki",     "backend", "otel-collector"};
+    for (const auto& s : compose["services"]) {
+        const auto name = s.first.as<std::string>();
+        const auto svc = s.second;
+        names.insert(name);
+        INFO("service " << name);
+        REQUIRE(svc["healthcheck"]);
+        CHECK(svc["healthcheck"]["test"][0].as<std::string>() == "CMD");
+        for (const auto& d : svc["depends_on"]) {
+            CHECK(d.second["condition"].as<std::string>() == "service_healthy");
+            CHECK(compose["services"][d.first.as<std::string>()]["healthcheck"]);
+        }
+        // Images: pinned by a variable with the registry prefix, or built here.
+        if (svc["build"]) {
+            CHECK(svc["image"].as<std::string>().rfind("${LAB_IMAGE_PREFIX:-lab}/", 0) == 0);
+        } else {
+            CHECK(svc["image"].as<std::string>().rfind("${IMAGE_REGISTRY:-}", 0) == 0);
+        }
+        for (const auto& v : svc["volumes"]) {
+            const auto text = v.as<std::string>();
+            const auto source = text.substr(0, text.find(':'));
+            if (source.rfind("./", 0) == 0) {
+                CHECK(fs::exists(stack_dir() / source)); // config bind mounts exist
+                CHECK(text.size() > 3);
+                CHECK(text.substr(text.size() - 3) == ":ro");
+            } else {
+                CHECK(volumes.count(source) == 1); // data: named volumes only
+            }
+        }
+        if (published.count(name) == 0) {
+            CHECK_FALSE(svc["ports"]);
+        }
+        for (const auto& p : svc["ports"]) {
+            CHECK(p.as<std::string>().rfind("${LAB_BIND_ADDRESS:-0.0.0.0}:", 0) == 0);
+        }
+    }
+    CHECK(names == expected);
+    const auto collector_ports = compose["services"]["otel-collector"]["ports"];
+    REQUIRE(collector_ports.size() == 1);
+    CHECK(collector_ports[0].as<std::string>().find(":13133") != std::string::npos);
+    // Nothing in the stack erases its data on deploy (the original ran `down -v` every time).
+    for (const auto& f : fs::recursive_directory_iterator(stack_dir())) {
+        if (f.is_regular_file() && f.path().string().find("node_modules") == std::string::npos) {
+            const auto text = slurp(f.path());
+            INFO(f.path());
+            CHECK(text.find("down -v") == std::string::npos);
+            CHECK(text.find("down --volumes") == std::string::npos);
+        }
+    }
+    // Grafana: anonymous Viewer, never Admin.
+    const auto genv = compose["services"]["grafana"]["environment"];
+    CHECK(genv["GF_AUTH_ANONYMOUS_ENABLED"].as<std::string>() == "true");
+    CHECK(genv["GF_AUTH_ANONYMOUS_ORG_ROLE"].as<std::string>() == "Viewer");
+}
+
+TEST_CASE("stack config: docker-compose config accepts the file and applies IMAGE_REGISTRY",
+          "[stack][compose]") {
+    std::vector<std::vector<std::string>> flavours;
+    if (labctl::find_program("docker-compose")) {
+        flavours.push_back({"docker-compose"});
+    }
+    if (labctl::find_program("docker") &&
+        labctl::run_process({"docker", "compose", "version"}).exit_code == 0) {
+        flavours.push_back({"docker", "compose"});
+    }
+    if (flavours.empty()) {
+        labctl::test::skip("neither docker-compose nor docker compose is installed");
+    }
+    const auto file = (stack_dir() / "docker-compose.yml").string();
+    for (const auto& base : flavours) {
+        auto argv = base;
+        argv.insert(argv.end(), {"-f", file, "-p", "lab", "config"});
+        labctl::ProcessOptions defaults;
+        defaults.env["IMAGE_REGISTRY"] = "";
+        const auto plain = labctl::run_process(argv, defaults);
+        INFO(base[0] << ": " << plain.err);
+        REQUIRE(plain.exit_code == 0);
+        CHECK(plain.out.find("image: grafana/tempo:2.3.1") != std::string::npos);
+        CHECK(plain.out.find("image: prom/prometheus:v2.48.1") != std::string::npos);
+        CHECK(plain.out.find("image: grafana/loki:2.9.3") != std::string::npos);
+        CHECK(plain.out.find("image: grafana/grafana:10.2.3") != std::string::npos);
+        CHECK(plain.out.find("otel/opentelemetry-collector-contrib:0.96.0") != std::string::npos);
+
+        labctl::ProcessOptions mirrored;
+        mirrored.env["IMAGE_REGISTRY"] = "registry.example:5000/";
+        mirrored.env["LAB_BIND_ADDRESS"] = "127.0.0.1";
+        const auto prefixed = labctl::run_process(argv, mirrored);
+        INFO(prefixed.err);
+        REQUIRE(prefixed.exit_code == 0);
+        CHECK(prefixed.out.find("image: registry.example:5000/grafana/tempo:2.3.1") !=
+              std::string::npos);
+        CHECK(prefixed.out.find(
+                  "registry.example:5000/otel/opentelemetry-collector-contrib:0.96.0") !=
+              std::string::npos);
+        CHECK(prefixed.out.find("registry.example:5000/nginx:") != std::string::npos);
+        CHECK(prefixed.out.find("image: grafana/") == std::string::npos);
+        CHECK(prefixed.out.find("127.0.0.1") != std::string::npos);
+
+        auto services_argv = base;
+        services_argv.insert(services_argv.end(), {"-f", file, "config", "--services"});
+        const auto services = labctl::run_process(services_argv, defaults);
+        REQUIRE(services.exit_code == 0);
+        for (const char* s :
+             {"backend", "frontend", "otel-collector", "tempo", "loki", "prometheus", "grafana"}) {
+            CHECK(services.out.find(s) != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("stack config: Grafana provisioning: fixed uids, cross-links, dashboards from files",
+          "[stack][grafana]") {
+    const auto ds = load_yaml("grafana/provisioning/datasources/datasources.yaml");
+    std::map<std::string, YAML::Node> by_uid;
+    for (const auto& d : ds["datasources"]) {
+        by_uid[d["uid"].as<std::string>()] = YAML::Node(d);
+    }
+    REQUIRE(by_uid.count("prometheus") == 1);
+    REQUIRE(by_uid.count("tempo") == 1);
+    REQUIRE(by_uid.count("loki") == 1);
+    CHECK(by_uid["prometheus"]["type"].as<std::string>() == "prometheus");
+    CHECK(by_uid["prometheus"]["isDefault"].as<bool>());
+    CHECK(by_uid["prometheus"]["url"].as<std::string>() == "http://prometheus:9090");
+    CHECK(by_uid["tempo"]["url"].as<std::string>() == "http://tempo:3200");
+    CHECK(by_uid["loki"]["url"].as<std::string>() == "http://loki:3100");
+    const auto tj = by_uid["tempo"]["jsonData"];
+    CHECK(tj["tracesToLogsV2"]["datasourceUid"].as<std::string>() == "loki");
+    CHECK(tj["tracesToMetrics"]["datasourceUid"].as<std::string>() == "prometheus");
+    CHECK(tj["serviceMap"]["datasourceUid"].as<std::string>() == "prometheus");
+    // `$$` is Grafana's escape for a literal `$` in provisioning files.
+    CHECK(tj["tracesToLogsV2"]["query"].as<std::string>().find("$${__span.traceId}") !=
+          std::string::npos);
+    const auto derived = by_uid["loki"]["jsonData"]["derivedFields"][0];
+    CHECK(derived["datasourceUid"].as<std::string>() == "tempo");
+    // The derived-field regex finds the trace id in a line as the collector's Loki exporter
+    // writes it (JSON body with "traceid").
+    const std::regex re(derived["matcherRegex"].as<std::string>());
+    std::smatch m;
+    const std::string line =
+        R"({"body":"request","traceid":"4bf92f3577b34da6a3ce929d0e0e4736","spanid":"00f067aa0ba902b7"})";
+    REQUIRE(std::regex_search(line, m, re));
+    CHECK(m[1] == "4bf92f3577b34da6a3ce929d0e0e4736");
+
+    // Dashboards provider reads the directory compose mounts.
+    const auto provider =
+        load_yaml("grafana/provisioning/dashboards/dashboards.yaml")["providers"][0];
+    const auto path = provider["options"]["path"].as<std::string>();
+    bool mounted = false;
+    const auto compose = load_yaml("docker-compose.yml");
+    for (const auto& v : compose["services"]["grafana"]["volumes"]) {
+        mounted = mounted || v.as<std::string>() == "./grafana/dashboards:" + path + ":ro";
+    }
+    CHECK(mounted);
+
+    // Every datasource a dashboard panel uses is provisioned.
+    for (const auto& f : fs::directory_iterator(stack_dir() / "grafana" / "dashboards")) {
+        const auto dash = nlohmann::json::parse(slurp(f.path()));
+        for (const auto& p : dash["panels"]) {
+            INFO(f.path().filename() << ": " << p["title"]);
+            CHECK(by_uid.count(p["datasource"]["uid"].get<std::string>()) == 1);
+        }
+    }
+}
+
+TEST_CASE("stack config: dashboards are valid JSON with the expected uid, title and panels",
+          "[stack][grafana]") {
+    const auto sli = load_json("grafana/dashboards/sli-slo-dashboard.json");
+    CHECK(sli["uid"] == "sli-slo-dashboard");
+    CHECK(sli["title"] == "SLI/SLO Dashboard - Task Manager");
+    std::map<std::string, nlohmann::json> panels;
+    std::set<int> ids;
+    for (const auto& p : sli["panels"]) {
+        panels[p["title"].get<std::string>()] = p;
+        ids.insert(p["id"].get<int>());
+    }
+    CHECK(ids.size() == sli["panels"].size());
+    const std::vector<std::string> expected = {"Service Availability (SLI)",
+                                               "P95 Response Time (SLI)",
+                                               "Error Budget Remaining (99 % SLO, 30 days)",
+                                               "Request Rate by Endpoint",
+                                               "Error Rate by Endpoint (%)",
+                                               "Response Time Percentiles by Endpoint",
+                                               "Database Query P95 by Operation",
+                                               "Requests by Status Code"};
+    for (const auto& title : expected) {
+        INFO(title);
+        REQUIRE(panels.count(title) == 1);
+    }
+    const auto& avail = panels["Service Availability (SLI)"];
+    CHECK(avail["type"] == "gauge");
+    CHECK(avail["targets"][0]["expr"] ==
+          "100 * (1 - (sum(rate(http_errors_total[5m])) / sum(rate(http_requests_total[5m]))))");
+    const auto& steps = avail["fieldConfig"]["defaults"]["thresholds"]["steps"];
+    CHECK(steps[1]["value"] == 95);
+    CHECK(steps[2]["value"] == 99);
+    const auto& p95 = panels["P95 Response Time (SLI)"];
+    CHECK(p95["targets"][0]["expr"] ==
+          "histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[5m])) by (le))");
+    CHECK(p95["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"] == 0.5);
+    CHECK(p95["fieldConfig"]["defaults"]["thresholds"]["steps"][2]["value"] == 1);
+    const auto budget = panels["Error Budget Remaining (99 % SLO, 30 days)"]["targets"][0]["expr"]
+                            .get<std::string>();
+    CHECK(budget.find("[30d]") != std::string::npos);
+    CHECK(budget.find("0.99") != std::string::npos);
+    CHECK(panels["Response Time Percentiles by Endpoint"]["targets"].size() == 3);
+
+    const auto e2e = load_json("grafana/dashboards/end-to-end-tracing.json");
+    CHECK(e2e["uid"] == "end-to-end-tracing");
+    CHECK(e2e["title"] == "End-to-End Tracing Dashboard");
+    bool traceql = false;
+    bool service_map = false;
+    bool logs = false;
+    for (const auto& p : e2e["panels"]) {
+        const auto& t = p["targets"][0];
+        traceql = traceql ||
+                  (p["datasource"]["uid"] == "tempo" && t.value("queryType", "") == "traceql" &&
+                   t.value("query", "") == R"({ resource.service.name = "task-api" })");
+        service_map =
+            service_map || (p["type"] == "nodeGraph" && t.value("queryType", "") == "serviceMap");
+        logs =
+            logs || (p["type"] == "logs" && p["datasource"]["uid"] == "loki" &&
+                     t.value("expr", "").find(R"(service_name="task-api")") != std::string::npos);
+    }
+    CHECK(traceql);
+    CHECK(service_map);
+    CHECK(logs);
+}
+
+TEST_CASE("stack config: every Prometheus panel expression evaluates on a real Prometheus",
+          "[stack][prometheus]") {
+    if (!labctl::find_program("prometheus")) {
+        labctl::test::skip("prometheus is not installed (scripts/install-deps installs it)");
+    }
+    TempDir dir;
+    ApiProcess api(dir.path() / "tasks.db", dir.path() / "api.log");
+
+    // The shipped task-api job (metrics path, service label), pointed at the loopback API and
+    // scraped every second.
+    auto prom_cfg = YAML::LoadFile((stack_dir() / "prometheus" / "prometheus.yml").string());
+    YAML::Node job;
+    for (const auto& j : prom_cfg["scrape_configs"]) {
+        if (j["job_name"].as<std::string>() == "task-api") {
+            job = YAML::Clone(j);
+        }
+    }
+    REQUIRE(job.IsDefined());
+    job["static_configs"][0]["targets"][0] = "127.0.0.1:" + std::to_string(api.port());
+    YAML::Node cfg;
+    cfg["global"]["scrape_interval"] = "1s";
+    cfg["global"]["evaluation_interval"] = "1s";
+    cfg["scrape_configs"].push_back(job);
+    YAML::Emitter emitter;
+    emitter << cfg;
+    Prometheus prom(dir.path() / "prom", emitter.c_str());
+
+    // The target is up (health "unknown" until the first scrape) before any traffic, so rate()
+    // sees the counters grow across several scrapes.
+    bool up = false;
+    const auto up_deadline = std::chrono::steady_clock::now() + 30s;
+    while (!up && std::chrono::steady_clock::now() < up_deadline) {
+        const auto targets = prom.get("/api/v1/targets?state=active");
+        for (const auto& t : targets["data"]["activeTargets"]) {
+            up = up || (t["labels"]["job"] == "task-api" && t["health"] == "up");
+        }
+        std::this_thread::sleep_for(250ms);
+    }
+    INFO(emitter.c_str() << "\n" << prom.get("/api/v1/targets").dump());
+    REQUIRE(up);
+
+    // Traffic across several scrapes: successes, 404s, a 500 and DB reads/writes/deletes.
+    for (int round = 0; round < 5; ++round) {
+        for (int i = 0; i < 6; ++i) {
+            const auto created =
+                http(api.port(), "POST", "/api/tasks", R"({"title":"dash"})", "application/json");
+            REQUIRE(created.status == 201);
+            const auto id = std::to_string(created.json()["id"].get<long long>());
+            http(api.port(), "GET", "/api/tasks");
+            http(api.port(), "PUT", "/api/tasks/" + id, R"({"completed":true})",
+                 "application/json");
+            http(api.port(), "GET", "/api/tasks/999999");
+            if (i % 2 == 0) {
+                http(api.port(), "DELETE", "/api/tasks/" + id);
+            }
+        }
+        http(api.port(), "GET", "/api/simulate-error");
+        std::this_thread::sleep_for(1100ms);
+    }
+    std::this_thread::sleep_for(2500ms); // two more scrapes after the last requests
+
+    std::size_t checked = 0;
+    for (const auto& f : {"grafana/dashboards/sli-slo-dashboard.json",
+                          "grafana/dashboards/end-to-end-tracing.json"}) {
+        for (const auto& [title, expr] : prometheus_exprs(load_json(f))) {
+            const auto [status, j] = prom.query(expr);
+            INFO(f << " / " << title << ": " << expr << " -> " << status << " " << j.dump());
+            CHECK(status == 200);
+            CHECK(j.value("errorType", "") != "bad_data");
+            CHECK(j["status"] == "success");
+            // After traffic every SLI panel has data.
+            CHECK_FALSE(j["data"]["result"].empty());
+            ++checked;
+        }
+    }
+    CHECK(checked >= 10);
+    // Availability is a real percentage below 100 (404s and the 500s are errors).
+    const auto [status, availability] = prom.query(
+        "100 * (1 - (sum(rate(http_errors_total[5m])) / sum(rate(http_requests_total[5m]))))");
+    REQUIRE(status == 200);
+    const double value =
+        std::stod(availability["data"]["result"][0]["value"][1].get<std::string>());
+    CHECK(value > 0.0);
+    CHECK(value < 100.0);
+}
