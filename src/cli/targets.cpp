@@ -2,13 +2,35 @@
 
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
 
+#include <labctl/core/duration.hpp>
 #include <labctl/core/error.hpp>
 
 namespace labctl::cli {
+
+void HostOptions::add_to(CLI::App& sub, const std::string& host_help) {
+    sub.add_option("--host", host, host_help)->type_name("[USER@]HOST[:PORT]");
+    sub.add_option("--wait", wait, "How long to wait for SSH to answer (default 60s)")
+        ->type_name("DURATION");
+}
+
+std::chrono::milliseconds HostOptions::wait_duration() const {
+    const auto d = parse_duration(wait);
+    if (!d)
+        throw usage_error(fmt::format("--wait '{}' is not a duration", wait), "use e.g. 30s, 2m");
+    return *d;
+}
+
+config::Overrides HostOptions::overrides() const {
+    config::Overrides o;
+    if (!host.empty())
+        o.host = host;
+    return o;
+}
 
 std::string Target::alias() const {
     std::string a = name;

@@ -2,13 +2,32 @@
 // Which hosts a stage works on: the lab's VMs (address from lab.yaml) or one existing host given
 // with --host, and the SSH options to reach them with the lab's pinned known_hosts.
 
+#include <chrono>
 #include <string>
 #include <vector>
 
 #include <labctl/config/lab_spec.hpp>
+#include <labctl/config/loader.hpp>
 #include <labctl/remote/session.hpp>
 
+namespace CLI {
+class App;
+}
+
 namespace labctl::cli {
+
+/// The options every stage that reaches hosts over SSH shares: --host and --wait.
+struct HostOptions {
+    std::string host;
+    std::string wait = "60s";
+
+    /// Registers --host (with `host_help`) and --wait on `sub`.
+    void add_to(CLI::App& sub, const std::string& host_help);
+    /// --wait as a duration; throws a usage error when it is not one.
+    std::chrono::milliseconds wait_duration() const;
+    /// --host as a config override (empty when not given).
+    config::Overrides overrides() const;
+};
 
 struct Target {
     std::string name; ///< VM name, or the host as given

@@ -14,9 +14,8 @@ namespace labctl::cli {
 
 namespace {
 struct DeployOptions {
-    std::string host;
+    HostOptions target;
     bool dry_run = false;
-    std::string wait = "60s";
 };
 } // namespace
 
@@ -24,22 +23,13 @@ Runner register_deploy(CLI::App& app, Context& ctx) {
     auto opts = std::make_shared<DeployOptions>();
     auto* sub = app.add_subcommand(
         "deploy", "Sync the stack with rsync and run 'docker compose up -d --build --wait'");
-    sub->add_option("--host", opts->host, "Deploy to an existing host (no libvirt needed)")
-        ->type_name("[USER@]HOST[:PORT]");
+    opts->target.add_to(*sub, "Deploy to an existing host (no libvirt needed)");
     sub->add_flag("--dry-run", opts->dry_run, "Show what rsync would change; change nothing");
-    sub->add_option("--wait", opts->wait, "How long to wait for SSH to answer (default 60s)")
-        ->type_name("DURATION");
     return [&ctx, opts]() -> int {
-        const auto wait = parse_duration(opts->wait);
-        if (!wait)
-            throw usage_error(fmt::format("--wait '{}' is not a duration", opts->wait),
-                              "use e.g. 30s, 2m");
-        config::Overrides overrides;
-        if (!opts->host.empty())
-            overrides.host = opts->host;
-        const auto spec = load_spec(ctx, overrides, true);
+        const auto wait = opts->target.wait_duration();
+        const auto spec = load_spec(ctx, opts->target.overrides(), true);
         // --host (or LAB_HOST / deploy.host) deploys to an existing host; else the target VM.
-        const std::string host = !opts->host.empty() ? opts->host : spec.deploy.host;
+        const std::string host = !opts->target.host.empty() ? opts->target.host : spec.deploy.host;
         const auto target =
             resolve_targets(spec, host, host.empty() ? spec.deploy.target_vm : "").front();
         const auto ssh_config = write_ssh_config(spec, {target});
@@ -53,7 +43,7 @@ Runner register_deploy(CLI::App& app, Context& ctx) {
         sync_opts.sudo = sudo;
         sync_opts.dry_run = opts->dry_run;
         // rsync goes through the system ssh, which needs the host to answer first.
-        auto session = remote::wait_for_session(connect_options(spec, target), *wait);
+        auto session = remote::wait_for_session(connect_options(spec, target), wait);
         log::info("deploy {}: syncing {} to {}", target.name, sync_opts.local_dir,
                   sync_opts.remote_dir);
         const auto synced = deploy::sync(sync_opts);

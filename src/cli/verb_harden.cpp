@@ -16,9 +16,8 @@ namespace labctl::cli {
 
 namespace {
 struct HardenOptions {
-    std::string host;
+    HostOptions target;
     std::string profile;
-    std::string wait = "60s";
 };
 } // namespace
 
@@ -26,30 +25,21 @@ Runner register_harden(CLI::App& app, Context& ctx) {
     auto opts = std::make_shared<HardenOptions>();
     auto* sub = app.add_subcommand(
         "harden", "Harden SSH on the lab VMs (key-only, passwords locked) with automatic revert");
-    sub->add_option("--host", opts->host, "Harden an existing host instead of the lab's VMs")
-        ->type_name("[USER@]HOST[:PORT]");
+    opts->target.add_to(*sub, "Harden an existing host instead of the lab's VMs");
     sub->add_option("--profile", opts->profile, "Algorithm profile (default from lab.yaml: modern)")
         ->check(one_of({"modern", "compat"}))
         ->type_name("modern|compat");
-    sub->add_option("--wait", opts->wait, "How long to wait for SSH to answer (default 60s)")
-        ->type_name("DURATION");
     return [&ctx, opts]() -> int {
-        const auto wait = parse_duration(opts->wait);
-        if (!wait)
-            throw usage_error(fmt::format("--wait '{}' is not a duration", opts->wait),
-                              "use e.g. 30s, 2m");
-        config::Overrides overrides;
-        if (!opts->host.empty())
-            overrides.host = opts->host;
-        const auto spec = load_spec(ctx, overrides, true);
-        const auto targets = resolve_targets(spec, opts->host);
+        const auto wait = opts->target.wait_duration();
+        const auto spec = load_spec(ctx, opts->target.overrides(), true);
+        const auto targets = resolve_targets(spec, opts->target.host);
 
         nlohmann::json results = nlohmann::json::array();
         Table table({"HOST", "STEP", "DETAIL"});
         for (const auto& target : targets) {
             auto options = connect_options(spec, target);
             log::info("harden {}: connecting to {}", target.name, options.endpoint.to_string());
-            auto session = remote::wait_for_session(options, *wait);
+            auto session = remote::wait_for_session(options, wait);
             harden::HardenInput input;
             input.user = options.endpoint.user;
             input.allow_users = spec.hardening.allow_users;
