@@ -8,9 +8,10 @@ __labctl_takes_value()
 {
     case "$1:$2" in
         up:--stage | up:--skip | up:--from | up:--junit) return 0 ;;
-        harden:--host | harden:--profile | harden:--wait) return 0 ;;
+        provision:--parallel | provision:--ip-timeout | provision:--ssh-timeout | provision:--cloud-init-timeout) return 0 ;;
+        harden:--host | harden:--wait | harden:--profile) return 0 ;;
         deploy:--host | deploy:--wait) return 0 ;;
-        verify:--host | verify:--only | verify:--skip | verify:--deadline | verify:--junit) return 0 ;;
+        verify:--host | verify:--only | verify:--skip | verify:--deadline | verify:--junit | verify:--parallel) return 0 ;;
         init:--project | init:--key) return 0 ;;
         *:-f | *:--file | *:--output | *:--log-format) return 0 ;;
     esac
@@ -58,9 +59,13 @@ __labctl_option_value()
         up:--skip) __labctl_words 'provision harden deploy verify' "$3" ;;
         up:--from) __labctl_words 'provision harden deploy verify' "$3" ;;
         up:--junit) __labctl_files "$3" ;;
+        provision:--parallel) COMPREPLY=() ;;
+        provision:--ip-timeout) COMPREPLY=() ;;
+        provision:--ssh-timeout) COMPREPLY=() ;;
+        provision:--cloud-init-timeout) COMPREPLY=() ;;
         harden:--host) COMPREPLY=() ;;
-        harden:--profile) __labctl_words 'modern compat' "$3" ;;
         harden:--wait) COMPREPLY=() ;;
+        harden:--profile) __labctl_words 'modern compat' "$3" ;;
         deploy:--host) COMPREPLY=() ;;
         deploy:--wait) COMPREPLY=() ;;
         verify:--host) COMPREPLY=() ;;
@@ -68,6 +73,7 @@ __labctl_option_value()
         verify:--skip) __labctl_words 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened' "$3" ;;
         verify:--deadline) COMPREPLY=() ;;
         verify:--junit) __labctl_files "$3" ;;
+        verify:--parallel) COMPREPLY=() ;;
         init:--project) COMPREPLY=() ;;
         init:--key) __labctl_files "$3" ;;
         *:-f | *:--file) __labctl_files "$3" ;;
@@ -96,10 +102,10 @@ __labctl_options()
     case "$1" in
         '') __labctl_words "-h --help --help-all $globals" "$2" ;;
         up) __labctl_words "-h --help --help-all --stage --skip --from --keep-on-failure --junit $globals" "$2" ;;
-        provision) __labctl_words "-h --help --help-all --keep-on-failure --strict $globals" "$2" ;;
-        harden) __labctl_words "-h --help --help-all --host --profile --wait $globals" "$2" ;;
-        deploy) __labctl_words "-h --help --help-all --host --dry-run --wait $globals" "$2" ;;
-        verify) __labctl_words "-h --help --help-all --host --only --skip --deadline --junit $globals" "$2" ;;
+        provision) __labctl_words "-h --help --help-all --keep-on-failure --strict --parallel --ip-timeout --ssh-timeout --cloud-init-timeout $globals" "$2" ;;
+        harden) __labctl_words "-h --help --help-all --host --wait --profile $globals" "$2" ;;
+        deploy) __labctl_words "-h --help --help-all --host --wait --dry-run $globals" "$2" ;;
+        verify) __labctl_words "-h --help --help-all --host --only --skip --deadline --junit --parallel $globals" "$2" ;;
         down) __labctl_words "-h --help --help-all --purge $globals" "$2" ;;
         plan) __labctl_words "-h --help --help-all --detailed-exitcode --offline $globals" "$2" ;;
         validate) __labctl_words "-h --help --help-all --strict $globals" "$2" ;;

@@ -5,7 +5,7 @@
 # Succeeds when option $opt takes a value in the context of verb $verb ("" before the verb).
 function __labctl_takes_value --argument-names verb opt
     switch "$verb:$opt"
-        case 'up:--stage' 'up:--skip' 'up:--from' 'up:--junit' 'harden:--host' 'harden:--profile' 'harden:--wait' 'deploy:--host' 'deploy:--wait' 'verify:--host' 'verify:--only' 'verify:--skip' 'verify:--deadline' 'verify:--junit' 'init:--project' 'init:--key' '*:-f' '*:--file' '*:--output' '*:--log-format'
+        case 'up:--stage' 'up:--skip' 'up:--from' 'up:--junit' 'provision:--parallel' 'provision:--ip-timeout' 'provision:--ssh-timeout' 'provision:--cloud-init-timeout' 'harden:--host' 'harden:--wait' 'harden:--profile' 'deploy:--host' 'deploy:--wait' 'verify:--host' 'verify:--only' 'verify:--skip' 'verify:--deadline' 'verify:--junit' 'verify:--parallel' 'init:--project' 'init:--key' '*:-f' '*:--file' '*:--output' '*:--log-format'
             return 0
     end
     return 1
@@ -126,20 +126,24 @@ complete -c labctl -n '__labctl_using_verb provision' -s h -l help -d 'Print thi
 complete -c labctl -n '__labctl_using_verb provision' -l help-all -d 'Print help for every command'
 complete -c labctl -n '__labctl_using_verb provision' -l keep-on-failure -d 'Keep what a failed run created (for debugging)'
 complete -c labctl -n '__labctl_using_verb provision' -l strict -d 'Treat cloud-init warnings (status 2) as failures'
+complete -c labctl -n '__labctl_using_verb provision' -l parallel -x -d 'VMs provisioned at once'
+complete -c labctl -n '__labctl_using_verb provision' -l ip-timeout -x -d 'Seconds to wait for a VM\'s IP address'
+complete -c labctl -n '__labctl_using_verb provision' -l ssh-timeout -x -d 'Seconds to wait for SSH'
+complete -c labctl -n '__labctl_using_verb provision' -l cloud-init-timeout -x -d 'Seconds to wait for cloud-init to finish'
 
 # labctl harden
 complete -c labctl -n '__labctl_using_verb harden' -s h -l help -d 'Print this help message and exit'
 complete -c labctl -n '__labctl_using_verb harden' -l help-all -d 'Print help for every command'
 complete -c labctl -n '__labctl_using_verb harden' -l host -x -d 'Harden an existing host instead of the lab\'s VMs'
-complete -c labctl -n '__labctl_using_verb harden' -l profile -x -a 'modern compat' -d 'Algorithm profile (default from lab.yaml: modern)'
 complete -c labctl -n '__labctl_using_verb harden' -l wait -x -d 'How long to wait for SSH to answer (default 60s)'
+complete -c labctl -n '__labctl_using_verb harden' -l profile -x -a 'modern compat' -d 'Algorithm profile (default from lab.yaml: modern)'
 
 # labctl deploy
 complete -c labctl -n '__labctl_using_verb deploy' -s h -l help -d 'Print this help message and exit'
 complete -c labctl -n '__labctl_using_verb deploy' -l help-all -d 'Print help for every command'
 complete -c labctl -n '__labctl_using_verb deploy' -l host -x -d 'Deploy to an existing host (no libvirt needed)'
-complete -c labctl -n '__labctl_using_verb deploy' -l dry-run -d 'Show what rsync would change; change nothing'
 complete -c labctl -n '__labctl_using_verb deploy' -l wait -x -d 'How long to wait for SSH to answer (default 60s)'
+complete -c labctl -n '__labctl_using_verb deploy' -l dry-run -d 'Show what rsync would change; change nothing'
 
 # labctl verify
 complete -c labctl -n '__labctl_using_verb verify' -s h -l help -d 'Print this help message and exit'
@@ -149,11 +153,12 @@ complete -c labctl -n '__labctl_using_verb verify' -l only -x -a 'stack.health p
 complete -c labctl -n '__labctl_using_verb verify' -l skip -x -a 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened' -d 'Skip this check (repeatable)'
 complete -c labctl -n '__labctl_using_verb verify' -l deadline -x -d 'Deadline per check, e.g. 90s or 3m'
 complete -c labctl -n '__labctl_using_verb verify' -l junit -r -F -d 'Write a JUnit XML report to FILE'
+complete -c labctl -n '__labctl_using_verb verify' -l parallel -x -d 'Run at most N checks at once (default: all at once)'
 
 # labctl down
 complete -c labctl -n '__labctl_using_verb down' -s h -l help -d 'Print this help message and exit'
 complete -c labctl -n '__labctl_using_verb down' -l help-all -d 'Print help for every command'
-complete -c labctl -n '__labctl_using_verb down' -l purge -d 'Also remove the base image volume and the lab\'s local state (.labctl/)'
+complete -c labctl -n '__labctl_using_verb down' -l purge -d 'Also remove the base image volume (when unused) and the VMs\' host keys'
 
 # labctl plan
 complete -c labctl -n '__labctl_using_verb plan' -s h -l help -d 'Print this help message and exit'

@@ -42,11 +42,6 @@ void print(const std::string& text) {
     std::fflush(out);
 }
 
-void not_available(const std::string& verb) {
-    throw Error(ExitCode::usage, fmt::format("{} is not available yet", verb),
-                "this stage has not been implemented in this version of labctl");
-}
-
 config::LabSpec load_spec(const Context& ctx, const config::Overrides& overrides,
                           bool require_key) {
     config::LoadOptions opts;

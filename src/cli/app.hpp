@@ -76,9 +76,6 @@ void print_json(const nlohmann::json& j);
 void print(const std::string& text);
 void results_to_stderr(bool on);
 
-/// The error for verbs whose stage lands in a later issue.
-[[noreturn]] void not_available(const std::string& verb);
-
 /// The exit code table for `--help`'s footer.
 std::string exit_code_footer();
 

@@ -1,15 +1,44 @@
+#include <labctl/core/log.hpp>
+#include <labctl/core/table.hpp>
+#include <labctl/provision/provision.hpp>
+
 #include "app.hpp"
 
 namespace labctl::cli {
 
-Runner register_down(CLI::App& app, Context& /*ctx*/) {
+Runner register_down(CLI::App& app, Context& ctx) {
     auto purge = std::make_shared<bool>(false);
     auto* sub = app.add_subcommand(
         "down", "Remove exactly what labctl created for this lab (by metadata label)");
     sub->add_flag("--purge", *purge,
-                  "Also remove the base image volume and the lab's local state (.labctl/)");
-    return []() -> int {
-        not_available("down");
+                  "Also remove the base image volume (when unused) and the VMs' host keys");
+    return [&ctx, purge]() -> int {
+        const auto spec = load_spec(ctx);
+        provision::DownOptions opts;
+        opts.purge = *purge;
+        const auto changes = provision::down(spec, opts);
+        if (ctx.global.json()) {
+            nlohmann::json list = nlohmann::json::array();
+            for (const auto& c : changes)
+                list.push_back({{"action", c.action},
+                                {"kind", c.kind},
+                                {"name", c.name},
+                                {"detail", c.detail}});
+            print_json({{"project", spec.project},
+                        {"uri", spec.libvirt.uri},
+                        {"changed", !changes.empty()},
+                        {"changes", list}});
+            return 0;
+        }
+        if (changes.empty()) {
+            print("Nothing to remove.\n");
+            return 0;
+        }
+        Table t({"ACTION", "KIND", "NAME", "DETAIL"});
+        for (const auto& c : changes)
+            t.add({c.action, c.kind, c.name, c.detail});
+        print(t.render() + "\n");
+        return 0;
     };
 }
 

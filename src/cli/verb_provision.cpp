@@ -1,17 +1,102 @@
+#include <fmt/format.h>
+
+#include <labctl/core/log.hpp>
+#include <labctl/core/table.hpp>
+#include <labctl/provision/provision.hpp>
+
 #include "app.hpp"
 
 namespace labctl::cli {
 
-Runner register_provision(CLI::App& app, Context& /*ctx*/) {
-    auto keep = std::make_shared<bool>(false);
-    auto strict = std::make_shared<bool>(false);
+namespace {
+
+struct ProvisionOptions {
+    bool keep_on_failure = false;
+    bool strict = false;
+    int parallel = 4;
+    int ip_timeout = 180;
+    int ssh_timeout = 300;
+    int cloud_init_timeout = 900;
+};
+
+nlohmann::json changes_json(const std::vector<provision::Change>& changes) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& c : changes)
+        out.push_back(
+            {{"action", c.action}, {"kind", c.kind}, {"name", c.name}, {"detail", c.detail}});
+    return out;
+}
+
+int run_provision(const Context& ctx, const ProvisionOptions& opts) {
+    const auto spec = load_spec(ctx, {}, true);
+    provision::ProvisionOptions p;
+    p.keep_on_failure = ctx.up.active ? ctx.up.keep_on_failure : opts.keep_on_failure;
+    p.strict = opts.strict;
+    p.parallel = opts.parallel;
+    p.deadlines.ip = std::chrono::seconds(opts.ip_timeout);
+    p.deadlines.ssh = std::chrono::seconds(opts.ssh_timeout);
+    p.deadlines.cloud_init = std::chrono::seconds(opts.cloud_init_timeout);
+    log::info("provisioning lab '{}' at {}", spec.project, spec.libvirt.uri);
+    const auto result = provision::provision(spec, p);
+    if (ctx.global.json()) {
+        nlohmann::json vms = nlohmann::json::array();
+        for (const auto& vm : result.vms)
+            vms.push_back({{"vm", vm.vm},
+                           {"domain", vm.domain},
+                           {"ip", vm.ip},
+                           {"ip_source", vm.ip_source},
+                           {"waited", vm.waited},
+                           {"cloud_init", vm.cloud_init}});
+        print_json({{"project", spec.project},
+                    {"uri", spec.libvirt.uri},
+                    {"changed", !result.changes.empty()},
+                    {"changes", changes_json(result.changes)},
+                    {"vms", vms},
+                    {"notes", result.notes}});
+        return 0;
+    }
+    std::string out;
+    if (result.changes.empty()) {
+        out += "No changes: the lab is up to date.\n";
+    } else {
+        Table t({"ACTION", "KIND", "NAME", "DETAIL"});
+        for (const auto& c : result.changes)
+            t.add({c.action, c.kind, c.name, c.detail});
+        out += t.render();
+    }
+    Table vms({"VM", "DOMAIN", "ADDRESS", "CLOUD-INIT"});
+    for (const auto& vm : result.vms)
+        vms.add({vm.vm, vm.domain, vm.ip, vm.waited ? vm.cloud_init : "not waited for"});
+    out += "\n" + vms.render() + "\n";
+    print(out);
+    return 0;
+}
+
+} // namespace
+
+Runner register_provision(CLI::App& app, Context& ctx) {
+    auto opts = std::make_shared<ProvisionOptions>();
     auto* sub = app.add_subcommand(
         "provision", "Create the network, volumes, cloud-init seed and VMs; wait for IP, SSH and "
                      "cloud-init");
-    sub->add_flag("--keep-on-failure", *keep, "Keep what a failed run created (for debugging)");
-    sub->add_flag("--strict", *strict, "Treat cloud-init warnings (status 2) as failures");
-    return []() -> int {
-        not_available("provision");
+    sub->add_flag("--keep-on-failure", opts->keep_on_failure,
+                  "Keep what a failed run created (for debugging)");
+    sub->add_flag("--strict", opts->strict, "Treat cloud-init warnings (status 2) as failures");
+    sub->add_option("--parallel", opts->parallel, "VMs provisioned at once")
+        ->check(CLI::Range(1, 64))
+        ->capture_default_str();
+    sub->add_option("--ip-timeout", opts->ip_timeout, "Seconds to wait for a VM's IP address")
+        ->check(CLI::Range(1, 86400))
+        ->capture_default_str();
+    sub->add_option("--ssh-timeout", opts->ssh_timeout, "Seconds to wait for SSH")
+        ->check(CLI::Range(1, 86400))
+        ->capture_default_str();
+    sub->add_option("--cloud-init-timeout", opts->cloud_init_timeout,
+                    "Seconds to wait for cloud-init to finish")
+        ->check(CLI::Range(1, 86400))
+        ->capture_default_str();
+    return [&ctx, opts]() -> int {
+        return run_provision(ctx, *opts);
     };
 }
 

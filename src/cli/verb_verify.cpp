@@ -1,4 +1,20 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include <labctl/core/duration.hpp>
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/core/signals.hpp>
+#include <labctl/deploy/compose.hpp>
+#include <labctl/harden/policy.hpp>
+#include <labctl/report/report.hpp>
+#include <labctl/verify/verify.hpp>
+
 #include "app.hpp"
+#include "targets.hpp"
 
 namespace labctl::cli {
 
@@ -9,10 +25,38 @@ struct VerifyOptions {
     std::vector<std::string> skip;
     std::string deadline;
     std::string junit;
+    unsigned parallel = 0;
 };
+
+std::vector<std::string> select_checks(const config::LabSpec& spec, const VerifyOptions& opts) {
+    std::vector<std::string> out;
+    for (const auto& c : config::known_checks()) {
+        const bool wanted =
+            opts.only.empty() ? std::find(spec.verify.checks.begin(), spec.verify.checks.end(),
+                                          c) != spec.verify.checks.end()
+                              : std::find(opts.only.begin(), opts.only.end(), c) != opts.only.end();
+        if (wanted && std::find(opts.skip.begin(), opts.skip.end(), c) == opts.skip.end())
+            out.push_back(c);
+    }
+    return out;
+}
+
+void write_file_atomically(const std::string& path, const std::string& content) {
+    const auto parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty())
+        std::filesystem::create_directories(parent);
+    const auto tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
+        out << content;
+        if (!out)
+            throw Error(ExitCode::internal, fmt::format("cannot write {}", tmp));
+    }
+    std::filesystem::rename(tmp, path);
+}
 } // namespace
 
-Runner register_verify(CLI::App& app, Context& /*ctx*/) {
+Runner register_verify(CLI::App& app, Context& ctx) {
     auto opts = std::make_shared<VerifyOptions>();
     auto* sub = app.add_subcommand(
         "verify", "Prove the telemetry chain end to end: targets, traces, logs, dashboards");
@@ -31,8 +75,101 @@ Runner register_verify(CLI::App& app, Context& /*ctx*/) {
     sub->add_option("--deadline", opts->deadline, "Deadline per check, e.g. 90s or 3m")
         ->type_name("DURATION");
     sub->add_option("--junit", opts->junit, "Write a JUnit XML report to FILE")->type_name("FILE");
-    return []() -> int {
-        not_available("verify");
+    sub->add_option("--parallel", opts->parallel,
+                    "Run at most N checks at once (default: all at once)")
+        ->type_name("N");
+    return [&ctx, opts]() -> int {
+        std::optional<std::chrono::milliseconds> deadline;
+        if (!opts->deadline.empty()) {
+            deadline = parse_duration(opts->deadline);
+            if (!deadline || deadline->count() <= 0)
+                throw usage_error(fmt::format("--deadline '{}' is not a duration", opts->deadline),
+                                  "use e.g. 90s, 3m");
+        }
+        config::Overrides overrides;
+        if (!opts->host.empty())
+            overrides.host = opts->host;
+        const auto spec = load_spec(ctx, overrides, false);
+        const std::string host_flag = !opts->host.empty() ? opts->host : spec.deploy.host;
+        const auto target =
+            resolve_targets(spec, host_flag, host_flag.empty() ? spec.deploy.target_vm : "")
+                .front();
+
+        verify::Options v;
+        v.host = target.endpoint.host;
+        v.checks = select_checks(spec, *opts);
+        v.deadline = deadline ? *deadline : spec.verify.deadline;
+        if (!deadline)
+            for (const auto& [name, d] : spec.verify.check_deadlines)
+                v.deadlines[name] = d;
+        v.endpoints = verify::default_endpoints(v.host);
+        for (const auto& [name, url] : spec.verify.endpoints) {
+            const auto& known = verify::endpoint_names();
+            if (std::find(known.begin(), known.end(), name) == known.end())
+                log::warn("verify.endpoints.{} is not used: endpoints are {}", name,
+                          fmt::join(known, ", "));
+            v.endpoints[name] = url;
+        }
+        v.parallel = opts->parallel;
+        const bool want_ssh =
+            std::find(v.checks.begin(), v.checks.end(), "ssh.hardened") != v.checks.end() ||
+            std::find(v.checks.begin(), v.checks.end(), "nginx.resilience") != v.checks.end();
+        if (want_ssh && std::filesystem::exists(spec.ssh.private_key)) {
+            const auto connect = connect_options(spec, target);
+            v.ssh.connect = connect;
+            v.ssh.expected = harden::required_settings();
+            const auto remote_dir = spec.deploy.remote_dir;
+            const auto project = spec.deploy.project;
+            v.restart_backend = [connect, remote_dir, project]() -> std::string {
+                try {
+                    auto session = remote::Session::connect(connect);
+                    const bool sudo = !session.is_root();
+                    const auto facts = deploy::detect_compose(session, sudo);
+                    remote::ExecOptions exec;
+                    exec.sudo = sudo;
+                    exec.timeout = std::chrono::minutes(3);
+                    const auto r =
+                        session.exec(fmt::format("cd {} && {} -p {} restart backend",
+                                                 remote::shell_quote(remote_dir), facts.command(),
+                                                 remote::shell_quote(project)),
+                                     exec);
+                    return r.ok() ? std::string()
+                                  : fmt::format("exit {}: {}", r.exit_status, r.err);
+                } catch (const std::exception& e) {
+                    return e.what();
+                }
+            };
+        } else if (want_ssh) {
+            log::info("verify: no SSH key at {}: ssh.hardened and nginx.resilience are skipped",
+                      spec.ssh.private_key);
+        }
+        v.on_start = [](const std::string& name) {
+            log::debug("verify: {} started", name);
+        };
+        v.on_result = [](const verify::CheckResult& r) {
+            log::info("verify: {} {} in {}: {}", r.name, verify::to_string(r.status),
+                      format_duration(r.duration), r.message);
+        };
+
+        log::info("verify {}: {} check{} ({} each unless set per check)", target.name,
+                  v.checks.size(), v.checks.size() == 1 ? "" : "s", format_duration(v.deadline));
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto results = verify::run_checks(v);
+        signals::check(); // Ctrl-C during the checks: exit 130, no report of half-run checks
+        const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - t0);
+        const auto summary = report::summarize(results, wall);
+
+        const std::string junit = ctx.up.active ? ctx.up.junit : opts->junit;
+        if (!junit.empty()) {
+            write_file_atomically(junit, report::to_junit(target.name, results, summary));
+            log::info("verify: JUnit report written to {}", junit);
+        }
+        if (ctx.global.json())
+            print_json(report::to_json(target.name, results, summary));
+        else
+            print(report::human(results, summary));
+        return summary.ok() ? 0 : to_int(ExitCode::verify);
     };
 }
 

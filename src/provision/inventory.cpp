@@ -7,6 +7,7 @@
 #include <labctl/provision/inventory.hpp>
 
 #include "libvirt.hpp"
+#include "lv_objects.hpp"
 #include "xml.hpp"
 
 namespace labctl::provision {
@@ -113,6 +114,13 @@ NetworkFacts parse_network_xml(std::string_view text) {
                 n.dhcp_hosts.push_back({lower(host->attribute("mac")), host->attribute("name"),
                                         host->attribute("ip")});
     }
+    if (const auto* dns = root.child("dns"))
+        for (const auto* host : dns->children_named("host")) {
+            DnsHostFacts h{host->attribute("ip"), {}};
+            for (const auto* name : host->children_named("hostname"))
+                h.hostnames.push_back(name->text);
+            n.dns_hosts.push_back(std::move(h));
+        }
     n.labctl = parse_labctl_metadata(text);
     return n;
 }
@@ -130,8 +138,13 @@ PoolFacts parse_pool_xml(std::string_view text) {
 }
 
 Inventory inspect_libvirt(const std::string& uri) {
+    const auto conn = libvirt::Connection::open(uri, libvirt::Connection::Access::read_only);
+    return inspect_connection(conn);
+}
+
+Inventory inspect_connection(const libvirt::Connection& conn) {
     using namespace libvirt;
-    const Connection conn = Connection::open(uri, Connection::Access::read_only);
+    const std::string& uri = conn.uri();
     Inventory inv;
     inv.uri = uri;
     inv.driver = conn.driver();

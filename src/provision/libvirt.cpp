@@ -143,11 +143,11 @@ std::vector<DomainHandle> Connection::domains() const {
 }
 
 std::vector<StorageVolHandle> Connection::volumes(virStoragePoolPtr pool) {
+    const std::string name = virStoragePoolGetName(pool); // before: every call resets errors
     virStorageVolPtr* list = nullptr;
     const int n = virStoragePoolListAllVolumes(pool, &list, 0);
     return take_list<StorageVolHandle>(
-        list, n,
-        fmt::format("cannot list the volumes of storage pool '{}'", virStoragePoolGetName(pool)));
+        list, n, fmt::format("cannot list the volumes of storage pool '{}'", name));
 }
 
 NetworkHandle Connection::find_network(const std::string& name) const {
@@ -187,10 +187,12 @@ StorageVolHandle Connection::find_volume(virStoragePoolPtr pool, const std::stri
     StorageVolHandle h(virStorageVolLookupByName(pool, name.c_str()));
     if (!h) {
         const auto e = take_last_error();
-        if (e.code != VIR_ERR_NO_STORAGE_VOL)
+        if (e.code != VIR_ERR_NO_STORAGE_VOL) {
+            const char* pool_name = virStoragePoolGetName(pool);
             throw Error(ExitCode::preflight,
                         fmt::format("cannot look up volume '{}' in pool '{}': {}", name,
-                                    virStoragePoolGetName(pool), e.message));
+                                    pool_name != nullptr ? pool_name : "?", e.message));
+        }
     }
     return h;
 }

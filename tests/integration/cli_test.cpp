@@ -48,16 +48,6 @@ TEST_CASE("every verb has its own help text", "[cli]") {
     }
 }
 
-TEST_CASE("verbs of later stages exit 2 saying they are not available yet", "[cli]") {
-    for (const std::string verb : {"provision", "verify", "down", "status"}) {
-        INFO(verb);
-        const auto r = run_labctl({verb});
-        CHECK(r.exit_code == 2);
-        CHECK(contains(r.err, "labctl: error: " + verb + " is not available yet\n"));
-        CHECK(r.out.empty());
-    }
-}
-
 TEST_CASE("parse errors are usage errors with a hint, never CLI11 exit codes", "[cli]") {
     const auto unknown = run_labctl({"--frobnicate"});
     CHECK(unknown.exit_code == 2);

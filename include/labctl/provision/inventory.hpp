@@ -19,6 +19,11 @@ struct DhcpHost {
     std::string ip;
 };
 
+struct DnsHostFacts {
+    std::string ip;
+    std::vector<std::string> hostnames;
+};
+
 struct NetworkFacts {
     std::string name;
     bool active = false;
@@ -26,6 +31,7 @@ struct NetworkFacts {
     std::string bridge;                       ///< bridge device name, e.g. "virbr1"
     std::vector<config::Ipv4Network> subnets; ///< its IPv4 <ip> elements
     std::vector<DhcpHost> dhcp_hosts;
+    std::vector<DnsHostFacts> dns_hosts;  ///< <dns><host> entries
     std::optional<LabctlMetadata> labctl; ///< present when labctl created it
 
     /// "10.66.77.0/24, 10.0.0.0/8" or "no IPv4 address"

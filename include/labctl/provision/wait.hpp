@@ -1,0 +1,58 @@
+#pragma once
+// The wait phase after a VM starts: its IP address (reservation -> lease -> guest agent), SSH
+// with real key authentication against the pinned host key, then `cloud-init status --wait`.
+// Each phase has its own deadline and a timeout names the phase (exit 4). What the phase asks of
+// the guest goes through GuestProbe, so tests drive it without a VM.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <labctl/remote/session.hpp>
+
+namespace labctl::provision {
+
+struct WaitDeadlines {
+    std::chrono::milliseconds ip{std::chrono::minutes(3)};
+    std::chrono::milliseconds ssh{std::chrono::minutes(5)};
+    std::chrono::milliseconds cloud_init{std::chrono::minutes(15)};
+    std::chrono::milliseconds poll{std::chrono::seconds(2)};
+};
+
+/// What the wait phase asks about one VM's guest.
+class GuestProbe {
+public:
+    virtual ~GuestProbe() = default;
+    /// False once the domain has stopped (the wait then fails at once).
+    virtual bool running() = 0;
+    /// The address reserved for the VM's MAC in the network, if any.
+    virtual std::optional<std::string> reserved_ip() = 0;
+    /// The address of a current DHCP lease for the VM's MAC, if any.
+    virtual std::optional<std::string> lease_ip() = 0;
+    /// An IPv4 address the guest agent reports for the VM's NIC, if any.
+    virtual std::optional<std::string> agent_ip() = 0;
+    /// The last lines of the serial console (printed when the wait fails).
+    virtual std::vector<std::string> console_tail() = 0;
+};
+
+struct WaitTarget {
+    std::string vm;
+    remote::ConnectOptions ssh; ///< endpoint.host is filled with the address found
+    bool strict = false;        ///< cloud-init status 2 (recoverable errors) fails
+    std::string cloud_init_command = "cloud-init status --wait --format json";
+};
+
+struct WaitResult {
+    std::string ip;
+    std::string ip_source;  ///< "lease", "agent"
+    std::string cloud_init; ///< "done" or "degraded"
+};
+
+/// Runs the three phases in order. Errors: Error(timeout) naming the phase ("ip", "ssh",
+/// "cloud-init"); Error(ssh) when the domain stopped, the host key does not match, login is refused
+/// or cloud-init reports an error (or a warning with strict). Checks for Ctrl-C while polling.
+WaitResult wait_for_guest(GuestProbe& probe, const WaitTarget& target,
+                          const WaitDeadlines& deadlines);
+
+} // namespace labctl::provision

@@ -1,0 +1,70 @@
+#pragma once
+// Runs the checks of DESIGN §5 against a stack: in parallel, each with its own deadline, polling
+// with jitter, recording evidence. Endpoints default to the stack's ports on one host and can be
+// overridden per service (lab.yaml verify.endpoints).
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <labctl/remote/session.hpp>
+#include <labctl/verify/check.hpp>
+
+namespace labctl::verify {
+
+/// Service names for endpoints: nginx, api, grafana, prometheus, tempo, loki, collector.
+const std::vector<std::string>& endpoint_names();
+
+/// http://<host>:<port> per service (STACK.md §1); "api" is reached through nginx (/api).
+/// An IPv6 literal host is bracketed.
+std::map<std::string, std::string> default_endpoints(const std::string& host);
+
+struct SshSettings {
+    std::optional<remote::ConnectOptions> connect; ///< unset: ssh.hardened is skipped
+    /// `sshd -T` keyword (lowercase) -> expected value.
+    std::vector<std::pair<std::string, std::string>> expected;
+    std::string sshd = "sshd"; ///< the sshd binary on the host
+    std::string sshd_config;   ///< passed with -f when set (tests run their own sshd)
+    bool sudo = true;          ///< run sshd -T through sudo unless the user is root
+};
+
+struct Options {
+    std::string host = "127.0.0.1";
+    std::vector<std::string> checks; ///< in report order
+    std::chrono::milliseconds deadline{180'000};
+    std::map<std::string, std::chrono::milliseconds> deadlines; ///< per check, wins over deadline
+    std::map<std::string, std::string> endpoints;               ///< complete after defaults
+    std::chrono::milliseconds poll_interval{1000};              ///< ±25 % jitter
+    unsigned parallel = 0;                                      ///< 0: all checks at once
+    std::vector<std::string> expected_jobs{"prometheus", "otel-collector", "task-api",
+                                           "tempo",      "loki",           "grafana"};
+    std::vector<std::string> dashboards{"sli-slo-dashboard", "end-to-end-tracing"};
+    std::vector<std::string> datasources{"prometheus", "tempo", "loki"};
+    std::string service_name = "task-api";
+    std::string trace_id; ///< empty: a random id per active check (tests fix it)
+    SshSettings ssh;
+    /// nginx.resilience: restarts the backend (e.g. `docker compose restart backend` over SSH);
+    /// returns an error text, empty on success. Unset: the check is skipped.
+    std::function<std::string()> restart_backend;
+    /// Called (from the checking thread) when a check starts and when it ends.
+    std::function<void(const std::string& name)> on_start;
+    std::function<void(const CheckResult& result)> on_result;
+};
+
+/// The deadline that applies to `check`.
+std::chrono::milliseconds deadline_for(const Options& options, const std::string& check);
+
+/// Runs options.checks; results in the order of options.checks. Never throws for a failed check.
+std::vector<CheckResult> run_checks(const Options& options);
+
+/// One check by name (unknown names give a failed result).
+CheckResult run_check(const Options& options, const std::string& name);
+
+/// The SLI expressions of the SLI/SLO dashboard (STACK.md §4) that prometheus.sli evaluates.
+const std::vector<std::string>& sli_queries();
+
+} // namespace labctl::verify

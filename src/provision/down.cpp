@@ -1,0 +1,241 @@
+// status and down: what labctl made for a project, found by its metadata, reported or removed.
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/provision/naming.hpp>
+#include <labctl/provision/provision.hpp>
+#include <labctl/remote/known_hosts.hpp>
+
+#include "libvirt.hpp"
+#include "lv_objects.hpp"
+
+namespace labctl::provision {
+
+using namespace libvirt;
+
+namespace {
+
+std::string state_name(int state) {
+    switch (state) {
+    case VIR_DOMAIN_RUNNING:
+        return "running";
+    case VIR_DOMAIN_BLOCKED:
+        return "blocked";
+    case VIR_DOMAIN_PAUSED:
+        return "paused";
+    case VIR_DOMAIN_SHUTDOWN:
+        return "shutting down";
+    case VIR_DOMAIN_SHUTOFF:
+        return "shut off";
+    case VIR_DOMAIN_CRASHED:
+        return "crashed";
+    case VIR_DOMAIN_PMSUSPENDED:
+        return "suspended";
+    default:
+        return "unknown";
+    }
+}
+
+/// The spec's VMs, then the project's other VMs found by metadata.
+std::vector<std::string> lab_vms(const config::LabSpec& spec, const Inventory& inv) {
+    std::vector<std::string> out;
+    for (const auto& vm : spec.vms)
+        out.push_back(vm.name);
+    for (const auto& d : inv.domains)
+        if (d.labctl && d.labctl->project == spec.project && !d.labctl->vm.empty() &&
+            std::find(out.begin(), out.end(), d.labctl->vm) == out.end())
+            out.push_back(d.labctl->vm);
+    return out;
+}
+
+} // namespace
+
+std::vector<VmStatus> status(const config::LabSpec& spec, LibvirtSession& session) {
+    const Connection& conn = session.impl().conn;
+    const Inventory inv = inspect_connection(conn);
+    const NetworkFacts* net = inv.find_network(spec.network.name);
+    std::vector<VmStatus> out;
+    for (const auto& vm : lab_vms(spec, inv)) {
+        VmStatus s;
+        s.vm = vm;
+        s.domain = domain_name(spec.project, vm);
+        const DomainFacts* d = inv.find_domain(s.domain);
+        const config::VmSpec* vs = spec.find_vm(vm);
+        if (d == nullptr || !d->labctl || d->labctl->project != spec.project) {
+            s.state = d == nullptr ? "missing" : "foreign (not labctl's)";
+            s.spec = vs != nullptr ? "to create" : "not in lab.yaml";
+        } else {
+            DomainHandle h = conn.find_domain(s.domain);
+            int state = 0, reason = 0;
+            if (h && virDomainGetState(h.get(), &state, &reason, 0) == 0)
+                s.state = state_name(state);
+            else
+                s.state = d->active ? "running" : "shut off";
+            s.spec = vs == nullptr                                     ? "not in lab.yaml"
+                     : d->labctl->spec_hash == vm_spec_hash(spec, *vs) ? "current"
+                                                                       : "changed";
+        }
+        const std::string mac = deterministic_mac(spec.project, vm);
+        if (net != nullptr) {
+            for (const auto& h : net->dhcp_hosts)
+                if (h.mac == mac)
+                    s.address = h.ip;
+            if (d != nullptr && d->active) {
+                auto probe = make_libvirt_probe(conn, s.domain, spec.network.name, mac, {});
+                if (auto lease = probe->lease_ip())
+                    s.address = *lease;
+            }
+        }
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+std::vector<VmStatus> status(const config::LabSpec& spec) {
+    auto session = LibvirtSession::open(spec.libvirt.uri);
+    return status(spec, session);
+}
+
+std::vector<Change> down(const config::LabSpec& spec, LibvirtSession& session,
+                         const DownOptions& options) {
+    const Connection& conn = session.impl().conn;
+    const Inventory inv = inspect_connection(conn);
+    std::vector<Change> changes;
+    const auto changed = [&changes](std::string action, std::string kind, std::string name,
+                                    std::string detail = {}) {
+        log::info("{} {} {}{}", action, kind, name, detail.empty() ? "" : ": " + detail);
+        changes.push_back({std::move(action), std::move(kind), std::move(name), std::move(detail)});
+    };
+    const std::vector<std::string> vms = lab_vms(spec, inv);
+
+    // Domains: only those whose metadata names this project.
+    for (const auto& d : inv.domains) {
+        if (!d.labctl || d.labctl->project != spec.project)
+            continue;
+        destroy_domain(conn, d.name);
+        changed("delete", "domain", d.name, d.active ? "was running" : "");
+    }
+
+    // Volumes: the overlay and seed of each of the lab's VMs; the base image only with purge and
+    // only when nothing left uses it.
+    StoragePoolHandle pool = conn.find_pool(spec.libvirt.pool);
+    if (pool && virStoragePoolIsActive(pool.get()) == 1) {
+        // A VM's volumes are labctl's when labctl made its domain, or (a run that failed with
+        // --keep-on-failure) when its overlay is backed by the lab's base image volume.
+        std::string base_path;
+        if (const std::string base = base_volume_name(spec.image); !base.empty())
+            if (StorageVolHandle b = Connection::find_volume(pool.get(), base))
+                base_path = take_string(virStorageVolGetPath(b.get()));
+        const auto ours = [&](const std::string& vm) {
+            const DomainFacts* d = inv.find_domain(domain_name(spec.project, vm));
+            if (d != nullptr && d->labctl && d->labctl->project == spec.project)
+                return true;
+            StorageVolHandle o =
+                Connection::find_volume(pool.get(), overlay_volume_name(spec.project, vm));
+            if (!o || base_path.empty())
+                return false;
+            const std::string xml = take_string(virStorageVolGetXMLDesc(o.get(), 0));
+            return xml.find(fmt::format("<path>{}</path>", base_path)) != std::string::npos;
+        };
+        for (const auto& vm : vms) {
+            if (!ours(vm)) {
+                log::debug("VM '{}': no labctl domain and no overlay of the base image: its "
+                           "volumes are not touched",
+                           vm);
+                continue;
+            }
+            for (const auto& name :
+                 {overlay_volume_name(spec.project, vm), seed_volume_name(spec.project, vm)})
+                if (delete_volume(pool.get(), name))
+                    changed("delete", "volume", name, fmt::format("of VM '{}'", vm));
+        }
+        const std::string base = base_volume_name(spec.image);
+        if (options.purge && !base.empty()) {
+            if (StorageVolHandle v = Connection::find_volume(pool.get(), base)) {
+                const std::string path = take_string(virStorageVolGetPath(v.get()));
+                bool used = false;
+                for (const auto& d : conn.domains()) {
+                    const auto files =
+                        domain_use(take_string(virDomainGetXMLDesc(d.get(), 0))).files;
+                    used = used || std::find(files.begin(), files.end(), path) != files.end();
+                }
+                for (const auto& other : Connection::volumes(pool.get())) {
+                    const std::string xml = take_string(virStorageVolGetXMLDesc(other.get(), 0));
+                    const bool backed =
+                        xml.find(fmt::format("<path>{}</path>", path)) != std::string::npos;
+                    used = used || (backed && virStorageVolGetName(other.get()) != base);
+                }
+                if (used)
+                    log::warn("--purge: base image volume '{}' is still used by another volume "
+                              "or domain: kept",
+                              base);
+                else if (delete_volume(pool.get(), base))
+                    changed("delete", "volume", base, "base image (--purge)");
+            }
+        }
+    }
+
+    // DHCP and DNS entries of the lab's VMs (their MACs are the project's), then the network
+    // when labctl made it for this project and no domain uses it any more.
+    if (NetworkHandle net = conn.find_network(spec.network.name)) {
+        const HostEntries entries = read_host_entries(net.get());
+        for (const auto& vm : vms) {
+            const std::string mac = deterministic_mac(spec.project, vm);
+            std::string ip;
+            for (const auto& h : entries.dhcp)
+                if (h.mac == mac)
+                    ip = h.ip;
+            if (ip.empty())
+                continue;
+            remove_host_entries(net.get(), mac, ip, vm);
+            changed("delete", "dhcp-host", vm, fmt::format("{} -> {}", mac, ip));
+        }
+        const NetworkFacts* facts = inv.find_network(spec.network.name);
+        if (facts != nullptr && facts->labctl && facts->labctl->project == spec.project) {
+            std::vector<std::string> users;
+            for (const auto& d : conn.domains()) {
+                const auto nets = domain_use(take_string(virDomainGetXMLDesc(d.get(), 0))).networks;
+                if (std::find(nets.begin(), nets.end(), spec.network.name) != nets.end())
+                    users.push_back(virDomainGetName(d.get()));
+            }
+            if (users.empty()) {
+                destroy_network(conn, spec.network.name);
+                changed("delete", "network", spec.network.name);
+            } else {
+                log::warn("network '{}' is still used by {}: kept", spec.network.name,
+                          fmt::join(users, ", "));
+            }
+        }
+    }
+
+    if (options.purge) {
+        namespace fs = std::filesystem;
+        const fs::path keys = fs::path(spec.state_dir()) / "hostkeys";
+        std::error_code ec;
+        if (fs::exists(keys, ec)) {
+            fs::remove_all(keys, ec);
+            changed("delete", "state", keys.string(), "the VMs' SSH host keys");
+        }
+        if (fs::exists(spec.ssh.known_hosts, ec))
+            for (const auto& vm : spec.vms)
+                if (!remote::find_known_hosts(spec.ssh.known_hosts, vm.ip, spec.ssh.port).empty())
+                    remote::pin_host_keys(spec.ssh.known_hosts, vm.ip, spec.ssh.port, {});
+    }
+    if (changes.empty())
+        log::info("nothing to remove: no objects of project '{}' at {}", spec.project,
+                  spec.libvirt.uri);
+    return changes;
+}
+
+std::vector<Change> down(const config::LabSpec& spec, const DownOptions& options) {
+    auto session = LibvirtSession::open(spec.libvirt.uri);
+    return down(spec, session, options);
+}
+
+} // namespace labctl::provision

@@ -1,0 +1,270 @@
+#include "lv_objects.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <deque>
+#include <fstream>
+
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+
+#include "xml.hpp"
+
+namespace labctl::provision {
+
+using namespace libvirt;
+
+namespace {
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+void update(virNetworkPtr net, unsigned command, unsigned section, const std::string& xml,
+            std::string_view what) {
+    // Names are read first: every libvirt call resets the thread's last error.
+    const std::string name = virNetworkGetName(net);
+    unsigned flags = VIR_NETWORK_UPDATE_AFFECT_CONFIG;
+    if (virNetworkIsActive(net) == 1)
+        flags |= VIR_NETWORK_UPDATE_AFFECT_LIVE;
+    if (virNetworkUpdate(net, command, section, -1, xml.c_str(), flags) != 0)
+        throw_last_error(fmt::format("cannot {} in network '{}'", what, name));
+}
+
+std::string dhcp_xml(const DhcpHost& h) {
+    std::string s = fmt::format("<host mac='{}'", xml::escape(h.mac));
+    if (!h.name.empty())
+        s += fmt::format(" name='{}'", xml::escape(h.name));
+    if (!h.ip.empty())
+        s += fmt::format(" ip='{}'", xml::escape(h.ip));
+    return s + "/>";
+}
+
+std::string dns_xml(const DnsHost& h) {
+    std::string s = fmt::format("<host ip='{}'>", xml::escape(h.ip));
+    for (const auto& n : h.hostnames)
+        s += fmt::format("<hostname>{}</hostname>", xml::escape(n));
+    return s + "</host>";
+}
+
+} // namespace
+
+void destroy_domain(const Connection& conn, const std::string& name) {
+    DomainHandle d = conn.find_domain(name);
+    if (!d)
+        return;
+    if (virDomainIsActive(d.get()) == 1 && virDomainDestroy(d.get()) != 0)
+        throw_last_error(fmt::format("cannot stop domain '{}'", name));
+    if (virDomainUndefineFlags(d.get(), VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                                            VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                                            VIR_DOMAIN_UNDEFINE_NVRAM) != 0) {
+        const auto e = take_last_error();
+        log::debug("undefine with flags failed ({}), retrying without", e.message);
+        if (virDomainUndefine(d.get()) != 0)
+            throw_last_error(fmt::format("cannot undefine domain '{}'", name));
+    }
+}
+
+void destroy_network(const Connection& conn, const std::string& name) {
+    NetworkHandle n = conn.find_network(name);
+    if (!n)
+        return;
+    if (virNetworkIsActive(n.get()) == 1 && virNetworkDestroy(n.get()) != 0)
+        throw_last_error(fmt::format("cannot stop network '{}'", name));
+    if (virNetworkUndefine(n.get()) != 0)
+        throw_last_error(fmt::format("cannot undefine network '{}'", name));
+}
+
+bool delete_volume(virStoragePoolPtr pool, const std::string& name) {
+    if (pool == nullptr)
+        return false;
+    StorageVolHandle v = Connection::find_volume(pool, name);
+    if (!v)
+        return false;
+    if (virStorageVolDelete(v.get(), 0) != 0)
+        throw_last_error(fmt::format("cannot delete volume '{}'", name));
+    return true;
+}
+
+std::uint64_t volume_capacity(virStorageVolPtr vol) {
+    const std::string name = virStorageVolGetName(vol);
+    virStorageVolInfo info{};
+    if (virStorageVolGetInfo(vol, &info) != 0)
+        throw_last_error(fmt::format("cannot read volume '{}'", name));
+    return info.capacity;
+}
+
+HostEntries read_host_entries(virNetworkPtr net) {
+    const std::string name = virNetworkGetName(net);
+    // The persistent definition; the test driver knows only the live one.
+    std::string text = take_string(virNetworkGetXMLDesc(net, VIR_NETWORK_XML_INACTIVE));
+    if (text.empty()) {
+        log::debug("network '{}': no inactive XML ({}), reading the live one", name,
+                   take_last_error().message);
+        text = take_string(virNetworkGetXMLDesc(net, 0));
+    }
+    if (text.empty())
+        throw_last_error(fmt::format("cannot read the XML of network '{}'", name));
+    const xml::Element root = xml::parse(text);
+    HostEntries out;
+    for (const auto* ip : root.children_named("ip"))
+        if (const auto* dhcp = ip->child("dhcp"))
+            for (const auto* host : dhcp->children_named("host"))
+                out.dhcp.push_back({lower(host->attribute("mac")), host->attribute("name"),
+                                    host->attribute("ip")});
+    if (const auto* dns = root.child("dns"))
+        for (const auto* host : dns->children_named("host")) {
+            DnsHost h{host->attribute("ip"), {}};
+            for (const auto* n : host->children_named("hostname"))
+                h.hostnames.push_back(n->text);
+            out.dns.push_back(std::move(h));
+        }
+    return out;
+}
+
+bool remove_host_entries(virNetworkPtr net, const std::string& mac, const std::string& ip,
+                         const std::string& name) {
+    const HostEntries entries = read_host_entries(net);
+    bool removed = false;
+    for (const auto& h : entries.dhcp) {
+        if (h.mac != mac && (ip.empty() || h.ip != ip))
+            continue;
+        update(net, VIR_NETWORK_UPDATE_COMMAND_DELETE, VIR_NETWORK_SECTION_IP_DHCP_HOST,
+               dhcp_xml(h), fmt::format("remove the DHCP host {}", h.mac));
+        removed = true;
+    }
+    for (const auto& h : entries.dns) {
+        const bool same_ip = !ip.empty() && h.ip == ip;
+        const bool same_name = h.hostnames == std::vector<std::string>{name};
+        if (!same_ip && !same_name)
+            continue;
+        update(net, VIR_NETWORK_UPDATE_COMMAND_DELETE, VIR_NETWORK_SECTION_DNS_HOST, dns_xml(h),
+               fmt::format("remove the DNS host {}", h.ip));
+        removed = true;
+    }
+    return removed;
+}
+
+void add_host_entries(virNetworkPtr net, const std::string& mac, const std::string& ip,
+                      const std::string& name) {
+    update(net, VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, VIR_NETWORK_SECTION_IP_DHCP_HOST,
+           dhcp_xml({mac, name, ip}), fmt::format("add the DHCP host {} -> {}", mac, ip));
+    update(net, VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, VIR_NETWORK_SECTION_DNS_HOST,
+           dns_xml({ip, {name}}), fmt::format("add the DNS host {} -> {}", name, ip));
+}
+
+DomainUse domain_use(const std::string& text) {
+    DomainUse out;
+    const xml::Element root = xml::parse(text);
+    if (const auto* devices = root.child("devices")) {
+        for (const auto* i : devices->children_named("interface"))
+            if (const auto* s = i->child("source"); s != nullptr && s->has_attribute("network"))
+                out.networks.push_back(s->attribute("network"));
+        for (const auto* d : devices->children_named("disk"))
+            if (const auto* s = d->child("source"); s != nullptr && s->has_attribute("file"))
+                out.files.push_back(s->attribute("file"));
+    }
+    return out;
+}
+
+namespace {
+
+class LibvirtProbe final : public GuestProbe {
+public:
+    LibvirtProbe(const Connection& conn, std::string domain, std::string network, std::string mac,
+                 std::string console_log)
+        : m_conn(conn), m_domain(std::move(domain)), m_network(std::move(network)),
+          m_mac(std::move(mac)), m_console_log(std::move(console_log)) {}
+
+    bool running() override {
+        DomainHandle d = m_conn.find_domain(m_domain);
+        return d && virDomainIsActive(d.get()) == 1;
+    }
+
+    std::optional<std::string> reserved_ip() override {
+        NetworkHandle n = m_conn.find_network(m_network);
+        if (!n)
+            return std::nullopt;
+        for (const auto& h : read_host_entries(n.get()).dhcp)
+            if (h.mac == m_mac && !h.ip.empty())
+                return h.ip;
+        return std::nullopt;
+    }
+
+    std::optional<std::string> lease_ip() override {
+        NetworkHandle n = m_conn.find_network(m_network);
+        if (!n)
+            return std::nullopt;
+        virNetworkDHCPLeasePtr* leases = nullptr;
+        const int count = virNetworkGetDHCPLeases(n.get(), m_mac.c_str(), &leases, 0);
+        if (count < 0) {
+            log::debug("DHCP leases of '{}': {}", m_network, take_last_error().message);
+            return std::nullopt;
+        }
+        std::optional<std::string> out;
+        for (int i = 0; i < count; ++i) {
+            if (!out && leases[i]->type == VIR_IP_ADDR_TYPE_IPV4 && leases[i]->ipaddr != nullptr)
+                out = leases[i]->ipaddr;
+            virNetworkDHCPLeaseFree(leases[i]);
+        }
+        std::free(leases);
+        return out;
+    }
+
+    std::optional<std::string> agent_ip() override {
+        DomainHandle d = m_conn.find_domain(m_domain);
+        if (!d)
+            return std::nullopt;
+        virDomainInterfacePtr* ifaces = nullptr;
+        const int count = virDomainInterfaceAddresses(d.get(), &ifaces,
+                                                      VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0);
+        if (count < 0) {
+            log::debug("guest agent of '{}': {}", m_domain, take_last_error().message);
+            return std::nullopt;
+        }
+        std::optional<std::string> out;
+        for (int i = 0; i < count; ++i) {
+            const auto* iface = ifaces[i];
+            if (!out && iface->hwaddr != nullptr && lower(iface->hwaddr) == m_mac)
+                for (unsigned j = 0; j < iface->naddrs; ++j)
+                    if (iface->addrs[j].type == VIR_IP_ADDR_TYPE_IPV4 &&
+                        iface->addrs[j].addr != nullptr) {
+                        out = iface->addrs[j].addr;
+                        break;
+                    }
+            virDomainInterfaceFree(ifaces[i]);
+        }
+        std::free(ifaces);
+        return out;
+    }
+
+    std::vector<std::string> console_tail() override {
+        std::ifstream in(m_console_log);
+        std::deque<std::string> lines;
+        std::string line;
+        while (std::getline(in, line)) {
+            lines.push_back(line);
+            if (lines.size() > 20)
+                lines.pop_front();
+        }
+        return {lines.begin(), lines.end()};
+    }
+
+private:
+    const Connection& m_conn;
+    std::string m_domain, m_network, m_mac, m_console_log;
+};
+
+} // namespace
+
+std::unique_ptr<GuestProbe> make_libvirt_probe(const Connection& conn, const std::string& domain,
+                                               const std::string& network, const std::string& mac,
+                                               const std::string& console_log) {
+    return std::make_unique<LibvirtProbe>(conn, domain, network, mac, console_log);
+}
+
+} // namespace labctl::provision

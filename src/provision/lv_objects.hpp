@@ -1,0 +1,69 @@
+#pragma once
+// Private to src/provision: operations on libvirt objects shared by provision, status and down.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <labctl/provision/inventory.hpp>
+#include <labctl/provision/provision.hpp>
+#include <labctl/provision/wait.hpp>
+
+#include "libvirt.hpp"
+
+namespace labctl::provision {
+
+struct LibvirtSession::Impl {
+    libvirt::Connection conn;
+};
+
+using StreamHandle = libvirt::CHandle<virStream, virStreamFree>;
+
+/// inspect_libvirt over an open connection.
+Inventory inspect_connection(const libvirt::Connection& conn);
+
+/// Stops (if running) and undefines the domain; nothing when it does not exist.
+void destroy_domain(const libvirt::Connection& conn, const std::string& name);
+/// Stops (if running) and undefines the network; nothing when it does not exist.
+void destroy_network(const libvirt::Connection& conn, const std::string& name);
+/// Deletes the volume from the pool; false when it did not exist.
+bool delete_volume(virStoragePoolPtr pool, const std::string& name);
+std::uint64_t volume_capacity(virStorageVolPtr vol);
+
+struct DnsHost {
+    std::string ip;
+    std::vector<std::string> hostnames;
+};
+
+struct HostEntries {
+    std::vector<DhcpHost> dhcp;
+    std::vector<DnsHost> dns;
+};
+
+/// The network's DHCP host reservations and DNS host entries (its persistent definition).
+HostEntries read_host_entries(virNetworkPtr net);
+
+/// Removes DHCP hosts with this MAC, or with this IP, and DNS hosts with this IP or whose only
+/// name is `name` (live + config). `ip` may be empty. True when anything was removed.
+bool remove_host_entries(virNetworkPtr net, const std::string& mac, const std::string& ip,
+                         const std::string& name);
+/// Adds the DHCP reservation and the DNS host (live + config).
+void add_host_entries(virNetworkPtr net, const std::string& mac, const std::string& ip,
+                      const std::string& name);
+
+/// The GuestProbe of a libvirt domain: state, reservation and DHCP lease in `network` for `mac`,
+/// guest agent addresses, and the tail of the serial console log when it is readable here.
+std::unique_ptr<GuestProbe> make_libvirt_probe(const libvirt::Connection& conn,
+                                               const std::string& domain,
+                                               const std::string& network, const std::string& mac,
+                                               const std::string& console_log);
+
+/// The source network names of the domain's interfaces and its disks' source files.
+struct DomainUse {
+    std::vector<std::string> networks;
+    std::vector<std::string> files;
+};
+DomainUse domain_use(const std::string& domain_xml);
+
+} // namespace labctl::provision

@@ -1,0 +1,207 @@
+// libisofs needs <stdint.h> before its header, and struct burn_source comes from libburn's.
+// clang-format off
+#include <stdint.h> // NOLINT(modernize-deprecated-headers)
+#include <sys/types.h>
+#include <libburn/libburn.h>
+#include <libisofs/libisofs.h>
+// clang-format on
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/core/process.hpp>
+#include <labctl/core/templates.hpp>
+#include <labctl/core/version.hpp>
+#include <labctl/provision/naming.hpp>
+#include <labctl/provision/seed.hpp>
+#include <labctl/remote/known_hosts.hpp>
+
+#include "libvirt.hpp"
+
+namespace labctl::provision {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_text(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw Error(ExitCode::usage, fmt::format("cannot read {}", path.string()));
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::string trim(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
+        s.pop_back();
+    return s;
+}
+
+/// Every line of `text` prefixed with `indent` (for a YAML block scalar).
+std::string indent_lines(const std::string& text, std::string_view indent) {
+    std::string out;
+    std::istringstream in(text);
+    std::string line;
+    bool first = true;
+    while (std::getline(in, line)) {
+        if (!first)
+            out += '\n';
+        first = false;
+        out += indent;
+        out += line;
+    }
+    return out;
+}
+
+void init_libisofs() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        if (iso_init() < 0)
+            throw Error(ExitCode::internal, "cannot initialise libisofs");
+        // libisofs prints its own messages to stderr; keep them to real failures.
+        char queue[] = "NEVER";
+        char print[] = "FATAL";
+        char prefix[] = "libisofs";
+        iso_set_msgs_severities(queue, print, prefix);
+    });
+}
+
+using ImageHandle = libvirt::CHandle<IsoImage, iso_image_unref>;
+using WriteOptsHandle = libvirt::CHandle<IsoWriteOpts, iso_write_opts_free>;
+
+void check_iso(int rc, std::string_view what) {
+    if (rc < 0)
+        throw Error(
+            ExitCode::internal,
+            fmt::format("cannot build the cloud-init seed: {} failed (libisofs error {:#x})", what,
+                        static_cast<unsigned>(rc)));
+}
+
+void add_file(IsoDir* root, const char* name, const std::string& content) {
+    // The memory stream takes the malloc'd buffer and frees it; the new file takes the stream.
+    auto* buf = static_cast<unsigned char*>(std::malloc(content.empty() ? 1 : content.size()));
+    if (buf == nullptr)
+        throw std::bad_alloc();
+    std::memcpy(buf, content.data(), content.size());
+    IsoStream* stream = nullptr;
+    const int rc = iso_memory_stream_new(buf, content.size(), &stream);
+    if (rc < 0) {
+        std::free(buf);
+        check_iso(rc, "iso_memory_stream_new");
+    }
+    IsoFile* file = nullptr;
+    const int added = iso_tree_add_new_file(root, name, stream, &file);
+    if (added < 0) {
+        iso_stream_unref(stream);
+        check_iso(added, fmt::format("adding {}", name));
+    }
+    iso_node_set_permissions(reinterpret_cast<IsoNode*>(file), 0444);
+}
+
+} // namespace
+
+HostKey ensure_host_key(const config::LabSpec& spec, const config::VmSpec& vm) {
+    const fs::path dir = fs::path(spec.state_dir()) / "hostkeys" / vm.name;
+    const fs::path key = dir / "ssh_host_ed25519_key";
+    const fs::path pub = dir / "ssh_host_ed25519_key.pub";
+    if (!fs::exists(key) || !fs::exists(pub)) {
+        fs::create_directories(dir);
+        fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
+        fs::remove(key);
+        fs::remove(pub);
+        const auto r =
+            run_process({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+                         fmt::format("{}@{}", vm.name, spec.project), "-f", key.string()});
+        if (!r.ok())
+            throw Error(ExitCode::preflight,
+                        fmt::format("ssh-keygen could not generate the host key of VM '{}': {}",
+                                    vm.name, trim(r.err)),
+                        "install openssh-client");
+        log::debug("generated the SSH host key of VM '{}' in {}", vm.name, dir.string());
+    }
+    return {trim(read_text(key)), trim(read_text(pub))};
+}
+
+void pin_host_key(const config::LabSpec& spec, const config::VmSpec& vm, const HostKey& key) {
+    remote::pin_host_keys(spec.ssh.known_hosts, vm.ip, spec.ssh.port, {key.public_key});
+}
+
+std::string instance_id(const config::LabSpec& spec, const config::VmSpec& vm) {
+    return fmt::format("labctl-{}", vm_spec_hash(spec, vm).substr(0, 16));
+}
+
+SeedFiles render_seed(const config::LabSpec& spec, const config::VmSpec& vm,
+                      const std::string& authorized_key, const HostKey& host_key) {
+    SeedFiles out;
+    out.user_data =
+        templates::render(templates::load("cloud-init/user-data"),
+                          {{"version", std::string(version())},
+                           {"vm", vm.name},
+                           {"project", spec.project},
+                           {"fqdn", fmt::format("{}.{}", vm.name, spec.network.domain)},
+                           {"user", spec.ssh.user},
+                           {"authorized_key", trim(authorized_key)},
+                           {"host_key_private", indent_lines(host_key.private_key, "    ")},
+                           {"host_key_public", host_key.public_key}});
+    out.meta_data = templates::render(templates::load("cloud-init/meta-data"),
+                                      {{"instance_id", instance_id(spec, vm)}, {"vm", vm.name}});
+    out.network_config = templates::render(templates::load("cloud-init/network-config"),
+                                           {{"mac", deterministic_mac(spec.project, vm.name)}});
+    return out;
+}
+
+std::string build_seed_iso(const SeedFiles& files) {
+    init_libisofs();
+    IsoImage* raw_image = nullptr;
+    check_iso(iso_image_new("cidata", &raw_image), "iso_image_new");
+    ImageHandle image(raw_image);
+    iso_image_set_volume_id(image.get(), "cidata");
+    IsoDir* root = iso_image_get_root(image.get());
+    add_file(root, "user-data", files.user_data);
+    add_file(root, "meta-data", files.meta_data);
+    add_file(root, "network-config", files.network_config);
+
+    IsoWriteOpts* raw_opts = nullptr;
+    check_iso(iso_write_opts_new(&raw_opts, 0), "iso_write_opts_new");
+    WriteOptsHandle opts(raw_opts);
+    check_iso(iso_write_opts_set_rockridge(opts.get(), 1), "enabling Rock Ridge");
+    check_iso(iso_write_opts_set_joliet(opts.get(), 1), "enabling Joliet");
+    check_iso(iso_write_opts_set_always_gmt(opts.get(), 1), "setting GMT times");
+
+    ::burn_source* created = nullptr;
+    check_iso(iso_image_create_burn_source(image.get(), opts.get(), &created),
+              "iso_image_create_burn_source");
+    // In C++ libburn declares its structs in namespace burn; libisofs forward-declares the same C
+    // struct globally.
+    auto* source = reinterpret_cast<burn::burn_source*>(created);
+    std::string iso;
+    unsigned char block[2048];
+    for (;;) {
+        const int n = source->read_xt != nullptr ? source->read_xt(source, block, sizeof block)
+                                                 : source->read(source, block, sizeof block);
+        if (n <= 0)
+            break;
+        iso.append(reinterpret_cast<const char*>(block), static_cast<std::size_t>(n));
+        if (n < static_cast<int>(sizeof block))
+            break;
+    }
+    source->free_data(source);
+    std::free(source);
+    if (iso.empty() || iso.size() % 2048 != 0)
+        throw Error(
+            ExitCode::internal,
+            fmt::format("cannot build the cloud-init seed: libisofs wrote {} bytes", iso.size()));
+    return iso;
+}
+
+} // namespace labctl::provision

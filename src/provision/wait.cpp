@@ -1,0 +1,170 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/core/signals.hpp>
+#include <labctl/provision/wait.hpp>
+
+namespace labctl::provision {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string console_text(GuestProbe& probe) {
+    std::string out;
+    try {
+        for (const auto& line : probe.console_tail())
+            out += fmt::format("\n  console: {}", line);
+    } catch (const std::exception& e) {
+        log::debug("cannot read the console: {}", e.what());
+    }
+    return out;
+}
+
+[[noreturn]] void fail(GuestProbe& probe, ExitCode code, std::string message, std::string hint) {
+    throw Error(code, message + console_text(probe), std::move(hint));
+}
+
+void ensure_running(GuestProbe& probe, const WaitTarget& target, std::string_view phase) {
+    if (!probe.running())
+        fail(probe, ExitCode::ssh,
+             fmt::format("VM '{}' stopped while waiting for {}", target.vm, phase),
+             "read the console lines above; 'labctl provision --keep-on-failure' keeps the VM "
+             "for inspection");
+}
+
+void sleep_poll(const WaitDeadlines& d, Clock::time_point deadline) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto step = std::min(d.poll, std::max(left, std::chrono::milliseconds(0)));
+    // Sleep in short slices so Ctrl-C is noticed quickly.
+    const auto until = Clock::now() + step;
+    while (Clock::now() < until) {
+        signals::check();
+        std::this_thread::sleep_for(
+            std::min<Clock::duration>(std::chrono::milliseconds(100), until - Clock::now()));
+    }
+    signals::check();
+}
+
+std::string wait_ip(GuestProbe& probe, const WaitTarget& target, const WaitDeadlines& d,
+                    std::string& source) {
+    const auto deadline = Clock::now() + d.ip;
+    const auto reserved = probe.reserved_ip();
+    for (;;) {
+        signals::check();
+        ensure_running(probe, target, "its IP address");
+        if (const auto lease = probe.lease_ip()) {
+            if (reserved && *lease != *reserved)
+                log::warn("VM '{}' leased {} although {} is reserved for it", target.vm, *lease,
+                          *reserved);
+            source = "lease";
+            return *lease;
+        }
+        if (const auto agent = probe.agent_ip()) {
+            source = "agent";
+            return *agent;
+        }
+        if (Clock::now() >= deadline)
+            fail(probe, ExitCode::timeout,
+                 fmt::format("timed out after {}s waiting for the IP address of VM '{}' (phase "
+                             "ip; reserved {})",
+                             std::chrono::duration_cast<std::chrono::seconds>(d.ip).count(),
+                             target.vm, reserved.value_or("nothing")),
+                 "the guest did not take a DHCP lease: check its network configuration and the "
+                 "console");
+        sleep_poll(d, deadline);
+    }
+}
+
+remote::Session wait_ssh(GuestProbe& probe, const WaitTarget& target, const WaitDeadlines& d,
+                         const remote::ConnectOptions& options) {
+    const auto deadline = Clock::now() + d.ssh;
+    for (;;) {
+        signals::check();
+        ensure_running(probe, target, "SSH");
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left <= std::chrono::milliseconds(0))
+            break;
+        try {
+            // Short slices so a stopped domain or Ctrl-C ends the wait early.
+            return remote::wait_for_session(options,
+                                            std::min(left, std::chrono::milliseconds(5000)));
+        } catch (const Error& e) {
+            if (e.code() != ExitCode::timeout)
+                throw;
+            log::debug("VM '{}': SSH not answering yet: {}", target.vm, e.what());
+        }
+    }
+    fail(probe, ExitCode::timeout,
+         fmt::format("timed out after {}s waiting for SSH on VM '{}' at {} (phase ssh)",
+                     std::chrono::duration_cast<std::chrono::seconds>(d.ssh).count(), target.vm,
+                     options.endpoint.to_string()),
+         "the guest did not start sshd with the injected host key: read the console lines");
+}
+
+std::string wait_cloud_init(GuestProbe& probe, remote::Session& session, const WaitTarget& target,
+                            const WaitDeadlines& d) {
+    ensure_running(probe, target, "cloud-init");
+    remote::ExecOptions eo;
+    eo.timeout = d.cloud_init;
+    const auto r = session.exec(target.cloud_init_command, eo);
+    if (r.timed_out)
+        fail(probe, ExitCode::timeout,
+             fmt::format("timed out after {}s waiting for cloud-init on VM '{}' (phase "
+                         "cloud-init)",
+                         std::chrono::duration_cast<std::chrono::seconds>(d.cloud_init).count(),
+                         target.vm),
+             "cloud-init is still running: a slow package mirror? 'cloud-init status --long' "
+             "in the guest tells");
+    std::string status = "unknown";
+    std::string errors;
+    try {
+        const auto j = nlohmann::json::parse(r.out);
+        status = j.value("status", std::string("unknown"));
+        if (const auto it = j.find("errors"); it != j.end() && it->is_array())
+            for (const auto& e : *it)
+                errors += fmt::format("{}{}", errors.empty() ? "" : "; ",
+                                      e.is_string() ? e.get<std::string>() : e.dump());
+    } catch (const nlohmann::json::exception&) {
+        log::debug("VM '{}': cloud-init status printed no JSON: {}", target.vm, r.out);
+    }
+    if (r.exit_status == 0)
+        return "done";
+    if (r.exit_status == 2 && !target.strict) {
+        log::warn("VM '{}': cloud-init finished with recoverable errors (status {}){}", target.vm,
+                  status, errors.empty() ? "" : ": " + errors);
+        return "degraded";
+    }
+    fail(probe, ExitCode::ssh,
+         fmt::format("cloud-init on VM '{}' reported {} (exit {}{}){}", target.vm, status,
+                     r.exit_status, r.exit_status == 2 ? ", a warning: --strict is set" : "",
+                     errors.empty() ? "" : ": " + errors),
+         "'labctl ssh <vm> -- sudo cloud-init status --long' and /var/log/cloud-init.log tell "
+         "why");
+}
+
+} // namespace
+
+WaitResult wait_for_guest(GuestProbe& probe, const WaitTarget& target,
+                          const WaitDeadlines& deadlines) {
+    WaitResult result;
+    log::info("VM '{}': waiting for its IP address", target.vm);
+    result.ip = wait_ip(probe, target, deadlines, result.ip_source);
+    log::info("VM '{}': {} (from the {}); waiting for SSH", target.vm, result.ip, result.ip_source);
+    remote::ConnectOptions options = target.ssh;
+    options.endpoint.host = result.ip;
+    auto session = wait_ssh(probe, target, deadlines, options);
+    log::info("VM '{}': SSH up; waiting for cloud-init", target.vm);
+    result.cloud_init = wait_cloud_init(probe, session, target, deadlines);
+    log::info("VM '{}': cloud-init {}", target.vm, result.cloud_init);
+    return result;
+}
+
+} // namespace labctl::provision

@@ -1,0 +1,152 @@
+// nginx.resilience (opt-in: it restarts the backend) and ssh.hardened (over the pinned session).
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <future>
+#include <sstream>
+#include <thread>
+
+#include <labctl/core/duration.hpp>
+
+#include "context.hpp"
+
+namespace labctl::verify::detail {
+
+CheckResult nginx_resilience(CheckContext& c) {
+    if (!c.options().restart_backend)
+        return c.finish(Status::skip, "needs SSH access to the host to restart the backend");
+    const auto url = c.endpoint("nginx") + "/api/tasks";
+    const auto start = Clock::now();
+    // The restart runs beside bounded traffic: one request every 100 ms until the deadline or
+    // until 3 s of normal service after the restart finished.
+    auto restart = std::async(std::launch::async, c.options().restart_backend);
+    std::optional<std::string> restart_error;
+    std::optional<Clock::time_point> restarted, first_bad, last_bad;
+    int requests = 0, errors = 0;
+    std::map<int, int> statuses;
+    Clock::time_point good_since = start;
+    HttpResponse last;
+    for (int i = 0; i < 100'000 && !c.expired(); ++i) {
+        if (!restarted &&
+            restart.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready) {
+            restart_error = restart.get();
+            restarted = Clock::now();
+            if (!restart_error->empty())
+                break;
+        }
+        HttpRequest req;
+        req.url = url;
+        req.timeout = std::chrono::milliseconds(2000);
+        req.timeout = std::min(req.timeout, c.remaining());
+        last = http_request(req);
+        ++requests;
+        ++statuses[last.status];
+        const auto now = Clock::now();
+        if (last.status != 200) {
+            ++errors;
+            if (!first_bad)
+                first_bad = now;
+            last_bad = now;
+            good_since = now;
+        } else if (restarted &&
+                   now - std::max(good_since, *restarted) > std::chrono::milliseconds(3000)) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    c.record("GET " + url, last, fmt::format("{} requests", requests));
+    std::string counts;
+    for (const auto& [status, n] : statuses)
+        counts += fmt::format("{}{}x{}", counts.empty() ? "" : " ", n,
+                              status == 0 ? std::string("no-answer") : std::to_string(status));
+    c.result().evidence.back().note += ": " + counts;
+    if (!restarted) {
+        // The deadline came first; do not leave the restart running unobserved.
+        restart.wait();
+        return c.finish(Status::fail, "the backend restart did not finish before the deadline");
+    }
+    if (!restart_error->empty())
+        return c.finish(Status::fail, "restarting the backend failed: " + *restart_error);
+    const auto window =
+        first_bad ? std::chrono::duration_cast<std::chrono::milliseconds>(*last_bad - *first_bad)
+                  : std::chrono::milliseconds(0);
+    const bool recovered = last.status == 200;
+    const auto msg = fmt::format("{} of {} requests failed during the restart (window {}); {}",
+                                 errors, requests, format_duration(window),
+                                 recovered ? "normal service after" : "no normal service after");
+    return c.finish(recovered ? Status::pass : Status::fail, msg);
+}
+
+CheckResult ssh_hardened(CheckContext& c) {
+    const auto& ssh = c.options().ssh;
+    if (!ssh.connect)
+        return c.finish(Status::skip,
+                        "no SSH settings for the host (needs the lab's key, ssh.private_key)");
+    auto options = *ssh.connect;
+    options.connect_timeout = std::min(options.connect_timeout, c.remaining());
+    options.io_timeout = std::min(options.io_timeout, c.remaining());
+    const std::string where = options.endpoint.to_string();
+
+    const auto facts = remote::Session::probe(options);
+    std::string methods;
+    for (const auto& m : facts.auth_methods)
+        methods += (methods.empty() ? "" : ",") + m;
+    Evidence offered;
+    offered.url = "ssh " + where;
+    offered.note = "authentication methods offered: " + methods;
+    c.result().evidence.push_back(offered);
+    for (const auto& m : facts.auth_methods)
+        if (m == "password" || m == "keyboard-interactive")
+            return c.finish(Status::fail, fmt::format("{} offers {} authentication", where, m));
+
+    auto session = remote::Session::connect(options);
+    remote::ExecOptions exec;
+    exec.sudo = ssh.sudo && !session.is_root();
+    exec.timeout = std::max(c.remaining(), std::chrono::milliseconds(1));
+    // -C gives the connection context sshd needs to evaluate Match blocks.
+    std::string command = remote::shell_quote(ssh.sshd) + " -T";
+    if (!ssh.sshd_config.empty())
+        command += " -f " + remote::shell_quote(ssh.sshd_config);
+    command += " -C " + remote::shell_quote(fmt::format("user={},host=localhost,addr=127.0.0.1",
+                                                        options.endpoint.user));
+    const auto r = session.exec(command, exec);
+    Evidence e;
+    e.url = "ssh " + where + " " + command;
+    e.status = r.exit_status;
+    e.excerpt = excerpt(r.ok() ? r.out : r.err);
+    c.result().evidence.push_back(e);
+    if (!r.ok())
+        return c.finish(Status::fail,
+                        fmt::format("sshd -T failed (exit {}): {}", r.exit_status, excerpt(r.err)));
+    std::map<std::string, std::string> effective;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+        const auto sp = line.find(' ');
+        if (sp == std::string::npos)
+            continue;
+        // Repeated keywords (allowusers, hostkey) are printed once per value.
+        const auto key = line.substr(0, sp);
+        auto& value = effective[key];
+        value += (value.empty() ? "" : " ") + line.substr(sp + 1);
+    }
+    std::vector<std::string> wrong;
+    for (const auto& [key, value] : ssh.expected) {
+        const auto it = effective.find(key);
+        const auto got = it == effective.end() ? std::string("(not set)") : it->second;
+        if (got != value)
+            wrong.push_back(fmt::format("{} is '{}', expected '{}'", key, got, value));
+    }
+    if (!wrong.empty()) {
+        std::string msg;
+        for (const auto& w : wrong)
+            msg += (msg.empty() ? "" : "; ") + w;
+        return c.finish(Status::fail, msg);
+    }
+    return c.finish(Status::pass,
+                    fmt::format("{} sshd settings as expected; only {} authentication offered",
+                                ssh.expected.size(), methods));
+}
+
+} // namespace labctl::verify::detail

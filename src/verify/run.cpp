@@ -1,0 +1,107 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include <labctl/verify/verify.hpp>
+
+#include "context.hpp"
+
+namespace labctl::verify {
+
+const std::vector<std::string>& endpoint_names() {
+    static const std::vector<std::string> k_names{"nginx", "api",  "grafana",  "prometheus",
+                                                  "tempo", "loki", "collector"};
+    return k_names;
+}
+
+std::map<std::string, std::string> default_endpoints(const std::string& host) {
+    const std::string h =
+        host.find(':') != std::string::npos && host.front() != '[' ? "[" + host + "]" : host;
+    return {
+        {"nginx", fmt::format("http://{}:8080", h)},
+        {"api", fmt::format("http://{}:5000", h)},
+        {"grafana", fmt::format("http://{}:3000", h)},
+        {"prometheus", fmt::format("http://{}:9090", h)},
+        {"tempo", fmt::format("http://{}:3200", h)},
+        {"loki", fmt::format("http://{}:3100", h)},
+        {"collector", fmt::format("http://{}:13133", h)},
+    };
+}
+
+std::chrono::milliseconds deadline_for(const Options& options, const std::string& check) {
+    const auto it = options.deadlines.find(check);
+    return it != options.deadlines.end() ? it->second : options.deadline;
+}
+
+const std::vector<std::string>& sli_queries() {
+    static const std::vector<std::string> k_queries{
+        "100 * (1 - (sum(rate(http_errors_total[5m])) / sum(rate(http_requests_total[5m]))))",
+        "histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[5m])) by (le))",
+        "sum(rate(http_requests_total[5m])) by (endpoint)",
+        "100 * sum(rate(http_errors_total[5m])) by (endpoint) / sum(rate(http_requests_total[5m])) "
+        "by (endpoint)",
+        "histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket[5m])) by (le, "
+        "endpoint))",
+        "histogram_quantile(0.95, sum(rate(db_query_duration_seconds_bucket[5m])) by (le, "
+        "operation))",
+        "sum(rate(http_requests_total[5m])) by (status_code)",
+    };
+    return k_queries;
+}
+
+CheckResult run_check(const Options& options, const std::string& name) {
+    detail::CheckContext c(options, name);
+    if (options.on_start)
+        options.on_start(name);
+    CheckResult r;
+    try {
+        if (name == "stack.health")
+            r = detail::stack_health(c);
+        else if (name == "prometheus.targets")
+            r = detail::prometheus_targets(c);
+        else if (name == "prometheus.sli")
+            r = detail::prometheus_sli(c);
+        else if (name == "trace.e2e")
+            r = detail::trace_e2e(c);
+        else if (name == "logs.correlated")
+            r = detail::logs_correlated(c);
+        else if (name == "grafana.provisioned")
+            r = detail::grafana_provisioned(c);
+        else if (name == "nginx.resilience")
+            r = detail::nginx_resilience(c);
+        else if (name == "ssh.hardened")
+            r = detail::ssh_hardened(c);
+        else
+            r = c.finish(Status::fail, fmt::format("unknown check '{}'", name));
+    } catch (const std::exception& e) {
+        // A bug or an unexpected library error in one check is still only that check's result.
+        r = c.finish(Status::fail, fmt::format("check aborted: {}", e.what()));
+    }
+    if (options.on_result)
+        options.on_result(r);
+    return r;
+}
+
+std::vector<CheckResult> run_checks(const Options& options) {
+    std::vector<CheckResult> results(options.checks.size());
+    const std::size_t n = options.checks.size();
+    const std::size_t workers =
+        options.parallel == 0 ? n : std::min<std::size_t>(options.parallel, n);
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+        for (std::size_t i = next++; i < n; i = next++)
+            results[i] = run_check(options, options.checks[i]);
+    };
+    std::vector<std::thread> threads;
+    threads.reserve(workers);
+    for (std::size_t w = 0; w < workers; ++w)
+        threads.emplace_back(work);
+    for (auto& t : threads)
+        t.join();
+    return results;
+}
+
+} // namespace labctl::verify

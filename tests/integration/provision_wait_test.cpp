@@ -1,0 +1,196 @@
+// The wait phase of provision (ip -> ssh -> cloud-init) against a SIMULATED guest: the domain
+// state, reservation, lease and agent answers come from a scripted GuestProbe; SSH is a real
+// OpenSSH server on 127.0.0.1 (tests/support/sshd.hpp) reached with real key authentication and
+// its pinned host key; `cloud-init status` is simulated by a script that prints cloud-init's JSON
+// and exits with the status under test.
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include <labctl/core/error.hpp>
+#include <labctl/provision/wait.hpp>
+
+#include "background.hpp"
+#include "sshd.hpp"
+#include "support.hpp"
+
+using namespace labctl;
+using namespace labctl::provision;
+using namespace std::chrono_literals;
+
+namespace {
+
+class ScriptedGuest final : public GuestProbe {
+public:
+    std::atomic<bool> is_running{true};
+    std::optional<std::string> reservation = "127.0.0.1";
+    std::optional<std::string> lease;
+    std::optional<std::string> agent;
+    int lease_after_polls = 0; ///< the lease appears on this poll
+    int polls = 0;
+
+    bool running() override { return is_running; }
+    std::optional<std::string> reserved_ip() override { return reservation; }
+    std::optional<std::string> lease_ip() override {
+        return ++polls > lease_after_polls ? lease : std::nullopt;
+    }
+    std::optional<std::string> agent_ip() override { return agent; }
+    std::vector<std::string> console_tail() override {
+        return {"[  OK  ] Reached target Cloud-init target.", "login:"};
+    }
+};
+
+WaitDeadlines short_deadlines() {
+    WaitDeadlines d;
+    d.ip = 2s;
+    d.ssh = 10s;
+    d.cloud_init = 10s;
+    d.poll = 50ms;
+    return d;
+}
+
+/// A fake `cloud-init status --wait --format json`: prints `json`, exits `rc`.
+std::string fake_cloud_init(const test::SshServer& sshd, const std::string& json, int rc) {
+    const auto path = sshd.dir() / fmt::format("cloud-init-{}", rc);
+    {
+        std::ofstream out(path);
+        out << "#!/bin/sh\ncat <<'EOF'\n" << json << "\nEOF\nexit " << rc << "\n";
+    }
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+    return path.string();
+}
+
+WaitTarget target_for(const test::SshServer& sshd) {
+    WaitTarget t;
+    t.vm = "web";
+    t.ssh.endpoint = {"will be the address found", sshd.port(), sshd.user()};
+    t.ssh.known_hosts = sshd.known_hosts().string();
+    t.ssh.private_key = sshd.client_key().string();
+    t.ssh.connect_timeout = 2s;
+    return t;
+}
+
+int code_of(const std::function<void()>& f, std::string* message = nullptr) {
+    try {
+        f();
+    } catch (const Error& e) {
+        if (message != nullptr)
+            *message = e.what();
+        return to_int(e.code());
+    }
+    return 0;
+}
+
+} // namespace
+
+TEST_CASE("simulated guest: lease found after polling, SSH with the pinned key, cloud-init done",
+          "[wait]") {
+    test::SshServer sshd;
+    ScriptedGuest guest;
+    guest.lease = "127.0.0.1";
+    guest.lease_after_polls = 3;
+    auto target = target_for(sshd);
+    target.cloud_init_command = fake_cloud_init(sshd, R"({"status": "done", "errors": []})", 0);
+    const auto r = wait_for_guest(guest, target, short_deadlines());
+    CHECK(r.ip == "127.0.0.1");
+    CHECK(r.ip_source == "lease");
+    CHECK(r.cloud_init == "done");
+    CHECK(guest.polls == 4);
+}
+
+TEST_CASE("simulated guest: the agent's address is used when there is no lease", "[wait]") {
+    test::SshServer sshd;
+    ScriptedGuest guest;
+    guest.agent = "127.0.0.1";
+    auto target = target_for(sshd);
+    target.cloud_init_command = fake_cloud_init(sshd, R"({"status": "done"})", 0);
+    const auto r = wait_for_guest(guest, target, short_deadlines());
+    CHECK(r.ip_source == "agent");
+}
+
+TEST_CASE("simulated guest: cloud-init status 2 is a warning, and a failure with --strict",
+          "[wait]") {
+    test::SshServer sshd;
+    ScriptedGuest guest;
+    guest.lease = "127.0.0.1";
+    auto target = target_for(sshd);
+    target.cloud_init_command =
+        fake_cloud_init(sshd, R"({"status": "done", "recoverable_errors": {"WARNING": ["x"]}})", 2);
+    CHECK(wait_for_guest(guest, target, short_deadlines()).cloud_init == "degraded");
+    target.strict = true;
+    std::string message;
+    CHECK(code_of([&] { wait_for_guest(guest, target, short_deadlines()); }, &message) == 5);
+    CHECK(message.find("--strict") != std::string::npos);
+}
+
+TEST_CASE("simulated guest: cloud-init error fails with exit 5 and prints the console lines",
+          "[wait]") {
+    test::SshServer sshd;
+    ScriptedGuest guest;
+    guest.lease = "127.0.0.1";
+    auto target = target_for(sshd);
+    target.cloud_init_command =
+        fake_cloud_init(sshd, R"({"status": "error", "errors": ["module resizefs failed"]})", 1);
+    std::string message;
+    CHECK(code_of([&] { wait_for_guest(guest, target, short_deadlines()); }, &message) == 5);
+    CHECK(message.find("module resizefs failed") != std::string::npos);
+    CHECK(message.find("console: login:") != std::string::npos);
+}
+
+TEST_CASE("simulated guest: no address before the deadline is exit 4 naming phase ip", "[wait]") {
+    ScriptedGuest guest;
+    WaitTarget target;
+    target.vm = "web";
+    std::string message;
+    CHECK(code_of([&] { wait_for_guest(guest, target, short_deadlines()); }, &message) == 4);
+    CHECK(message.find("(phase ip; reserved 127.0.0.1)") != std::string::npos);
+}
+
+TEST_CASE("simulated guest: nothing answering SSH is exit 4 naming phase ssh", "[wait]") {
+    ScriptedGuest guest;
+    guest.lease = "127.0.0.1";
+    auto d = short_deadlines();
+    d.ssh = 1500ms;
+    WaitTarget target;
+    target.vm = "web";
+    target.ssh.endpoint = {"", test::free_port(), "nobody"}; // nothing listens there
+    target.ssh.known_hosts = "/nonexistent/known_hosts";
+    target.ssh.connect_timeout = 500ms;
+    std::string message;
+    CHECK(code_of([&] { wait_for_guest(guest, target, d); }, &message) == 4);
+    CHECK(message.find("(phase ssh)") != std::string::npos);
+}
+
+TEST_CASE("simulated guest: a domain that stops fails the wait at once", "[wait]") {
+    ScriptedGuest guest;
+    guest.is_running = false;
+    WaitTarget target;
+    target.vm = "web";
+    auto d = short_deadlines();
+    d.ip = 60s;
+    const auto start = std::chrono::steady_clock::now();
+    std::string message;
+    CHECK(code_of([&] { wait_for_guest(guest, target, d); }, &message) == 5);
+    CHECK(message.find("VM 'web' stopped while waiting for its IP address") != std::string::npos);
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+}
+
+TEST_CASE("simulated guest: a host key that does not match the pinned one is refused (exit 5)",
+          "[wait]") {
+    test::SshServer sshd;
+    test::TempDir dir;
+    const auto other = dir.write(
+        "known_hosts",
+        fmt::format("[127.0.0.1]:{} ssh-ed25519 "
+                    "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n",
+                    sshd.port()));
+    ScriptedGuest guest;
+    guest.lease = "127.0.0.1";
+    auto target = target_for(sshd);
+    target.ssh.known_hosts = other.string();
+    CHECK(code_of([&] { wait_for_guest(guest, target, short_deadlines()); }) == 5);
+}

@@ -1,0 +1,172 @@
+// `labctl verify` against contract fixtures of Tempo, Loki, Grafana, the Collector and Prometheus
+// that reproduce the API shapes and quirks of STACK.md §5.
+
+#include <catch2/catch.hpp>
+
+#include <labctl/verify/verify.hpp>
+
+#include "fake_stack.hpp"
+#include "verify_test_util.hpp"
+
+using namespace labctl::test;
+using namespace labctl::test::verify;
+
+namespace {
+const std::vector<std::string> k_http_checks{"stack.health",    "prometheus.targets",
+                                             "prometheus.sli",  "trace.e2e",
+                                             "logs.correlated", "grafana.provisioned"};
+} // namespace
+
+TEST_CASE("verify contract: all checks pass against Tempo v1 batches found after 3 polls, base64 "
+          "ids and Loki 2.9 JSON bodies found after 2 polls",
+          "[verify][contract]") {
+    Quirks q;
+    q.tempo_polls_before_found = 3;
+    q.loki_polls_before_found = 2;
+    FakeStack stack(q);
+    TempDir dir;
+    const auto lab = write_lab(dir, stack.endpoints());
+    const auto run = run_verify(lab, only(k_http_checks));
+    INFO(run.process.out << run.process.err);
+    REQUIRE(run.process.exit_code == 0);
+    for (const auto& c : k_http_checks)
+        CHECK(run.status(c) == "pass");
+    // Tempo answered 404 three times before the trace "arrived": verify kept polling.
+    CHECK(stack.tempo_polls() >= 4);
+    CHECK(run.check("trace.e2e").at("attempts").get<int>() >= 4);
+    CHECK(run.check("trace.e2e").at("message").get<std::string>().find("1 DB CLIENT child") !=
+          std::string::npos);
+    // The fake API's log records reached Loki, which answers its push API with 204.
+    CHECK(stack.loki_pushes_accepted() >= 2);
+    CHECK(run.check("logs.correlated").at("message").get<std::string>().find("carry trace") !=
+          std::string::npos);
+    // Loki returned no line twice (ingestion delay): verify kept polling.
+    CHECK(run.check("logs.correlated").at("attempts").get<int>() >= 3);
+    // The panel of a Loki datasource is not sent to Prometheus; the row's panel is.
+    CHECK(run.check("grafana.provisioned")
+              .at("message")
+              .get<std::string>()
+              .find("2 panel queries evaluate") != std::string::npos);
+    CHECK(run.report.at("ok") == true);
+    CHECK(run.report.at("summary").at("passed") == 6);
+}
+
+TEST_CASE("verify contract: Tempo v2 trace.resourceSpans and Loki 3.x structured metadata are "
+          "understood",
+          "[verify][contract]") {
+    Quirks q;
+    q.tempo_v2 = true;
+    q.loki_3x = true;
+    q.tempo_polls_before_found = 1;
+    FakeStack stack(q);
+    TempDir dir;
+    const auto lab = write_lab(dir, stack.endpoints());
+    const auto run = run_verify(lab, only({"trace.e2e", "logs.correlated"}));
+    INFO(run.process.out << run.process.err);
+    REQUIRE(run.process.exit_code == 0);
+    CHECK(run.status("trace.e2e") == "pass");
+    CHECK(run.status("logs.correlated") == "pass");
+}
+
+TEST_CASE("verify contract: a trace id with leading zeros is matched although Tempo search strips "
+          "them and spans carry base64 ids",
+          "[verify][contract]") {
+    Quirks q;
+    q.tempo_polls_before_found = 0;
+    FakeStack stack(q);
+    labctl::verify::Options o;
+    o.endpoints = stack.endpoints();
+    o.checks = {"trace.e2e"};
+    o.deadline = std::chrono::seconds(10);
+    o.poll_interval = std::chrono::milliseconds(200);
+    o.trace_id = "0000000000a1b2c3d4e5f60718293a4b";
+    const auto results = labctl::verify::run_checks(o);
+    REQUIRE(results.size() == 1);
+    INFO(results[0].message);
+    CHECK(results[0].status == labctl::verify::Status::pass);
+    bool listed = false;
+    for (const auto& e : results[0].evidence)
+        listed = listed || e.note == "search lists the trace";
+    CHECK(listed);
+    REQUIRE(stack.traces().size() == 1);
+    CHECK(stack.traces()[0] == o.trace_id);
+}
+
+TEST_CASE("verify contract: Grafana datasource health 400 with status ERROR fails "
+          "grafana.provisioned naming the datasource",
+          "[verify][contract]") {
+    Quirks q;
+    q.grafana_tempo_health_error = true;
+    FakeStack stack(q);
+    TempDir dir;
+    const auto lab = write_lab(dir, stack.endpoints(), {{"grafana.provisioned", "3s"}});
+    const auto run = run_verify(lab, only({"grafana.provisioned", "stack.health"}));
+    INFO(run.process.out << run.process.err);
+    CHECK(run.process.exit_code == 8);
+    CHECK(run.status("stack.health") == "pass");
+    REQUIRE(run.status("grafana.provisioned") == "fail");
+    const auto msg = run.check("grafana.provisioned").at("message").get<std::string>();
+    CHECK(msg.find("datasource 'tempo' health ERROR") != std::string::npos);
+    CHECK(msg.find("datasource 'prometheus'") == std::string::npos);
+}
+
+TEST_CASE("verify contract: a panel query Prometheus rejects with 400 bad_data fails at once "
+          "naming the dashboard and the panel",
+          "[verify][contract]") {
+    Quirks q;
+    q.broken_panel = true;
+    FakeStack stack(q);
+    TempDir dir;
+    const auto lab = write_lab(dir, stack.endpoints());
+    const auto run = run_verify(lab, only({"grafana.provisioned"}));
+    INFO(run.process.out << run.process.err);
+    CHECK(run.process.exit_code == 8);
+    const auto& c = run.check("grafana.provisioned");
+    CHECK(c.at("status") == "fail");
+    const auto msg = c.at("message").get<std::string>();
+    CHECK(msg.find("SLI/SLO Dashboard - Task Manager") != std::string::npos);
+    CHECK(msg.find("panel 'Error budget'") != std::string::npos);
+    CHECK(msg.find("bad_data") != std::string::npos);
+    // A broken query does not heal by waiting: no polling until the 20 s deadline.
+    CHECK(c.at("seconds").get<double>() < 5.0);
+}
+
+TEST_CASE("verify contract: the human report has a CHECK STATUS TIME EVIDENCE table and a summary "
+          "line, and --skip wins over --only",
+          "[verify][contract]") {
+    FakeStack stack;
+    TempDir dir;
+    const auto lab = write_lab(dir, stack.endpoints());
+    const auto r =
+        run_labctl({"-f", lab.string(), "verify", "--host", "127.0.0.1", "--only", "stack.health",
+                    "--only", "prometheus.targets", "--skip", "prometheus.targets"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.rfind("CHECK", 0) == 0);
+    CHECK(r.out.find("STATUS") != std::string::npos);
+    CHECK(r.out.find("EVIDENCE") != std::string::npos);
+    CHECK(r.out.find("stack.health") != std::string::npos);
+    CHECK(r.out.find("PASS") != std::string::npos);
+    CHECK(r.out.find("prometheus.targets") == std::string::npos);
+    CHECK(r.out.find("1 passed, 0 failed, 0 skipped in") != std::string::npos);
+}
+
+TEST_CASE("verify contract: a collector whose health_check answers 503 Server not available fails "
+          "stack.health naming the collector",
+          "[verify][contract]") {
+    Quirks q;
+    q.collector_unavailable = true;
+    FakeStack stack(q);
+    TempDir dir;
+    const auto lab = write_lab(dir, stack.endpoints(), {{"stack.health", "2s"}});
+    const auto run = run_verify(lab, only({"stack.health"}));
+    INFO(run.process.out << run.process.err);
+    CHECK(run.process.exit_code == 8);
+    const auto& c = run.check("stack.health");
+    CHECK(c.at("status") == "fail");
+    const auto msg = c.at("message").get<std::string>();
+    CHECK(msg.find("not healthy: collector (HTTP 503: ") != std::string::npos);
+    CHECK(msg.find("Server not available") != std::string::npos);
+    CHECK(msg.find("tempo") == std::string::npos); // the other six are healthy
+    CHECK(c.at("evidence")[0].at("status") == 503);
+}
