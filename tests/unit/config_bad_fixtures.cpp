@@ -166,6 +166,11 @@ const std::vector<Expectation> k_expectations{
          "memory_bad_unit.yaml:5:13: error: vms[0].memory '4 gigs' is not a size\n"
          "  hint: use a number with a unit: 512MiB, 4GiB, 20G",
      }},
+    {"memory_too_small.yaml",
+     {
+         "memory_too_small.yaml:5:13: error: vms[0].memory '64MiB' is less than 128 MiB\n"
+         "  hint: a Debian cloud guest needs at least 512MiB; the lab's stack wants 4GiB or more",
+     }},
     {"memory_bare_number.yaml",
      {
          "memory_bare_number.yaml:5:13: error: vms[0].memory 4096 has no unit\n"
