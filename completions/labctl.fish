@@ -154,6 +154,7 @@ complete -c labctl -n '__labctl_using_verb verify' -l skip -x -a 'stack.health p
 complete -c labctl -n '__labctl_using_verb verify' -l deadline -x -d 'Deadline per check, e.g. 90s or 3m'
 complete -c labctl -n '__labctl_using_verb verify' -l junit -r -F -d 'Write a JUnit XML report to FILE'
 complete -c labctl -n '__labctl_using_verb verify' -l parallel -x -d 'Run at most N checks at once (default: all at once)'
+complete -c labctl -n '__labctl_using_verb verify' -l ssh-audit -d 'ssh.hardened also runs ssh-audit against the host: any [fail] fails the check'
 
 # labctl down
 complete -c labctl -n '__labctl_using_verb down' -s h -l help -d 'Print this help message and exit'

@@ -26,6 +26,7 @@ struct VerifyOptions {
     std::string deadline;
     std::string junit;
     unsigned parallel = 0;
+    bool ssh_audit = false;
 };
 
 std::vector<std::string> select_checks(const config::LabSpec& spec, const VerifyOptions& opts) {
@@ -78,6 +79,8 @@ Runner register_verify(CLI::App& app, Context& ctx) {
     sub->add_option("--parallel", opts->parallel,
                     "Run at most N checks at once (default: all at once)")
         ->type_name("N");
+    sub->add_flag("--ssh-audit", opts->ssh_audit,
+                  "ssh.hardened also runs ssh-audit against the host: any [fail] fails the check");
     return [&ctx, opts]() -> int {
         std::optional<std::chrono::milliseconds> deadline;
         if (!opts->deadline.empty()) {
@@ -118,6 +121,7 @@ Runner register_verify(CLI::App& app, Context& ctx) {
             const auto connect = connect_options(spec, target);
             v.ssh.connect = connect;
             v.ssh.expected = harden::required_settings();
+            v.ssh.audit = opts->ssh_audit;
             const auto remote_dir = spec.deploy.remote_dir;
             const auto project = spec.deploy.project;
             v.restart_backend = [connect, remote_dir, project]() -> std::string {

@@ -1,6 +1,7 @@
 // nginx.resilience (opt-in: it restarts the backend) and ssh.hardened (over the pinned session).
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <atomic>
@@ -9,6 +10,7 @@
 #include <thread>
 
 #include <labctl/core/duration.hpp>
+#include <labctl/core/process.hpp>
 
 #include "context.hpp"
 
@@ -144,9 +146,42 @@ CheckResult ssh_hardened(CheckContext& c) {
             msg += (msg.empty() ? "" : "; ") + w;
         return c.finish(Status::fail, msg);
     }
+    std::string audit_note;
+    if (ssh.audit) {
+        // Optional policy: ssh-audit from this host against the same (pinned) endpoint.
+        if (!find_program("ssh-audit"))
+            return c.finish(Status::fail, "ssh-audit was requested but is not installed here");
+        const auto a = run_process(
+            {"ssh-audit", "-n", "-p", std::to_string(options.endpoint.port), options.endpoint.host},
+            {.timeout = std::max(c.remaining(), std::chrono::milliseconds(1))});
+        Evidence ae;
+        ae.url = fmt::format("ssh-audit -n -p {} {}", options.endpoint.port, options.endpoint.host);
+        ae.status = a.exit_code;
+        std::vector<std::string> failures;
+        std::size_t warnings = 0;
+        std::istringstream lines(a.out);
+        for (std::string line; std::getline(lines, line);) {
+            if (line.find("[fail]") != std::string::npos)
+                failures.push_back(line);
+            warnings += line.find("[warn]") != std::string::npos;
+        }
+        ae.excerpt =
+            excerpt(failures.empty() ? a.out : fmt::format("{}", fmt::join(failures, "\n")));
+        c.result().evidence.push_back(ae);
+        // ssh-audit's exit status also flags algorithms it does not know (e.g. OpenSSH's
+        // kex-strict markers), so whether it reached the server is read from its banner line.
+        if (a.timed_out || a.out.find("(gen) banner:") == std::string::npos)
+            return c.finish(Status::fail, fmt::format("ssh-audit could not audit {} (exit {})",
+                                                      where, a.exit_code));
+        if (!failures.empty())
+            return c.finish(Status::fail,
+                            fmt::format("ssh-audit reports {} failure{}: {}", failures.size(),
+                                        failures.size() == 1 ? "" : "s", failures.front()));
+        audit_note = fmt::format("; ssh-audit: no failures, {} warnings", warnings);
+    }
     return c.finish(Status::pass,
-                    fmt::format("{} sshd settings as expected; only {} authentication offered",
-                                ssh.expected.size(), methods));
+                    fmt::format("{} sshd settings as expected; only {} authentication offered{}",
+                                ssh.expected.size(), methods, audit_note));
 }
 
 } // namespace labctl::verify::detail

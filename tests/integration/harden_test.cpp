@@ -148,7 +148,7 @@ TEST_CASE("ssh-audit finds no failures on the hardened server", "[harden]") {
         {"ssh-audit", "-n", "-p", std::to_string(lab.sshd.port()), "127.0.0.1"}, {.timeout = 60s});
     INFO(r.out);
     CHECK(r.out.find("[fail]") == std::string::npos);
-    CHECK(r.exit_code != 3); // 3 = connection error: the audit must really have run
+    CHECK(r.out.find("(gen) banner:") != std::string::npos); // the audit really reached sshd
     CHECK(r.out.find("chacha20-poly1305") != std::string::npos);
 }
 

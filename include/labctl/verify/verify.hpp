@@ -30,6 +30,8 @@ struct SshSettings {
     std::string sshd = "sshd"; ///< the sshd binary on the host
     std::string sshd_config;   ///< passed with -f when set (tests run their own sshd)
     bool sudo = true;          ///< run sshd -T through sudo unless the user is root
+    /// Also run the local `ssh-audit` against the host's SSH port: any "[fail]" fails the check.
+    bool audit = false;
 };
 
 struct Options {

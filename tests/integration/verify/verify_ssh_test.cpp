@@ -75,3 +75,33 @@ TEST_CASE("verify ssh.hardened: without SSH settings the check is skipped, not f
     const auto r = verify::run_checks(o).at(0);
     CHECK(r.status == verify::Status::skip);
 }
+
+TEST_CASE("verify ssh.hardened with the ssh-audit policy: stock algorithms fail, hardened pass",
+          "[verify][ssh]") {
+    test::require_program("ssh-audit");
+    {
+        SshServer stock; // OpenSSH's default algorithm lists, as on a fresh Debian host
+        auto o = ssh_options(stock);
+        o.ssh.audit = true;
+        const auto r = verify::run_checks(o).at(0);
+        INFO(r.message);
+        CHECK(r.status == verify::Status::fail);
+        CHECK(r.message.find("ssh-audit reports") != std::string::npos);
+    }
+    SshServer::Options so;
+    // The lists `labctl harden` writes for the modern profile on this OpenSSH.
+    so.extra_config = "KexAlgorithms sntrup761x25519-sha512@openssh.com,curve25519-sha256,"
+                      "curve25519-sha256@libssh.org\n"
+                      "Ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,"
+                      "aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr\n"
+                      "MACs hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,"
+                      "umac-128-etm@openssh.com,hmac-sha2-512,hmac-sha2-256\n"
+                      "HostKeyAlgorithms ssh-ed25519,rsa-sha2-512,rsa-sha2-256\n";
+    SshServer hardened(so);
+    auto o = ssh_options(hardened);
+    o.ssh.audit = true;
+    const auto r = verify::run_checks(o).at(0);
+    INFO(r.message);
+    CHECK(r.status == verify::Status::pass);
+    CHECK(r.message.find("ssh-audit: no failures") != std::string::npos);
+}
