@@ -2,7 +2,7 @@
 // Running the stack with Docker Compose on the target over SSH: v2 (`docker compose`, with
 // --wait) or v1 (`docker-compose`, Debian 12's, with labctl's own health poll). Output streams
 // with a per-line prefix; on failure the state and logs are saved under the local reports
-// directory. Never `down -v`: data survives redeploys.
+// directory. Volumes are never removed: data survives redeploys.
 
 #include <chrono>
 #include <map>
