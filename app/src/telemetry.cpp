@@ -73,18 +73,20 @@ private:
     std::string m_signal;
 };
 
-class BudgetedSpanExporter final : public sdktrace::SpanExporter {
+// Releases the queue budget once a batch has been exported (or has failed); the same for spans
+// and log records, whose exporter interfaces differ only in their types.
+template <typename Exporter, typename Recordable>
+class BudgetedExporter final : public Exporter {
 public:
-    BudgetedSpanExporter(std::unique_ptr<sdktrace::SpanExporter> inner,
-                         std::shared_ptr<QueueBudget> budget)
+    BudgetedExporter(std::unique_ptr<Exporter> inner, std::shared_ptr<QueueBudget> budget)
         : m_inner(std::move(inner)), m_budget(std::move(budget)) {}
-    std::unique_ptr<sdktrace::Recordable> MakeRecordable() noexcept override {
+    std::unique_ptr<Recordable> MakeRecordable() noexcept override {
         return m_inner->MakeRecordable();
     }
-    ExportResult Export(
-        const otel::nostd::span<std::unique_ptr<sdktrace::Recordable>>& spans) noexcept override {
-        const std::size_t n = spans.size();
-        const ExportResult result = m_inner->Export(spans);
+    ExportResult
+    Export(const otel::nostd::span<std::unique_ptr<Recordable>>& batch) noexcept override {
+        const std::size_t n = batch.size();
+        const ExportResult result = m_inner->Export(batch);
         m_budget->release(n);
         return result;
     }
@@ -97,9 +99,11 @@ public:
 
 private:
     std::atomic<bool> m_shut{false};
-    std::unique_ptr<sdktrace::SpanExporter> m_inner;
+    std::unique_ptr<Exporter> m_inner;
     std::shared_ptr<QueueBudget> m_budget;
 };
+using BudgetedSpanExporter = BudgetedExporter<sdktrace::SpanExporter, sdktrace::Recordable>;
+using BudgetedLogExporter = BudgetedExporter<sdklogs::LogRecordExporter, sdklogs::Recordable>;
 
 class BudgetedSpanProcessor final : public sdktrace::SpanProcessor {
 public:
@@ -127,34 +131,6 @@ public:
 
 private:
     std::unique_ptr<sdktrace::SpanProcessor> m_inner;
-    std::shared_ptr<QueueBudget> m_budget;
-};
-
-class BudgetedLogExporter final : public sdklogs::LogRecordExporter {
-public:
-    BudgetedLogExporter(std::unique_ptr<sdklogs::LogRecordExporter> inner,
-                        std::shared_ptr<QueueBudget> budget)
-        : m_inner(std::move(inner)), m_budget(std::move(budget)) {}
-    std::unique_ptr<sdklogs::Recordable> MakeRecordable() noexcept override {
-        return m_inner->MakeRecordable();
-    }
-    ExportResult Export(
-        const otel::nostd::span<std::unique_ptr<sdklogs::Recordable>>& records) noexcept override {
-        const std::size_t n = records.size();
-        const ExportResult result = m_inner->Export(records);
-        m_budget->release(n);
-        return result;
-    }
-    bool ForceFlush(std::chrono::microseconds timeout) noexcept override {
-        return m_inner->ForceFlush(timeout);
-    }
-    bool Shutdown(std::chrono::microseconds timeout) noexcept override {
-        return m_shut.exchange(true) ? true : m_inner->Shutdown(timeout);
-    }
-
-private:
-    std::atomic<bool> m_shut{false};
-    std::unique_ptr<sdklogs::LogRecordExporter> m_inner;
     std::shared_ptr<QueueBudget> m_budget;
 };
 
