@@ -285,8 +285,22 @@ rm -f {self} {pid}
                                   : fmt::format("if [ -s {0} ]; then kill -- -$(cat {0}) "
                                                 "2>/dev/null; fi",
                                                 shell_quote(paths.pid));
+                const std::string inode_reverting =
+                    inode_before.empty()
+                        ? std::string()
+                        : session
+                              .exec(inode_cmd, {.timeout = std::chrono::seconds(30), .sudo = true})
+                              .out;
                 run.sudo("revert", fmt::format("{}; sh {} now; rm -f {}", stop_timer,
                                                shell_quote(paths.revert), shell_quote(paths.pid)));
+                // Return only once the restored configuration listens, so whoever acts on
+                // exit 6 (a retry, a human with ssh) reaches the old sshd and not a closed port.
+                try {
+                    wait_for_reload(session, inode_cmd, inode_reverting);
+                } catch (const Error& slow) {
+                    log::warn("harden {}: the old configuration is restored but {}",
+                              session.endpoint().host, slow.what());
+                }
             } catch (const Error& revert_error) {
                 log::error("harden: revert failed ({}); the armed timer will retry in {}s",
                            revert_error.what(), secs);

@@ -59,8 +59,12 @@ struct Lab {
 bool eventually(const std::function<bool()>& cond, std::chrono::seconds within) {
     const auto until = std::chrono::steady_clock::now() + within;
     while (std::chrono::steady_clock::now() < until) {
-        if (cond())
-            return true;
+        try {
+            if (cond())
+                return true;
+        } catch (const std::exception&) {
+            // sshd re-executing on a reload refuses connections for a moment: not yet.
+        }
         std::this_thread::sleep_for(200ms);
     }
     return cond();
