@@ -5,6 +5,7 @@
 #include <labctl/core/log.hpp>
 #include <labctl/core/table.hpp>
 #include <labctl/deploy/compose.hpp>
+#include <labctl/deploy/preload.hpp>
 #include <labctl/deploy/sync.hpp>
 
 #include "app.hpp"
@@ -83,6 +84,27 @@ Runner register_deploy(CLI::App& app, Context& ctx) {
         compose.sudo = sudo;
         if (!spec.deploy.image_registry.empty())
             compose.env["IMAGE_REGISTRY"] = spec.deploy.image_registry;
+        // Images first: an air-gapped target cannot pull what `up` needs.
+        deploy::PreloadOptions preload;
+        preload.images = spec.deploy.preload_images;
+        preload.remote_dir = compose.remote_dir;
+        preload.project = compose.project;
+        preload.env = compose.env;
+        preload.log_prefix = compose.log_prefix;
+        preload.sudo = sudo;
+        const auto preloaded = deploy::preload_images(session, facts, preload);
+        nlohmann::json preload_json = nlohmann::json::array();
+        for (const auto& img : preloaded.images)
+            preload_json.push_back(
+                {{"image", img.image},
+                 {"id", img.id},
+                 {"action", deploy::to_string(img.action)},
+                 {"bytes", img.bytes},
+                 {"seconds", static_cast<double>(img.elapsed.count()) / 1000.0}});
+        j["preload"] = {{"images", preload_json},
+                        {"bytes_sent", preloaded.bytes_sent},
+                        {"seconds", static_cast<double>(preloaded.elapsed.count()) / 1000.0}};
+
         const auto report = deploy::compose_up(session, facts, compose);
 
         nlohmann::json services = nlohmann::json::array();
@@ -96,12 +118,23 @@ Runner register_deploy(CLI::App& app, Context& ctx) {
                         {"project", compose.project},
                         {"services", services},
                         {"seconds", static_cast<double>(report.elapsed.count()) / 1000.0}};
+        std::size_t sent = 0, present = 0;
+        for (const auto& img : preloaded.images) {
+            sent += img.action == deploy::PreloadAction::sent ? 1 : 0;
+            present += img.action == deploy::PreloadAction::present ? 1 : 0;
+        }
+        const std::string images_line =
+            preloaded.images.empty()
+                ? std::string()
+                : fmt::format("images: {} sent, {} already present ({} bytes); ", sent, present,
+                              preloaded.bytes_sent);
         if (ctx.global.json())
             print_json(j);
         else
-            print(fmt::format("{}\nsync: {} files sent, {} bytes; compose project '{}' up in {}\n",
+            print(fmt::format("{}\nsync: {} files sent, {} bytes; {}compose project '{}' up in "
+                              "{}\n",
                               table.render(), synced.files_transferred, synced.bytes_sent,
-                              compose.project, format_duration(report.elapsed)));
+                              images_line, compose.project, format_duration(report.elapsed)));
         return 0;
     };
 }

@@ -80,13 +80,14 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
 
     Fd in_r, in_w, out_r, out_w, err_r, err_w;
     make_pipe(in_r, in_w);
-    make_pipe(out_r, out_w);
+    if (options.stdout_fd < 0)
+        make_pipe(out_r, out_w);
     make_pipe(err_r, err_w);
 
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in_r.fd, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_w.fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, options.stdout_fd >= 0 ? options.stdout_fd : out_w.fd, 1);
     posix_spawn_file_actions_adddup2(&fa, err_w.fd, 2);
     if (options.cwd)
         posix_spawn_file_actions_addchdir_np(&fa, options.cwd->c_str());

@@ -492,6 +492,8 @@ ExecResult Session::exec(const std::string& command, const ExecOptions& options)
 
     ExecResult result;
     std::string_view to_send = options.stdin_data ? std::string_view(*options.stdin_data) : "";
+    std::string source_buf;
+    bool source_done = !options.stdin_source;
     bool eof_sent = false;
     std::string out_partial, err_partial;
     const auto started = Clock::now();
@@ -512,16 +514,27 @@ ExecResult Session::exec(const std::string& command, const ExecOptions& options)
     while (true) {
         bool progressed = false;
         if (!eof_sent) {
+            if (to_send.empty() && !source_done) {
+                source_buf.resize(256 * 1024);
+                const auto n = options.stdin_source(source_buf.data(), source_buf.size());
+                if (n == 0)
+                    source_done = true;
+                else
+                    to_send = std::string_view(source_buf.data(), n);
+            }
             if (!to_send.empty()) {
                 const auto w = libssh2_channel_write(channel.get(), to_send.data(), to_send.size());
                 if (w > 0) {
                     to_send.remove_prefix(static_cast<std::size_t>(w));
                     progressed = true;
                 } else if (w != LIBSSH2_ERROR_EAGAIN) {
+                    // The remote side stopped reading (the command failed): stop feeding it.
                     to_send = {};
+                    source_done = true;
                 }
             }
-            if (to_send.empty() && libssh2_channel_send_eof(channel.get()) != LIBSSH2_ERROR_EAGAIN)
+            if (to_send.empty() && source_done &&
+                libssh2_channel_send_eof(channel.get()) != LIBSSH2_ERROR_EAGAIN)
                 eof_sent = true;
         }
         for (int stream : {0, SSH_EXTENDED_DATA_STDERR}) {

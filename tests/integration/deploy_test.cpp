@@ -6,10 +6,16 @@
 #include <fmt/format.h>
 
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
+#include <labctl/core/error.hpp>
 #include <labctl/core/process.hpp>
+#include <labctl/deploy/compose.hpp>
+#include <labctl/deploy/preload.hpp>
+#include <labctl/remote/session.hpp>
 
 #include "skip.hpp"
 #include "sshd.hpp"
@@ -118,6 +124,60 @@ deploy:
     }
 };
 
+/// A second Docker Engine with its own data root and socket: the "target" for preload tests, so
+/// an image this machine's engine has is really absent there. It runs no containers (no bridge,
+/// no iptables), it only stores images.
+struct TargetEngine {
+    test::TempDir dir;
+    std::string socket = (dir.path() / "docker.sock").string();
+    test::BackgroundProcess daemon;
+
+    TargetEngine()
+        : daemon({"dockerd", "--data-root", (dir.path() / "data").string(), "--exec-root",
+                  (dir.path() / "exec").string(), "-H", "unix://" + socket, "--pidfile",
+                  (dir.path() / "docker.pid").string(), "--bridge=none", "--iptables=false",
+                  "--ip-masq=false", "--containerd-namespace", "labctltest",
+                  "--containerd-plugins-namespace", "labctltest-plugins"},
+                 (dir.path() / "dockerd.log").string()) {
+        for (int i = 0; i < 150 && !docker({"info"}).ok(); ++i)
+            std::this_thread::sleep_for(200ms);
+        INFO(daemon.log());
+        REQUIRE(docker({"info"}).ok());
+    }
+    ProcessResult docker(std::vector<std::string> args) const {
+        args.insert(args.begin(), "docker");
+        return run_process(args, {.env = {{"DOCKER_HOST", "unix://" + socket}}, .timeout = 60s});
+    }
+    std::string id(const std::string& image) const {
+        auto r = docker({"image", "inspect", "--format", "{{.Id}}", image});
+        return r.ok() ? r.out.substr(0, r.out.find('\n')) : std::string();
+    }
+};
+
+/// sshd that points the target user's docker commands at the TargetEngine (SetEnv, kept by sudo).
+struct PreloadTarget {
+    TargetEngine engine;
+    test::TestUser user;
+    test::SshServer sshd{{.extra_config = "SetEnv DOCKER_HOST=unix://" + engine.socket + "\n",
+                          .listen_address = "127.0.0.3"}};
+    std::filesystem::path sudoers = "/etc/sudoers.d/labctl-test-env-" + user.name();
+
+    PreloadTarget() {
+        std::ofstream(sudoers) << "Defaults:" << user.name() << " env_keep += \"DOCKER_HOST\"\n";
+        std::filesystem::permissions(sudoers, std::filesystem::perms::owner_read |
+                                                  std::filesystem::perms::group_read);
+    }
+    ~PreloadTarget() { std::filesystem::remove(sudoers); }
+    remote::Session connect() const {
+        remote::ConnectOptions o;
+        o.endpoint = {sshd.host(), sshd.port(), user.name()};
+        o.known_hosts = sshd.known_hosts().string();
+        o.private_key = sshd.client_key().string();
+        o.connect_timeout = 5s;
+        return remote::Session::connect(o);
+    }
+};
+
 } // namespace
 
 TEST_CASE("deploy syncs the stack, brings it up healthy, and a second deploy sends nothing",
@@ -182,4 +242,83 @@ TEST_CASE("a service that never gets healthy fails the deploy with exit 7 and sa
     CHECK(ps[0]["service"] == "web");
     CHECK(ps[0]["health"] == "unhealthy");
     CHECK(std::filesystem::exists(evidence / "web.log"));
+}
+
+TEST_CASE("preload streams an image the target lacks once and skips it the second time",
+          "[deploy][preload]") {
+    require_docker();
+    PreloadTarget target;
+    REQUIRE(target.engine.id(k_base_image).empty());
+    auto session = target.connect();
+    REQUIRE(session.exec("docker info --format '{{.Name}}'", {.sudo = true}).ok());
+    const auto facts = deploy::detect_compose(session, true);
+
+    // "auto": the images the synced compose file names, read by `compose config` on the target.
+    test::TempDir remote;
+    remote.write("docker-compose.yml", fmt::format(R"(version: "2.4"
+services:
+  app:
+    image: ${{BASE_IMAGE}}
+  built-here:
+    build: .
+    image: labctl-test/not-built-anywhere:1
+)"));
+    deploy::PreloadOptions o;
+    o.images = {"auto"};
+    o.remote_dir = remote.path().string();
+    o.project = "labctlpreload";
+    o.env = {{"BASE_IMAGE", k_base_image}};
+    const auto first = deploy::preload_images(session, facts, o);
+    REQUIRE(first.images.size() == 2);
+    CHECK(first.images[0].image == k_base_image);
+    CHECK(first.images[0].action == deploy::PreloadAction::sent);
+    CHECK(first.images[0].bytes > 1'000'000); // busybox-static alone is ~2 MB
+    CHECK(first.bytes_sent == first.images[0].bytes);
+    CHECK(first.images[1].action == deploy::PreloadAction::missing_locally);
+    const auto local_id =
+        run_process({"docker", "image", "inspect", "--format", "{{.Id}}", k_base_image}).out;
+    CHECK(target.engine.id(k_base_image) + "\n" == local_id);
+
+    const auto second = deploy::preload_images(session, facts, o);
+    REQUIRE(second.images.size() == 2);
+    CHECK(second.images[0].action == deploy::PreloadAction::present);
+    CHECK(second.bytes_sent == 0);
+
+    // An image listed by name that this machine lacks is an error, not a silent skip.
+    o.images = {"labctl-test/not-built-anywhere:1"};
+    try {
+        deploy::preload_images(session, facts, o);
+        FAIL("a missing listed image was accepted");
+    } catch (const Error& e) {
+        CHECK(e.code() == ExitCode::deploy);
+        CHECK(std::string(e.what()).find("not-built-anywhere") != std::string::npos);
+    }
+}
+
+TEST_CASE("deploy with preload_images auto reports the stack's image and then finds it present",
+          "[deploy][preload]") {
+    require_docker();
+    Stack stack;
+    {
+        auto yaml = test::read_file(stack.lab());
+        yaml += "  preload_images: auto\n";
+        std::ofstream(stack.lab()) << yaml;
+    }
+    // First deploy: the image is built by compose on the target, so it is missing locally.
+    const auto first =
+        test::run_labctl({"deploy", "-f", stack.lab(), "--output", "json"}, {.timeout = 300s});
+    INFO(first.err);
+    REQUIRE(first.exit_code == 0);
+    const auto j1 = nlohmann::json::parse(first.out);
+    REQUIRE(j1["preload"]["images"].size() == 1);
+    CHECK(j1["preload"]["images"][0]["action"] == "missing locally");
+    // Second deploy: target and this machine share the engine here, so the ids match.
+    const auto second =
+        test::run_labctl({"deploy", "-f", stack.lab(), "--output", "json"}, {.timeout = 300s});
+    INFO(second.err);
+    REQUIRE(second.exit_code == 0);
+    const auto j2 = nlohmann::json::parse(second.out);
+    REQUIRE(j2["preload"]["images"].size() == 1);
+    CHECK(j2["preload"]["images"][0]["action"] == "present");
+    CHECK(j2["preload"]["bytes_sent"] == 0);
 }

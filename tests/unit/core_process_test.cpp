@@ -1,3 +1,6 @@
+#include <unistd.h>
+
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include <labctl/core/error.hpp>
@@ -42,6 +45,22 @@ TEST_CASE("process runner streams lines as they arrive", "[core][process]") {
     auto r = run_process({"printf", "a\\nb\\nc"}, o);
     CHECK(r.ok());
     CHECK(lines == std::vector<std::string>{"a", "b", "c"});
+}
+
+TEST_CASE("process runner can send stdout to a pipe the caller reads", "[core][process]") {
+    int p[2];
+    REQUIRE(::pipe(p) == 0);
+    ProcessOptions o;
+    o.stdout_fd = p[1];
+    auto r = run_process({"sh", "-c", "printf streamed; echo oops >&2"}, o);
+    ::close(p[1]);
+    char buf[64] = {};
+    const auto n = ::read(p[0], buf, sizeof buf);
+    ::close(p[0]);
+    CHECK(r.ok());
+    CHECK(r.out.empty());
+    CHECK(r.err == "oops\n");
+    CHECK(std::string(buf, static_cast<std::size_t>(std::max<ssize_t>(n, 0))) == "streamed");
 }
 
 TEST_CASE("a missing program is an error naming it", "[core][process]") {

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <labctl/deploy/compose.hpp>
+#include <labctl/deploy/preload.hpp>
 #include <labctl/deploy/sync.hpp>
 
 using namespace labctl;
@@ -79,4 +80,33 @@ TEST_CASE("service states parse with and without health", "[deploy]") {
     CHECK(s[1].service == "web");
     CHECK(s[1].health.empty());
     CHECK(s[2].state == "exited");
+}
+
+TEST_CASE("preload reads the services' images from compose config output", "[deploy][preload]") {
+    // Shape of `docker-compose -p lab config` (1.29) on stacks/lab, trimmed.
+    const std::string config = R"(services:
+  backend:
+    build:
+      context: /opt/labctl/lab/app
+    environment:
+      OTEL_SERVICE_NAME: task-api
+    image: lab/task-api:latest
+    labels:
+      image: not-an-image
+  grafana:
+    image: 'grafana/grafana:11.3.1'
+  prometheus:
+    image: "prom/prometheus:v2.55.1"
+  second-api:
+    image: lab/task-api:latest
+version: '2.4'
+volumes:
+  data: {}
+x-image:
+    image: not-a-service:1
+)";
+    CHECK(deploy::parse_compose_images(config) ==
+          std::vector<std::string>{"lab/task-api:latest", "grafana/grafana:11.3.1",
+                                   "prom/prometheus:v2.55.1"});
+    CHECK(deploy::parse_compose_images("services: {}\n").empty());
 }

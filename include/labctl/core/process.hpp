@@ -19,6 +19,9 @@ struct ProcessOptions {
     /// When set, called per complete output line as it arrives (still captured in the result).
     std::function<void(const std::string& line)> on_stdout_line;
     std::function<void(const std::string& line)> on_stderr_line;
+    /// When >= 0, the child's stdout is this descriptor (e.g. a pipe another thread streams from)
+    /// instead of being captured; the caller keeps ownership.
+    int stdout_fd = -1;
 };
 
 struct ProcessResult {

@@ -47,6 +47,9 @@ struct ConnectOptions {
 struct ExecOptions {
     std::chrono::milliseconds timeout{0}; ///< 0 = none; on expiry the channel is closed
     std::optional<std::string> stdin_data;
+    /// Streams stdin instead: called whenever the channel can take more; fills `buf` with up to
+    /// `size` bytes and returns how many, 0 at the end. May block (e.g. reading a pipe).
+    std::function<std::size_t(char* buf, std::size_t size)> stdin_source;
     bool sudo = false; ///< run through `sudo -n` unless the user is root
     std::function<void(const std::string& line)> on_stdout_line;
     std::function<void(const std::string& line)> on_stderr_line;

@@ -1,0 +1,64 @@
+#pragma once
+// Preloading images onto an air-gapped target: `docker save` on this machine streamed over the SSH
+// channel into `docker load` on the target, image by image, skipping the ones the target already
+// has with the same id. Nothing is written to disk on either side.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <labctl/deploy/compose.hpp>
+
+namespace labctl::remote {
+class Session;
+}
+
+namespace labctl::deploy {
+
+struct PreloadOptions {
+    /// Images to send, or the single entry "auto": every image the synced compose file names
+    /// (resolved on the target by `compose config`, so variables expand as they will for `up`).
+    std::vector<std::string> images;
+    std::string remote_dir;                 ///< the synced stack (for "auto")
+    std::string project = "lab";            ///< compose project name (for "auto")
+    std::map<std::string, std::string> env; ///< compose variables (for "auto"), e.g. IMAGE_REGISTRY
+    std::string log_prefix;
+    bool sudo = true;
+};
+
+enum class PreloadAction {
+    sent,           ///< streamed to the target and loaded
+    present,        ///< the target already has this image with the same id
+    missing_locally ///< "auto" named it but this machine's Docker lacks it (the target must pull
+                    ///< or build it)
+};
+
+struct PreloadedImage {
+    std::string image;
+    std::string id; ///< local image id ("sha256:…"), empty when missing locally
+    PreloadAction action = PreloadAction::sent;
+    std::uint64_t bytes = 0;
+    std::chrono::milliseconds elapsed{0};
+};
+
+struct PreloadReport {
+    std::vector<PreloadedImage> images;
+    std::uint64_t bytes_sent = 0;
+    std::chrono::milliseconds elapsed{0};
+};
+
+/// The `image:` values of the services in `compose config` output, in order, without
+/// duplicates (pure).
+std::vector<std::string> parse_compose_images(const std::string& config_yaml);
+
+/// Name of a PreloadAction for reports ("sent", "present", "missing locally").
+std::string to_string(PreloadAction action);
+
+/// Sends the images. Throws Error(deploy) when an explicitly listed image is missing locally, when
+/// there is no local Docker, or when `docker save`/`docker load` fails (with its message).
+PreloadReport preload_images(remote::Session& session, const ComposeFacts& facts,
+                             const PreloadOptions& options);
+
+} // namespace labctl::deploy

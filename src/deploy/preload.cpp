@@ -1,0 +1,240 @@
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <sstream>
+#include <thread>
+
+#include <labctl/core/duration.hpp>
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/core/process.hpp>
+#include <labctl/deploy/preload.hpp>
+#include <labctl/remote/session.hpp>
+
+namespace labctl::deploy {
+
+using remote::shell_quote;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string trim(std::string s) {
+    const auto b = s.find_first_not_of(" \t\r");
+    const auto e = s.find_last_not_of(" \t\r");
+    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
+std::chrono::milliseconds since(Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t);
+}
+
+/// Closes on scope exit; the pipe between `docker save` and the SSH channel.
+struct Fd {
+    int fd = -1;
+    Fd() = default;
+    explicit Fd(int f) : fd(f) {}
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() { reset(); }
+    void reset() {
+        if (fd >= 0)
+            ::close(fd);
+        fd = -1;
+    }
+};
+
+std::string local_image_id(const std::string& image) {
+    const auto r = run_process({"docker", "image", "inspect", "--format", "{{.Id}}", image},
+                               {.timeout = std::chrono::seconds(60)});
+    return r.ok() ? trim(r.out) : std::string();
+}
+
+std::string remote_image_id(remote::Session& session, const std::string& image, bool sudo) {
+    const auto r =
+        session.exec(fmt::format("docker image inspect --format '{{{{.Id}}}}' {} 2>/dev/null",
+                                 shell_quote(image)),
+                     {.timeout = std::chrono::seconds(60), .sudo = sudo});
+    return r.ok() ? trim(r.out) : std::string();
+}
+
+std::vector<std::string> images_from_compose(remote::Session& session, const ComposeFacts& facts,
+                                             const PreloadOptions& options) {
+    std::string env;
+    for (const auto& [k, v] : options.env)
+        env += fmt::format("{}={} ", k, shell_quote(v));
+    const auto r = session.exec(
+        fmt::format("cd {} && {}{} -p {} config", shell_quote(options.remote_dir),
+                    env.empty() ? "" : "env " + env, facts.command(), shell_quote(options.project)),
+        {.timeout = std::chrono::seconds(120), .sudo = options.sudo});
+    if (!r.ok())
+        throw Error(ExitCode::deploy,
+                    fmt::format("'{} config' failed on {}: {}", facts.command(),
+                                session.endpoint().host, trim(r.err)),
+                    "fix the compose file, or list deploy.preload_images yourself");
+    return parse_compose_images(r.out);
+}
+
+/// Streams one image: `docker save` here, its stdout read by the SSH channel feeding `docker
+/// load` there. A thread runs the local side so neither side needs the whole image in memory.
+PreloadedImage send_image(remote::Session& session, const std::string& image, const std::string& id,
+                          const PreloadOptions& options) {
+    PreloadedImage out{image, id, PreloadAction::sent, 0, {}};
+    const auto started = Clock::now();
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0)
+        throw Error(ExitCode::internal, fmt::format("pipe: {}", std::strerror(errno)));
+    Fd read_end(p[0]);
+    auto write_end = std::make_shared<Fd>(p[1]);
+
+    ProcessResult saved;
+    std::exception_ptr save_error;
+    std::thread saver([&saved, &save_error, write_end, image] {
+        try {
+            saved = run_process({"docker", "save", image}, {.stdout_fd = write_end->fd});
+        } catch (...) {
+            save_error = std::current_exception();
+        }
+        write_end->reset(); // the reader sees the end of the stream
+    });
+
+    remote::ExecOptions load;
+    load.sudo = options.sudo;
+    load.stdin_source = [&](char* buf, std::size_t size) -> std::size_t {
+        while (true) {
+            const auto n = ::read(read_end.fd, buf, size);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                return 0;
+            out.bytes += static_cast<std::uint64_t>(n);
+            return static_cast<std::size_t>(n);
+        }
+    };
+    load.on_stdout_line = [&](const std::string& line) {
+        log::debug("{}{}", options.log_prefix, line);
+    };
+    remote::ExecResult loaded;
+    try {
+        loaded = session.exec("docker load", load);
+    } catch (...) {
+        read_end.reset(); // a `docker save` still writing gets EPIPE and ends
+        saver.join();
+        throw;
+    }
+    read_end.reset();
+    saver.join();
+    if (save_error)
+        std::rethrow_exception(save_error);
+    if (!saved.ok())
+        throw Error(ExitCode::deploy,
+                    fmt::format("'docker save {}' failed here: {}", image, trim(saved.err)),
+                    "is the local Docker engine running? (docker info)");
+    if (!loaded.ok())
+        throw Error(ExitCode::deploy,
+                    fmt::format("'docker load' of {} failed on {}: {}", image,
+                                session.endpoint().host,
+                                trim(loaded.err.empty() ? loaded.out : loaded.err)),
+                    "is there enough disk space for Docker on the target? (df -h /var/lib/docker)");
+    // What arrived must be what was sent: the ids are content hashes.
+    const auto arrived = remote_image_id(session, image, options.sudo);
+    if (arrived != id)
+        throw Error(ExitCode::deploy,
+                    fmt::format("{} on {} has id {} after loading, expected {}", image,
+                                session.endpoint().host, arrived.empty() ? "none" : arrived, id));
+    out.elapsed = since(started);
+    return out;
+}
+
+} // namespace
+
+std::vector<std::string> parse_compose_images(const std::string& config_yaml) {
+    // `compose config` prints normalised YAML: top-level keys at column 0, service names indented
+    // by 2, their keys by 4. Only services' own `image:` keys count (not e.g. a label's value).
+    std::vector<std::string> images;
+    std::istringstream in(config_yaml);
+    bool in_services = false;
+    for (std::string line; std::getline(in, line);) {
+        if (line.empty() || line.front() == '#')
+            continue;
+        if (line.front() != ' ') {
+            in_services = trim(line) == "services:";
+            continue;
+        }
+        if (!in_services || line.size() < 5 || line.compare(0, 4, "    ") != 0 || line[4] == ' ')
+            continue;
+        const auto rest = line.substr(4);
+        if (rest.rfind("image:", 0) != 0)
+            continue;
+        auto value = trim(rest.substr(6));
+        if (value.size() >= 2 && (value.front() == '\'' || value.front() == '"') &&
+            value.back() == value.front())
+            value = value.substr(1, value.size() - 2);
+        if (!value.empty() && std::find(images.begin(), images.end(), value) == images.end())
+            images.push_back(value);
+    }
+    return images;
+}
+
+std::string to_string(PreloadAction action) {
+    switch (action) {
+    case PreloadAction::sent:
+        return "sent";
+    case PreloadAction::present:
+        return "present";
+    case PreloadAction::missing_locally:
+        return "missing locally";
+    }
+    return "?";
+}
+
+PreloadReport preload_images(remote::Session& session, const ComposeFacts& facts,
+                             const PreloadOptions& options) {
+    PreloadReport report;
+    const auto started = Clock::now();
+    if (options.images.empty())
+        return report;
+    if (!find_program("docker"))
+        throw Error(ExitCode::deploy,
+                    "deploy.preload_images needs Docker on this machine to read the images from",
+                    "install docker.io (scripts/install-deps) and start dockerd, or remove "
+                    "deploy.preload_images");
+    const bool automatic = options.images.size() == 1 && options.images.front() == "auto";
+    const auto images = automatic ? images_from_compose(session, facts, options) : options.images;
+    const auto& host = session.endpoint().host;
+    for (const auto& image : images) {
+        const auto id = local_image_id(image);
+        if (id.empty()) {
+            if (!automatic)
+                throw Error(ExitCode::deploy,
+                            fmt::format("deploy.preload_images lists {}, which this machine's "
+                                        "Docker does not have",
+                                        image),
+                            fmt::format("build or pull it here first (docker image ls {})", image));
+            log::warn("preload {}: {} is not in this machine's Docker; the target has to pull or "
+                      "build it",
+                      host, image);
+            report.images.push_back({image, "", PreloadAction::missing_locally, 0, {}});
+            continue;
+        }
+        if (remote_image_id(session, image, options.sudo) == id) {
+            log::info("preload {}: {} already present ({})", host, image, id.substr(0, 19));
+            report.images.push_back({image, id, PreloadAction::present, 0, {}});
+            continue;
+        }
+        log::info("preload {}: sending {} ({})", host, image, id.substr(0, 19));
+        auto sent = send_image(session, image, id, options);
+        log::info("preload {}: {} loaded, {} bytes in {}", host, image, sent.bytes,
+                  format_duration(sent.elapsed));
+        report.bytes_sent += sent.bytes;
+        report.images.push_back(std::move(sent));
+    }
+    report.elapsed = since(started);
+    return report;
+}
+
+} // namespace labctl::deploy
