@@ -4,6 +4,7 @@
 // 127.0.0.1 only.
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <fstream>
@@ -124,20 +125,32 @@ deploy:
     }
 };
 
+/// A network namespace of the test's own, removed on destruction.
+struct NetNs {
+    std::string name = fmt::format("labctltest{}", ::getpid());
+    NetNs() { REQUIRE(run_process({"ip", "netns", "add", name}).ok()); }
+    ~NetNs() { run_process({"ip", "netns", "delete", name}); }
+    NetNs(const NetNs&) = delete;
+    NetNs& operator=(const NetNs&) = delete;
+};
+
 /// A second Docker Engine with its own data root and socket: the "target" for preload tests, so
-/// an image this machine's engine has is really absent there. It runs no containers (no bridge,
-/// no iptables), it only stores images.
+/// an image this machine's engine has is really absent there. It only stores images, so it runs
+/// without a bridge, in a network namespace of its own: with --bridge=none dockerd deletes any
+/// docker0 it finds, which must not be the main engine's.
 struct TargetEngine {
     test::TempDir dir;
     std::string socket = (dir.path() / "docker.sock").string();
+    NetNs netns;
     test::BackgroundProcess daemon;
 
+    // nsenter, not `ip netns exec`: that remounts /sys and hides the cgroup mounts dockerd needs.
     TargetEngine()
-        : daemon({"dockerd", "--data-root", (dir.path() / "data").string(), "--exec-root",
-                  (dir.path() / "exec").string(), "-H", "unix://" + socket, "--pidfile",
-                  (dir.path() / "docker.pid").string(), "--bridge=none", "--iptables=false",
-                  "--ip-masq=false", "--containerd-namespace", "labctltest",
-                  "--containerd-plugins-namespace", "labctltest-plugins"},
+        : daemon({"nsenter", "--net=/run/netns/" + netns.name, "dockerd", "--data-root",
+                  (dir.path() / "data").string(), "--exec-root", (dir.path() / "exec").string(),
+                  "-H", "unix://" + socket, "--pidfile", (dir.path() / "docker.pid").string(),
+                  "--bridge=none", "--iptables=false", "--ip-masq=false", "--containerd-namespace",
+                  "labctltest", "--containerd-plugins-namespace", "labctltest-plugins"},
                  (dir.path() / "dockerd.log").string()) {
         for (int i = 0; i < 150 && !docker({"info"}).ok(); ++i)
             std::this_thread::sleep_for(200ms);
@@ -175,6 +188,84 @@ struct PreloadTarget {
         o.private_key = sshd.client_key().string();
         o.connect_timeout = 5s;
         return remote::Session::connect(o);
+    }
+};
+
+/// The Debian base image for the fixture stack: scripts/make-test-rootfs's mmdebstrap tarball,
+/// imported once into the local Docker (cached there by its name, which carries the input hash).
+std::string require_runtime_base() {
+    require_docker();
+    const auto r =
+        run_process({std::string(LABCTL_SOURCE_DIR) + "/scripts/make-test-rootfs", "--cached"});
+    if (!r.ok())
+        test::skip("the Debian base rootfs is not built yet (scripts/make-test-rootfs; "
+                   "scripts/test runs it)");
+    const std::filesystem::path tar = r.out.substr(0, r.out.find('\n'));
+    const auto stem = tar.stem().string(); // bookworm-runtime-<key>
+    const auto image =
+        "labctl-test/" + stem.substr(0, stem.rfind('-')) + ":" + stem.substr(stem.rfind('-') + 1);
+    if (!run_process({"docker", "image", "inspect", image}).ok())
+        REQUIRE(run_process({"docker", "import", tar.string(), image}, {.timeout = 300s}).ok());
+    return image;
+}
+
+/// tests/fixtures/stack-mini (the task API behind Debian's nginx) as a lab: deployed through the
+/// sshd fixture into this machine's Docker Engine.
+struct MiniStack {
+    test::TestUser user;
+    test::SshServer sshd{{.listen_address = "127.0.0.5"}};
+    test::TempDir dir;
+    std::string project;
+    int port = test::free_port();
+
+    explicit MiniStack(const std::string& base) {
+        std::random_device rd;
+        project = fmt::format("labctlmini{}", rd() % 100000);
+        const auto stack = dir.path() / "stack";
+        std::filesystem::copy(std::string(LABCTL_SOURCE_DIR) + "/tests/fixtures/stack-mini", stack,
+                              std::filesystem::copy_options::recursive);
+        std::filesystem::copy_file(LABCTL_TASKAPI_BINARY, stack / "labctl-taskapi");
+        dir.write("stack/.env",
+                  fmt::format("BASE_IMAGE={}\nPREFIX={}\nWEB_PORT={}\n", base, project, port));
+        dir.write("lab.yaml",
+                  fmt::format(R"(version: 1
+project: dmini
+network:
+  cidr: 127.0.0.0/24
+ssh:
+  user: {}
+  port: {}
+  private_key: {}
+  known_hosts: {}
+vms:
+  - name: box
+    ip: 127.0.0.5
+deploy:
+  stack_dir: stack
+  remote_dir: {}/remote/stack
+  project: {}
+  wait_timeout: 180
+)",
+                              user.name(), sshd.port(), sshd.client_key().string(),
+                              sshd.known_hosts().string(), dir.path().string(), project));
+    }
+    ~MiniStack() {
+        // Test cleanup only: stop the containers, then remove this test's volume and images.
+        run_process({"docker-compose", "-p", project, "--project-directory",
+                     (dir.path() / "remote/stack").string(), "-f",
+                     (dir.path() / "remote/stack/docker-compose.yml").string(), "down",
+                     "--remove-orphans"},
+                    {.timeout = 120s});
+        run_process({"docker", "volume", "rm", "-f", project + "_data"});
+        run_process(
+            {"docker", "image", "rm", "-f", project + "-api:latest", project + "-web:latest"});
+    }
+    std::string lab() const { return (dir.path() / "lab.yaml").string(); }
+    std::string url(const std::string& path) const {
+        return fmt::format("http://127.0.0.1:{}{}", port, path);
+    }
+    ProcessResult deploy() const {
+        return test::run_labctl({"deploy", "-f", lab(), "--output", "json"}, {.timeout = 400s});
     }
 };
 
@@ -249,6 +340,8 @@ TEST_CASE("preload streams an image the target lacks once and skips it the secon
     require_docker();
     PreloadTarget target;
     REQUIRE(target.engine.id(k_base_image).empty());
+    // (The main engine's bridge is untouched; checked at the end.)
+    const bool had_docker0 = run_process({"ip", "link", "show", "docker0"}).ok();
     auto session = target.connect();
     REQUIRE(session.exec("docker info --format '{{.Name}}'", {.sudo = true}).ok());
     const auto facts = deploy::detect_compose(session, true);
@@ -293,6 +386,7 @@ services:
         CHECK(e.code() == ExitCode::deploy);
         CHECK(std::string(e.what()).find("not-built-anywhere") != std::string::npos);
     }
+    CHECK(run_process({"ip", "link", "show", "docker0"}).ok() == had_docker0);
 }
 
 TEST_CASE("deploy with preload_images auto reports the stack's image and then finds it present",
@@ -321,4 +415,44 @@ TEST_CASE("deploy with preload_images auto reports the stack's image and then fi
     REQUIRE(j2["preload"]["images"].size() == 1);
     CHECK(j2["preload"]["images"][0]["action"] == "present");
     CHECK(j2["preload"]["bytes_sent"] == 0);
+}
+
+TEST_CASE("deploy runs the task API behind nginx from locally built images, and a redeploy of "
+          "one changed file keeps the tasks in the named volume",
+          "[deploy][stack]") {
+    const auto base = require_runtime_base();
+    MiniStack stack(base);
+    const auto first = stack.deploy();
+    INFO(first.err);
+    REQUIRE(first.exit_code == 0);
+    const auto j = nlohmann::json::parse(first.out);
+    REQUIRE(j["compose"]["services"].size() == 2);
+    for (const auto& s : j["compose"]["services"]) {
+        CHECK(s["state"] == "running");
+        CHECK(s["health"] == "healthy"); // v1 poll: every service healthy before exit 0
+    }
+    const auto created =
+        run_process({"curl", "-fsS", "-H", "Content-Type: application/json", "-d",
+                     R"({"title":"survives redeploys"})", stack.url("/api/tasks")});
+    INFO(created.err);
+    REQUIRE(created.ok());
+    const auto task = nlohmann::json::parse(created.out);
+    CHECK(task["title"] == "survives redeploys");
+
+    // One changed file: exactly one file goes over, compose rebuilds nginx's image and recreates
+    // it, the API's container and its volume stay.
+    auto conf = test::read_file(stack.dir.path() / "stack" / "nginx.conf");
+    conf.insert(0, "# changed for the redeploy test\n");
+    stack.dir.write("stack/nginx.conf", conf);
+    const auto second = stack.deploy();
+    INFO(second.err);
+    REQUIRE(second.exit_code == 0);
+    const auto j2 = nlohmann::json::parse(second.out);
+    CHECK(j2["sync"]["files_transferred"] == 1);
+    const auto listed = run_process({"curl", "-fsS", stack.url("/api/tasks")});
+    REQUIRE(listed.ok());
+    const auto tasks = nlohmann::json::parse(listed.out)["tasks"];
+    REQUIRE(tasks.size() == 1);
+    CHECK(tasks[0]["id"] == task["id"]);
+    CHECK(tasks[0]["title"] == "survives redeploys");
 }
