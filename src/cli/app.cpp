@@ -132,6 +132,7 @@ int run(int argc, char** argv) {
     add(register_status);
     add(register_ssh);
     add(register_doctor);
+    add(register_image);
     add(register_init);
     add(register_completion);
     add(register_version);

@@ -53,6 +53,7 @@ Runner register_validate(CLI::App& app, Context& ctx);
 Runner register_status(CLI::App& app, Context& ctx);
 Runner register_ssh(CLI::App& app, Context& ctx);
 Runner register_doctor(CLI::App& app, Context& ctx);
+Runner register_image(CLI::App& app, Context& ctx);
 Runner register_init(CLI::App& app, Context& ctx);
 Runner register_completion(CLI::App& app, Context& ctx);
 Runner register_version(CLI::App& app, Context& ctx);

@@ -1,0 +1,142 @@
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <memory>
+
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/core/table.hpp>
+#include <labctl/image/build.hpp>
+
+#include "app.hpp"
+
+namespace labctl::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ImageBuildFlags {
+    std::string suite = "bookworm";
+    std::string out;
+    std::string cache_dir;
+    std::string mirror;
+    std::vector<std::string> packages;
+    bool force = false;
+};
+
+/// Copies `from` to `dir/name` through a temporary name, so `name` is never half-written. A copy,
+/// not a hard link: booting or editing the file in DIR must not change the cached image.
+fs::path place(const fs::path& from, const fs::path& dir, const std::string& name) {
+    const auto to = dir / name;
+    const auto tmp = dir / ("." + name + ".labctl-tmp");
+    std::error_code ec;
+    fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
+    if (!ec)
+        fs::rename(tmp, to, ec);
+    if (ec) {
+        std::error_code ignored;
+        fs::remove(tmp, ignored);
+        throw usage_error(fmt::format("cannot write {}: {}", to.string(), ec.message()),
+                          "pass a writable --out directory with room for the image");
+    }
+    return to;
+}
+
+std::string mib(std::uint64_t bytes) {
+    return fmt::format("{:.1f} MiB ({} bytes)", static_cast<double>(bytes) / (1024.0 * 1024.0),
+                       bytes);
+}
+
+int run_image_build(const Context& ctx, const ImageBuildFlags& f) {
+    image::BuildOptions o;
+    o.suite = f.suite;
+    o.cache_dir = f.cache_dir;
+    o.mirror = f.mirror;
+    o.force = f.force;
+    // `--package a,b --package c` and `--package a b` both work.
+    for (const auto& p : f.packages) {
+        std::size_t start = 0;
+        while (start <= p.size()) {
+            const auto comma = p.find(',', start);
+            const auto one = p.substr(start, comma == std::string::npos ? comma : comma - start);
+            if (!one.empty())
+                o.extra_packages.push_back(one);
+            if (comma == std::string::npos)
+                break;
+            start = comma + 1;
+        }
+    }
+    if (!f.out.empty()) {
+        std::error_code ec;
+        fs::create_directories(f.out, ec);
+        if (ec || !fs::is_directory(f.out))
+            throw usage_error(fmt::format("--out {} is not a directory", f.out),
+                              "pass a directory (it is created when missing)");
+    }
+
+    auto img = image::build(o);
+
+    if (!f.out.empty()) {
+        img.disk = place(img.disk, f.out, "disk.qcow2");
+        img.kernel = place(img.kernel, f.out, "vmlinuz");
+        img.initrd = place(img.initrd, f.out, "initrd.img");
+        log::info("image: disk, kernel and initrd copied to {}", f.out);
+    }
+    if (ctx.global.json()) {
+        print_json({{"disk", img.disk.string()},
+                    {"kernel", img.kernel.string()},
+                    {"initrd", img.initrd.string()},
+                    {"cmdline", img.cmdline},
+                    {"sha256", img.sha256},
+                    {"inputs_hash", img.inputs_hash},
+                    {"size_bytes", img.size_bytes},
+                    {"cached", img.cached}});
+        return 0;
+    }
+    Table t({"FIELD", "VALUE"});
+    t.add({"disk", img.disk.string()});
+    t.add({"kernel", img.kernel.string()});
+    t.add({"initrd", img.initrd.string()});
+    t.add({"cmdline", img.cmdline});
+    t.add({"size", mib(img.size_bytes)});
+    t.add({"sha256", img.sha256});
+    t.add({"inputs_hash", img.inputs_hash});
+    t.add({"cached", img.cached ? "yes" : "no"});
+    print(t.render() + "\n");
+    return 0;
+}
+
+} // namespace
+
+Runner register_image(CLI::App& app, Context& ctx) {
+    auto* image = app.add_subcommand("image", "Build the Debian cloud image lab VMs boot from");
+    image->require_subcommand(1);
+    auto flags = std::make_shared<ImageBuildFlags>();
+    auto* build = image->add_subcommand(
+        "build", "Build a bootable Debian image with mmdebstrap from the host's mirror (cached)");
+    build->add_option("--suite", flags->suite, "Debian suite (default: bookworm)")
+        ->type_name("SUITE");
+    build
+        ->add_option("--out", flags->out,
+                     "Also copy disk.qcow2, vmlinuz and initrd.img into this directory")
+        ->type_name("DIR");
+    build
+        ->add_option("--cache-dir", flags->cache_dir,
+                     "Image cache (default: /var/cache/labctl/images as root)")
+        ->type_name("DIR");
+    build
+        ->add_option("--mirror", flags->mirror,
+                     "Debian mirror URL (default: the host's apt sources)")
+        ->type_name("URL");
+    build->add_option("--package", flags->packages, "Extra package(s) to install (repeatable)")
+        ->type_name("PKG");
+    build->add_flag("--force", flags->force, "Rebuild even when a cached image matches");
+    return [&ctx, flags, build]() -> int {
+        if (build->parsed())
+            return run_image_build(ctx, *flags);
+        throw usage_error("no image command given", "run 'labctl image --help'");
+    };
+}
+
+} // namespace labctl::cli

@@ -1,0 +1,495 @@
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include <labctl/core/encoding.hpp>
+#include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/core/process.hpp>
+#include <labctl/core/scope_guard.hpp>
+#include <labctl/core/signals.hpp>
+#include <labctl/image/build.hpp>
+#include <labctl/image/recipe.hpp>
+
+namespace labctl::image {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* k_manifest = "manifest.json";
+
+std::string seconds(std::chrono::steady_clock::duration d) {
+    return fmt::format("{:.1f} s", std::chrono::duration<double>(d).count());
+}
+
+/// The child processes labctl runs sit in their own process group, so a terminal's Ctrl-C does
+/// not reach them and run_process would wait for a 70 s mmdebstrap to finish. While a build runs,
+/// this thread forwards the interrupt: it sends SIGTERM to the process group of each direct child
+/// of labctl (run_process makes every child a group leader), so mmdebstrap unmounts and exits and
+/// the build's cleanup can run.
+class InterruptForwarder {
+public:
+    InterruptForwarder() : m_thread([this] { loop(); }) {}
+    InterruptForwarder(const InterruptForwarder&) = delete;
+    InterruptForwarder& operator=(const InterruptForwarder&) = delete;
+    ~InterruptForwarder() {
+        m_stop = true;
+        m_thread.join();
+    }
+
+private:
+    void loop() {
+        bool sent = false;
+        while (!m_stop) {
+            if (!sent && signals::interrupted()) {
+                for (pid_t child : own_children())
+                    ::kill(-child, SIGTERM);
+                sent = true;
+            }
+            std::this_thread::sleep_for(100ms);
+        }
+    }
+
+    static std::vector<pid_t> own_children() {
+        std::vector<pid_t> out;
+        const pid_t self = ::getpid();
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator("/proc", ec)) {
+            const auto name = e.path().filename().string();
+            if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos)
+                continue;
+            std::ifstream in(e.path() / "stat");
+            std::string stat;
+            std::getline(in, stat);
+            // Field 4 (ppid) follows the command name, which is in parentheses and may hold spaces.
+            const auto close = stat.rfind(')');
+            if (close == std::string::npos)
+                continue;
+            std::istringstream rest(stat.substr(close + 1));
+            std::string state;
+            long ppid = 0;
+            rest >> state >> ppid;
+            if (ppid == self)
+                out.push_back(static_cast<pid_t>(std::stol(name)));
+        }
+        return out;
+    }
+
+    std::atomic<bool> m_stop{false};
+    std::thread m_thread;
+};
+
+/// Mount points at or below `dir` (mmdebstrap bind-mounts /dev, /proc, /sys into the tree while
+/// it runs; remove_all must never descend into one of those).
+std::vector<std::string> mounts_below(const fs::path& dir) {
+    std::vector<std::string> out;
+    std::ifstream in("/proc/self/mountinfo");
+    const std::string prefix = dir.string();
+    for (std::string line; std::getline(in, line);) {
+        std::istringstream f(line);
+        std::string id, parent, devno, root, mount_point;
+        f >> id >> parent >> devno >> root >> mount_point;
+        if (mount_point == prefix || mount_point.rfind(prefix + "/", 0) == 0)
+            out.push_back(mount_point);
+    }
+    return out;
+}
+
+/// Removes a build directory, but never through a mount point that is still there.
+void remove_build_dir(const fs::path& dir) {
+    std::error_code ec;
+    if (!fs::exists(dir, ec))
+        return;
+    if (!mounts_below(dir).empty()) {
+        run_process({"umount", "--recursive", "--lazy", dir.string()}, {.timeout = 60s});
+        if (const auto left = mounts_below(dir); !left.empty()) {
+            log::error("not removing {}: {} is still mounted; unmount it, then delete the "
+                       "directory",
+                       dir.string(), left.front());
+            return;
+        }
+    }
+    fs::remove_all(dir, ec);
+    if (ec)
+        log::warn("could not remove {}: {}", dir.string(), ec.message());
+}
+
+/// The tool's full path. Also looks in the sbin directories, which a non-root PATH often lacks
+/// (mkfs.ext4 lives there).
+std::string require_tool(const std::string& program, const std::string& package) {
+    if (auto p = find_program(program))
+        return *p;
+    for (const char* dir : {"/usr/sbin", "/sbin"})
+        if (::access((fs::path(dir) / program).c_str(), X_OK) == 0)
+            return (fs::path(dir) / program).string();
+    throw Error(
+        ExitCode::preflight,
+        fmt::format("'{}' was not found in PATH (Debian package {})", program, package),
+        fmt::format("install it: apt-get install {} (or run scripts/install-deps)", package));
+}
+
+/// The last lines of a tool's output, for the error message.
+std::string tail_lines(const std::string& text, std::size_t n) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);)
+        if (!l.empty())
+            lines.push_back(l);
+    std::string out;
+    for (std::size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i)
+        out += "\n  " + lines[i];
+    return out;
+}
+
+/// Runs one build step's tool; a failure is a host problem (mirror, disk space), exit 3.
+void run_step(const std::vector<std::string>& argv, std::chrono::minutes timeout,
+              std::string_view hint) {
+    ProcessOptions opts;
+    opts.timeout = timeout;
+    // Tool chatter is detail; the step lines at info level are the progress.
+    opts.on_stderr_line = [](const std::string& l) {
+        log::debug("image: {}", l);
+    };
+    opts.on_stdout_line = opts.on_stderr_line;
+    const auto r = run_process(argv, opts);
+    signals::check();
+    if (r.ok())
+        return;
+    const auto why = r.timed_out ? fmt::format("timed out after {} min", timeout.count())
+                                 : fmt::format("exited with {}", r.exit_code);
+    throw Error(ExitCode::preflight,
+                fmt::format("{} {}{}", fs::path(argv.front()).filename().string(), why,
+                            tail_lines(r.err + r.out, 15)),
+                std::string(hint));
+}
+
+std::string join(const std::vector<std::string>& v, std::string_view sep) {
+    std::string out;
+    for (const auto& s : v)
+        out += (out.empty() ? "" : std::string(sep)) + s;
+    return out;
+}
+
+void write_file(const fs::path& p, const std::string& content, unsigned mode) {
+    fs::create_directories(p.parent_path());
+    std::error_code ec;
+    // A dangling symlink (Debian's resolv.conf can be one) would otherwise be followed.
+    if (fs::is_symlink(p, ec))
+        fs::remove(p, ec);
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << content;
+    out.close();
+    if (!out)
+        throw Error(ExitCode::preflight, fmt::format("cannot write {}", p.string()),
+                    "check the free space of the cache directory");
+    fs::permissions(p, static_cast<fs::perms>(mode), fs::perm_options::replace);
+}
+
+/// The customisation step: files, links, and what must not be baked into an image that many
+/// guests boot from.
+void customise(const fs::path& tree) {
+    for (const auto& f : tree_files())
+        write_file(tree / f.path, f.content, f.mode);
+    for (const auto& l : tree_links()) {
+        const auto p = tree / l.path;
+        fs::create_directories(p.parent_path());
+        std::error_code ec;
+        fs::remove(p, ec);
+        fs::create_symlink(l.target, p);
+    }
+    std::error_code ec;
+    // Host keys: every guest must get its own (the cloud-init seed provides them).
+    for (const auto& e : fs::directory_iterator(tree / "etc/ssh", ec))
+        if (e.path().filename().string().rfind("ssh_host_", 0) == 0)
+            fs::remove(e.path(), ec);
+    // An empty machine-id makes systemd generate one per guest at first boot (not "uninitialized",
+    // which would also run first-boot presets).
+    write_file(tree / "etc/machine-id", "", 0444);
+    if (!fs::is_symlink(tree / "var/lib/dbus/machine-id", ec))
+        fs::remove(tree / "var/lib/dbus/machine-id", ec);
+    // apt lists and caches are ~60 MB and stale the day after; the guest never runs apt offline.
+    for (const auto* dir : {"var/lib/apt/lists", "var/cache/apt"})
+        for (const auto& e : fs::directory_iterator(tree / dir, ec))
+            if (e.is_regular_file(ec))
+                fs::remove(e.path(), ec);
+    // Logs of the build itself mean nothing on the guest.
+    for (const auto& e : fs::recursive_directory_iterator(tree / "var/log", ec))
+        if (e.is_regular_file(ec))
+            fs::resize_file(e.path(), 0, ec);
+}
+
+struct KernelFiles {
+    fs::path vmlinuz;
+    fs::path initrd;
+    std::string version;
+};
+
+KernelFiles find_kernel(const fs::path& tree) {
+    std::vector<std::string> versions;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(tree / "boot", ec)) {
+        const auto name = e.path().filename().string();
+        if (name.rfind("vmlinuz-", 0) == 0 && e.is_regular_file(ec))
+            versions.push_back(name.substr(8));
+    }
+    if (versions.empty())
+        throw Error(ExitCode::internal, "the built tree has no kernel in /boot",
+                    "linux-image-cloud-amd64 should have installed one; run with -v for "
+                    "mmdebstrap's output");
+    // More than one can only come from an extra package; the newest is what the guest would boot.
+    std::sort(versions.begin(), versions.end());
+    const auto v = versions.back();
+    KernelFiles k{tree / "boot" / ("vmlinuz-" + v), tree / "boot" / ("initrd.img-" + v), v};
+    if (!fs::is_regular_file(k.initrd, ec))
+        throw Error(ExitCode::internal, fmt::format("the built tree has no initrd for {}", v),
+                    "initramfs-tools should have made one; run with -v for mmdebstrap's output");
+    return k;
+}
+
+std::string sha256_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    Sha256 h;
+    std::vector<char> buf(1 << 20);
+    while (in) {
+        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+        if (const auto got = in.gcount(); got > 0)
+            h.update(std::string_view(buf.data(), static_cast<std::size_t>(got)));
+    }
+    const auto d = h.finish();
+    return to_hex(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
+}
+
+BuiltImage paths_in(const fs::path& dir) {
+    BuiltImage b;
+    b.disk = dir / "disk.qcow2";
+    b.kernel = dir / "vmlinuz";
+    b.initrd = dir / "initrd.img";
+    return b;
+}
+
+/// The cached image when its manifest matches the key and the files are all there.
+std::optional<BuiltImage> load_cached(const fs::path& dir, const std::string& key) {
+    std::error_code ec;
+    std::ifstream in(dir / k_manifest);
+    if (!in)
+        return std::nullopt;
+    const auto j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded() || j.value("inputs_hash", "") != key)
+        return std::nullopt;
+    auto b = paths_in(dir);
+    b.cmdline = j.value("cmdline", "");
+    b.sha256 = j.value("sha256", "");
+    b.size_bytes = j.value("size_bytes", std::uint64_t{0});
+    b.inputs_hash = key;
+    b.cached = true;
+    if (!fs::is_regular_file(b.kernel, ec) || !fs::is_regular_file(b.initrd, ec) ||
+        fs::file_size(b.disk, ec) != b.size_bytes || ec)
+        return std::nullopt;
+    return b;
+}
+
+/// An exclusive lock per cache entry, so two builds of the same image do not race; waiting for
+/// it still honours Ctrl-C.
+class EntryLock {
+public:
+    explicit EntryLock(const fs::path& path) {
+        m_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (m_fd < 0)
+            throw Error(ExitCode::preflight,
+                        fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)),
+                        "check that the cache directory is writable");
+        bool told = false;
+        while (::flock(m_fd, LOCK_EX | LOCK_NB) != 0) {
+            if (!told)
+                log::info("image: waiting for another labctl building the same image");
+            told = true;
+            signals::check();
+            std::this_thread::sleep_for(500ms);
+        }
+    }
+    EntryLock(const EntryLock&) = delete;
+    EntryLock& operator=(const EntryLock&) = delete;
+    ~EntryLock() { ::close(m_fd); }
+
+private:
+    int m_fd = -1;
+};
+
+std::map<std::string, std::string> environment() {
+    std::map<std::string, std::string> env;
+    for (const char* k : {"XDG_CACHE_HOME", "HOME"})
+        if (const char* v = std::getenv(k))
+            env[k] = v;
+    return env;
+}
+
+} // namespace
+
+BuiltImage build(const BuildOptions& options) {
+    BuildOptions o = options;
+    validate(o);
+    if (o.mirror.empty())
+        o.mirror = host_mirror(o.suite);
+    while (o.mirror.size() > 1 && o.mirror.back() == '/')
+        o.mirror.pop_back();
+    const bool root = ::geteuid() == 0;
+    if (o.cache_dir.empty())
+        o.cache_dir = default_cache_dir(root, environment());
+    o.cache_dir = fs::absolute(o.cache_dir);
+
+    const auto key = inputs_hash(o);
+    const auto name = cache_entry_name(o.suite, key);
+    const auto entry = o.cache_dir / name;
+    log::debug("image: inputs hash {} (suite {}, mirror {})", key, o.suite, o.mirror);
+
+    if (!o.force)
+        if (auto cached = load_cached(entry, key)) {
+            log::info("image: {} is cached ({})", name, entry.string());
+            return *cached;
+        }
+
+    // Preflight before anything is created: the tools (named by their Debian package) and root,
+    // which mmdebstrap needs to chroot, mount and create device nodes.
+    const auto mmdebstrap = require_tool("mmdebstrap", "mmdebstrap");
+    const auto mkfs = require_tool("mkfs.ext4", "e2fsprogs");
+    const auto qemu_img = require_tool("qemu-img", "qemu-utils");
+    if (!root)
+        throw Error(ExitCode::preflight, "building an image needs root",
+                    "run it as root (e.g. sudo labctl image build); the image is then cached "
+                    "under /var/cache/labctl/images");
+
+    std::error_code ec;
+    fs::create_directories(o.cache_dir, ec);
+    if (ec)
+        throw usage_error(fmt::format("cannot create the cache directory {}: {}",
+                                      o.cache_dir.string(), ec.message()),
+                          "pass a writable --cache-dir");
+    fs::permissions(o.cache_dir, fs::perms(0755), fs::perm_options::replace, ec);
+    EntryLock lock(o.cache_dir / ("." + name + ".lock"));
+    // Another build may have finished the same entry while this one waited for the lock.
+    if (!o.force)
+        if (auto cached = load_cached(entry, key)) {
+            log::info("image: {} is cached ({})", name, entry.string());
+            return *cached;
+        }
+
+    // Everything is built in a directory next to the entry and renamed into place at the end, so
+    // the entry is either complete or absent; the guard removes the half-built one on any exit.
+    const auto tmp = o.cache_dir / fmt::format(".build-{}-{}", name, ::getpid());
+    remove_build_dir(tmp);
+    fs::create_directory(tmp);
+    ScopeGuard cleanup([&tmp] { remove_build_dir(tmp); });
+    InterruptForwarder forward_ctrl_c;
+
+    const auto started = std::chrono::steady_clock::now();
+    const auto packages = package_set(o.extra_packages);
+    const auto tree = tmp / "tree";
+    const auto raw = tmp / "root.raw";
+    auto result = paths_in(tmp);
+
+    auto t = std::chrono::steady_clock::now();
+    log::info("image: [1/4] mmdebstrap {} from {} ({} packages)", o.suite, o.mirror,
+              packages.size());
+    std::vector<std::string> argv{mmdebstrap};
+    for (const auto& a : mmdebstrap_args())
+        argv.push_back(a);
+    argv.push_back("--include=" + join(packages, ","));
+    argv.push_back(o.suite);
+    argv.push_back(tree.string());
+    argv.push_back(o.mirror);
+    run_step(argv, 60min,
+             fmt::format("check that {} is reachable and has suite '{}' and every package, and "
+                         "that {} has a few GB free",
+                         o.mirror, o.suite, o.cache_dir.string()));
+    log::info("image: [1/4] mmdebstrap done in {}", seconds(std::chrono::steady_clock::now() - t));
+
+    t = std::chrono::steady_clock::now();
+    log::info("image: [2/4] customising the tree (cloud-init NoCloud, networkd, no host keys)");
+    customise(tree);
+    const auto kernel = find_kernel(tree);
+    fs::copy_file(kernel.vmlinuz, result.kernel);
+    fs::copy_file(kernel.initrd, result.initrd);
+    signals::check();
+    log::info("image: [2/4] kernel {} extracted; done in {}", kernel.version,
+              seconds(std::chrono::steady_clock::now() - t));
+
+    t = std::chrono::steady_clock::now();
+    log::info("image: [3/4] mkfs.ext4 -d (sparse {} GiB filesystem)", k_disk_bytes >> 30);
+    { std::ofstream touch(raw, std::ios::binary); }
+    // Sparse: only the written blocks take space, and the filesystem already spans the whole
+    // virtual disk, so the guest needs no resize at boot.
+    fs::resize_file(raw, k_disk_bytes);
+    run_step({mkfs, "-q", "-F", "-L", "labctl-root", "-m", "1", "-d", tree.string(), raw.string()},
+             30min, "check the free space of the cache directory");
+    remove_build_dir(tree);
+    log::info("image: [3/4] mkfs.ext4 done in {}", seconds(std::chrono::steady_clock::now() - t));
+
+    t = std::chrono::steady_clock::now();
+    log::info("image: [4/4] qemu-img convert to compressed qcow2");
+    run_step(
+        {qemu_img, "convert", "-f", "raw", "-O", "qcow2", "-c", raw.string(), result.disk.string()},
+        60min, "check the free space of the cache directory");
+    fs::remove(raw, ec);
+    result.sha256 = sha256_file(result.disk);
+    result.size_bytes = fs::file_size(result.disk);
+    result.cmdline = kernel_cmdline();
+    result.inputs_hash = key;
+    log::info("image: [4/4] qemu-img done in {}", seconds(std::chrono::steady_clock::now() - t));
+
+    const nlohmann::json manifest{
+        {"format", k_format_version},
+        {"inputs_hash", key},
+        {"suite", o.suite},
+        {"mirror", o.mirror},
+        {"packages", packages},
+        {"kernel_version", kernel.version},
+        {"cmdline", result.cmdline},
+        {"sha256", result.sha256},
+        {"size_bytes", result.size_bytes},
+        {"virtual_size_bytes", k_disk_bytes},
+        {"build_seconds",
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()},
+    };
+    write_file(tmp / k_manifest, manifest.dump(2) + "\n", 0644);
+    // Readable by everyone: libvirt's qemu user boots from these files.
+    for (const auto& p : {result.disk, result.kernel, result.initrd})
+        fs::permissions(p, fs::perms(0644), fs::perm_options::replace);
+    fs::permissions(tmp, fs::perms(0755), fs::perm_options::replace);
+
+    signals::check();
+    // A forced rebuild replaces the old entry: move it aside first (rename cannot replace a
+    // non-empty directory), then put the new one in place and drop the old one.
+    const auto old = o.cache_dir / fmt::format(".old-{}-{}", name, ::getpid());
+    if (fs::exists(entry, ec))
+        fs::rename(entry, old);
+    fs::rename(tmp, entry);
+    cleanup.dismiss();
+    remove_build_dir(old);
+
+    auto done = paths_in(entry);
+    done.cmdline = result.cmdline;
+    done.sha256 = result.sha256;
+    done.size_bytes = result.size_bytes;
+    done.inputs_hash = key;
+    done.cached = false;
+    log::info("image: built {} in {} ({:.0f} MiB qcow2)", entry.string(),
+              seconds(std::chrono::steady_clock::now() - started),
+              static_cast<double>(done.size_bytes) / (1024.0 * 1024.0));
+    return done;
+}
+
+} // namespace labctl::image
