@@ -9,6 +9,7 @@
 
 #include <labctl/core/duration.hpp>
 #include <labctl/core/error.hpp>
+#include <labctl/core/log.hpp>
 
 namespace labctl::cli {
 
@@ -44,15 +45,14 @@ std::vector<Target> resolve_targets(const config::LabSpec& spec, const std::stri
                                     const std::string& vm_filter) {
     if (!host_flag.empty())
         return {{host_flag, remote::parse_endpoint(host_flag, {"", spec.ssh.port, spec.ssh.user})}};
-    if (spec.network.mode != "nat")
-        throw usage_error("with network.mode user the VMs are reached through port forwards that "
-                          "provisioning records",
-                          "pass --host 127.0.0.1:PORT for now");
+    // mode nat: the VM's address and ssh.port; mode user: 127.0.0.1 and the host side of the
+    // VM's ssh forward, the same host:port its key is pinned under in known_hosts.
     std::vector<Target> out;
     for (const auto& vm : spec.vms) {
         if (!vm_filter.empty() && vm.name != vm_filter)
             continue;
-        out.push_back({vm.name, {vm.ip, spec.ssh.port, spec.ssh.user}});
+        const auto at = spec.ssh_address(vm);
+        out.push_back({vm.name, {at.host, at.port, spec.ssh.user}});
     }
     if (out.empty())
         throw usage_error(vm_filter.empty()
@@ -69,6 +69,23 @@ remote::ConnectOptions connect_options(const config::LabSpec& spec, const Target
     o.private_key = spec.ssh.private_key;
     o.use_agent = false;
     return o;
+}
+
+std::map<std::string, std::string> vm_endpoints(const config::LabSpec& spec,
+                                                const std::string& vm_name) {
+    std::map<std::string, std::string> out;
+    const config::VmSpec* vm = spec.find_vm(vm_name);
+    if (vm == nullptr || !spec.user_network())
+        return out;
+    for (const auto& [service, guest_port] : k_service_ports) {
+        if (const auto at = spec.service_address(*vm, guest_port))
+            out[service] = fmt::format("http://{}:{}", at->host, at->port);
+        else
+            log::warn("verify: guest port {} ({}) of VM '{}' is not forwarded: add '- {{guest: "
+                      "{}, host: <port>}}' to network.forwards to check it",
+                      guest_port, service, vm_name, guest_port);
+    }
+    return out;
 }
 
 std::string write_ssh_config(const config::LabSpec& spec, const std::vector<Target>& targets) {

@@ -3,7 +3,9 @@
 // with --host, and the SSH options to reach them with the lab's pinned known_hosts.
 
 #include <chrono>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <labctl/config/lab_spec.hpp>
@@ -38,9 +40,23 @@ struct Target {
     std::string alias() const;
 };
 
-/// --host wins; otherwise every VM of the spec (or only `vm_filter` when set).
+/// --host wins; otherwise every VM of the spec (or only `vm_filter` when set), each at its SSH
+/// address: its own IP and ssh.port (mode nat), or 127.0.0.1 and its forwarded port (mode user).
 std::vector<Target> resolve_targets(const config::LabSpec& spec, const std::string& host_flag,
                                     const std::string& vm_filter = {});
+
+/// The stack's services and the guest ports it publishes them on (stacks/lab/README.md), in the
+/// names verify uses for its endpoints.
+inline const std::vector<std::pair<std::string, int>> k_service_ports{
+    {"nginx", 8080}, {"api", 5000},  {"grafana", 3000},    {"prometheus", 9090},
+    {"tempo", 3200}, {"loki", 3100}, {"collector", 13133},
+};
+
+/// mode user: verify's endpoint URLs for the VM, http://127.0.0.1:<host port of each service's
+/// guest port> (a service whose port is not forwarded is left out, with a warning). Empty in mode
+/// nat, where the defaults (the VM's address and the published ports) are right.
+std::map<std::string, std::string> vm_endpoints(const config::LabSpec& spec,
+                                                const std::string& vm_name);
 
 remote::ConnectOptions connect_options(const config::LabSpec& spec, const Target& target);
 

@@ -62,6 +62,12 @@ std::string lab_host(const config::LabSpec& spec) {
     return "127.0.0.1";
 }
 
+/// The URLs point at the target VM (not at LAB_HOST or deploy.host).
+bool uses_target_vm(const config::LabSpec& spec) {
+    const auto env = terminal::env("LAB_HOST");
+    return (!env || env->empty()) && spec.deploy.host.empty();
+}
+
 std::string timing_table(const std::vector<StageRun>& runs) {
     Table t({"STAGE", "RESULT", "TIME"});
     std::chrono::milliseconds total{0};
@@ -132,11 +138,18 @@ Runner register_up(CLI::App& app, Context& ctx) {
         }
 
         const auto host = lab_host(spec);
+        // mode user (and no other host named): the forwarded host ports on 127.0.0.1.
+        const auto forwarded = uses_target_vm(spec) ? vm_endpoints(spec, spec.deploy.target_vm)
+                                                    : std::map<std::string, std::string>{};
+        const auto url_of = [&](const std::string& service, int port) {
+            const auto it = forwarded.find(service);
+            return it != forwarded.end() ? it->second : fmt::format("http://{}:{}", host, port);
+        };
         const std::vector<std::pair<std::string, std::string>> urls{
-            {"frontend", fmt::format("http://{}:8080", host)},
-            {"grafana", fmt::format("http://{}:3000", host)},
-            {"prometheus", fmt::format("http://{}:9090", host)},
-            {"tempo", fmt::format("http://{}:3200", host)}};
+            {"frontend", url_of("nginx", 8080)},
+            {"grafana", url_of("grafana", 3000)},
+            {"prometheus", url_of("prometheus", 9090)},
+            {"tempo", url_of("tempo", 3200)}};
         if (ctx.global.json()) {
             nlohmann::json j{{"stages", nlohmann::json::array()},
                              {"urls", nlohmann::json::object()}};

@@ -106,6 +106,10 @@ Runner register_verify(CLI::App& app, Context& ctx) {
             for (const auto& [name, d] : spec.verify.check_deadlines)
                 v.deadlines[name] = d;
         v.endpoints = verify::default_endpoints(v.host);
+        // mode user: the services answer on 127.0.0.1 at their forwarded host ports.
+        if (host_flag.empty())
+            for (const auto& [name, url] : vm_endpoints(spec, target.name))
+                v.endpoints[name] = url;
         for (const auto& [name, url] : spec.verify.endpoints) {
             const auto& known = verify::endpoint_names();
             if (std::find(known.begin(), known.end(), name) == known.end())

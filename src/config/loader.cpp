@@ -41,8 +41,11 @@ using Validator = std::function<Check(std::string_view, const std::string&)>;
 const std::vector<std::string> k_root_keys{"version", "project", "libvirt",   "network", "image",
                                            "ssh",     "vms",     "hardening", "deploy",  "verify"};
 const std::vector<std::string> k_libvirt_keys{"uri", "pool", "pool_path", "domain_type"};
-const std::vector<std::string> k_network_keys{"name", "mode", "cidr", "domain"};
-const std::vector<std::string> k_image_keys{"path", "url", "sha256", "format"};
+const std::vector<std::string> k_network_keys{"name", "mode", "cidr", "domain", "forwards"};
+const std::vector<std::string> k_forward_keys{"guest", "host"};
+const std::vector<std::string> k_image_keys{"path",   "url",    "sha256",  "format",
+                                            "kernel", "initrd", "cmdline", "build"};
+const std::vector<std::string> k_build_keys{"suite", "packages"};
 const std::vector<std::string> k_ssh_keys{"user", "private_key", "known_hosts", "port"};
 const std::vector<std::string> k_vm_keys{"name", "cpus", "memory", "disk", "ip", "roles"};
 const std::vector<std::string> k_hardening_keys{"profile", "allow_users", "revert_seconds"};
@@ -356,6 +359,53 @@ private:
                                             "forwarded on 127.0.0.1"));
         read_string(m, "cidr", net.cidr, check_cidr);
         read_string(m, "domain", net.domain, detail::check_domain);
+        if (const Entry* e = m.find("forwards"))
+            read_forwards(*e);
+    }
+
+    void read_forwards(const Entry& e) {
+        record(e.path, e.where, Origin::file);
+        const auto items = m_reader.sequence(e);
+        if (!items)
+            return;
+        const std::string example = "e.g. '- {guest: 3000, host: 3000}' (the host side binds "
+                                    "127.0.0.1)";
+        std::map<int, std::size_t> by_host; // host port -> index in network.forwards
+        for (std::size_t i = 0; i < items->size(); ++i) {
+            const Entry& item = (*items)[i];
+            const auto m =
+                m_reader.mapping(item, &k_forward_keys, "each forward is a mapping: " + example);
+            if (!m)
+                continue;
+            const Entry* guest = m->get("guest");
+            const Entry* host = m->get("host");
+            if (guest == nullptr || host == nullptr) {
+                m_sink.error(item.where, fmt::format("{} needs both 'guest' and 'host'", item.path),
+                             example);
+                continue;
+            }
+            const auto g = m_reader.integer_in(*guest, 1, 65535, "3000");
+            const auto h = m_reader.integer_in(*host, 1, 65535, "3000");
+            if (!g || !h)
+                continue;
+            const int host_port = static_cast<int>(*h);
+            if (const auto it = by_host.find(host_port); it != by_host.end()) {
+                m_sink.error(host->where,
+                             fmt::format("{} {} is already forwarded by network.forwards[{}] on "
+                                         "line {}",
+                                         host->path, host_port, it->second,
+                                         m_spec.network.forwards[it->second].where.line),
+                             "give every forward its own host port");
+                continue;
+            }
+            if (host_port < 1024)
+                m_sink.warning(host->where,
+                               fmt::format("{} {} is a privileged port", host->path, host_port),
+                               "QEMU runs unprivileged and may not bind it; pick a port from "
+                               "1024 up, e.g. 8080");
+            by_host.emplace(host_port, m_spec.network.forwards.size());
+            m_spec.network.forwards.push_back({static_cast<int>(*g), host_port, item.where});
+        }
     }
 
     void read_image(const Mapping& m) {
@@ -368,7 +418,93 @@ private:
                            [](char c) { return static_cast<char>(std::tolower(c)); });
         read_string(m, "format", img.format,
                     choice(k_image_formats, "qcow2 (Debian's cloud images) or raw"));
+        read_string(m, "kernel", img.kernel,
+                    not_empty("give the kernel file, e.g. images/vmlinuz"));
+        read_string(m, "initrd", img.initrd,
+                    not_empty("give the initrd file, e.g. images/initrd.img"));
+        read_string(m, "cmdline", img.cmdline,
+                    not_empty(fmt::format("e.g. '{}', or delete the line", k_default_cmdline)));
+        if (const Entry* e = m.find("build"))
+            read_build(*e);
+        check_image_combinations(m);
+        read_image_url_checks(m);
+    }
 
+    void read_build(const Entry& e) {
+        const auto m = m_reader.mapping(e, &k_build_keys,
+                                        "e.g. 'build: {suite: bookworm, packages: [htop]}', or "
+                                        "'build: {}' for the defaults");
+        if (!m)
+            return;
+        ImageBuildSpec build;
+        read_string(*m, "suite", build.suite, [](std::string_view label, const std::string& v) {
+            const bool ok =
+                !v.empty() && v.size() <= 32 && std::all_of(v.begin(), v.end(), [](char c) {
+                    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+                });
+            return ok ? Check()
+                      : Problem{fmt::format("{} '{}' is not a Debian suite name", label, v),
+                                "e.g. bookworm"};
+        });
+        if (const Entry* p = m->get("packages")) {
+            if (const auto items = m_reader.strings(*p)) {
+                for (const auto& item : *items) {
+                    // Debian policy: lowercase letters, digits, '+', '-', '.'; at least two
+                    // characters, starting with a letter or digit. Anything else would reach
+                    // mmdebstrap's command line.
+                    const auto& t = item.text;
+                    const bool ok = t.size() >= 2 &&
+                                    std::isalnum(static_cast<unsigned char>(t[0])) &&
+                                    std::all_of(t.begin(), t.end(), [](char c) {
+                                        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                                               c == '+' || c == '-' || c == '.';
+                                    });
+                    if (!ok)
+                        m_sink.error(
+                            item.where,
+                            fmt::format("{} '{}' is not a Debian package name", item.path, t),
+                            "lowercase letters, digits, '+', '-' and '.', e.g. htop");
+                    else if (std::find(build.packages.begin(), build.packages.end(), t) ==
+                             build.packages.end())
+                        build.packages.push_back(t);
+                }
+            }
+        }
+        m_spec.image.build = std::move(build);
+        record(e.path, e.where, Origin::file);
+    }
+
+    void check_image_combinations(const Mapping& m) {
+        const Entry* kernel = m.get("kernel");
+        const Entry* initrd = m.get("initrd");
+        const Entry* cmdline = m.get("cmdline");
+        const Entry* build = m.find("build");
+        if (build != nullptr) {
+            for (const char* key : {"path", "url", "kernel", "initrd"})
+                if (const Entry* other = m.get(key))
+                    m_sink.error(
+                        other->where,
+                        fmt::format("image.build and image.{} are mutually exclusive", key),
+                        fmt::format("image.build makes the disk, kernel and initrd "
+                                    "itself: delete '{}', or delete 'build' to use "
+                                    "your own files",
+                                    key));
+            return;
+        }
+        if (kernel != nullptr && initrd == nullptr)
+            m_sink.error(kernel->where, "image.kernel needs image.initrd",
+                         "direct kernel boot takes both: the initrd mounts the root file system, "
+                         "e.g. initrd: images/initrd.img");
+        else if (initrd != nullptr && kernel == nullptr)
+            m_sink.error(initrd->where, "image.initrd needs image.kernel",
+                         "direct kernel boot takes both, e.g. kernel: images/vmlinuz");
+        if (cmdline != nullptr && kernel == nullptr && initrd == nullptr)
+            m_sink.error(cmdline->where, "image.cmdline needs image.kernel and image.initrd",
+                         "the kernel command line is used only with direct kernel boot: add "
+                         "kernel and initrd, or delete cmdline");
+    }
+
+    void read_image_url_checks(const Mapping& m) {
         const Entry* url = m.get("url");
         if (url && m.get("path"))
             m_sink.error(url->where, "image.path and image.url are mutually exclusive",
@@ -779,6 +915,10 @@ private:
 
         m_key_as_given = s.ssh.private_key;
         resolve("image.path", s.image.path);
+        resolve("image.kernel", s.image.kernel);
+        resolve("image.initrd", s.image.initrd);
+        if (!s.image.kernel.empty() && s.image.cmdline.empty())
+            s.image.cmdline = k_default_cmdline;
         resolve("ssh.private_key", s.ssh.private_key);
         resolve("ssh.known_hosts", s.ssh.known_hosts);
         resolve("deploy.stack_dir", s.deploy.stack_dir);
@@ -799,6 +939,7 @@ private:
         finish_target_vm();
         finish_allow_users();
         finish_network();
+        finish_forwards();
         check_key();
     }
 
@@ -865,6 +1006,10 @@ private:
         if (!net)
             return;
         const SourceLocation cidr_where = source_of("network.cidr").where;
+        if (s.network.mode == "user") {
+            finish_user_network(*net, cidr_where);
+            return;
+        }
         const Ipv4Network libvirt_default{0xC0A87A00, 24}; // 192.168.122.0/24
         const auto overlaps = [](const Ipv4Network& a, const Ipv4Network& b) {
             return a.contains(b.address) || b.contains(a.address);
@@ -886,12 +1031,6 @@ private:
                 fmt::format("network.cidr {} is not a private (RFC 1918) range", net->to_string()),
                 "the lab would hide real hosts with those addresses; use 10.0.0.0/8, "
                 "172.16.0.0/12 or 192.168.0.0/16");
-        if (s.network.mode == "user" && s.vms.size() > 1)
-            m_sink.warning(source_of("network.mode").where,
-                           fmt::format("network.mode 'user' gives every VM its own private "
-                                       "network: the {} VMs cannot reach each other",
-                                       s.vms.size()),
-                           "use 'mode: nat' when the VMs must talk to each other");
 
         const std::string range_hint =
             fmt::format("pick an address from {} to {}, or leave ip out to have one assigned",
@@ -951,6 +1090,104 @@ private:
             }
             s.vms[i].ip = format_ipv4(next);
             used.emplace(next, i);
+        }
+    }
+
+    /// mode user: every VM sits alone on QEMU's SLIRP network and gets its fixed address; the
+    /// host reaches it only through network.forwards on 127.0.0.1.
+    void finish_user_network(const Ipv4Network& net, const SourceLocation& cidr_where) {
+        auto& s = m_spec;
+        if (s.vms.size() > 1)
+            m_sink.warning(source_of("network.mode").where,
+                           fmt::format("network.mode 'user' gives every VM its own private "
+                                       "network: the {} VMs cannot reach each other",
+                                       s.vms.size()),
+                           "use 'mode: nat' when the VMs must talk to each other");
+        if (given("network.cidr") && net.to_string() != k_user_cidr)
+            m_sink.warning(cidr_where,
+                           fmt::format("network.cidr {} is not used with network.mode user: "
+                                       "every VM gets {}/24 on QEMU's own network",
+                                       net.to_string(), k_user_guest_ip),
+                           "delete network.cidr; the VMs are reached through network.forwards "
+                           "on 127.0.0.1");
+        for (std::size_t i = 0; i < s.vms.size(); ++i) {
+            const auto& f = m_vm_facts[i];
+            if (f.ip_given && s.vms[i].ip != k_user_guest_ip && !s.vms[i].ip.empty())
+                m_sink.warning(f.ip_where,
+                               fmt::format("vms[{}].ip {} is not used with network.mode user: "
+                                           "the VM's address is {}",
+                                           i, s.vms[i].ip, k_user_guest_ip),
+                               "delete the ip line");
+            s.vms[i].ip = k_user_guest_ip;
+        }
+    }
+
+    /// Forwards make sense only in mode user; there the guest's SSH port is always forwarded, and
+    /// every VM gets its own copy of the list with host ports shifted by its index.
+    void finish_forwards() {
+        auto& s = m_spec;
+        auto& fw = s.network.forwards;
+        if (s.network.mode != "user") {
+            if (!fw.empty())
+                m_sink.error(source_of("network.forwards").where,
+                             fmt::format("network.forwards needs network.mode user (it is {})",
+                                         s.network.mode),
+                             "with mode nat the VMs are reached at their own addresses: set "
+                             "'mode: user' to forward ports on 127.0.0.1, or delete forwards");
+            fw.clear();
+            return;
+        }
+        const auto forwarded = [&](int guest) {
+            return std::any_of(fw.begin(), fw.end(),
+                               [guest](const PortForward& f) { return f.guest == guest; });
+        };
+        const auto host_used = [&](int host) {
+            return std::any_of(fw.begin(), fw.end(),
+                               [host](const PortForward& f) { return f.host == host; });
+        };
+        if (!forwarded(s.ssh.port)) {
+            // Spaced by the number of VMs so that the shifted copies stay free too.
+            int host = k_default_ssh_host_port;
+            const auto n = static_cast<int>(std::max<std::size_t>(s.vms.size(), 1));
+            const auto clear = [&](int h) {
+                for (int k = 0; k < n; ++k)
+                    for (const auto& f : fw)
+                        for (int j = 0; j < n; ++j)
+                            if (f.host + j == h + k)
+                                return false;
+                return true;
+            };
+            while (host + n - 1 <= 65535 && (host_used(host) || !clear(host)))
+                ++host;
+            fw.insert(fw.begin(), PortForward{s.ssh.port, host, source_of("network.mode").where});
+        }
+        std::map<int, std::pair<std::size_t, int>> bound; // host port -> (vm, guest port)
+        for (std::size_t i = 0; i < s.vms.size(); ++i) {
+            auto& vm = s.vms[i];
+            vm.forwards.clear();
+            for (const auto& f : fw) {
+                const int host = f.host + static_cast<int>(i);
+                if (host > 65535) {
+                    m_sink.error(f.where.line > 0 ? f.where : vm.where,
+                                 fmt::format("vms[{}] would forward host port {} (network.forwards "
+                                             "host {} + {}), above 65535",
+                                             i, host, f.host, i),
+                                 "the n-th VM binds every host port + n: lower the host ports");
+                    continue;
+                }
+                if (const auto it = bound.find(host); it != bound.end()) {
+                    m_sink.error(vm.where,
+                                 fmt::format("vms[{}] would forward 127.0.0.1:{} to guest port "
+                                             "{}, which vms[{}] forwards to guest port {}",
+                                             i, host, f.guest, it->second.first, it->second.second),
+                                 fmt::format("the n-th VM binds every host port + n: space the "
+                                             "host ports of network.forwards at least {} apart",
+                                             s.vms.size()));
+                    continue;
+                }
+                bound.emplace(host, std::pair{i, f.guest});
+                vm.forwards.push_back({f.guest, host, f.where});
+            }
         }
     }
 

@@ -1,5 +1,8 @@
 #include <fmt/format.h>
 
+#include <filesystem>
+#include <tuple>
+
 #include <labctl/config/ipv4.hpp>
 #include <labctl/config/loader.hpp>
 #include <labctl/provision/desired.hpp>
@@ -14,6 +17,7 @@ std::string_view kind_name(ResourceKind kind) {
     case ResourceKind::pool:
         return "pool";
     case ResourceKind::base_volume:
+    case ResourceKind::boot_volume:
     case ResourceKind::overlay_volume:
     case ResourceKind::seed_volume:
         return "volume";
@@ -24,6 +28,15 @@ std::string_view kind_name(ResourceKind kind) {
     }
     return "?";
 }
+
+namespace {
+
+std::string user_detail(const config::LabSpec& spec, const config::VmSpec& vm) {
+    const auto ssh = spec.ssh_address(vm);
+    return fmt::format("user network (SLIRP), ssh {}:{}", ssh.host, ssh.port);
+}
+
+} // namespace
 
 std::vector<DesiredResource> desired_resources(const config::LabSpec& spec) {
     std::vector<DesiredResource> out;
@@ -52,6 +65,22 @@ std::vector<DesiredResource> desired_resources(const config::LabSpec& spec) {
                        {}});
     }
 
+    if (spec.image.direct_kernel_boot()) {
+        for (const auto& [name, file, what] :
+             {std::tuple{kernel_volume_name(spec.project), spec.image.kernel, "kernel"},
+              std::tuple{initrd_volume_name(spec.project), spec.image.initrd, "initrd"}}) {
+            DesiredResource r{ResourceKind::boot_volume,
+                              name,
+                              fmt::format("{} for direct kernel boot from {}", what, file),
+                              {}};
+            std::error_code ec;
+            const auto size = std::filesystem::file_size(file, ec);
+            r.bytes = ec ? 0 : static_cast<std::uint64_t>(size);
+            r.source = file;
+            out.push_back(std::move(r));
+        }
+    }
+
     for (const auto& vm : spec.vms) {
         const std::string mac = deterministic_mac(spec.project, vm.name);
         if (nat) {
@@ -77,7 +106,7 @@ std::vector<DesiredResource> desired_resources(const config::LabSpec& spec) {
                             fmt::format("{} vCPU, {} RAM, {}, spec {}", vm.cpus,
                                         config::format_size(vm.memory_bytes),
                                         nat ? fmt::format("{} on {}", vm.ip, spec.network.name)
-                                            : std::string("user network (SLIRP)"),
+                                            : user_detail(spec, vm),
                                         hash.substr(0, 12)),
                             vm.name};
         dom.mac = mac;

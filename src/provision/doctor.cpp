@@ -11,6 +11,7 @@
 #include <labctl/core/log.hpp>
 #include <labctl/core/process.hpp>
 #include <labctl/provision/doctor.hpp>
+#include <labctl/provision/naming.hpp>
 #include <labctl/provision/network.hpp>
 
 #include "format.hpp"
@@ -50,6 +51,18 @@ DoctorCheck check_kvm(const KvmProbe& probe, const std::string& domain_type) {
     if (probe.usable) {
         if (domain_type == "qemu")
             c.detail += "; libvirt.domain_type is qemu, so it is not used";
+        return c;
+    }
+    if (probe.guests_broken) {
+        // /dev/kvm works, guests do not: module loading or permissions will not fix that.
+        c.status = domain_type == "kvm" ? CheckStatus::fail : CheckStatus::warn;
+        if (domain_type != "kvm")
+            c.detail += "; domain_type auto falls back to qemu (TCG emulation): slow but working";
+        c.hint = domain_type == "kvm"
+                     ? "KVM guests do not run on this host (nested virtualisation?): set "
+                       "libvirt.domain_type: qemu or auto"
+                     : "KVM guests do not run on this host (nested virtualisation?); nothing to "
+                       "do unless you need full speed";
         return c;
     }
     if (domain_type == "kvm") {
@@ -241,6 +254,49 @@ DoctorCheck check_network_cidr(const config::LabSpec& spec, const Inventory* inv
 
 } // namespace
 
+DoctorCheck check_forwards(const config::LabSpec& spec, const Inventory* inv, bool local) {
+    DoctorCheck c{"network.forwards", CheckStatus::ok, true, {}, {}};
+    if (!local) {
+        c.status = CheckStatus::skip;
+        c.detail = "the libvirt host is remote: its 127.0.0.1 ports are not checked from here";
+        return c;
+    }
+    std::vector<std::string> busy;
+    std::vector<std::string> held;
+    std::size_t count = 0;
+    for (const auto& vm : spec.vms) {
+        const DomainFacts* d =
+            inv != nullptr ? inv->find_domain(domain_name(spec.project, vm.name)) : nullptr;
+        const bool running =
+            d != nullptr && d->active && d->labctl && d->labctl->project == spec.project;
+        for (const auto& f : vm.forwards) {
+            ++count;
+            const auto why = loopback_port_busy(f.host);
+            if (!why)
+                continue;
+            // The lab's own running VM holds its ports: that is not a conflict.
+            if (running)
+                held.push_back(std::to_string(f.host));
+            else
+                busy.push_back(
+                    fmt::format("{} (guest {} of VM '{}': {})", f.host, f.guest, vm.name, *why));
+        }
+    }
+    if (!busy.empty()) {
+        c.status = CheckStatus::fail;
+        c.detail = fmt::format("127.0.0.1 port{} in use: {}", busy.size() == 1 ? "" : "s",
+                               fmt::join(busy, ", "));
+        c.hint = "stop what listens there (ss -ltnp), or change the host ports in "
+                 "network.forwards";
+        return c;
+    }
+    c.detail = fmt::format("{} forward{} on 127.0.0.1 free", count - held.size(),
+                           count - held.size() == 1 ? "" : "s");
+    if (!held.empty())
+        c.detail += fmt::format("; {} held by the lab's running VMs", fmt::join(held, ", "));
+    return c;
+}
+
 DoctorReport run_doctor(const std::optional<config::LabSpec>& spec, const DoctorOptions& options) {
     DoctorReport report;
     report.uri = spec ? spec->libvirt.uri : options.uri;
@@ -290,6 +346,7 @@ DoctorReport run_doctor(const std::optional<config::LabSpec>& spec, const Doctor
             fmt::format("network.mode is {}: labctl makes no libvirt network", spec->network.mode);
         out.push_back(skipped("network.name", why));
         out.push_back(skipped("network.cidr", why));
+        out.push_back(check_forwards(*spec, inv ? &*inv : nullptr, local));
     } else {
         out.push_back(inv ? check_network_name(*spec, *inv) : skipped("network.name", unreachable));
         out.push_back(check_network_cidr(*spec, inv ? &*inv : nullptr, routes, local));

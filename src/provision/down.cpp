@@ -82,7 +82,10 @@ std::vector<VmStatus> status(const config::LabSpec& spec, LibvirtSession& sessio
                                                                        : "changed";
         }
         const std::string mac = deterministic_mac(spec.project, vm);
-        if (net != nullptr) {
+        if (spec.user_network() && vs != nullptr) {
+            const auto at = spec.ssh_address(*vs);
+            s.address = fmt::format("{}:{} (ssh)", at.host, at.port);
+        } else if (net != nullptr) {
             for (const auto& h : net->dhcp_hosts)
                 if (h.mac == mac)
                     s.address = h.ip;
@@ -155,6 +158,12 @@ std::vector<Change> down(const config::LabSpec& spec, LibvirtSession& session,
                 if (delete_volume(pool.get(), name))
                     changed("delete", "volume", name, fmt::format("of VM '{}'", vm));
         }
+        // The kernel and initrd copies carry the project's name and serve only its domains,
+        // which are gone by now.
+        for (const auto& name :
+             {kernel_volume_name(spec.project), initrd_volume_name(spec.project)})
+            if (delete_volume(pool.get(), name))
+                changed("delete", "volume", name, "direct kernel boot file");
         const std::string base = base_volume_name(spec.image);
         if (options.purge && !base.empty()) {
             if (StorageVolHandle v = Connection::find_volume(pool.get(), base)) {
@@ -223,9 +232,11 @@ std::vector<Change> down(const config::LabSpec& spec, LibvirtSession& session,
             changed("delete", "state", keys.string(), "the VMs' SSH host keys");
         }
         if (fs::exists(spec.ssh.known_hosts, ec))
-            for (const auto& vm : spec.vms)
-                if (!remote::find_known_hosts(spec.ssh.known_hosts, vm.ip, spec.ssh.port).empty())
-                    remote::pin_host_keys(spec.ssh.known_hosts, vm.ip, spec.ssh.port, {});
+            for (const auto& vm : spec.vms) {
+                const auto at = spec.ssh_address(vm);
+                if (!remote::find_known_hosts(spec.ssh.known_hosts, at.host, at.port).empty())
+                    remote::pin_host_keys(spec.ssh.known_hosts, at.host, at.port, {});
+            }
     }
     if (changes.empty())
         log::info("nothing to remove: no objects of project '{}' at {}", spec.project,

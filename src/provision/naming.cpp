@@ -19,6 +19,14 @@ std::string seed_volume_name(std::string_view project, std::string_view vm) {
     return fmt::format("{}-{}-seed.iso", project, vm);
 }
 
+std::string kernel_volume_name(std::string_view project) {
+    return fmt::format("{}-kernel", project);
+}
+
+std::string initrd_volume_name(std::string_view project) {
+    return fmt::format("{}-initrd", project);
+}
+
 std::string base_volume_name(const config::ImageSpec& image) {
     std::string_view source = !image.path.empty() ? image.path : image.url;
     if (source.empty())
@@ -75,6 +83,14 @@ std::string vm_spec_hash(const config::LabSpec& spec, const config::VmSpec& vm) 
     add("image.url", spec.image.url);
     add("image.sha256", spec.image.sha256);
     add("image.format", spec.image.format);
+    // Added with direct kernel boot and mode user; empty values keep older hashes unchanged.
+    // The kernel and initrd count by their volumes (fixed names), not by their paths.
+    if (spec.image.direct_kernel_boot())
+        add("image.cmdline", spec.image.cmdline);
+    if (spec.image.labctl_built())
+        add("image.build.suite", spec.image.build->suite);
+    for (const auto& f : vm.forwards)
+        add("vm.forward", fmt::format("{}->{}", f.host, f.guest));
     add("ssh.user", spec.ssh.user);
     add("ssh.port", spec.ssh.port);
     return sha256_hex(text);

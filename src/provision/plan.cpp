@@ -77,6 +77,7 @@ public:
                 pool(r);
                 break;
             case ResourceKind::base_volume:
+            case ResourceKind::boot_volume:
             case ResourceKind::overlay_volume:
             case ResourceKind::seed_volume:
                 volume(r);
@@ -196,6 +197,11 @@ private:
         const VolumeFacts* v = find_volume(r.name);
         if (v == nullptr) {
             add(PlanAction::create, r, r.detail);
+            return;
+        }
+        if (r.kind == ResourceKind::boot_volume && r.bytes > 0 && v->capacity != r.bytes) {
+            add(PlanAction::replace, r,
+                fmt::format("{}; size {} -> {}: uploaded again", r.detail, v->capacity, r.bytes));
             return;
         }
         if (r.kind == ResourceKind::overlay_volume && v->capacity != r.bytes) {

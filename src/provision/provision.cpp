@@ -112,15 +112,52 @@ std::string console_log_path(const std::string& uri, const std::string& domain) 
 
 } // namespace
 
+std::string slirp_netdev(const config::VmSpec& vm) {
+    // restrict=on: the guest reaches nothing, not even this host; only the hostfwd ports lead in,
+    // and only from 127.0.0.1.
+    std::string out = "user,id=lab0,restrict=on";
+    for (const auto& f : vm.forwards)
+        out += fmt::format(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host, f.guest);
+    return out;
+}
+
 std::string domain_xml(const config::LabSpec& spec, const config::VmSpec& vm,
                        const std::string& domain_type, const std::string& disk_path,
-                       const std::string& seed_path) {
+                       const std::string& seed_path, const BootPaths& boot) {
     const std::string name = domain_name(spec.project, vm.name);
+    const std::string mac = deterministic_mac(spec.project, vm.name);
     std::string metadata = labctl_metadata_xml({spec.project, vm.name, vm_spec_hash(spec, vm)});
     // The labctl version rides along (informational; not compared).
     const std::string version_element =
         fmt::format("<{0}:version>{1}</{0}:version>", k_metadata_prefix, xml::escape(version()));
     metadata.insert(metadata.rfind("</"), version_element);
+
+    std::string kernel_boot;
+    if (!boot.kernel.empty())
+        kernel_boot = fmt::format("\n    <kernel>{}</kernel>\n    <initrd>{}</initrd>\n    "
+                                  "<cmdline>{}</cmdline>",
+                                  xml::escape(boot.kernel), xml::escape(boot.initrd),
+                                  xml::escape(spec.image.cmdline.empty()
+                                                  ? std::string(config::k_default_cmdline)
+                                                  : spec.image.cmdline));
+    std::string interface;
+    std::string qemu_commandline;
+    if (spec.user_network()) {
+        // No libvirt network: SLIRP through QEMU's own arguments. Debian 12's libvirt 9.0 rejects
+        // the passt backend, and <interface type='user'> cannot restrict the guest or bind the
+        // forwards to 127.0.0.1. Slot 0x10: slot 2 collides with the balloon (DESIGN §6).
+        qemu_commandline = fmt::format(
+            "\n  <qemu:commandline>\n    <qemu:arg value='-netdev'/>\n"
+            "    <qemu:arg value='{}'/>\n    <qemu:arg value='-device'/>\n"
+            "    <qemu:arg value='virtio-net-pci,netdev=lab0,mac={},bus=pci.0,addr=0x10'/>\n"
+            "  </qemu:commandline>",
+            xml::escape(slirp_netdev(vm)), mac);
+    } else {
+        interface = fmt::format("    <interface type='network'>\n      <mac address='{}'/>\n"
+                                "      <source network='{}'/>\n      <model type='virtio'/>\n"
+                                "    </interface>\n",
+                                mac, xml::escape(spec.network.name));
+    }
     return templates::render(
         templates::load("libvirt/domain.xml"),
         {{"domain_type", domain_type},
@@ -128,11 +165,12 @@ std::string domain_xml(const config::LabSpec& spec, const config::VmSpec& vm,
          {"metadata", metadata},
          {"memory", std::to_string(vm.memory_bytes)},
          {"cpus", std::to_string(vm.cpus)},
+         {"kernel_boot", kernel_boot},
          {"disk_path", xml::escape(disk_path)},
          {"seed_path", xml::escape(seed_path)},
          {"console_log", xml::escape(console_log_path(spec.libvirt.uri, name))},
-         {"mac", deterministic_mac(spec.project, vm.name)},
-         {"network", xml::escape(spec.network.name)}});
+         {"interface", interface},
+         {"qemu_commandline", qemu_commandline}});
 }
 
 std::uint64_t image_virtual_size(const std::string& path, const std::string& format) {
@@ -197,15 +235,13 @@ public:
 
     ProvisionResult run() {
         m_test_driver = m_conn.driver() == "TEST" || m_conn.driver() == "Test";
-        if (m_spec.network.mode != "nat")
-            throw usage_error("labctl provision supports network.mode nat only so far",
-                              "set network.mode: nat");
         const Inventory existing = inspect_connection(m_conn);
         const auto routes = is_local_libvirt_uri(m_spec.libvirt.uri) ? read_host_routes()
                                                                      : std::vector<HostRoute>{};
         m_plan = plan_against(m_spec, existing, routes);
         for (const auto& item : m_plan.items)
             m_actions[{item.kind, item.name}] = item.action;
+        check_forward_ports(existing);
         try {
             shared_objects();
             remove_stale();
@@ -249,12 +285,76 @@ private:
     // -- network, pool, base image --------------------------------------------------------
 
     void shared_objects() {
-        step("network");
-        network();
+        if (!m_spec.user_network()) {
+            step("network");
+            network();
+        }
         step("pool");
         pool();
         step("base-volume");
         base_volume();
+        if (m_spec.image.direct_kernel_boot()) {
+            step("boot-volumes");
+            m_kernel = boot_volume(kernel_volume_name(m_spec.project), m_spec.image.kernel);
+            m_initrd = boot_volume(initrd_volume_name(m_spec.project), m_spec.image.initrd);
+        }
+    }
+
+    /// mode user: QEMU binds every forward on 127.0.0.1 when the domain starts; a port taken by
+    /// anything else would fail the start half-way with QEMU's terse error. Ports of a domain
+    /// that keeps running (or is replaced, which stops it first) are its own.
+    void check_forward_ports(const Inventory& existing) const {
+        if (!m_spec.user_network())
+            return;
+        if (!is_local_libvirt_uri(m_spec.libvirt.uri)) {
+            log::debug("remote libvirt host: its 127.0.0.1 ports are not checked from here");
+            return;
+        }
+        for (const auto& vm : m_spec.vms) {
+            const DomainFacts* d = existing.find_domain(domain_name(m_spec.project, vm.name));
+            if (d != nullptr && d->active && d->labctl && d->labctl->project == m_spec.project)
+                continue;
+            for (const auto& f : vm.forwards)
+                if (const auto why = loopback_port_busy(f.host))
+                    throw Error(ExitCode::preflight,
+                                fmt::format("VM '{}': host port {} (forwarded to guest port {}) "
+                                            "is already in use on 127.0.0.1: {}",
+                                            vm.name, f.host, f.guest, *why),
+                                fmt::format("stop what listens there (ss -ltnp 'sport = :{}'), "
+                                            "or change the host port in network.forwards",
+                                            f.host));
+        }
+    }
+
+    /// The lab's copy of a direct-boot file in the pool, uploaded through a stream like the base
+    /// image (works over qemu+ssh://, and the file becomes readable by the qemu user).
+    StorageVolHandle boot_volume(const std::string& name, const std::string& path) {
+        const PlanAction act = action(ResourceKind::boot_volume, name);
+        if (act == PlanAction::keep) {
+            StorageVolHandle v = Connection::find_volume(m_pool.get(), name);
+            if (!v)
+                throw Error(ExitCode::preflight, fmt::format("volume '{}' disappeared", name));
+            return v;
+        }
+        std::error_code ec;
+        const auto size = fs::file_size(path, ec);
+        if (ec)
+            throw usage_error(fmt::format("cannot read {}: {}", path, ec.message()),
+                              "check image.kernel and image.initrd in lab.yaml");
+        const auto bytes = static_cast<std::uint64_t>(size);
+        if (act == PlanAction::replace)
+            delete_volume(m_pool.get(), name);
+        const std::string xml = templates::render(
+            templates::load("libvirt/base-volume.xml"),
+            {{"name", xml::escape(name)}, {"capacity", std::to_string(bytes)}, {"format", "raw"}});
+        StorageVolHandle v = create_volume(xml, name);
+        const bool uploaded = upload_file(v.get(), name, path, bytes);
+        changed(act == PlanAction::replace ? "replace" : "create", "volume", name,
+                fmt::format("{} from {}, {} {}",
+                            name == kernel_volume_name(m_spec.project) ? "kernel" : "initrd", path,
+                            config::format_size(bytes),
+                            uploaded ? "uploaded" : "(contents not uploaded: test driver)"));
+        return v;
     }
 
     void network() {
@@ -470,6 +570,8 @@ private:
                 delete_volume(m_pool.get(), item.name);
                 break;
             case ResourceKind::dhcp_host: {
+                if (!m_network)
+                    continue;
                 const std::lock_guard lock(m_network_mutex);
                 remove_host_entries(m_network.get(), deterministic_mac(m_spec.project, item.name),
                                     {}, item.name);
@@ -526,6 +628,19 @@ private:
         const std::string& t = m_spec.libvirt.domain_type;
         if (t != "auto")
             return t;
+        // On a local libvirt a guest must really run under KVM: libvirt's capabilities (and
+        // /dev/kvm, and KVM_CREATE_VM) all say yes on hosts where KVM guests hang (DESIGN §6).
+        // The test driver runs no guests: there libvirt's answer is all there is.
+        if (!m_test_driver && is_local_libvirt_uri(m_spec.libvirt.uri)) {
+            const KvmProbe& probe = cached_kvm_probe();
+            if (!probe.usable) {
+                log::info("domain_type auto: KVM is not usable here ({}); using qemu (TCG "
+                          "emulation, slow)",
+                          probe.detail);
+                return "qemu";
+            }
+            log::debug("domain_type auto: {}", probe.detail);
+        }
         CString caps(
             virConnectGetDomainCapabilities(m_conn.get(), nullptr, "x86_64", nullptr, "kvm", 0));
         if (caps) {
@@ -554,11 +669,16 @@ private:
         VmResult& result = m_result.vms[index];
         result.vm = vm.name;
         result.domain = dom_name;
-        result.ip = vm.ip;
-        result.ip_source = "reservation";
-
-        step(fmt::format("dhcp-host:{}", vm.name));
-        dhcp_host(vm);
+        if (m_spec.user_network()) {
+            const auto ssh = m_spec.ssh_address(vm);
+            result.ip = fmt::format("{}:{}", ssh.host, ssh.port);
+            result.ip_source = "forward";
+        } else {
+            result.ip = vm.ip;
+            result.ip_source = "reservation";
+            step(fmt::format("dhcp-host:{}", vm.name));
+            dhcp_host(vm);
+        }
 
         const bool replace_domain = action(ResourceKind::domain, dom_name) == PlanAction::replace;
         if (replace_domain) {
@@ -602,9 +722,13 @@ private:
         step(fmt::format("domain:{}", vm.name));
         DomainHandle dom = m_conn.find_domain(dom_name);
         if (!dom) {
+            BootPaths boot;
+            if (m_kernel && m_initrd)
+                boot = {take_string(virStorageVolGetPath(m_kernel.get())),
+                        take_string(virStorageVolGetPath(m_initrd.get()))};
             const std::string xml =
                 domain_xml(m_spec, vm, m_domain_type, take_string(virStorageVolGetPath(disk.get())),
-                           take_string(virStorageVolGetPath(seed.get())));
+                           take_string(virStorageVolGetPath(seed.get())), boot);
             dom.reset(
                 virDomainDefineXMLFlags(m_conn.get(), xml.c_str(), VIR_DOMAIN_DEFINE_VALIDATE));
             if (!dom)
@@ -638,12 +762,17 @@ private:
         WaitTarget target;
         target.vm = vm.name;
         target.strict = m_options.strict;
-        target.ssh.endpoint = {vm.ip, m_spec.ssh.port, m_spec.ssh.user};
+        const auto ssh = m_spec.ssh_address(vm);
+        target.ssh.endpoint = {ssh.host, ssh.port, m_spec.ssh.user};
+        // mode user: no DHCP, no lease: the VM is reached through its forward from the start.
+        target.address_known = m_spec.user_network();
         target.ssh.known_hosts = m_spec.ssh.known_hosts;
         target.ssh.private_key = m_spec.ssh.private_key;
         const WaitResult w = wait_for_guest(*probe, target, m_options.deadlines);
-        result.ip = w.ip;
-        result.ip_source = w.ip_source;
+        if (!target.address_known) {
+            result.ip = w.ip;
+            result.ip_source = w.ip_source;
+        }
         result.waited = true;
         result.cloud_init = w.cloud_init;
     }
@@ -696,6 +825,8 @@ private:
     NetworkHandle m_network;
     StoragePoolHandle m_pool;
     StorageVolHandle m_base;
+    StorageVolHandle m_kernel;
+    StorageVolHandle m_initrd;
     std::string m_domain_type;
     std::string m_authorized_key;
 };

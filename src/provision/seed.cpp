@@ -133,12 +133,37 @@ HostKey ensure_host_key(const config::LabSpec& spec, const config::VmSpec& vm) {
 }
 
 void pin_host_key(const config::LabSpec& spec, const config::VmSpec& vm, const HostKey& key) {
-    remote::pin_host_keys(spec.ssh.known_hosts, vm.ip, spec.ssh.port, {key.public_key});
+    // Pinned under the address labctl connects to: in mode user that is "[127.0.0.1]:<port>", the
+    // form both libssh2 and OpenSSH look up for a non-22 port.
+    const auto at = spec.ssh_address(vm);
+    remote::pin_host_keys(spec.ssh.known_hosts, at.host, at.port, {key.public_key});
 }
 
 std::string instance_id(const config::LabSpec& spec, const config::VmSpec& vm) {
     return fmt::format("labctl-{}", vm_spec_hash(spec, vm).substr(0, 16));
 }
+
+namespace {
+
+/// What cloud-init installs at first boot. A labctl-built image has all of it baked in and its
+/// guest must contact nothing (mode user restricts it anyway), so then there is no packages key.
+std::string packages_block(const config::LabSpec& spec) {
+    if (spec.image.labctl_built())
+        return "# packages: none, the image labctl built has them baked in";
+    return "packages:\n  - qemu-guest-agent\n  - rsync\n  - docker.io";
+}
+
+/// mode nat: DHCP from libvirt's dnsmasq (the reservation holds the VM's address). mode user:
+/// static, because DHCP under SLIRP failed with ifupdown (DESIGN §6); no nameservers, the guest
+/// is restricted and resolves nothing.
+std::string addressing_block(const config::LabSpec& spec) {
+    if (!spec.user_network())
+        return "    dhcp4: true";
+    return fmt::format("    dhcp4: false\n    addresses:\n      - {}/24\n    gateway4: {}",
+                       config::k_user_guest_ip, config::k_user_gateway);
+}
+
+} // namespace
 
 SeedFiles render_seed(const config::LabSpec& spec, const config::VmSpec& vm,
                       const std::string& authorized_key, const HostKey& host_key) {
@@ -152,11 +177,13 @@ SeedFiles render_seed(const config::LabSpec& spec, const config::VmSpec& vm,
                            {"user", spec.ssh.user},
                            {"authorized_key", trim(authorized_key)},
                            {"host_key_private", indent_lines(host_key.private_key, "    ")},
-                           {"host_key_public", host_key.public_key}});
+                           {"host_key_public", host_key.public_key},
+                           {"packages", packages_block(spec)}});
     out.meta_data = templates::render(templates::load("cloud-init/meta-data"),
                                       {{"instance_id", instance_id(spec, vm)}, {"vm", vm.name}});
     out.network_config = templates::render(templates::load("cloud-init/network-config"),
-                                           {{"mac", deterministic_mac(spec.project, vm.name)}});
+                                           {{"mac", deterministic_mac(spec.project, vm.name)},
+                                            {"addressing", addressing_block(spec)}});
     return out;
 }
 

@@ -155,11 +155,19 @@ std::string wait_cloud_init(GuestProbe& probe, remote::Session& session, const W
 WaitResult wait_for_guest(GuestProbe& probe, const WaitTarget& target,
                           const WaitDeadlines& deadlines) {
     WaitResult result;
-    log::info("VM '{}': waiting for its IP address", target.vm);
-    result.ip = wait_ip(probe, target, deadlines, result.ip_source);
-    log::info("VM '{}': {} (from the {}); waiting for SSH", target.vm, result.ip, result.ip_source);
     remote::ConnectOptions options = target.ssh;
-    options.endpoint.host = result.ip;
+    if (target.address_known) {
+        result.ip = target.ssh.endpoint.host;
+        result.ip_source = "forward";
+        log::info("VM '{}': waiting for SSH at {}:{}", target.vm, options.endpoint.host,
+                  options.endpoint.port);
+    } else {
+        log::info("VM '{}': waiting for its IP address", target.vm);
+        result.ip = wait_ip(probe, target, deadlines, result.ip_source);
+        log::info("VM '{}': {} (from the {}); waiting for SSH", target.vm, result.ip,
+                  result.ip_source);
+        options.endpoint.host = result.ip;
+    }
     auto session = wait_ssh(probe, target, deadlines, options);
     log::info("VM '{}': SSH up; waiting for cloud-init", target.vm);
     result.cloud_init = wait_cloud_init(probe, session, target, deadlines);

@@ -102,6 +102,24 @@ TEST_CASE("simulated guest: lease found after polling, SSH with the pinned key, 
     CHECK(guest.polls == 4);
 }
 
+TEST_CASE("simulated guest in user mode: no ip phase, SSH at the known forward at once",
+          "[wait][user]") {
+    test::SshServer sshd;
+    ScriptedGuest guest; // never any lease or agent address: SLIRP has neither
+    guest.reservation.reset();
+    auto target = target_for(sshd);
+    target.ssh.endpoint.host = "127.0.0.1";
+    target.address_known = true;
+    target.cloud_init_command = fake_cloud_init(sshd, R"({"status": "done"})", 0);
+    auto d = short_deadlines();
+    d.ip = 1ms; // an ip phase would time out at once
+    const auto r = wait_for_guest(guest, target, d);
+    CHECK(r.ip == "127.0.0.1");
+    CHECK(r.ip_source == "forward");
+    CHECK(r.cloud_init == "done");
+    CHECK(guest.polls == 0);
+}
+
 TEST_CASE("simulated guest: the agent's address is used when there is no lease", "[wait]") {
     test::SshServer sshd;
     ScriptedGuest guest;

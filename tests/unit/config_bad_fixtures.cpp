@@ -111,6 +111,65 @@ const std::vector<Expectation> k_expectations{
          "empty_vms.yaml:3:6: error: vms must list at least one VM\n"
          "  hint: e.g. vms: [{name: lab1, roles: [stack]}]",
      }},
+    {"forwards_duplicate_host.yaml",
+     {
+         "forwards_duplicate_host.yaml:7:27: error: network.forwards[1].host 2222 is already forwarded by network.forwards[0] on line 6\n"
+         "  hint: give every forward its own host port",
+     }},
+    {"forwards_incomplete.yaml",
+     {
+         "forwards_incomplete.yaml:6:7: error: network.forwards[0] needs both 'guest' and 'host'\n"
+         "  hint: e.g. '- {guest: 3000, host: 3000}' (the host side binds 127.0.0.1)",
+         "forwards_incomplete.yaml:7:33: error: unknown key 'proto' in network.forwards[1]\n"
+         "  hint: valid keys here: guest, host",
+     }},
+    {"forwards_port_range.yaml",
+     {
+         "forwards_port_range.yaml:7:13: error: network.forwards[0].host must be between 1 and 65535, got 70000\n"
+         "  hint: e.g. host: 3000",
+         "forwards_port_range.yaml:8:14: error: network.forwards[1].guest must be between 1 and 65535, got 0\n"
+         "  hint: e.g. guest: 3000",
+     }},
+    {"forwards_vms_collide.yaml",
+     {
+         "forwards_vms_collide.yaml:4:9: warning: network.mode 'user' gives every VM its own private network: the 2 VMs cannot reach each other\n"
+         "  hint: use 'mode: nat' when the VMs must talk to each other",
+         "forwards_vms_collide.yaml:10:5: error: vms[1] would forward 127.0.0.1:2223 to guest port 22, which vms[0] forwards to guest port 3000\n"
+         "  hint: the n-th VM binds every host port + n: space the host ports of network.forwards at least 2 apart",
+     }},
+    {"forwards_with_nat.yaml",
+     {
+         "forwards_with_nat.yaml:6:5: error: network.forwards needs network.mode user (it is nat)\n"
+         "  hint: with mode nat the VMs are reached at their own addresses: set 'mode: user' to forward ports on 127.0.0.1, or delete forwards",
+     }},
+    {"image_build_and_path.yaml",
+     {
+         "image_build_and_path.yaml:4:9: error: image.build and image.path are mutually exclusive\n"
+         "  hint: image.build makes the disk, kernel and initrd itself: delete 'path', or delete 'build' to use your own files",
+         "image_build_and_path.yaml:5:11: error: image.build and image.kernel are mutually exclusive\n"
+         "  hint: image.build makes the disk, kernel and initrd itself: delete 'kernel', or delete 'build' to use your own files",
+     }},
+    {"image_build_bad_values.yaml",
+     {
+         "image_build_bad_values.yaml:5:12: error: image.build.suite 'Bookworm' is not a Debian suite name\n"
+         "  hint: e.g. bookworm",
+         "image_build_bad_values.yaml:6:22: error: image.build.packages[1] 'curl; rm -rf /' is not a Debian package name\n"
+         "  hint: lowercase letters, digits, '+', '-' and '.', e.g. htop",
+         "image_build_bad_values.yaml:6:40: error: image.build.packages[2] 'x' is not a Debian package name\n"
+         "  hint: lowercase letters, digits, '+', '-' and '.', e.g. htop",
+         "image_build_bad_values.yaml:7:5: error: unknown key 'mirror' in image.build\n"
+         "  hint: valid keys here: suite, packages",
+     }},
+    {"image_cmdline_without_kernel.yaml",
+     {
+         "image_cmdline_without_kernel.yaml:5:12: error: image.cmdline needs image.kernel and image.initrd\n"
+         "  hint: the kernel command line is used only with direct kernel boot: add kernel and initrd, or delete cmdline",
+     }},
+    {"image_kernel_without_initrd.yaml",
+     {
+         "image_kernel_without_initrd.yaml:5:11: error: image.kernel needs image.initrd\n"
+         "  hint: direct kernel boot takes both: the initrd mounts the root file system, e.g. initrd: images/initrd.img",
+     }},
     {"image_path_and_url.yaml",
      {
          "image_path_and_url.yaml:5:8: error: image.path and image.url are mutually exclusive\n"
@@ -347,8 +406,14 @@ const std::vector<Expectation> k_expectations{
      {
          "user_mode_warnings.yaml:4:9: warning: network.mode 'user' gives every VM its own private network: the 2 VMs cannot reach each other\n"
          "  hint: use 'mode: nat' when the VMs must talk to each other",
-         "user_mode_warnings.yaml:9:9: error: vms[1].ip 192.168.122.1 is the gateway of 192.168.122.0/24 (the host's side of the network)\n"
-         "  hint: pick an address from 192.168.122.2 to 192.168.122.254, or leave ip out to have one assigned",
+         "user_mode_warnings.yaml:5:9: warning: network.cidr 192.168.122.0/24 is not used with network.mode user: every VM gets 10.0.2.15/24 on QEMU's own network\n"
+         "  hint: delete network.cidr; the VMs are reached through network.forwards on 127.0.0.1",
+         "user_mode_warnings.yaml:7:25: warning: network.forwards[0].host 80 is a privileged port\n"
+         "  hint: QEMU runs unprivileged and may not bind it; pick a port from 1024 up, e.g. 8080",
+         "user_mode_warnings.yaml:12:5: error: vms[1] would forward 127.0.0.1:3001 to guest port 3000, which vms[0] forwards to guest port 3001\n"
+         "  hint: the n-th VM binds every host port + n: space the host ports of network.forwards at least 2 apart",
+         "user_mode_warnings.yaml:13:9: warning: vms[1].ip 192.168.122.1 is not used with network.mode user: the VM's address is 10.0.2.15\n"
+         "  hint: delete the ip line",
      }},
     {"verify_deadlines_unknown_check.yaml",
      {

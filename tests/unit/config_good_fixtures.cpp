@@ -181,7 +181,63 @@ TEST_CASE("a user-mode (SLIRP) lab loads", "[config][good]") {
     CHECK(spec.image.format == "raw");
     REQUIRE(spec.vms.size() == 1);
     CHECK(spec.vms[0].ip == "10.0.2.15");
+    CHECK(spec.vms[0].host_port(22) == 2222); // the ssh forward is always there
     CHECK(spec.vms[0].memory_bytes == 2 * k_gib);
     CHECK(spec.deploy.target_vm == "vm1");
     CHECK(spec.deploy.wait_timeout == 900s);
+}
+
+TEST_CASE("mode user: forwards, the ssh forward added, every VM's host ports shifted by its "
+          "index, direct kernel boot with the default cmdline",
+          "[config][good][user]") {
+    LoadOptions options;
+    options.path = (good_dir() / "user_forwards.yaml").string();
+    const auto result = load_lab(options);
+    for (const auto& d : result.diagnostics) {
+        INFO(format(d));
+        CHECK(d.severity == Severity::warning); // the key, and "2 VMs cannot reach each other"
+        CHECK((d.message.find("ssh.private_key") == 0 ||
+               d.message.find("network.mode 'user' gives every VM") == 0));
+    }
+    REQUIRE(result.ok());
+    const auto& spec = *result.spec;
+    REQUIRE(spec.network.forwards.size() == 3);
+    CHECK(spec.network.forwards[0].guest == 22); // labctl's, first
+    CHECK(spec.network.forwards[0].host == 2222);
+    CHECK(spec.network.forwards[1].guest == 3000);
+    CHECK(spec.network.forwards[1].host == 13000);
+    CHECK(spec.network.forwards[1].where.line == 7);
+    REQUIRE(spec.vms.size() == 2);
+    CHECK(spec.vms[0].ip == "10.0.2.15");
+    CHECK(spec.vms[1].ip == "10.0.2.15"); // each VM has its own SLIRP network
+    CHECK(spec.vms[0].host_port(9090) == 19090);
+    CHECK(spec.vms[1].host_port(9090) == 19091);
+    CHECK(spec.vms[1].host_port(22) == 2223);
+    CHECK_FALSE(spec.vms[0].host_port(80));
+    CHECK(spec.ssh_address(spec.vms[1]).host == "127.0.0.1");
+    CHECK(spec.ssh_address(spec.vms[1]).port == 2223);
+    CHECK_FALSE(spec.service_address(spec.vms[0], 80));
+    CHECK(spec.image.kernel == (good_dir() / "images/vmlinuz").lexically_normal().string());
+    CHECK(spec.image.initrd == (good_dir() / "images/initrd.img").lexically_normal().string());
+    CHECK(spec.image.cmdline == "root=/dev/vda rw console=ttyS0");
+    CHECK(spec.image.direct_kernel_boot());
+    CHECK_FALSE(spec.image.labctl_built());
+}
+
+TEST_CASE("image.build is parsed into the spec; nat VMs are reached at their own address",
+          "[config][good][user]") {
+    const auto spec = load_good("image_build.yaml");
+    REQUIRE(spec.image.build);
+    CHECK(spec.image.labctl_built());
+    CHECK(spec.image.build->suite == "bookworm");
+    CHECK(spec.image.build->packages == std::vector<std::string>{"htop", "curl"});
+    CHECK(spec.image.path.empty());
+    CHECK(spec.image.kernel.empty());
+    CHECK(spec.vms[0].host_port(22) == 2222);
+
+    const auto nat = load_good("minimal.yaml");
+    CHECK(nat.network.forwards.empty());
+    CHECK(nat.vms[0].forwards.empty());
+    CHECK(nat.ssh_address(nat.vms[0]).host == nat.vms[0].ip);
+    CHECK(nat.ssh_address(nat.vms[0]).port == 22);
 }

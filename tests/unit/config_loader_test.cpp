@@ -421,6 +421,35 @@ TEST_CASE("the bundled example validates without errors", "[config][example]") {
                                  .string());
 }
 
+TEST_CASE("examples/lab-local.yaml validates: one VM, mode user, forwards for ssh and the stack, "
+          "image.build",
+          "[config][example]") {
+    LoadOptions o;
+    o.path = (labctl::test::source_dir() / "examples/lab-local.yaml").string();
+    const auto r = load_lab(o);
+    for (const auto& d : r.diagnostics) {
+        INFO(format(d));
+        CHECK(d.severity == Severity::warning);
+        CHECK(d.message.rfind("ssh.private_key", 0) == 0);
+    }
+    REQUIRE(r.ok());
+    const auto& spec = *r.spec;
+    CHECK(spec.libvirt.uri == "qemu:///system");
+    CHECK(spec.libvirt.domain_type == "auto");
+    CHECK(spec.network.mode == "user");
+    REQUIRE(spec.vms.size() == 1);
+    const auto& vm = spec.vms[0];
+    CHECK(vm.cpus == 2);
+    CHECK(vm.memory_bytes == 3ULL << 30);
+    CHECK(vm.disk_bytes == 12ULL << 30);
+    CHECK(vm.host_port(22) == 2222);
+    for (const int port : {8080, 5000, 3000, 9090, 3200, 3100, 13133})
+        CHECK(vm.host_port(port) == port);
+    REQUIRE(spec.image.build);
+    CHECK(spec.image.build->suite == "bookworm");
+    CHECK(spec.deploy.stack_dir == (labctl::test::source_dir() / "stacks/lab").string());
+}
+
 TEST_CASE("the template labctl init writes validates clean once the key exists",
           "[config][template]") {
     const std::string text =

@@ -26,6 +26,20 @@ TEST_CASE("an unusable KVM is a warning unless domain_type is kvm", "[provision]
     CHECK(check_kvm({true, "ok"}, "kvm").status == CheckStatus::ok);
 }
 
+TEST_CASE("KVM whose guests crawl or hang: auto falls back to TCG (warn), kvm fails, and the hint "
+          "does not send anyone to load modules",
+          "[provision][doctor]") {
+    const KvmProbe slow{false, "a test vCPU on /dev/kvm needed 1524 ms for 1000000 loop iterations",
+                        true};
+    const auto a = check_kvm(slow, "auto");
+    CHECK(a.status == CheckStatus::warn);
+    CHECK(a.detail.find("falls back to qemu (TCG emulation)") != std::string::npos);
+    CHECK(a.hint.find("kvm_intel") == std::string::npos);
+    const auto k = check_kvm(slow, "kvm");
+    CHECK(k.status == CheckStatus::fail);
+    CHECK(k.hint.find("libvirt.domain_type: qemu or auto") != std::string::npos);
+}
+
 TEST_CASE("a missing tool fails with the package to install", "[provision][doctor]") {
     const auto c = check_tool("labctl-no-such-tool", "some-package");
     CHECK(c.name == "tools.labctl-no-such-tool");

@@ -1,7 +1,14 @@
 // Host facts and libvirt XML parsing without a host or libvirt: the routing table, network and
-// pool XML, URIs, free space.
+// pool XML, URIs, free space, the KVM probe and loopback ports.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 
 #include <labctl/core/error.hpp>
 #include <labctl/provision/host.hpp>
@@ -135,4 +142,41 @@ TEST_CASE("a missing KVM device is reported as not usable with the reason", "[pr
     const auto probe = probe_kvm("/nonexistent/kvm");
     CHECK_FALSE(probe.usable);
     CHECK(probe.detail == "cannot open /nonexistent/kvm: No such file or directory");
+}
+
+TEST_CASE("the KVM probe runs a guest and answers within its deadline, with a reason either way",
+          "[provision][host][kvm]") {
+    // On hosts where KVM guests hang (nested virtualisation) the probe's child hangs in KVM_RUN;
+    // the probe must still come back, a little after the deadline at most.
+    const auto deadline = std::chrono::milliseconds(700);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto probe = probe_kvm("/dev/kvm", deadline);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    INFO(probe.detail);
+    CHECK(took < deadline + std::chrono::seconds(2));
+    CHECK_FALSE(probe.detail.empty());
+    if (probe.usable)
+        CHECK_THAT(probe.detail, Catch::Contains("loop iterations to HLT"));
+    else if (probe.guests_broken)
+        CHECK_THAT(probe.detail, Catch::Contains("loop iterations"));
+    // Whatever the outcome, no child is left behind.
+    CHECK(::waitpid(-1, nullptr, WNOHANG) <= 0);
+}
+
+TEST_CASE("a free loopback port is free, a listening one is busy", "[provision][host]") {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(fd, 1) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    const int port = ntohs(addr.sin_port);
+    const auto busy = loopback_port_busy(port);
+    REQUIRE(busy);
+    CHECK(*busy == "Address already in use");
+    ::close(fd);
+    CHECK_FALSE(loopback_port_busy(port));
 }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,19 +23,58 @@ struct LibvirtSpec {
     std::string domain_type = "auto"; ///< kvm | qemu | auto (kvm when usable)
 };
 
+/// One TCP port forward of network.mode user: 127.0.0.1:host on this machine -> guest port.
+struct PortForward {
+    int guest = 0;
+    int host = 0;
+    SourceLocation where; ///< the entry in lab.yaml (network.mode for the ssh forward labctl adds)
+};
+
+/// QEMU's user-mode (SLIRP) network as every guest sees it: labctl configures the guest
+/// statically (DHCP under SLIRP proved unreliable) and never touches network.cidr in this mode.
+inline constexpr const char* k_user_guest_ip = "10.0.2.15";
+inline constexpr const char* k_user_gateway = "10.0.2.2";
+inline constexpr const char* k_user_cidr = "10.0.2.0/24";
+/// Host side of the guest's SSH forward when lab.yaml names none.
+inline constexpr int k_default_ssh_host_port = 2222;
+
 struct NetworkSpec {
     std::string name;         ///< default: "<project>-net"
     std::string mode = "nat"; ///< nat (libvirt NAT network) | user (SLIRP, ports on 127.0.0.1)
     std::string cidr = "10.66.77.0/24"; ///< IPv4 network; the gateway is the first host address
     std::string domain = "lab.local";
+    /// mode user only: the forwards as written, plus the ssh.port forward labctl adds when none is
+    /// given (host 2222, or the next free port). Each VM's own list is VmSpec::forwards.
+    std::vector<PortForward> forwards;
+};
+
+/// image.build: labctl builds the image itself (mmdebstrap), with everything the guest needs
+/// baked in, so the guest never installs anything at boot.
+struct ImageBuildSpec {
+    std::string suite = "bookworm";
+    std::vector<std::string> packages; ///< extra Debian packages besides labctl's own list
 };
 
 struct ImageSpec {
-    std::string path; ///< local file (absolute after loading); exclusive with url
+    std::string path; ///< local file (absolute after loading); exclusive with url and build
     std::string url;
     std::string sha256;           ///< 64 lowercase hex characters; required with url
     std::string format = "qcow2"; ///< qcow2 | raw
+    /// Direct kernel boot: kernel and initrd (absolute after loading) go together; the disk then
+    /// needs no boot loader. cmdline defaults to k_default_cmdline when kernel is set.
+    std::string kernel;
+    std::string initrd;
+    std::string cmdline;
+    /// Set: labctl builds the image (image.build in lab.yaml). The CLI layer runs the build and
+    /// fills path, kernel, initrd and cmdline before provisioning; build stays set, which tells
+    /// the seed that the guest must not install packages (it contacts nothing).
+    std::optional<ImageBuildSpec> build;
+
+    bool labctl_built() const { return build.has_value(); }
+    bool direct_kernel_boot() const { return !kernel.empty(); }
 };
+
+inline constexpr const char* k_default_cmdline = "root=/dev/vda rw console=ttyS0";
 
 struct SshSpec {
     std::string user = "labctl";
@@ -51,6 +91,12 @@ struct VmSpec {
     std::string ip; ///< IPv4 inside network.cidr; empty = assigned in order from .10
     std::vector<std::string> roles;
     SourceLocation where; ///< the VM's entry in lab.yaml
+    /// network.mode user: this VM's forwards. The n-th VM (from 0) binds every host port + n, so
+    /// several VMs never fight over one port. Empty in mode nat.
+    std::vector<PortForward> forwards;
+
+    /// The host port forwarded to `guest_port`, if any (mode user).
+    std::optional<int> host_port(int guest_port) const;
 };
 
 struct HardeningSpec {
@@ -93,6 +139,18 @@ struct LabSpec {
 
     /// Directory for labctl's local state of this lab: <base_dir>/.labctl
     std::string state_dir() const;
+    bool user_network() const { return network.mode == "user"; }
+    /// Where this machine reaches the VM's sshd: its own address and ssh.port (mode nat), or
+    /// 127.0.0.1 and the host side of its ssh.port forward (mode user). Host keys are pinned in
+    /// known_hosts under exactly this host and port ("[127.0.0.1]:2222").
+    struct Address {
+        std::string host;
+        int port = 22;
+    };
+    Address ssh_address(const VmSpec& vm) const;
+    /// The address users and checks open for a TCP port of the VM: vm.ip:port (nat), or
+    /// 127.0.0.1 and the forwarded host port (user; nullopt when the port is not forwarded).
+    std::optional<Address> service_address(const VmSpec& vm, int guest_port) const;
     const VmSpec* find_vm(const std::string& name) const;
 };
 

@@ -14,6 +14,7 @@ enum class ResourceKind {
     network,        ///< the NAT network (network.mode nat only)
     pool,           ///< the storage pool
     base_volume,    ///< the base image every disk is an overlay of
+    boot_volume,    ///< the lab's copy of image.kernel or image.initrd (direct kernel boot)
     dhcp_host,      ///< the VM's DHCP host reservation in the network (nat only)
     overlay_volume, ///< the VM's qcow2 overlay disk
     seed_volume,    ///< the VM's cloud-init NoCloud seed
@@ -32,12 +33,14 @@ struct DesiredResource {
     // For comparison with what exists:
     std::string mac;         ///< dhcp_host, domain
     std::string ip;          ///< dhcp_host, domain
-    std::uint64_t bytes = 0; ///< overlay_volume: capacity
+    std::uint64_t bytes = 0; ///< overlay_volume: capacity; boot_volume: file size (0: unknown)
+    std::string source;      ///< boot_volume: the local file uploaded
     std::string spec_hash;   ///< domain
 };
 
-/// Everything the spec asks for, in creation order: network, pool, base image, then per VM its
-/// DHCP reservation, overlay, seed and domain.
+/// Everything the spec asks for, in creation order: network (mode nat), pool, base image, kernel
+/// and initrd (direct kernel boot), then per VM its DHCP reservation (mode nat), overlay, seed and
+/// domain.
 std::vector<DesiredResource> desired_resources(const config::LabSpec& spec);
 
 } // namespace labctl::provision

@@ -53,6 +53,9 @@ DoctorReport run_doctor(const std::optional<config::LabSpec>& spec,
 
 /// kvm: fail when not usable and domain_type is "kvm"; otherwise a warning (TCG fallback).
 DoctorCheck check_kvm(const KvmProbe& probe, const std::string& domain_type);
+/// network.forwards (mode user): every forward's host port is free on 127.0.0.1, or held by the
+/// lab's own running VM. Skipped for a remote libvirt host.
+DoctorCheck check_forwards(const config::LabSpec& spec, const Inventory* inventory, bool local);
 /// tools.<program>: the program is on PATH.
 DoctorCheck check_tool(const std::string& program, const std::string& package);
 /// ssh.key: warn when missing (labctl init), fail when group or others can read it.

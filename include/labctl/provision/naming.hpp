@@ -23,6 +23,10 @@ std::string domain_name(std::string_view project, std::string_view vm);
 std::string overlay_volume_name(std::string_view project, std::string_view vm);
 /// "<project>-<vm>-seed.iso": the VM's cloud-init NoCloud seed.
 std::string seed_volume_name(std::string_view project, std::string_view vm);
+/// "<project>-kernel" and "<project>-initrd": the lab's copies of image.kernel and image.initrd in
+/// the pool (uploaded like the base image, so they work over qemu+ssh:// and QEMU can read them).
+std::string kernel_volume_name(std::string_view project);
+std::string initrd_volume_name(std::string_view project);
 /// The base image volume: the basename of image.path or image.url, with characters other than
 /// letters, digits, '.', '_' and '-' replaced by '-'. "" when the spec names no image.
 std::string base_volume_name(const config::ImageSpec& image);

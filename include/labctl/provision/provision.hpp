@@ -118,9 +118,20 @@ std::string overlay_volume_xml(const config::LabSpec& spec, const config::VmSpec
                                const std::string& backing_path);
 std::string seed_volume_xml(const config::LabSpec& spec, const config::VmSpec& vm,
                             std::uint64_t bytes);
+/// Pool paths of the kernel and initrd volumes for direct kernel boot (image.kernel); empty:
+/// the disk boots itself.
+struct BootPaths {
+    std::string kernel;
+    std::string initrd;
+};
+/// In network.mode user the domain has no <interface>: SLIRP comes through <qemu:commandline>
+/// (slirp_netdev, and a virtio-net-pci device with the VM's MAC at PCI slot 0x10).
 std::string domain_xml(const config::LabSpec& spec, const config::VmSpec& vm,
                        const std::string& domain_type, const std::string& disk_path,
-                       const std::string& seed_path);
+                       const std::string& seed_path, const BootPaths& boot = {});
+/// The -netdev argument of a VM in network.mode user:
+/// "user,id=lab0,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22,...".
+std::string slirp_netdev(const config::VmSpec& vm);
 
 /// The virtual size of a qcow2 image (from its header) or the size of a raw file.
 std::uint64_t image_virtual_size(const std::string& path, const std::string& format);

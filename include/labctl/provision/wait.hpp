@@ -39,7 +39,10 @@ public:
 struct WaitTarget {
     std::string vm;
     remote::ConnectOptions ssh; ///< endpoint.host is filled with the address found
-    bool strict = false;        ///< cloud-init status 2 (recoverable errors) fails
+    /// ssh.endpoint is already where the VM answers (mode user: 127.0.0.1 and the forwarded
+    /// port): there is no DHCP lease to wait for, so the ip phase is skipped.
+    bool address_known = false;
+    bool strict = false; ///< cloud-init status 2 (recoverable errors) fails
     std::string cloud_init_command = "cloud-init status --wait --format json";
 };
 
@@ -49,9 +52,10 @@ struct WaitResult {
     std::string cloud_init; ///< "done" or "degraded"
 };
 
-/// Runs the three phases in order. Errors: Error(timeout) naming the phase ("ip", "ssh",
-/// "cloud-init"); Error(ssh) when the domain stopped, the host key does not match, login is refused
-/// or cloud-init reports an error (or a warning with strict). Checks for Ctrl-C while polling.
+/// Runs the three phases in order (without the ip phase when target.address_known). Errors:
+/// Error(timeout) naming the phase ("ip", "ssh", "cloud-init"); Error(ssh) when the domain stopped,
+/// the host key does not match, login is refused or cloud-init reports an error (or a warning with
+/// strict). Checks for Ctrl-C while polling.
 WaitResult wait_for_guest(GuestProbe& probe, const WaitTarget& target,
                           const WaitDeadlines& deadlines);
 
