@@ -132,6 +132,7 @@ echo "$status" | grep -q '^status: done' || { echo "image_boot: FAIL cloud-init 
 result=$(sshv cat /run/cloud-init/result.json)
 echo "$result" | jq -e '.v1.errors == []' >/dev/null ||
     { echo "image_boot: FAIL cloud-init errors: $(echo "$result" | jq -c .v1.errors)" >&2; fail=1; }
+echo "image_boot: cloud-init result errors: $(echo "$result" | jq -c .v1.errors)"
 # ssh hands the remote shell one string: quote for it.
 warnings=$(sshv "sudo grep -c -E 'WARNING|Traceback' /var/log/cloud-init.log" || true)
 echo "image_boot: cloud-init.log has ${warnings:-0} WARNING/Traceback lines"
@@ -147,7 +148,10 @@ sshv systemctl is-active qemu-guest-agent >/dev/null || { echo "image_boot: FAIL
 failed_units=$(sshv systemctl --failed --plain --no-legend || true)
 [ -z "$failed_units" ] || echo "image_boot: failed units: $failed_units"
 sshv "sudo journalctl -b -p err --no-pager -q" | sed 's/^/  journal err: /' || true
-sshv "hostname -f; systemctl is-system-running" | sed 's/^/  guest: /' || true
+sshv "hostname -f; systemctl is-system-running; ip -4 -brief address show lab0; ip route; \
+    df -h --output=size,used,target /; docker-compose version --short; \
+    cat /etc/systemd/network/*.network; systemd-analyze; systemd-analyze blame | head -8" | sed 's/^/  guest: /' || true
+sshv docker-compose version --short >/dev/null || { echo "image_boot: FAIL docker-compose" >&2; fail=1; }
 after=$(sha256sum "$disk" | cut -d' ' -f1)
 [ "$before" = "$after" ] || { echo "image_boot: FAIL the cached image changed" >&2; fail=1; }
 sshv sudo poweroff >/dev/null 2>&1 || true
