@@ -96,11 +96,7 @@ Runner register_deploy(CLI::App& app, Context& ctx) {
         nlohmann::json preload_json = nlohmann::json::array();
         for (const auto& img : preloaded.images)
             preload_json.push_back(
-                {{"image", img.image},
-                 {"id", img.id},
-                 {"action", deploy::to_string(img.action)},
-                 {"bytes", img.bytes},
-                 {"seconds", static_cast<double>(img.elapsed.count()) / 1000.0}});
+                {{"image", img.image}, {"id", img.id}, {"action", deploy::to_string(img.action)}});
         j["preload"] = {{"images", preload_json},
                         {"bytes_sent", preloaded.bytes_sent},
                         {"seconds", static_cast<double>(preloaded.elapsed.count()) / 1000.0}};

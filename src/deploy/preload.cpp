@@ -79,12 +79,17 @@ std::vector<std::string> images_from_compose(remote::Session& session, const Com
     return parse_compose_images(r.out);
 }
 
-/// Streams one image: `docker save` here, its stdout read by the SSH channel feeding `docker
-/// load` there. A thread runs the local side so neither side needs the whole image in memory.
-PreloadedImage send_image(remote::Session& session, const std::string& image, const std::string& id,
+/// Streams the images in one `docker save` here, its stdout read by the SSH channel feeding
+/// `docker load` there. A thread runs the local side so neither side needs the stream in memory.
+/// Returns the bytes sent.
+std::uint64_t send_images(remote::Session& session, const std::vector<PreloadedImage>& images,
                           const PreloadOptions& options) {
-    PreloadedImage out{image, id, PreloadAction::sent, 0, {}};
-    const auto started = Clock::now();
+    std::vector<std::string> argv{"docker", "save"};
+    std::string names;
+    for (const auto& i : images) {
+        argv.push_back(i.image);
+        names += (names.empty() ? "" : ", ") + i.image;
+    }
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0)
         throw Error(ExitCode::internal, fmt::format("pipe: {}", std::strerror(errno)));
@@ -93,15 +98,16 @@ PreloadedImage send_image(remote::Session& session, const std::string& image, co
 
     ProcessResult saved;
     std::exception_ptr save_error;
-    std::thread saver([&saved, &save_error, write_end, image] {
+    std::thread saver([&saved, &save_error, write_end, argv] {
         try {
-            saved = run_process({"docker", "save", image}, {.stdout_fd = write_end->fd});
+            saved = run_process(argv, {.stdout_fd = write_end->fd});
         } catch (...) {
             save_error = std::current_exception();
         }
         write_end->reset(); // the reader sees the end of the stream
     });
 
+    std::uint64_t bytes = 0;
     remote::ExecOptions load;
     load.sudo = options.sudo;
     load.stdin_source = [&](char* buf, std::size_t size) -> std::size_t {
@@ -111,7 +117,7 @@ PreloadedImage send_image(remote::Session& session, const std::string& image, co
                 continue;
             if (n <= 0)
                 return 0;
-            out.bytes += static_cast<std::uint64_t>(n);
+            bytes += static_cast<std::uint64_t>(n);
             return static_cast<std::size_t>(n);
         }
     };
@@ -132,22 +138,24 @@ PreloadedImage send_image(remote::Session& session, const std::string& image, co
         std::rethrow_exception(save_error);
     if (!saved.ok())
         throw Error(ExitCode::deploy,
-                    fmt::format("'docker save {}' failed here: {}", image, trim(saved.err)),
+                    fmt::format("'docker save {}' failed here: {}", names, trim(saved.err)),
                     "is the local Docker engine running? (docker info)");
     if (!loaded.ok())
         throw Error(ExitCode::deploy,
-                    fmt::format("'docker load' of {} failed on {}: {}", image,
+                    fmt::format("'docker load' of {} failed on {}: {}", names,
                                 session.endpoint().host,
                                 trim(loaded.err.empty() ? loaded.out : loaded.err)),
                     "is there enough disk space for Docker on the target? (df -h /var/lib/docker)");
     // What arrived must be what was sent: the ids are content hashes.
-    const auto arrived = remote_image_id(session, image, options.sudo);
-    if (arrived != id)
-        throw Error(ExitCode::deploy,
-                    fmt::format("{} on {} has id {} after loading, expected {}", image,
-                                session.endpoint().host, arrived.empty() ? "none" : arrived, id));
-    out.elapsed = since(started);
-    return out;
+    for (const auto& i : images) {
+        const auto arrived = remote_image_id(session, i.image, options.sudo);
+        if (arrived != i.id)
+            throw Error(ExitCode::deploy,
+                        fmt::format("{} on {} has id {} after loading, expected {}", i.image,
+                                    session.endpoint().host, arrived.empty() ? "none" : arrived,
+                                    i.id));
+    }
+    return bytes;
 }
 
 } // namespace
@@ -206,6 +214,7 @@ PreloadReport preload_images(remote::Session& session, const ComposeFacts& facts
     const bool automatic = options.images.size() == 1 && options.images.front() == "auto";
     const auto images = automatic ? images_from_compose(session, facts, options) : options.images;
     const auto& host = session.endpoint().host;
+    std::vector<PreloadedImage> missing;
     for (const auto& image : images) {
         const auto id = local_image_id(image);
         if (id.empty()) {
@@ -218,20 +227,24 @@ PreloadReport preload_images(remote::Session& session, const ComposeFacts& facts
             log::warn("preload {}: {} is not in this machine's Docker; the target has to pull or "
                       "build it",
                       host, image);
-            report.images.push_back({image, "", PreloadAction::missing_locally, 0, {}});
-            continue;
-        }
-        if (remote_image_id(session, image, options.sudo) == id) {
+            report.images.push_back({image, "", PreloadAction::missing_locally});
+        } else if (remote_image_id(session, image, options.sudo) == id) {
             log::info("preload {}: {} already present ({})", host, image, id.substr(0, 19));
-            report.images.push_back({image, id, PreloadAction::present, 0, {}});
-            continue;
+            report.images.push_back({image, id, PreloadAction::present});
+        } else {
+            missing.push_back({image, id, PreloadAction::sent});
+            report.images.push_back(missing.back()); // in the compose file's order
         }
-        log::info("preload {}: sending {} ({})", host, image, id.substr(0, 19));
-        auto sent = send_image(session, image, id, options);
-        log::info("preload {}: {} loaded, {} bytes in {}", host, image, sent.bytes,
-                  format_duration(sent.elapsed));
-        report.bytes_sent += sent.bytes;
-        report.images.push_back(std::move(sent));
+    }
+    if (!missing.empty()) {
+        const auto t = Clock::now();
+        std::string names;
+        for (const auto& m : missing)
+            names += (names.empty() ? "" : ", ") + m.image;
+        log::info("preload {}: sending {}", host, names);
+        report.bytes_sent = send_images(session, missing, options);
+        log::info("preload {}: {} image{} loaded, {} bytes in {}", host, missing.size(),
+                  missing.size() == 1 ? "" : "s", report.bytes_sent, format_duration(since(t)));
     }
     report.elapsed = since(started);
     return report;

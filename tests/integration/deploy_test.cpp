@@ -191,17 +191,17 @@ struct PreloadTarget {
     }
 };
 
-/// The Debian base image for the fixture stack: scripts/make-test-rootfs's mmdebstrap tarball,
+/// The Debian base image for the fixture stack: scripts/make-offline-base's mmdebstrap tarball,
 /// imported once into the local Docker (cached there by its name, which carries the input hash).
 std::string require_runtime_base() {
     require_docker();
     const auto r =
-        run_process({std::string(LABCTL_SOURCE_DIR) + "/scripts/make-test-rootfs", "--cached"});
+        run_process({std::string(LABCTL_SOURCE_DIR) + "/scripts/make-offline-base", "--cached"});
     if (!r.ok())
-        test::skip("the Debian base rootfs is not built yet (scripts/make-test-rootfs; "
+        test::skip("the Debian base rootfs is not built yet (scripts/make-offline-base; "
                    "scripts/test runs it)");
     const std::filesystem::path tar = r.out.substr(0, r.out.find('\n'));
-    const auto stem = tar.stem().string(); // bookworm-runtime-<key>
+    const auto stem = tar.stem().string(); // bookworm-offline-<key>
     const auto image =
         "labctl-test/" + stem.substr(0, stem.rfind('-')) + ":" + stem.substr(stem.rfind('-') + 1);
     if (!run_process({"docker", "image", "inspect", image}).ok())
@@ -365,8 +365,7 @@ services:
     REQUIRE(first.images.size() == 2);
     CHECK(first.images[0].image == k_base_image);
     CHECK(first.images[0].action == deploy::PreloadAction::sent);
-    CHECK(first.images[0].bytes > 1'000'000); // busybox-static alone is ~2 MB
-    CHECK(first.bytes_sent == first.images[0].bytes);
+    CHECK(first.bytes_sent > 1'000'000); // busybox-static alone is ~2 MB
     CHECK(first.images[1].action == deploy::PreloadAction::missing_locally);
     const auto local_id =
         run_process({"docker", "image", "inspect", "--format", "{{.Id}}", k_base_image}).out;

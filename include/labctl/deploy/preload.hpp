@@ -1,7 +1,8 @@
 #pragma once
 // Preloading images onto an air-gapped target: `docker save` on this machine streamed over the SSH
-// channel into `docker load` on the target, image by image, skipping the ones the target already
-// has with the same id. Nothing is written to disk on either side.
+// channel into `docker load` on the target, skipping the images the target already has with the
+// same id. The missing ones go in one stream, so layers they share (a common base) travel once.
+// Nothing is written to disk on either side.
 
 #include <chrono>
 #include <cstdint>
@@ -39,13 +40,11 @@ struct PreloadedImage {
     std::string image;
     std::string id; ///< local image id ("sha256:…"), empty when missing locally
     PreloadAction action = PreloadAction::sent;
-    std::uint64_t bytes = 0;
-    std::chrono::milliseconds elapsed{0};
 };
 
 struct PreloadReport {
     std::vector<PreloadedImage> images;
-    std::uint64_t bytes_sent = 0;
+    std::uint64_t bytes_sent = 0; ///< the `docker save` stream of every image sent
     std::chrono::milliseconds elapsed{0};
 };
 
