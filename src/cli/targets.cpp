@@ -80,10 +80,14 @@ std::map<std::string, std::string> vm_endpoints(const config::LabSpec& spec,
     for (const auto& [service, guest_port] : k_service_ports) {
         if (const auto at = spec.service_address(*vm, guest_port))
             out[service] = fmt::format("http://{}:{}", at->host, at->port);
-        else
-            log::warn("verify: guest port {} ({}) of VM '{}' is not forwarded: add '- {{guest: "
-                      "{}, host: <port>}}' to network.forwards to check it",
+        else {
+            // Port 0 never answers: the default (127.0.0.1 and the guest's port) could reach an
+            // unrelated service on this host and pass a check the lab never ran.
+            out[service] = "http://127.0.0.1:0";
+            log::warn("verify: guest port {} ({}) of VM '{}' is not forwarded, so its checks "
+                      "fail: add '- {{guest: {}, host: <port>}}' to network.forwards",
                       guest_port, service, vm_name, guest_port);
+        }
     }
     return out;
 }

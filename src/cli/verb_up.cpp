@@ -143,7 +143,11 @@ Runner register_up(CLI::App& app, Context& ctx) {
                                                     : std::map<std::string, std::string>{};
         const auto url_of = [&](const std::string& service, int port) {
             const auto it = forwarded.find(service);
-            return it != forwarded.end() ? it->second : fmt::format("http://{}:{}", host, port);
+            if (it == forwarded.end())
+                return fmt::format("http://{}:{}", host, port);
+            return it->second == "http://127.0.0.1:0"
+                       ? fmt::format("(guest port {} is not forwarded)", port)
+                       : it->second;
         };
         const std::vector<std::pair<std::string, std::string>> urls{
             {"frontend", url_of("nginx", 8080)},

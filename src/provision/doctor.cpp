@@ -290,10 +290,12 @@ DoctorCheck check_forwards(const config::LabSpec& spec, const Inventory* inv, bo
                  "network.forwards";
         return c;
     }
-    c.detail = fmt::format("{} forward{} on 127.0.0.1 free", count - held.size(),
-                           count - held.size() == 1 ? "" : "s");
+    const std::size_t free = count - held.size();
+    if (free > 0 || held.empty())
+        c.detail = fmt::format("{} forward{} free on 127.0.0.1", free, free == 1 ? "" : "s");
     if (!held.empty())
-        c.detail += fmt::format("; {} held by the lab's running VMs", fmt::join(held, ", "));
+        c.detail += fmt::format("{}{} held by the lab's running VMs", c.detail.empty() ? "" : "; ",
+                                fmt::join(held, ", "));
     return c;
 }
 

@@ -1,6 +1,10 @@
 // doctor's single checks as data: statuses, required flags and hints.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -92,4 +96,45 @@ TEST_CASE("a report fails only on required failed checks", "[provision][doctor]"
     r.checks.push_back({"libvirt.uri", CheckStatus::fail, true, "", ""});
     CHECK(r.failed_required() == std::vector<std::string>{"libvirt.uri"});
     CHECK(r.count(CheckStatus::fail) == 2);
+}
+
+TEST_CASE("network.forwards: a busy 127.0.0.1 port fails naming it, unless the lab's own running "
+          "VM holds it; a remote libvirt host is skipped",
+          "[provision][doctor][user]") {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(fd, 1) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    const int port = ntohs(addr.sin_port);
+
+    config::LabSpec spec;
+    spec.project = "lab";
+    spec.network.mode = "user";
+    config::VmSpec vm;
+    vm.name = "lab1";
+    vm.forwards = {{22, port, {}}};
+    spec.vms = {vm};
+
+    const auto busy = check_forwards(spec, nullptr, true);
+    CHECK(busy.status == CheckStatus::fail);
+    CHECK(busy.detail.find(std::to_string(port) + " (guest 22 of VM 'lab1'") != std::string::npos);
+
+    Inventory inv;
+    DomainFacts d;
+    d.name = "lab-lab1";
+    d.active = true;
+    d.labctl = LabctlMetadata{"lab", "lab1", "hash"};
+    inv.domains = {d};
+    const auto held = check_forwards(spec, &inv, true);
+    CHECK(held.status == CheckStatus::ok);
+    CHECK(held.detail == std::to_string(port) + " held by the lab's running VMs");
+
+    CHECK(check_forwards(spec, nullptr, false).status == CheckStatus::skip);
+    ::close(fd);
+    CHECK(check_forwards(spec, nullptr, true).detail == "1 forward free on 127.0.0.1");
 }
