@@ -6,6 +6,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+#include <array>
 #include <sstream>
 #include <unordered_map>
 
@@ -48,10 +50,10 @@ Metrics::Metrics() : m_registry(std::make_shared<prometheus::Registry>()) {
                            .Help("OTLP export batches that failed (collector down, slow or "
                                  "refusing), by signal")
                            .Register(*m_registry);
-    for (const char* signal : {"traces", "logs"}) {
-        m_dropped->Add({{"signal", signal}});
-        m_export_failed->Add({{"signal", signal}});
-    }
+    m_dropped_traces = &m_dropped->Add({{"signal", "traces"}});
+    m_dropped_logs = &m_dropped->Add({{"signal", "logs"}});
+    m_failed_traces = &m_export_failed->Add({{"signal", "traces"}});
+    m_failed_logs = &m_export_failed->Add({{"signal", "logs"}});
 }
 
 Metrics::~Metrics() = default;
@@ -94,16 +96,42 @@ void Metrics::observe_request(const std::string& method, const std::string& endp
     }
 }
 
-void Metrics::observe_db(const std::string& operation, double seconds) {
-    m_db_duration->Add({{"operation", operation}}, k_db_buckets).Observe(seconds);
+void Metrics::observe_db(std::string_view operation, double seconds) {
+    static constexpr std::array<std::string_view, 4> k_ops = {"SELECT", "INSERT", "UPDATE",
+                                                              "DELETE"};
+    const auto known = std::find(k_ops.begin(), k_ops.end(), operation);
+    if (known == k_ops.end()) {
+        m_db_duration->Add({{"operation", std::string(operation)}}, k_db_buckets).Observe(seconds);
+        return;
+    }
+    auto& slot = m_db_ops[static_cast<std::size_t>(known - k_ops.begin())];
+    prometheus::Histogram* child = slot.load(std::memory_order_acquire);
+    if (child == nullptr) {
+        // Add() returns the same child for the same labels, so a race here is harmless.
+        child = &m_db_duration->Add({{"operation", std::string(operation)}}, k_db_buckets);
+        slot.store(child, std::memory_order_release);
+    }
+    child->Observe(seconds);
 }
 
 void Metrics::count_export_dropped(const std::string& signal, double n) {
-    m_dropped->Add({{"signal", signal}}).Increment(n);
+    if (signal == "traces") {
+        m_dropped_traces->Increment(n);
+    } else if (signal == "logs") {
+        m_dropped_logs->Increment(n);
+    } else {
+        m_dropped->Add({{"signal", signal}}).Increment(n);
+    }
 }
 
 void Metrics::count_export_failed(const std::string& signal) {
-    m_export_failed->Add({{"signal", signal}}).Increment();
+    if (signal == "traces") {
+        m_failed_traces->Increment();
+    } else if (signal == "logs") {
+        m_failed_logs->Increment();
+    } else {
+        m_export_failed->Add({{"signal", signal}}).Increment();
+    }
 }
 
 std::string Metrics::serialize() const {

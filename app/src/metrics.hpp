@@ -1,8 +1,10 @@
 #pragma once
 // Prometheus metrics (names kept from the original lab so its dashboards' PromQL works).
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace prometheus {
 class Registry;
@@ -27,7 +29,7 @@ public:
     void observe_request(const std::string& method, const std::string& endpoint, int status,
                          double seconds);
     /// One SQL statement; `operation` is SELECT/INSERT/UPDATE/DELETE.
-    void observe_db(const std::string& operation, double seconds);
+    void observe_db(std::string_view operation, double seconds);
     /// Telemetry items dropped because the bounded export queue was full.
     void count_export_dropped(const std::string& signal, double n = 1);
     /// Export batches the OTLP exporter reported as failed.
@@ -44,6 +46,14 @@ private:
     prometheus::Family<prometheus::Histogram>* m_db_duration = nullptr;
     prometheus::Family<prometheus::Counter>* m_dropped = nullptr;
     prometheus::Family<prometheus::Counter>* m_export_failed = nullptr;
+    // Children of fixed label sets, created once: Family::Add builds a label map, hashes it and
+    // takes the family's lock on every call.
+    // The db series appear on first use (as before): created lazily, then remembered.
+    std::atomic<prometheus::Histogram*> m_db_ops[4] = {};
+    prometheus::Counter* m_dropped_traces = nullptr;
+    prometheus::Counter* m_dropped_logs = nullptr;
+    prometheus::Counter* m_failed_traces = nullptr;
+    prometheus::Counter* m_failed_logs = nullptr;
 };
 
 } // namespace labctl::taskapi

@@ -10,9 +10,10 @@
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
+#include <Poco/Net/SocketDefs.h>
+#include <Poco/Net/StreamSocket.h>
 #include <Poco/Net/TCPServerConnection.h>
 #include <Poco/Net/TCPServerConnectionFactory.h>
-#include <Poco/Timestamp.h>
 #include <Poco/URI.h>
 #include <opentelemetry/context/propagation/text_map_propagator.h>
 #include <opentelemetry/context/runtime_context.h>
@@ -24,6 +25,8 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
 #include <istream>
 #include <thread>
 #include <utility>
@@ -81,6 +84,7 @@ public:
         // An invalid traceparent is ignored together with its tracestate (W3C Trace Context).
         m_valid = it != m_request.end() && valid_traceparent(it->second);
     }
+    bool valid() const { return m_valid; }
     nostd::string_view Get(nostd::string_view key) const noexcept override {
         if (!m_valid) {
             return "";
@@ -172,17 +176,82 @@ void App::begin_stop() {
     m_wake.set();
 }
 
-void send_reply(HTTPServerResponse& response, const Reply& reply) {
-    response.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(reply.status));
-    response.setContentType(reply.content_type);
-    if (!reply.allow.empty()) {
-        response.set("Allow", reply.allow);
+namespace {
+
+/// The Date header value (RFC 9110 IMF-fixdate), formatted once per second per thread.
+std::string_view http_date() {
+    thread_local std::time_t t_second = -1;
+    thread_local std::array<char, 40> t_text{};
+    thread_local std::size_t t_size = 0;
+    const std::time_t now = std::time(nullptr);
+    if (now != t_second) {
+        static constexpr std::array<const char*, 7> k_days = {"Sun", "Mon", "Tue", "Wed",
+                                                              "Thu", "Fri", "Sat"};
+        static constexpr std::array<const char*, 12> k_months = {
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+        std::tm tm{};
+        gmtime_r(&now, &tm);
+        const int n =
+            std::snprintf(t_text.data(), t_text.size(), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                          k_days.at(static_cast<std::size_t>(tm.tm_wday)), tm.tm_mday,
+                          k_months.at(static_cast<std::size_t>(tm.tm_mon)), tm.tm_year + 1900,
+                          tm.tm_hour, tm.tm_min, tm.tm_sec);
+        t_size = n > 0 ? static_cast<std::size_t>(n) : 0;
+        t_second = now;
     }
+    return {t_text.data(), t_size};
+}
+
+} // namespace
+
+void send_reply(const HTTPServerRequest& request, HTTPServerResponse& response,
+                Poco::Net::StreamSocket& socket, const Reply& reply) {
     if (reply.close) {
         response.setKeepAlive(false);
     }
     const std::string& body = reply.shared_body ? *reply.shared_body : reply.body;
-    response.sendBuffer(body.data(), body.size());
+    const auto status = static_cast<Poco::Net::HTTPResponse::HTTPStatus>(reply.status);
+    // The same bytes Poco's sendBuffer() writes, header order included.
+    std::string head;
+    head.reserve(192);
+    head += response.getVersion();
+    head += ' ';
+    head += std::to_string(reply.status);
+    head += ' ';
+    head += Poco::Net::HTTPResponse::getReasonForStatus(status);
+    head += "\r\nDate: ";
+    head += http_date();
+    head += response.getKeepAlive() ? "\r\nConnection: Keep-Alive" : "\r\nConnection: Close";
+    head += "\r\nContent-Type: ";
+    head += reply.content_type;
+    if (!reply.allow.empty()) {
+        head += "\r\nAllow: ";
+        head += reply.allow;
+    }
+    head += "\r\nContent-Length: ";
+    head += std::to_string(body.size());
+    head += "\r\n\r\n";
+    response.setStatus(status); // for whoever reads the response object afterwards
+    const bool with_body = !body.empty() && request.getMethod() != "HEAD";
+    Poco::Net::SocketBufVec parts = {
+        {head.data(), head.size()},
+        {const_cast<char*>(body.data()), with_body ? body.size() : 0}}; // iovec wants non-const
+    std::size_t left = head.size() + parts[1].iov_len;
+    while (left > 0) {
+        const int sent = socket.sendBytes(parts);
+        if (sent <= 0) {
+            throw Poco::Net::NetException("connection closed while sending the response");
+        }
+        // A short write (peer slow, send timeout): continue after what went out.
+        auto done = static_cast<std::size_t>(sent);
+        left -= done;
+        for (auto& part : parts) {
+            const std::size_t n = std::min(done, part.iov_len);
+            part.iov_base = static_cast<char*>(part.iov_base) + n;
+            part.iov_len -= n;
+            done -= n;
+        }
+    }
 }
 
 Reply App::read_json_body(HTTPServerRequest& request, std::string& body, bool& ok) {
@@ -342,7 +411,8 @@ Reply App::dispatch(const Route& route, HTTPServerRequest& request, const std::s
     return error_reply(404, "Not found");
 }
 
-void App::handle(HTTPServerRequest& request, HTTPServerResponse& response) {
+void App::handle(HTTPServerRequest& request, HTTPServerResponse& response,
+                 Poco::Net::StreamSocket& socket) {
     const auto start = std::chrono::steady_clock::now();
     t_body_consumed = false;
     if (m_stopping) {
@@ -350,7 +420,7 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response) {
     }
     const std::string& method = request.getMethod();
     if (m_store == nullptr) { // --trivial: the ceiling of this server configuration
-        send_reply(response, json_reply(200, R"({"status":"ok"})"));
+        send_reply(request, response, socket, json_reply(200, R"({"status":"ok"})"));
         return;
     }
 
@@ -411,7 +481,7 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response) {
             request.getChunkedTransferEncoding()) {
             reply.close = true; // a body we did not read
         }
-        send_reply(response, reply);
+        send_reply(request, response, socket, reply);
         m_log.log(LogLevel::debug, "probe",
                   {{"method", std::string_view(method)},
                    {"route", std::string_view(route.templ)},
@@ -420,13 +490,15 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response) {
     }
 
     // SERVER span continuing the caller's trace (an invalid traceparent starts a new trace).
-    RequestCarrier carrier(request);
-    auto current = opentelemetry::context::RuntimeContext::GetCurrent();
-    const auto parent_ctx = trace::propagation::HttpTraceContext().Extract(carrier, current);
     const std::string mlabel = method_label(method);
     trace::StartSpanOptions options;
     options.kind = trace::SpanKind::kServer;
-    options.parent = parent_ctx;
+    if (const RequestCarrier carrier(request); carrier.valid()) {
+        // Without a valid traceparent there is nothing to extract (the span starts a new trace):
+        // skip the propagator's header look-ups and context copies.
+        auto current = opentelemetry::context::RuntimeContext::GetCurrent();
+        options.parent = trace::propagation::HttpTraceContext().Extract(carrier, current);
+    }
     const std::string span_name = route.templ != nullptr ? mlabel + " " + route.templ
                                                          : (mlabel == "_OTHER" ? "HTTP" : mlabel);
     // server.address: the Host header without port (and without IPv6 brackets).
@@ -506,7 +578,7 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response) {
         reply.close = true;
     }
     try {
-        send_reply(response, reply);
+        send_reply(request, response, socket, reply);
     } catch (const Poco::Exception&) {
         // The client went away; still record the request below.
     }
@@ -549,11 +621,10 @@ public:
             try {
                 Poco::Net::HTTPServerResponseImpl response(session);
                 Poco::Net::HTTPServerRequestImpl request(response, session, m_params);
-                response.setDate(Poco::Timestamp());
                 response.setVersion(request.getVersion());
                 response.setKeepAlive(m_params->getKeepAlive() && request.getKeepAlive() &&
                                       session.canKeepAlive() && !m_app.stopping());
-                m_app.handle(request, response);
+                m_app.handle(request, response, session.socket());
                 session.setKeepAlive(m_params->getKeepAlive() && response.getKeepAlive() &&
                                      session.canKeepAlive() && !m_app.stopping());
             } catch (const Poco::Net::NoMessageException&) {

@@ -17,6 +17,7 @@
 namespace Poco::Net {
 class HTTPServerRequest;
 class HTTPServerResponse;
+class StreamSocket;
 } // namespace Poco::Net
 
 namespace labctl::taskapi {
@@ -41,8 +42,9 @@ public:
     App(const Config& config, Metrics& metrics, Telemetry& telemetry, JsonLog& log,
         TaskStore* store);
 
-    /// Handles one parsed request completely (never throws).
-    void handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
+    /// Handles one parsed request completely; the answer goes to `socket` (see send_reply).
+    void handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
+                Poco::Net::StreamSocket& socket);
 
     bool stopping() const { return m_stopping.load(std::memory_order_relaxed); }
     /// Stop keeping connections alive and cut simulated delays short.
@@ -80,7 +82,12 @@ private:
     std::unique_ptr<Poco::Net::TCPServer> m_server;
 };
 
-/// Writes `reply` to `response` (Content-Length framing).
-void send_reply(Poco::Net::HTTPServerResponse& response, const Reply& reply);
+/// Writes `reply` (Content-Length framing) to `socket` with one writev: status line, Date,
+/// Connection (from `response`'s keep-alive), Content-Type, Allow, Content-Length, then the body
+/// unless the request is HEAD. Poco's sendBuffer() costs two iostreams, a header map and a send
+/// per 4 KiB of body.
+void send_reply(const Poco::Net::HTTPServerRequest& request,
+                Poco::Net::HTTPServerResponse& response, Poco::Net::StreamSocket& socket,
+                const Reply& reply);
 
 } // namespace labctl::taskapi
