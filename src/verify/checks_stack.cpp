@@ -139,7 +139,7 @@ CheckResult stack_health(CheckContext& c) {
     const auto status_200 = [](const HttpResponse& r) {
         return r.status == 200 ? std::string() : describe(r);
     };
-    const std::vector<Probe> probes{
+    const std::vector<Probe> all{
         {"collector", "/",
          [](const HttpResponse& r) {
              const auto j = parse_json(r.body);
@@ -161,6 +161,15 @@ CheckResult stack_health(CheckContext& c) {
         {"tempo", "/ready", status_200},
         {"loki", "/ready", status_200},
     };
+    std::vector<Probe> probes;
+    for (const auto& p : all) {
+        const auto& wanted = c.options().services;
+        if (std::find(wanted.begin(), wanted.end(), p.service) != wanted.end())
+            probes.push_back(p);
+    }
+    if (probes.empty())
+        return c.finish(Status::fail, "no service to probe: verify.services names none of " +
+                                          join(endpoint_names(), ", "));
     return c.poll([&]() -> Attempt {
         std::vector<std::string> bad;
         for (const auto& p : probes) {
@@ -171,7 +180,12 @@ CheckResult stack_health(CheckContext& c) {
                 bad.push_back(fmt::format("{} ({})", p.service, why));
         }
         if (bad.empty())
-            return passed(fmt::format("{} services healthy", probes.size()));
+            return passed(fmt::format("{} services healthy ({})", probes.size(), [&] {
+                std::vector<std::string> names;
+                for (const auto& p : probes)
+                    names.push_back(p.service);
+                return join(names, ", ");
+            }()));
         return again(fmt::format("not healthy: {}", join(bad)));
     });
 }

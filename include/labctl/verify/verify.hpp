@@ -42,6 +42,10 @@ struct Options {
     std::map<std::string, std::string> endpoints;               ///< complete after defaults
     std::chrono::milliseconds poll_interval{1000};              ///< ±25 % jitter
     unsigned parallel = 0;                                      ///< 0: all checks at once
+    /// stack.health probes these services (a lab without Grafana/Tempo/Loki lists fewer).
+    std::vector<std::string> services{"collector", "api",   "nginx", "grafana",
+                                      "prometheus", "tempo", "loki"};
+    /// prometheus.targets wants every one of these scrape jobs up.
     std::vector<std::string> expected_jobs{"prometheus", "otel-collector", "task-api",
                                            "tempo",      "loki",           "grafana"};
     std::vector<std::string> dashboards{"sli-slo-dashboard", "end-to-end-tracing"};
