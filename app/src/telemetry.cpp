@@ -27,6 +27,7 @@
 
 #include "json_text.hpp"
 #include "metrics.hpp"
+#include "otlp_wire.hpp"
 
 namespace labctl::taskapi {
 
@@ -271,8 +272,14 @@ Telemetry::Telemetry(const Config& config, Metrics& metrics) {
     auto trace_budget =
         std::make_shared<QueueBudget>(config.export_queue_size, metrics, std::string("traces"));
     m_providers = std::make_unique<Providers>();
-    auto span_exporter = std::make_unique<BudgetedSpanExporter>(
-        otel::exporter::otlp::OtlpHttpExporterFactory::Create(trace_opts), trace_budget);
+    // Our wire-format exporter where it applies (plain http://, no SDK-only settings): the
+    // SDK's recordable costs about as much per span as the request itself (otlp_wire.hpp).
+    auto inner_span_exporter = make_wire_span_exporter(config);
+    if (!inner_span_exporter) {
+        inner_span_exporter = otel::exporter::otlp::OtlpHttpExporterFactory::Create(trace_opts);
+    }
+    auto span_exporter =
+        std::make_unique<BudgetedSpanExporter>(std::move(inner_span_exporter), trace_budget);
     m_providers->span_exporter = span_exporter.get();
     sdktrace::BatchSpanProcessorOptions bsp;
     bsp.max_queue_size = config.export_queue_size + 64;
