@@ -390,7 +390,15 @@ BuiltImage build(const BuildOptions& options) {
     // Everything is built in a directory next to the entry and renamed into place at the end, so
     // the entry is either complete or absent; the guard removes the half-built one on any exit.
     const auto tmp = o.cache_dir / fmt::format(".build-{}-{}", name, ::getpid());
-    remove_build_dir(tmp);
+    // Holding the entry's lock, any other build or old directory of this entry is left over from a
+    // labctl that was killed (SIGKILL, power loss): nobody else can be using it.
+    for (const auto& e : fs::directory_iterator(o.cache_dir, ec)) {
+        const auto n = e.path().filename().string();
+        if (n.rfind(".build-" + name + "-", 0) == 0 || n.rfind(".old-" + name + "-", 0) == 0) {
+            log::info("image: removing {} (left over from an earlier build)", e.path().string());
+            remove_build_dir(e.path());
+        }
+    }
     fs::create_directory(tmp);
     ScopeGuard cleanup([&tmp] { remove_build_dir(tmp); });
     InterruptForwarder forward_ctrl_c;
