@@ -21,8 +21,10 @@
 #include <opentelemetry/trace/propagation/http_trace_context.h>
 #include <opentelemetry/trace/scope.h>
 #include <opentelemetry/trace/span_startoptions.h>
+#include <poll.h>
 
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -607,6 +609,50 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response,
 
 namespace {
 
+/// Poco's HTTPServerSession, except that waiting for the next request is one poll(2): Poco's
+/// hasMoreRequests() goes through Socket::poll, which creates, fills, waits on and closes an
+/// epoll instance: four system calls per request on a keep-alive connection.
+class Session final : public Poco::Net::HTTPServerSession {
+public:
+    Session(const Poco::Net::StreamSocket& socket, const Poco::Net::HTTPServerParams::Ptr& params)
+        : Poco::Net::HTTPServerSession(socket, params), m_params(params) {}
+
+    /// As hasMoreRequests() with unlimited keep-alive requests (setMaxKeepAliveRequests(0)):
+    /// the next request may take the keep-alive timeout to arrive.
+    bool has_more_requests() {
+        if (!socket().impl()->initialized()) {
+            return false;
+        }
+        if (m_first) {
+            // Poco's own for the first: it also arms canKeepAlive() (a private counter).
+            m_first = false;
+            return hasMoreRequests();
+        }
+        return getKeepAlive() && (buffered() > 0 || readable(m_params->getKeepAliveTimeout()));
+    }
+
+private:
+    bool readable(const Poco::Timespan& timeout) {
+        pollfd pfd{};
+        pfd.fd = socket().impl()->sockfd();
+        pfd.events = POLLIN;
+        const auto deadline = std::chrono::steady_clock::now() +
+                              std::chrono::microseconds(timeout.totalMicroseconds());
+        for (;;) {
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            const int rc = ::poll(&pfd, 1, static_cast<int>(std::max<long>(0, left.count())));
+            if (rc >= 0 || errno != EINTR) {
+                // Readable, or hung up / in error: the read that follows tells which.
+                return rc > 0;
+            }
+        }
+    }
+
+    Poco::Net::HTTPServerParams::Ptr m_params;
+    bool m_first = true;
+};
+
 /// Poco's HTTPServerConnection, except that requests Poco cannot parse (oversized headers, bad
 /// request lines) get a JSON error body, and that stopping ends keep-alive at once.
 class Connection final : public Poco::Net::TCPServerConnection {
@@ -616,8 +662,8 @@ public:
         : Poco::Net::TCPServerConnection(socket), m_params(std::move(params)), m_app(app) {}
 
     void run() override {
-        Poco::Net::HTTPServerSession session(socket(), m_params);
-        while (!m_app.stopping() && session.hasMoreRequests()) {
+        Session session(socket(), m_params);
+        while (!m_app.stopping() && session.has_more_requests()) {
             try {
                 Poco::Net::HTTPServerResponseImpl response(session);
                 Poco::Net::HTTPServerRequestImpl request(response, session, m_params);

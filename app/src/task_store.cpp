@@ -161,42 +161,61 @@ TaskStore::TaskStore(const Config& config, Telemetry& telemetry, Metrics& metric
     ++m_open;
     give_back(std::move(first));
 
-    if (sqlite3_open_v2(m_config.db_path.c_str(), &m_probe, SQLITE_OPEN_READWRITE, nullptr) !=
-            SQLITE_OK ||
-        sqlite3_prepare_v2(m_probe, "PRAGMA data_version", -1, &m_probe_stmt, nullptr) !=
-            SQLITE_OK) {
-        const std::string error = m_probe != nullptr ? sqlite3_errmsg(m_probe) : "out of memory";
-        sqlite3_close(m_probe);
-        throw std::runtime_error("cannot open " + m_config.db_path + ": " + error);
+    for (auto& probe : m_probes) {
+        if (sqlite3_open_v2(m_config.db_path.c_str(), &probe.db, SQLITE_OPEN_READWRITE, nullptr) !=
+                SQLITE_OK ||
+            sqlite3_prepare_v2(probe.db, "PRAGMA data_version", -1, &probe.stmt, nullptr) !=
+                SQLITE_OK) {
+            const std::string error =
+                probe.db != nullptr ? sqlite3_errmsg(probe.db) : "out of memory";
+            close_probes();
+            throw std::runtime_error("cannot open " + m_config.db_path + ": " + error);
+        }
+        sqlite3_busy_timeout(probe.db, static_cast<int>(m_config.busy_timeout.count()));
     }
-    sqlite3_busy_timeout(m_probe, static_cast<int>(m_config.busy_timeout.count()));
+}
+
+void TaskStore::close_probes() {
+    for (auto& probe : m_probes) {
+        sqlite3_finalize(probe.stmt);
+        sqlite3_close(probe.db);
+        probe.stmt = nullptr;
+        probe.db = nullptr;
+    }
 }
 
 TaskStore::~TaskStore() {
-    sqlite3_finalize(m_probe_stmt);
-    sqlite3_close(m_probe);
+    close_probes();
     const std::lock_guard<std::mutex> lock(m_pool_mutex);
     m_free.clear();
 }
 
-std::int64_t TaskStore::data_version() {
-    const std::lock_guard<std::mutex> lock(m_probe_mutex);
-    sqlite3_reset(m_probe_stmt);
-    if (sqlite3_step(m_probe_stmt) != SQLITE_ROW) {
-        return -1; // unknown: never matches a cached version
+std::int64_t TaskStore::cache_epoch() {
+    thread_local const std::size_t t_probe = m_next_probe.fetch_add(1) % k_probes;
+    Probe& probe = m_probes[t_probe];
+    const std::lock_guard<std::mutex> lock(probe.mutex);
+    sqlite3_reset(probe.stmt);
+    if (sqlite3_step(probe.stmt) != SQLITE_ROW) {
+        sqlite3_reset(probe.stmt);
+        return -1; // unknown: never matches a cached epoch
     }
-    const std::int64_t version = sqlite3_column_int64(m_probe_stmt, 0);
-    sqlite3_reset(m_probe_stmt);
-    return version;
+    const std::int64_t version = sqlite3_column_int64(probe.stmt, 0);
+    sqlite3_reset(probe.stmt);
+    if (version != probe.last_seen) {
+        // Still under the probe's mutex: whoever uses this probe next sees the new epoch.
+        probe.last_seen = version;
+        return m_epoch.fetch_add(1) + 1;
+    }
+    return m_epoch.load();
 }
 
 std::shared_ptr<const std::string> TaskStore::list_json() {
-    // Read the version before the query: a commit racing with it only makes the cached body
-    // newer than its version, so the next request re-reads (never serves stale data).
-    const std::int64_t version = data_version();
-    if (version >= 0) {
+    // The epoch is read before the query: a commit racing with it only makes the cached body
+    // newer than its epoch, so the next request re-reads (never serves stale data).
+    const std::int64_t epoch = cache_epoch();
+    if (epoch >= 0) {
         const std::lock_guard<std::mutex> lock(m_cache_mutex);
-        if (m_cache && m_cache_version == version) {
+        if (m_cache && m_cache_version == epoch) {
             return m_cache;
         }
     }
@@ -211,10 +230,12 @@ std::shared_ptr<const std::string> TaskStore::list_json() {
         append_task_json(*out, tasks[i]);
     }
     *out += "],\"count\":" + std::to_string(tasks.size()) + "}";
-    if (version >= 0) {
+    if (epoch >= 0) {
         const std::lock_guard<std::mutex> lock(m_cache_mutex);
-        m_cache = out;
-        m_cache_version = version;
+        if (epoch >= m_cache_version) { // never replace a body of a later epoch
+            m_cache = out;
+            m_cache_version = epoch;
+        }
     }
     return out;
 }

@@ -4,6 +4,8 @@
 // statement is a CLIENT span (child of the active SERVER span) and a db_query_duration_seconds
 // observation.
 
+#include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -54,8 +56,9 @@ public:
 
     std::vector<Task> list();
     /// The GET /api/tasks body (`{"tasks":[…],"count":N}`), served from a cache that is valid
-    /// while SQLite's `PRAGMA data_version` (seen from a dedicated connection, so it changes on
-    /// every commit by any other connection or process) is unchanged; otherwise list() again.
+    /// while no commit happened since it was built: SQLite's `PRAGMA data_version`, read on
+    /// dedicated probe connections, changes on every commit by any other connection or process;
+    /// a probe seeing it change advances the cache epoch. Otherwise list() again.
     std::shared_ptr<const std::string> list_json();
     std::optional<Task> get(std::int64_t id);
     Task create(const TaskInput& input);
@@ -82,12 +85,27 @@ private:
     std::size_t m_max_open;
     std::mutex m_write_mutex; ///< one writer at a time inside this process: short write txns
 
-    std::int64_t data_version();
-    std::mutex m_probe_mutex;
-    sqlite3* m_probe = nullptr;
-    sqlite3_stmt* m_probe_stmt = nullptr;
+    /// The current cache epoch after checking one probe (-1 when the probe failed).
+    std::int64_t cache_epoch();
+    void close_probes();
+    /// A few probes, each thread sticking to one: a single probe serialised every GET
+    /// /api/tasks on its mutex around a step that makes two fcntl(2) calls, and the threads
+    /// queueing there were most of the request path's futex waits and context switches.
+    /// data_version values are per connection, so each probe remembers the last it saw.
+    struct Probe {
+        std::mutex mutex;
+        sqlite3* db = nullptr;
+        sqlite3_stmt* stmt = nullptr;
+        std::int64_t last_seen = -1;
+    };
+    static constexpr std::size_t k_probes = 4;
+    std::array<Probe, k_probes> m_probes;
+    std::atomic<std::size_t> m_next_probe{0};
+    /// Advanced (under the probe's mutex) whenever a probe sees its data_version change: a
+    /// commit seen by any probe before a cache builder read the epoch is in what it built.
+    std::atomic<std::int64_t> m_epoch{0};
     std::mutex m_cache_mutex;
-    std::int64_t m_cache_version = -1;
+    std::int64_t m_cache_version = -1; ///< the epoch m_cache was built in
     std::shared_ptr<const std::string> m_cache;
 };
 

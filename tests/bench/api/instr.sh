@@ -91,10 +91,13 @@ for mode in "${modes[@]}"; do
     kill -TERM "$vpid"
     wait "$vpid" 2>/dev/null || true
     failed=$(awk '/^Failed requests/ {print $3} /^Non-2xx/ {print "non2xx:" $3}' "$work/ab-$mode.txt" | tr '\n' ' ')
+    # Connections must be reused (as wrk's are): a new connection per request costs far more.
+    keepalive=$(awk '/^Keep-Alive requests/ {print $3}' "$work/ab-$mode.txt")
     # The dump after zeroing is the highest-numbered part file.
     part=$(ls -1 "$out".* 2>/dev/null | sort -t. -k3 -n | tail -1)
     total=$(awk '/^(summary|totals):/ {print $2; exit}' "$part")
-    printf '%-8s %14s %12s   failed: %s\n' "$mode" "$total" "$((total / requests))" "$failed"
+    printf '%-8s %14s %12s   failed: %s keep-alive: %s\n' "$mode" "$total" "$((total / requests))" \
+        "$failed" "${keepalive:-0}/$requests"
     if [ -n "$keep" ]; then
         mkdir -p "$keep"
         cp "$part" "$keep/callgrind.$mode"
