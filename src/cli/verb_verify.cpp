@@ -101,6 +101,10 @@ Runner register_verify(CLI::App& app, Context& ctx) {
         verify::Options v;
         v.host = target.endpoint.host;
         v.checks = select_checks(spec, *opts);
+        if (!spec.verify.services.empty())
+            v.services = spec.verify.services;
+        if (!spec.verify.prometheus_jobs.empty())
+            v.expected_jobs = spec.verify.prometheus_jobs;
         v.deadline = deadline ? *deadline : spec.verify.deadline;
         if (!deadline)
             for (const auto& [name, d] : spec.verify.check_deadlines)

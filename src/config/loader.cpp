@@ -52,7 +52,11 @@ const std::vector<std::string> k_hardening_keys{"profile", "allow_users", "rever
 const std::vector<std::string> k_deploy_keys{"target_vm",      "host",          "stack_dir",
                                              "remote_dir",     "project",       "wait_timeout",
                                              "image_registry", "preload_images"};
-const std::vector<std::string> k_verify_keys{"checks", "deadline", "deadlines", "endpoints"};
+const std::vector<std::string> k_verify_keys{"checks",    "deadline", "deadlines",
+                                             "endpoints", "services", "prometheus_jobs"};
+// The services stack.health can probe (verify's endpoint names).
+const std::vector<std::string> k_verify_services{"nginx", "api",  "grafana",  "prometheus",
+                                                 "tempo", "loki", "collector"};
 
 const std::vector<std::string> k_domain_types{"kvm", "qemu", "auto"};
 const std::vector<std::string> k_network_modes{"nat", "user"};
@@ -826,6 +830,44 @@ private:
                         v.check_deadlines[d.name] = *dur;
                         m_deadline_where[d.name] = d.key_where;
                     }
+                }
+            }
+        }
+        if (const Entry* e = m.get("services")) {
+            if (const auto items = m_reader.strings(*e)) {
+                if (items->empty())
+                    m_sink.error(e->where,
+                                 fmt::format("{} is empty: stack.health needs a service", e->path),
+                                 "delete the key to probe every service of the full lab");
+                for (const auto& item : *items) {
+                    if (std::find(k_verify_services.begin(), k_verify_services.end(), item.text) ==
+                        k_verify_services.end())
+                        m_sink.error(item.where,
+                                     fmt::format("unknown service '{}' in {}", item.text, e->path),
+                                     did_you_mean(item.text, k_verify_services)
+                                         ? fmt::format("did you mean '{}'?",
+                                                       *did_you_mean(item.text, k_verify_services))
+                                         : fmt::format("known services: {}",
+                                                       detail::join(k_verify_services)));
+                    else if (std::find(v.services.begin(), v.services.end(), item.text) ==
+                             v.services.end())
+                        v.services.push_back(item.text);
+                }
+            }
+        }
+        if (const Entry* e = m.get("prometheus_jobs")) {
+            if (const auto items = m_reader.strings(*e)) {
+                if (items->empty())
+                    m_sink.error(
+                        e->where,
+                        fmt::format("{} is empty: prometheus.targets needs a job", e->path),
+                        "delete the key to expect every job of the full lab");
+                for (const auto& item : *items) {
+                    if (item.text.empty())
+                        m_sink.error(item.where, fmt::format("empty job name in {}", e->path),
+                                     "write the job_name of a scrape config in prometheus.yml");
+                    else
+                        v.prometheus_jobs.push_back(item.text);
                 }
             }
         }

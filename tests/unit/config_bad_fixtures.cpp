@@ -434,6 +434,15 @@ const std::vector<Expectation> k_expectations{
          "verify_unknown_check.yaml:6:36: error: unknown check 'metrics' in verify.checks\n"
          "  hint: known checks: stack.health, prometheus.targets, prometheus.sli, trace.e2e, logs.correlated, grafana.provisioned, nginx.resilience, ssh.hardened",
      }},
+    {"verify_unknown_service.yaml",
+     {
+         "verify_unknown_service.yaml:6:19: error: unknown service 'grafna' in verify.services\n"
+         "  hint: did you mean 'grafana'?",
+         "verify_unknown_service.yaml:6:27: error: unknown service 'web' in verify.services\n"
+         "  hint: known services: nginx, api, grafana, prometheus, tempo, loki, collector",
+         "verify_unknown_service.yaml:7:20: error: verify.prometheus_jobs is empty: prometheus.targets needs a job\n"
+         "  hint: delete the key to expect every job of the full lab",
+     }},
     {"version_quoted.yaml",
      {
          "version_quoted.yaml:1:10: error: version must be an integer, got string '1'\n"

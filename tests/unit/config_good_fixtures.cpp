@@ -100,6 +100,8 @@ TEST_CASE("a minimal lab gets every default", "[config][good]") {
     CHECK(spec.verify.deadline == 180s);
     CHECK(spec.verify.check_deadlines.empty());
     CHECK(spec.verify.endpoints.empty());
+    CHECK(spec.verify.services.empty());
+    CHECK(spec.verify.prometheus_jobs.empty());
 
     CHECK(spec.find_vm("node1") == &spec.vms[0]);
     CHECK(spec.find_vm("node2") == nullptr);
@@ -169,6 +171,8 @@ TEST_CASE("a lab that sets every key keeps every value", "[config][good]") {
     CHECK(spec.verify.endpoints ==
           std::map<std::string, std::string>{{"grafana", "http://127.0.0.1:3000"},
                                              {"prometheus", "https://prom.obs.example"}});
+    CHECK(spec.verify.services == std::vector<std::string>{"api", "nginx", "prometheus"});
+    CHECK(spec.verify.prometheus_jobs == std::vector<std::string>{"prometheus", "task-api"});
 }
 
 TEST_CASE("a user-mode (SLIRP) lab loads", "[config][good]") {

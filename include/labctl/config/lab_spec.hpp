@@ -121,6 +121,8 @@ struct VerifySpec {
     std::chrono::seconds deadline{180};
     std::map<std::string, std::chrono::seconds> check_deadlines;
     std::map<std::string, std::string> endpoints; ///< e.g. "grafana" -> "http://127.0.0.1:3000"
+    std::vector<std::string> services;        ///< stack.health probes these; empty: every service
+    std::vector<std::string> prometheus_jobs; ///< prometheus.targets expects these; empty: all
 };
 
 struct LabSpec {

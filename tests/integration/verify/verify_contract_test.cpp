@@ -2,6 +2,7 @@
 // that reproduce the API shapes and quirks of STACK.md §5.
 
 #include <catch2/catch.hpp>
+#include <fstream>
 
 #include <labctl/verify/verify.hpp>
 
@@ -169,4 +170,30 @@ TEST_CASE("verify contract: a collector whose health_check answers 503 Server no
     CHECK(msg.find("Server not available") != std::string::npos);
     CHECK(msg.find("tempo") == std::string::npos); // the other six are healthy
     CHECK(c.at("evidence")[0].at("status") == 503);
+}
+
+TEST_CASE("verify contract: a lab without a collector lists its services and jobs in lab.yaml, "
+          "and stack.health and prometheus.targets pass without it",
+          "[verify][contract]") {
+    Quirks q;
+    q.collector_unavailable = true;      // stands for "not deployed": nothing healthy answers there
+    q.jobs = {"prometheus", "task-api"}; // what stacks/lab-offline's Prometheus scrapes
+    FakeStack stack(q);
+    TempDir dir;
+    const auto lab = write_lab(dir, stack.endpoints(), {{"stack.health", "5s"}});
+    {
+        std::ofstream out(lab, std::ios::app);
+        out << "  services: [api, nginx, prometheus]\n"
+               "  prometheus_jobs: [prometheus, task-api]\n";
+    }
+    const auto run = run_verify(lab, only({"stack.health", "prometheus.targets"}));
+    INFO(run.process.out << run.process.err);
+    CHECK(run.process.exit_code == 0);
+    const auto& health = run.check("stack.health");
+    CHECK(health.at("status") == "pass");
+    CHECK(health.at("message") == "3 services healthy (api, nginx, prometheus)");
+    CHECK(health.at("evidence").size() == 3);
+    const auto& targets = run.check("prometheus.targets");
+    CHECK(targets.at("status") == "pass");
+    CHECK(targets.at("message") == "all 2 jobs up: prometheus, task-api");
 }
