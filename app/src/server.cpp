@@ -548,7 +548,8 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response,
 
     Reply reply;
     {
-        const auto scope = trace::Tracer::WithActiveSpan(span);
+        const auto request_context = span->GetContext();
+        const RequestSpanScope scope(request_context); // parent of the CLIENT (SQL) spans
         try {
             if (route.templ == nullptr) {
                 reply = error_reply(404, "Not found");

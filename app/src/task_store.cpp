@@ -62,6 +62,9 @@ auto instrumented(Telemetry& telemetry, Metrics& metrics, const char* operation,
     namespace trace = opentelemetry::trace;
     trace::StartSpanOptions options;
     options.kind = trace::SpanKind::kClient;
+    if (const auto* parent = RequestSpanScope::current(); parent != nullptr && parent->IsValid()) {
+        options.parent = *parent; // the request's SERVER span (see RequestSpanScope)
+    }
     auto span = telemetry.tracer().StartSpan(std::string(operation) + " tasks",
                                              {{"db.system.name", "sqlite"},
                                               {"db.system", "sqlite"},

@@ -239,6 +239,23 @@ otel::sdk::resource::Resource make_resource(const Config& config) {
 
 } // namespace
 
+namespace {
+thread_local const otel::trace::SpanContext* t_request_span = nullptr;
+} // namespace
+
+RequestSpanScope::RequestSpanScope(const otel::trace::SpanContext& context)
+    : m_previous(t_request_span) {
+    t_request_span = &context;
+}
+
+RequestSpanScope::~RequestSpanScope() {
+    t_request_span = m_previous;
+}
+
+const otel::trace::SpanContext* RequestSpanScope::current() {
+    return t_request_span;
+}
+
 struct Telemetry::Providers {
     BudgetedSpanExporter* span_exporter = nullptr; // owned by the tracer provider
     BudgetedLogExporter* log_exporter = nullptr;   // owned by the logger provider

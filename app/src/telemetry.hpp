@@ -5,6 +5,7 @@
 
 #include <opentelemetry/logs/logger.h>
 #include <opentelemetry/nostd/shared_ptr.h>
+#include <opentelemetry/trace/span_context.h>
 #include <opentelemetry/trace/tracer.h>
 
 #include <chrono>
@@ -15,6 +16,23 @@
 namespace labctl::taskapi {
 
 class Metrics;
+
+/// Makes `context` (a request's SERVER span) the parent of the CLIENT spans this thread starts
+/// until destroyed. Cheaper than activating the span in the RuntimeContext (Tracer::
+/// WithActiveSpan), whose Scope allocates a context node and a token per request.
+class RequestSpanScope {
+public:
+    explicit RequestSpanScope(const opentelemetry::trace::SpanContext& context);
+    ~RequestSpanScope();
+    RequestSpanScope(const RequestSpanScope&) = delete;
+    RequestSpanScope& operator=(const RequestSpanScope&) = delete;
+
+    /// The innermost request span of this thread, or null.
+    static const opentelemetry::trace::SpanContext* current();
+
+private:
+    const opentelemetry::trace::SpanContext* m_previous;
+};
 
 class Telemetry {
 public:
