@@ -28,6 +28,11 @@ std::string initrd_volume_name(std::string_view project) {
 }
 
 std::string base_volume_name(const config::ImageSpec& image) {
+    // A labctl-built image sits in its cache as ".../disk.qcow2" whatever its contents: named by
+    // its checksum instead, so a rebuilt image never passes for the volume of an older one.
+    if (image.labctl_built() && image.sha256.size() >= 16 && !image.path.empty())
+        return fmt::format("labctl-{}-{}.{}", image.build->suite, image.sha256.substr(0, 16),
+                           image.format);
     std::string_view source = !image.path.empty() ? image.path : image.url;
     if (source.empty())
         return {};

@@ -196,7 +196,14 @@ private:
     void volume(const DesiredResource& r) {
         const VolumeFacts* v = find_volume(r.name);
         if (v == nullptr) {
+            m_base_created = m_base_created || r.kind == ResourceKind::base_volume;
             add(PlanAction::create, r, r.detail);
+            return;
+        }
+        // A kernel and initrd of the same size may still be new ones: they are uploaded again
+        // whenever the base image is (a new image brings its own kernel).
+        if (r.kind == ResourceKind::boot_volume && m_base_created) {
+            add(PlanAction::replace, r, r.detail + "; with the new base image: uploaded again");
             return;
         }
         if (r.kind == ResourceKind::boot_volume && r.bytes > 0 && v->capacity != r.bytes) {
@@ -315,6 +322,7 @@ private:
     std::set<std::string> m_spec_vms;
     const NetworkFacts* m_network = nullptr;
     bool m_network_created = false;
+    bool m_base_created = false;
     const PoolFacts* m_pool = nullptr;
 };
 

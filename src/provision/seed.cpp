@@ -149,7 +149,7 @@ namespace {
 /// guest must contact nothing (mode user restricts it anyway), so then there is no packages key.
 std::string packages_block(const config::LabSpec& spec) {
     if (spec.image.labctl_built())
-        return "# packages: none, the image labctl built has them baked in";
+        return "# no package installs: the image labctl built has everything baked in";
     return "packages:\n  - qemu-guest-agent\n  - rsync\n  - docker.io";
 }
 

@@ -232,7 +232,7 @@ TEST_CASE("user mode seed: static 10.0.2.15/24 via 10.0.2.2 without DNS; a labct
     config::LabSpec built = lab.spec;
     built.image.build = config::ImageBuildSpec{};
     files = render_seed(built, vm, "ssh-ed25519 AAAA user", key);
-    CHECK(files.user_data.find("packages:\n") == std::string::npos);
+    CHECK(files.user_data.find("packages:") == std::string::npos);
     CHECK(files.user_data.find("qemu-guest-agent") != std::string::npos);
     CHECK(files.user_data.find("[systemctl, enable, --now, qemu-guest-agent]") !=
           std::string::npos);

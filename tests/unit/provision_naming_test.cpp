@@ -153,3 +153,15 @@ TEST_CASE("metadata in another namespace or none at all is not labctl's", "[prov
     CHECK(m->project == "lab");
     CHECK_THROWS_AS(parse_labctl_metadata("<domain><metadata></domain>"), labctl::Error);
 }
+
+TEST_CASE("a labctl-built image's base volume is named by suite and checksum, not by its file",
+          "[provision][naming]") {
+    labctl::config::ImageSpec img;
+    img.path = "/var/cache/labctl/images/bookworm-4b16e949754d6087/disk.qcow2";
+    img.sha256 = "ed2df1d968a768f223cc619cb137863365cf80118159c06b76f83e1f53b4fcf6";
+    CHECK(base_volume_name(img) == "disk.qcow2"); // not built by labctl: the file's name
+    img.build = labctl::config::ImageBuildSpec{};
+    CHECK(base_volume_name(img) == "labctl-bookworm-ed2df1d968a768f2.qcow2");
+    img.path.clear(); // not built yet (validate, plan --offline before the build)
+    CHECK(base_volume_name(img).empty());
+}

@@ -29,6 +29,8 @@ std::string kernel_volume_name(std::string_view project);
 std::string initrd_volume_name(std::string_view project);
 /// The base image volume: the basename of image.path or image.url, with characters other than
 /// letters, digits, '.', '_' and '-' replaced by '-'. "" when the spec names no image.
+/// A labctl-built image (image.build, with path and sha256 filled in by the build) is
+/// "labctl-<suite>-<first 16 hex of sha256>.<format>" instead.
 std::string base_volume_name(const config::ImageSpec& image);
 
 /// A locally stable MAC for the VM: 52:54:00 (QEMU's prefix) and three bytes of
