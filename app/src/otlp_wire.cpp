@@ -67,16 +67,20 @@ void put_bytes(std::string& out, std::uint32_t field, std::string_view bytes) {
 
 void put_fixed64(std::string& out, std::uint32_t field, std::uint64_t v) {
     put_tag(out, field, k_fixed64);
-    for (int i = 0; i < 8; ++i) {
-        out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    std::array<char, 8> le{}; // little-endian, one append
+    for (std::size_t i = 0; i < le.size(); ++i) {
+        le[i] = static_cast<char>((v >> (8 * i)) & 0xff);
     }
+    out.append(le.data(), le.size());
 }
 
 void put_fixed32(std::string& out, std::uint32_t field, std::uint32_t v) {
     put_tag(out, field, k_fixed32);
-    for (int i = 0; i < 4; ++i) {
-        out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    std::array<char, 4> le{};
+    for (std::size_t i = 0; i < le.size(); ++i) {
+        le[i] = static_cast<char>((v >> (8 * i)) & 0xff);
     }
+    out.append(le.data(), le.size());
 }
 
 void put_uint(std::string& out, std::uint32_t field, std::uint64_t v) {
