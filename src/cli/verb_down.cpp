@@ -3,6 +3,7 @@
 #include <labctl/provision/provision.hpp>
 
 #include "app.hpp"
+#include "built_image.hpp"
 
 namespace labctl::cli {
 
@@ -13,7 +14,8 @@ Runner register_down(CLI::App& app, Context& ctx) {
     sub->add_flag("--purge", *purge,
                   "Also remove the base image volume (when unused) and the VMs' host keys");
     return [&ctx, purge]() -> int {
-        const auto spec = load_spec(ctx);
+        auto spec = load_spec(ctx);
+        resolve_built_image(spec, ImageNeed::cached_only); // names the base volume for --purge
         provision::DownOptions opts;
         opts.purge = *purge;
         const auto changes = provision::down(spec, opts);

@@ -6,6 +6,7 @@
 #include <labctl/provision/plan.hpp>
 
 #include "app.hpp"
+#include "built_image.hpp"
 
 namespace labctl::cli {
 
@@ -46,7 +47,12 @@ std::string plan_table(const provision::Plan& plan) {
 }
 
 int run_plan(const Context& ctx, const PlanOptions& opts) {
-    const auto spec = load_spec(ctx);
+    auto spec = load_spec(ctx);
+    // A labctl-built image is planned from its cache; plan never starts a build.
+    if (!resolve_built_image(spec, ImageNeed::cached_only))
+        log::info("image.build: the {} image is not built yet; 'labctl provision' (or 'labctl "
+                  "image build') builds it first, then uploads it as the base volume",
+                  spec.image.build->suite);
     if (!opts.offline)
         log::info("reading libvirt at {}", spec.libvirt.uri);
     provision::PlanOptions popts;

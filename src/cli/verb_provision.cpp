@@ -5,6 +5,7 @@
 #include <labctl/provision/provision.hpp>
 
 #include "app.hpp"
+#include "built_image.hpp"
 
 namespace labctl::cli {
 
@@ -28,7 +29,9 @@ nlohmann::json changes_json(const std::vector<provision::Change>& changes) {
 }
 
 int run_provision(const Context& ctx, const ProvisionOptions& opts) {
-    const auto spec = load_spec(ctx, {}, true);
+    auto spec = load_spec(ctx, {}, true);
+    // image.build: build the image (or take it from the cache) before anything in libvirt.
+    resolve_built_image(spec, ImageNeed::build);
     provision::ProvisionOptions p;
     p.keep_on_failure = ctx.up.active ? ctx.up.keep_on_failure : opts.keep_on_failure;
     p.strict = opts.strict;

@@ -339,6 +339,30 @@ std::map<std::string, std::string> environment() {
 
 } // namespace
 
+namespace {
+
+/// Options with their defaults filled in (mirror, cache directory), as the cache key needs them.
+BuildOptions resolved(const BuildOptions& options) {
+    BuildOptions o = options;
+    validate(o);
+    if (o.mirror.empty())
+        o.mirror = host_mirror(o.suite);
+    while (o.mirror.size() > 1 && o.mirror.back() == '/')
+        o.mirror.pop_back();
+    if (o.cache_dir.empty())
+        o.cache_dir = default_cache_dir(::geteuid() == 0, environment());
+    o.cache_dir = fs::absolute(o.cache_dir);
+    return o;
+}
+
+} // namespace
+
+std::optional<BuiltImage> find_cached(const BuildOptions& options) {
+    const auto o = resolved(options);
+    const auto key = inputs_hash(o);
+    return load_cached(o.cache_dir / cache_entry_name(o.suite, key), key);
+}
+
 BuiltImage build(const BuildOptions& options) {
     BuildOptions o = options;
     validate(o);

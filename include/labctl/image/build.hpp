@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,5 +38,9 @@ struct BuiltImage {
 
 /// Builds the image (or reuses the cached one with the same inputs hash) and returns where it is.
 BuiltImage build(const BuildOptions& options);
+
+/// The cached image for these inputs, without building: nullopt when it is not built yet (what
+/// `labctl plan` and `status` need, which must not start a build).
+std::optional<BuiltImage> find_cached(const BuildOptions& options);
 
 } // namespace labctl::image
