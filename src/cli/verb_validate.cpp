@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cstdio>
 
@@ -46,10 +47,20 @@ Runner register_validate(CLI::App& app, Context& ctx) {
                 std::fprintf(stderr, "%s\n", config::format(d).c_str());
             if (ok && result.spec) {
                 const auto& s = *result.spec;
+                std::string network;
+                if (s.network.mode == "user") {
+                    // No libvirt network in this mode: what matters is what is forwarded.
+                    std::vector<std::string> fw;
+                    for (const auto& f : s.network.forwards)
+                        fw.push_back(fmt::format("{}->{}", f.host, f.guest));
+                    network = fmt::format("user-mode network (127.0.0.1 forwards {})",
+                                          fmt::join(fw, ", "));
+                } else {
+                    network = fmt::format("network {} ({})", s.network.name, s.network.cidr);
+                }
                 print(fmt::format(
-                    "{}: valid: project '{}', {} VM{}, network {} ({}){}\n", ctx.global.file,
-                    s.project, s.vms.size(), s.vms.size() == 1 ? "" : "s", s.network.name,
-                    s.network.cidr,
+                    "{}: valid: project '{}', {} VM{}, {}{}\n", ctx.global.file, s.project,
+                    s.vms.size(), s.vms.size() == 1 ? "" : "s", network,
                     warnings ? fmt::format(", {} warning{}", warnings, warnings == 1 ? "" : "s")
                              : ""));
             } else {
