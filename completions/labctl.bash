@@ -12,6 +12,7 @@ __labctl_takes_value()
         harden:--host | harden:--wait | harden:--profile) return 0 ;;
         deploy:--host | deploy:--wait) return 0 ;;
         verify:--host | verify:--only | verify:--skip | verify:--deadline | verify:--junit | verify:--parallel) return 0 ;;
+        image:--suite | image:--out | image:--cache-dir | image:--mirror | image:--package) return 0 ;;
         init:--project | init:--key) return 0 ;;
         *:-f | *:--file | *:--output | *:--log-format) return 0 ;;
     esac
@@ -74,6 +75,11 @@ __labctl_option_value()
         verify:--deadline) COMPREPLY=() ;;
         verify:--junit) __labctl_files "$3" ;;
         verify:--parallel) COMPREPLY=() ;;
+        image:--suite) COMPREPLY=() ;;
+        image:--out) __labctl_files "$3" ;;
+        image:--cache-dir) __labctl_files "$3" ;;
+        image:--mirror) COMPREPLY=() ;;
+        image:--package) COMPREPLY=() ;;
         init:--project) COMPREPLY=() ;;
         init:--key) __labctl_files "$3" ;;
         *:-f | *:--file) __labctl_files "$3" ;;
@@ -89,6 +95,7 @@ __labctl_positional()
 {
     case "$1:$2" in
         ssh:0) __labctl_vms "$3" "$4" ;;
+        image:0) __labctl_words 'build' "$3" ;;
         completion:0) __labctl_words 'bash zsh fish' "$3" ;;
         *) COMPREPLY=() ;;
     esac
@@ -112,6 +119,7 @@ __labctl_options()
         status) __labctl_words "-h --help --help-all $globals" "$2" ;;
         ssh) __labctl_words "-h --help --help-all $globals" "$2" ;;
         doctor) __labctl_words "-h --help --help-all $globals" "$2" ;;
+        image) __labctl_words "-h --help --help-all --suite --out --cache-dir --mirror --package --force $globals" "$2" ;;
         init) __labctl_words "-h --help --help-all --project --key $globals" "$2" ;;
         completion) __labctl_words "-h --help --help-all $globals" "$2" ;;
         version) __labctl_words "-h --help --help-all $globals" "$2" ;;
@@ -188,7 +196,7 @@ _labctl()
     if [[ $cur == -* ]]; then
         __labctl_options "$verb" "$cur"
     elif [[ -z $verb ]]; then
-        __labctl_words 'up provision harden deploy verify down plan validate status ssh doctor init completion version' "$cur"
+        __labctl_words 'up provision harden deploy verify down plan validate status ssh doctor image init completion version' "$cur"
     else
         __labctl_positional "$verb" "$npos" "$cur" "$file"
     fi

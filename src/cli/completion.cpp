@@ -708,6 +708,25 @@ CliSpec describe_cli(CLI::App& root) {
             else if (opt->get_positional())
                 c.positionals.push_back(describe_positional(*opt));
         }
+        // A verb with verbs of its own (`image build`): they complete as its first word, and
+        // their options join the verb's, so `labctl image build --<TAB>` offers them.
+        PositionalSpec nested{"SUBCOMMAND", "", "SUBCOMMAND", ValueKind::choice, {}, false};
+        for (CLI::App* leaf : sub->get_subcommands(
+                 [](CLI::App* a) { return !a->get_group().empty() && !a->get_name().empty(); })) {
+            nested.choices.push_back(leaf->get_name());
+            for (CLI::Option* opt : leaf->get_options()) {
+                if (hidden(opt) || !opt->nonpositional())
+                    continue;
+                auto o = describe_option(*opt);
+                const bool known =
+                    std::any_of(c.options.begin(), c.options.end(),
+                                [&](const OptionSpec& have) { return have.names() == o.names(); });
+                if (!known)
+                    c.options.push_back(std::move(o));
+            }
+        }
+        if (!nested.choices.empty())
+            c.positionals.insert(c.positionals.begin(), std::move(nested));
         cli.commands.push_back(std::move(c));
     }
     return cli;
