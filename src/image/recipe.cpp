@@ -77,7 +77,10 @@ std::vector<std::string> base_packages() {
     // stages use on the guest: sshd, rsync for deploy, docker with Debian's compose v1, sudo,
     // qemu-guest-agent for libvirt, ip for the network checks, resize2fs for a grown disk. dbus
     // and libpam-systemd: without them systemctl works for root only and logind does not run.
+    // apparmor: Debian's kernel enables AppArmor, and dockerd then refuses to start containers
+    // unless apparmor_parser can load its docker-default profile.
     std::vector<std::string> p{
+        "apparmor",
         "ca-certificates",
         "cloud-init",
         "dbus",

@@ -78,9 +78,10 @@ TEST_CASE("package order and duplicates do not change the inputs hash", "[image]
 TEST_CASE("the package set is the base set plus extras, sorted and unique", "[image]") {
     const auto base = base_packages();
     CHECK(std::is_sorted(base.begin(), base.end()));
-    for (const std::string p : {"linux-image-cloud-amd64", "systemd-sysv", "cloud-init",
-                                "openssh-server", "qemu-guest-agent", "rsync", "sudo", "docker.io",
-                                "docker-compose", "ca-certificates", "iproute2", "e2fsprogs"}) {
+    for (const std::string p :
+         {"linux-image-cloud-amd64", "systemd-sysv", "cloud-init", "openssh-server",
+          "qemu-guest-agent", "rsync", "sudo", "docker.io", "docker-compose", "ca-certificates",
+          "iproute2", "e2fsprogs", "apparmor"}) {
         INFO(p);
         CHECK(std::find(base.begin(), base.end(), p) != base.end());
     }
