@@ -105,6 +105,31 @@ std::string describe(const std::vector<ServiceState>& states) {
 
 } // namespace
 
+// Compose's own reason, e.g. "Cannot start service backend: ..." (v1 prints "ERROR: for x  ..."
+// then "ERROR: ..."; v2 "Error response from daemon: ..."): the first such line, trimmed.
+std::string first_compose_error(const std::string& output) {
+    std::istringstream in(output);
+    for (std::string line; std::getline(in, line);) {
+        for (const std::string_view tag :
+             {"ERROR: for ", "ERROR: ", "Error response from daemon: ", "Error: "}) {
+            const auto at = line.find(tag);
+            if (at == std::string::npos)
+                continue;
+            std::string rest = line.substr(at + tag.size());
+            if (tag == "ERROR: for ") { // "ERROR: for lab_backend_1  Cannot start ...": the reason
+                const auto gap = rest.find("  ");
+                if (gap != std::string::npos)
+                    rest = rest.substr(gap + 2);
+            }
+            while (!rest.empty() && (rest.back() == ' ' || rest.back() == '\r'))
+                rest.pop_back();
+            if (!rest.empty())
+                return rest;
+        }
+    }
+    return {};
+}
+
 std::string up_command(const ComposeFacts& facts, const ComposeOptions& o) {
     // --remove-orphans drops services removed from the file; volumes are never removed.
     std::string cmd =
@@ -154,9 +179,11 @@ DeployReport compose_up(remote::Session& session, const ComposeFacts& facts,
                         fmt::format("compose: 'up' did not finish within {}s (phase compose)",
                                     o.wait_timeout.count()),
                         evidence.empty() ? "" : "evidence: " + evidence);
+        const auto why = first_compose_error(up.err + "\n" + up.out);
         throw Error(ExitCode::deploy,
-                    fmt::format("compose up failed on {} (exit {}): {}", session.endpoint().host,
-                                up.exit_status, describe(states)),
+                    fmt::format("compose up failed on {} (exit {}): {}{}", session.endpoint().host,
+                                up.exit_status,
+                                why.empty() ? "" : why + "; services: ", describe(states)),
                     evidence.empty() ? "see the output above" : "evidence: " + evidence);
     }
     // v2 --wait already waited; v1 has no --wait, so poll until every service is running and

@@ -110,3 +110,19 @@ x-image:
                                    "prom/prometheus:v2.55.1"});
     CHECK(deploy::parse_compose_images("services: {}\n").empty());
 }
+
+TEST_CASE("a failed compose up is explained by compose's own error line", "[deploy]") {
+    // docker-compose 1.29 on a guest whose kernel enables AppArmor without apparmor_parser.
+    const std::string v1 =
+        "Creating lab_backend_1 ... \nCreating lab_backend_1 ... error\n\n"
+        "ERROR: for lab_backend_1  Cannot start service backend: AppArmor enabled on system but "
+        "the docker-default profile could not be loaded\n\n"
+        "ERROR: for backend  Cannot start service backend: AppArmor enabled\n"
+        "Encountered errors while bringing up the project.\n";
+    CHECK(deploy::first_compose_error(v1) ==
+          "Cannot start service backend: AppArmor enabled on system but the docker-default "
+          "profile could not be loaded");
+    CHECK(deploy::first_compose_error("Error response from daemon: pull access denied\r\n") ==
+          "pull access denied");
+    CHECK(deploy::first_compose_error("Creating web ... done\n").empty());
+}

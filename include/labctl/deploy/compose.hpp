@@ -46,6 +46,10 @@ struct ServiceState {
     std::string health; ///< healthy, unhealthy, starting, or "" without a healthcheck
 };
 
+/// Compose's own reason for a failed `up` (the first "ERROR: ..." of v1, "Error response from
+/// daemon: ..." of v2), trimmed; empty when there is none (pure).
+std::string first_compose_error(const std::string& output);
+
 /// Parses `docker inspect` lines "<service> <state> <health>" (pure).
 std::vector<ServiceState> parse_service_states(const std::string& out);
 
