@@ -72,7 +72,8 @@ remote::ConnectOptions connect_options(const config::LabSpec& spec, const Target
 }
 
 std::map<std::string, std::string> vm_endpoints(const config::LabSpec& spec,
-                                                const std::string& vm_name) {
+                                                const std::string& vm_name,
+                                                const std::vector<std::string>& needed) {
     std::map<std::string, std::string> out;
     const config::VmSpec* vm = spec.find_vm(vm_name);
     if (vm == nullptr || !spec.user_network())
@@ -84,9 +85,10 @@ std::map<std::string, std::string> vm_endpoints(const config::LabSpec& spec,
             // Port 0 never answers: the default (127.0.0.1 and the guest's port) could reach an
             // unrelated service on this host and pass a check the lab never ran.
             out[service] = "http://127.0.0.1:0";
-            log::warn("verify: guest port {} ({}) of VM '{}' is not forwarded, so its checks "
-                      "fail: add '- {{guest: {}, host: <port>}}' to network.forwards",
-                      guest_port, service, vm_name, guest_port);
+            if (std::find(needed.begin(), needed.end(), service) != needed.end())
+                log::warn("verify: guest port {} ({}) of VM '{}' is not forwarded, so its checks "
+                          "fail: add '- {{guest: {}, host: <port>}}' to network.forwards",
+                          guest_port, service, vm_name, guest_port);
         }
     }
     return out;

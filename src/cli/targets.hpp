@@ -54,10 +54,11 @@ inline const std::vector<std::pair<std::string, int>> k_service_ports{
 
 /// mode user: verify's endpoint URLs for the VM, http://127.0.0.1:<host port of each service's
 /// guest port>; a service whose port is not forwarded gets http://127.0.0.1:0 (never answers),
-/// with a warning. Empty in mode nat, where the defaults (the VM's address and the published
-/// ports) are right.
+/// with a warning when it is one of `needed` (what the selected checks talk to). Empty in mode
+/// nat, where the defaults (the VM's address and the published ports) are right.
 std::map<std::string, std::string> vm_endpoints(const config::LabSpec& spec,
-                                                const std::string& vm_name);
+                                                const std::string& vm_name,
+                                                const std::vector<std::string>& needed = {});
 
 remote::ConnectOptions connect_options(const config::LabSpec& spec, const Target& target);
 

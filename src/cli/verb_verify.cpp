@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <labctl/core/duration.hpp>
 #include <labctl/core/error.hpp>
@@ -55,6 +56,36 @@ void write_file_atomically(const std::string& path, const std::string& content) 
     }
     std::filesystem::rename(tmp, path);
 }
+} // namespace
+
+namespace {
+
+/// The services the selected checks talk to (an unforwarded one among them deserves a warning).
+std::vector<std::string> services_needed(const verify::Options& v) {
+    static const std::map<std::string, std::vector<std::string>> k_uses{
+        {"prometheus.targets", {"prometheus"}},
+        {"prometheus.sli", {"prometheus", "nginx"}},
+        {"trace.e2e", {"nginx", "tempo"}},
+        {"logs.correlated", {"nginx", "loki"}},
+        {"grafana.provisioned", {"grafana", "prometheus"}},
+        {"nginx.resilience", {"nginx"}},
+    };
+    std::vector<std::string> out;
+    const auto add = [&](const std::string& s) {
+        if (std::find(out.begin(), out.end(), s) == out.end())
+            out.push_back(s);
+    };
+    for (const auto& check : v.checks) {
+        if (check == "stack.health")
+            for (const auto& s : v.services)
+                add(s);
+        if (const auto it = k_uses.find(check); it != k_uses.end())
+            for (const auto& s : it->second)
+                add(s);
+    }
+    return out;
+}
+
 } // namespace
 
 Runner register_verify(CLI::App& app, Context& ctx) {
@@ -112,7 +143,7 @@ Runner register_verify(CLI::App& app, Context& ctx) {
         v.endpoints = verify::default_endpoints(v.host);
         // mode user: the services answer on 127.0.0.1 at their forwarded host ports.
         if (host_flag.empty())
-            for (const auto& [name, url] : vm_endpoints(spec, target.name))
+            for (const auto& [name, url] : vm_endpoints(spec, target.name, services_needed(v)))
                 v.endpoints[name] = url;
         for (const auto& [name, url] : spec.verify.endpoints) {
             const auto& known = verify::endpoint_names();

@@ -31,8 +31,8 @@ scripts/start-services
 scripts/build-offline-images "$build"
 "$labctl" init -f "$lab" >/dev/null
 
-step "clean slate: labctl down"
-"$labctl" down -f "$lab" || true
+step "clean slate: labctl down --purge"
+"$labctl" down --purge -f "$lab" || true
 
 step "first labctl up"
 t0=$(seconds)
@@ -42,6 +42,9 @@ t1=$(seconds)
 [ "$rc" -eq 0 ] || fail "first up exited $rc (log: $out/up-first.log)"
 
 step "SSH over the forwarded port: key login works, passwords are refused"
+# A new connection each time: the lab's ssh_config shares one (ControlMaster), which would
+# answer without authenticating again.
+ssh() { command ssh -o ControlMaster=no -o ControlPath=none "$@"; }
 ssh -F "$state/ssh_config" -o BatchMode=yes lab1 true || fail "key login"
 if ssh -F "$state/ssh_config" -o BatchMode=yes -o PubkeyAuthentication=no \
     -o PreferredAuthentications=password,keyboard-interactive lab1 true 2>"$out/password.err"; then
@@ -61,12 +64,17 @@ t3=$(seconds)
 grep -q "0 files sent" "$out/up-second.log" || grep -q '"files_transferred": 0' "$out/up-second.log" ||
     echo "e2e: note: the second deploy sent files (see $out/up-second.log)"
 
-step "labctl down leaves nothing"
-"$labctl" down -f "$lab" 2>&1 | tee "$out/down.log"
-left=$(virsh -c qemu:///system list --all --name | grep -c '^lab-' || true)
-vols=$(virsh -c qemu:///system vol-list default 2>/dev/null | grep -c ' lab-' || true)
+step "labctl down --purge leaves nothing"
+"$labctl" down --purge -f "$lab" 2>&1 | tee "$out/down.log"
+project=$(awk '/^project:/ {print $2; exit}' "$lab")
+virsh_c() { virsh -c qemu:///system "$@"; }
+left=$(virsh_c list --all --name | grep -c "^$project-" || true)
+vols=$(virsh_c vol-list default 2>/dev/null | grep -cE " ($project-|labctl-bookworm-)" || true)
+nets=$(virsh_c net-list --all --name | grep -c "^$project" || true)
 [ "$left" -eq 0 ] || fail "$left domains left"
 [ "$vols" -eq 0 ] || fail "$vols volumes left"
+[ "$nets" -eq 0 ] || fail "$nets networks left"
+[ ! -s "$state/known_hosts" ] || ! grep -q '2222' "$state/known_hosts" || fail "host keys left"
 
 step "figures"
 echo "first up:  $(elapsed "$t0" "$t1") s"
