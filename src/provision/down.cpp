@@ -164,29 +164,45 @@ std::vector<Change> down(const config::LabSpec& spec, LibvirtSession& session,
              {kernel_volume_name(spec.project), initrd_volume_name(spec.project)})
             if (delete_volume(pool.get(), name))
                 changed("delete", "volume", name, "direct kernel boot file");
-        const std::string base = base_volume_name(spec.image);
-        if (options.purge && !base.empty()) {
-            if (StorageVolHandle v = Connection::find_volume(pool.get(), base)) {
-                const std::string path = take_string(virStorageVolGetPath(v.get()));
-                bool used = false;
-                for (const auto& d : conn.domains()) {
-                    const auto files =
-                        domain_use(take_string(virDomainGetXMLDesc(d.get(), 0))).files;
-                    used = used || std::find(files.begin(), files.end(), path) != files.end();
-                }
-                for (const auto& other : Connection::volumes(pool.get())) {
-                    const std::string xml = take_string(virStorageVolGetXMLDesc(other.get(), 0));
-                    const bool backed =
-                        xml.find(fmt::format("<path>{}</path>", path)) != std::string::npos;
-                    used = used || (backed && virStorageVolGetName(other.get()) != base);
-                }
-                if (used)
-                    log::warn("--purge: base image volume '{}' is still used by another volume "
-                              "or domain: kept",
-                              base);
-                else if (delete_volume(pool.get(), base))
-                    changed("delete", "volume", base, "base image (--purge)");
+        // --purge: the base image volume when nothing uses it any more.
+        const auto purge_base = [&](const std::string& name, const std::string& detail) {
+            StorageVolHandle v = Connection::find_volume(pool.get(), name);
+            if (!v)
+                return;
+            const std::string path = take_string(virStorageVolGetPath(v.get()));
+            bool used = false;
+            for (const auto& d : conn.domains()) {
+                const auto files = domain_use(take_string(virDomainGetXMLDesc(d.get(), 0))).files;
+                used = used || std::find(files.begin(), files.end(), path) != files.end();
             }
+            for (const auto& other : Connection::volumes(pool.get())) {
+                const std::string xml = take_string(virStorageVolGetXMLDesc(other.get(), 0));
+                const bool backed =
+                    xml.find(fmt::format("<path>{}</path>", path)) != std::string::npos;
+                used = used || (backed && virStorageVolGetName(other.get()) != name);
+            }
+            if (used)
+                log::warn("--purge: base image volume '{}' is still used by another volume "
+                          "or domain: kept",
+                          name);
+            else if (delete_volume(pool.get(), name))
+                changed("delete", "volume", name, detail);
+        };
+        const std::string base = base_volume_name(spec.image);
+        if (options.purge && !base.empty())
+            purge_base(base, "base image (--purge)");
+        if (options.purge && spec.image.labctl_built()) {
+            // Earlier builds of the same image (another inputs hash) left their own base
+            // volumes: the cache can upload them again in a second, so unused ones go too.
+            const std::string prefix = fmt::format("labctl-{}-", spec.image.build->suite);
+            std::vector<std::string> stale;
+            for (const auto& v : Connection::volumes(pool.get())) {
+                const std::string name = virStorageVolGetName(v.get());
+                if (name != base && name.rfind(prefix, 0) == 0)
+                    stale.push_back(name);
+            }
+            for (const auto& name : stale)
+                purge_base(name, "an earlier labctl-built base image (--purge)");
         }
     }
 

@@ -16,6 +16,7 @@
 #include <labctl/config/loader.hpp>
 #include <labctl/core/error.hpp>
 #include <labctl/core/process.hpp>
+#include <labctl/provision/checksum.hpp>
 #include <labctl/provision/host.hpp>
 #include <labctl/provision/inventory.hpp>
 #include <labctl/provision/naming.hpp>
@@ -416,4 +417,38 @@ TEST_CASE("real libvirtd starts the user-mode domain and QEMU binds the forwards
     INFO(error);
     CHECK(started);
     CHECK(bound);
+}
+
+TEST_CASE("down --purge of a labctl-built image also removes the unused base volumes of earlier "
+          "builds",
+          "[provision][user][purge]") {
+    UserLab lab({.image = "  path: images/base.qcow2\n  kernel: images/vmlinuz\n  initrd: "
+                          "images/initrd.img\n"});
+    auto session = lab.open();
+    // Stands for what the CLI fills in from `labctl image build` (src/cli/built_image.cpp).
+    auto built_from = [&](const std::string& content) {
+        const auto path = lab.dir().write("images/base.qcow2", content);
+        config::LabSpec s = lab.spec;
+        s.image.build = config::ImageBuildSpec{};
+        s.image.sha256 = sha256_file_hex(path.string());
+        return s;
+    };
+    const auto first = built_from(qcow2_header(2ULL << 30));
+    const auto first_base = base_volume_name(first.image);
+    REQUIRE(first_base.rfind("labctl-bookworm-", 0) == 0);
+    provision::provision(first, session);
+    provision::down(first, session, {}); // without --purge the base volume stays
+    REQUIRE(session.inventory().find_pool("default")->find_volume(first_base) != nullptr);
+
+    // A rebuilt image (new inputs): a new base volume next to the old one.
+    const auto second = built_from(qcow2_header(3ULL << 30));
+    const auto second_base = base_volume_name(second.image);
+    REQUIRE(second_base != first_base);
+    provision::provision(second, session);
+    const auto removed = provision::down(second, session, {.purge = true});
+    CHECK(has_change(removed, "delete", "volume", second_base));
+    CHECK(has_change(removed, "delete", "volume", first_base));
+    const auto left = session.inventory();
+    CHECK(left.domains.empty());
+    CHECK(left.find_pool("default")->find_volume(first_base) == nullptr);
 }
