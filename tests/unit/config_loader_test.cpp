@@ -421,8 +421,8 @@ TEST_CASE("the bundled example validates without errors", "[config][example]") {
                                  .string());
 }
 
-TEST_CASE("examples/lab-local.yaml validates: one VM, mode user, forwards for ssh and the stack, "
-          "image.build",
+TEST_CASE("examples/lab-local.yaml validates: one VM, mode user, forwards for ssh and the offline "
+          "stack, image.build, preloaded images, the checks that apply",
           "[config][example]") {
     LoadOptions o;
     o.path = (labctl::test::source_dir() / "examples/lab-local.yaml").string();
@@ -443,11 +443,19 @@ TEST_CASE("examples/lab-local.yaml validates: one VM, mode user, forwards for ss
     CHECK(vm.memory_bytes == 3ULL << 30);
     CHECK(vm.disk_bytes == 12ULL << 30);
     CHECK(vm.host_port(22) == 2222);
-    for (const int port : {8080, 5000, 3000, 9090, 3200, 3100, 13133})
+    for (const int port : {8080, 5000, 9090})
         CHECK(vm.host_port(port) == port);
+    for (const int port : {3000, 3200, 3100, 13133}) // not in the offline stack
+        CHECK_FALSE(vm.host_port(port));
     REQUIRE(spec.image.build);
     CHECK(spec.image.build->suite == "bookworm");
-    CHECK(spec.deploy.stack_dir == (labctl::test::source_dir() / "stacks/lab").string());
+    CHECK(spec.libvirt.pool_path == "/var/lib/libvirt/images");
+    CHECK(spec.deploy.stack_dir == (labctl::test::source_dir() / "stacks/lab-offline").string());
+    CHECK(spec.deploy.preload_images == std::vector<std::string>{"auto"});
+    CHECK(spec.verify.checks == std::vector<std::string>{"stack.health", "prometheus.targets",
+                                                         "prometheus.sli", "ssh.hardened"});
+    CHECK(spec.verify.services == std::vector<std::string>{"api", "nginx", "prometheus"});
+    CHECK(spec.verify.prometheus_jobs == std::vector<std::string>{"prometheus", "task-api"});
 }
 
 TEST_CASE("the template labctl init writes validates clean once the key exists",
