@@ -80,20 +80,13 @@ std::vector<std::string> base_packages() {
     // apparmor: Debian's kernel enables AppArmor, and dockerd then refuses to start containers
     // unless apparmor_parser can load its docker-default profile.
     std::vector<std::string> p{
-        "apparmor",
-        "ca-certificates",
-        "cloud-init",
-        "dbus",
-        "docker-compose",
-        "docker.io",
-        "e2fsprogs",
-        "iproute2",
-        "libpam-systemd",
-        "linux-image-cloud-amd64",
-        "openssh-server",
-        "qemu-guest-agent",
-        "rsync",
-        "sudo",
+        "apparmor",       "ca-certificates",
+        "cloud-init",     "dbus",
+        "docker-compose", "docker.io",
+        "e2fsprogs",      "iproute2",
+        "libpam-systemd", "linux-image-cloud-amd64",
+        "openssh-server", "qemu-guest-agent",
+        "rsync",          "sudo",
         "systemd-sysv",
     };
     std::sort(p.begin(), p.end());

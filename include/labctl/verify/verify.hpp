@@ -43,7 +43,7 @@ struct Options {
     std::chrono::milliseconds poll_interval{1000};              ///< ±25 % jitter
     unsigned parallel = 0;                                      ///< 0: all checks at once
     /// stack.health probes these services (a lab without Grafana/Tempo/Loki lists fewer).
-    std::vector<std::string> services{"collector", "api",   "nginx", "grafana",
+    std::vector<std::string> services{"collector",  "api",   "nginx", "grafana",
                                       "prometheus", "tempo", "loki"};
     /// prometheus.targets wants every one of these scrape jobs up.
     std::vector<std::string> expected_jobs{"prometheus", "otel-collector", "task-api",
