@@ -51,6 +51,47 @@ void require_docker() {
     REQUIRE(r.ok());
 }
 
+/// The lab.yaml of a deploy test: one "VM" that is the sshd fixture on `ip`, the stack in stack/.
+void write_lab(const test::TempDir& dir, const test::TestUser& user, const test::SshServer& sshd,
+               const std::string& ip, const std::string& project, int wait_seconds) {
+    dir.write("lab.yaml", fmt::format(R"(version: 1
+project: dtest
+network:
+  cidr: 127.0.0.0/24
+ssh:
+  user: {}
+  port: {}
+  private_key: {}
+  known_hosts: {}
+vms:
+  - name: box
+    ip: {}
+deploy:
+  stack_dir: stack
+  remote_dir: {}/remote/stack
+  project: {}
+  wait_timeout: {}
+)",
+                                      user.name(), sshd.port(), sshd.client_key().string(),
+                                      sshd.known_hosts().string(), ip, dir.path().string(), project,
+                                      wait_seconds));
+}
+
+/// Test cleanup only: stops the test's containers, then removes its volume and images.
+void remove_stack(const test::TempDir& dir, const std::string& project,
+                  const std::vector<std::string>& images) {
+    run_process({"docker-compose", "-p", project, "--project-directory",
+                 (dir.path() / "remote/stack").string(), "-f",
+                 (dir.path() / "remote/stack/docker-compose.yml").string(), "down",
+                 "--remove-orphans"},
+                {.timeout = 120s});
+    run_process({"docker", "volume", "rm", "-f", project + "_data"});
+    std::vector<std::string> rm{"docker", "image", "rm", "-f"};
+    for (const auto& i : images)
+        rm.push_back(project + "-" + i + ":latest");
+    run_process(rm);
+}
+
 struct Stack {
     test::TestUser user;
     test::SshServer sshd{{.listen_address = "127.0.0.2"}};
@@ -85,37 +126,9 @@ volumes:
   data:
 )",
                                                           project, port, healthcheck));
-        dir.write("lab.yaml",
-                  fmt::format(R"(version: 1
-project: dtest
-network:
-  cidr: 127.0.0.0/24
-ssh:
-  user: {}
-  port: {}
-  private_key: {}
-  known_hosts: {}
-vms:
-  - name: box
-    ip: 127.0.0.2
-deploy:
-  stack_dir: stack
-  remote_dir: {}/remote/stack
-  project: {}
-  wait_timeout: 120
-)",
-                              user.name(), sshd.port(), sshd.client_key().string(),
-                              sshd.known_hosts().string(), dir.path().string(), project));
+        write_lab(dir, user, sshd, "127.0.0.2", project, 120);
     }
-    ~Stack() {
-        // Test cleanup only: stop the containers, then remove this test's volume and image.
-        run_process({"docker-compose", "-p", project, "-f",
-                     (dir.path() / "remote/stack/docker-compose.yml").string(), "down",
-                     "--remove-orphans"},
-                    {.timeout = 120s});
-        run_process({"docker", "volume", "rm", "-f", project + "_data"});
-        run_process({"docker", "image", "rm", "-f", project + "-web:latest"});
-    }
+    ~Stack() { remove_stack(dir, project, {"web"}); }
     std::string lab() const { return (dir.path() / "lab.yaml").string(); }
     std::filesystem::path remote() const { return dir.path() / "remote" / "stack"; }
     std::string container() const {
@@ -227,39 +240,9 @@ struct MiniStack {
         std::filesystem::copy_file(LABCTL_TASKAPI_BINARY, stack / "labctl-taskapi");
         dir.write("stack/.env",
                   fmt::format("BASE_IMAGE={}\nPREFIX={}\nWEB_PORT={}\n", base, project, port));
-        dir.write("lab.yaml",
-                  fmt::format(R"(version: 1
-project: dmini
-network:
-  cidr: 127.0.0.0/24
-ssh:
-  user: {}
-  port: {}
-  private_key: {}
-  known_hosts: {}
-vms:
-  - name: box
-    ip: 127.0.0.5
-deploy:
-  stack_dir: stack
-  remote_dir: {}/remote/stack
-  project: {}
-  wait_timeout: 180
-)",
-                              user.name(), sshd.port(), sshd.client_key().string(),
-                              sshd.known_hosts().string(), dir.path().string(), project));
+        write_lab(dir, user, sshd, "127.0.0.5", project, 180);
     }
-    ~MiniStack() {
-        // Test cleanup only: stop the containers, then remove this test's volume and images.
-        run_process({"docker-compose", "-p", project, "--project-directory",
-                     (dir.path() / "remote/stack").string(), "-f",
-                     (dir.path() / "remote/stack/docker-compose.yml").string(), "down",
-                     "--remove-orphans"},
-                    {.timeout = 120s});
-        run_process({"docker", "volume", "rm", "-f", project + "_data"});
-        run_process(
-            {"docker", "image", "rm", "-f", project + "-api:latest", project + "-web:latest"});
-    }
+    ~MiniStack() { remove_stack(dir, project, {"api", "web"}); }
     std::string lab() const { return (dir.path() / "lab.yaml").string(); }
     std::string url(const std::string& path) const {
         return fmt::format("http://127.0.0.1:{}{}", port, path);
