@@ -13,26 +13,12 @@
 #include <cstring>
 
 #include <labctl/core/error.hpp>
+#include <labctl/core/fd.hpp>
 #include <labctl/core/process.hpp>
 
 extern char** environ;
 
 namespace labctl {
-namespace {
-
-struct Fd {
-    int fd = -1;
-    Fd() = default;
-    explicit Fd(int f) : fd(f) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { reset(); }
-    void reset() {
-        if (fd >= 0)
-            ::close(fd);
-        fd = -1;
-    }
-};
 
 void make_pipe(Fd& r, Fd& w) {
     int p[2];
@@ -41,6 +27,8 @@ void make_pipe(Fd& r, Fd& w) {
     r.fd = p[0];
     w.fd = p[1];
 }
+
+namespace {
 
 // Splits complete lines out of `buf` and hands them to `cb`; the remainder stays in `buf`.
 void drain_lines(std::string& buf, const std::function<void(const std::string&)>& cb) {

@@ -1,16 +1,15 @@
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <exception>
 #include <sstream>
 #include <thread>
 
 #include <labctl/core/duration.hpp>
 #include <labctl/core/error.hpp>
+#include <labctl/core/fd.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/process.hpp>
 #include <labctl/deploy/preload.hpp>
@@ -32,21 +31,6 @@ std::string trim(std::string s) {
 std::chrono::milliseconds since(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t);
 }
-
-/// Closes on scope exit; the pipe between `docker save` and the SSH channel.
-struct Fd {
-    int fd = -1;
-    Fd() = default;
-    explicit Fd(int f) : fd(f) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { reset(); }
-    void reset() {
-        if (fd >= 0)
-            ::close(fd);
-        fd = -1;
-    }
-};
 
 std::string local_image_id(const std::string& image) {
     const auto r = run_process({"docker", "image", "inspect", "--format", "{{.Id}}", image},
@@ -90,11 +74,9 @@ std::uint64_t send_images(remote::Session& session, const std::vector<PreloadedI
         argv.push_back(i.image);
         names += (names.empty() ? "" : ", ") + i.image;
     }
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0)
-        throw Error(ExitCode::internal, fmt::format("pipe: {}", std::strerror(errno)));
-    Fd read_end(p[0]);
-    auto write_end = std::make_shared<Fd>(p[1]);
+    Fd read_end;
+    auto write_end = std::make_shared<Fd>(); // the saver thread closes it when docker save ends
+    make_pipe(read_end, *write_end);
 
     ProcessResult saved;
     std::exception_ptr save_error;
