@@ -29,25 +29,11 @@
 using namespace labctl;
 using namespace labctl::provision;
 using labctl::test::fixture;
+using labctl::test::qcow2_header;
 using labctl::test::read_file;
 using labctl::test::TempDir;
 
 namespace {
-
-/// A qcow2 header claiming `virtual_size` bytes: enough for labctl, which reads the size and
-/// uploads the bytes (the test driver keeps no contents).
-std::string qcow2_header(std::uint64_t virtual_size) {
-    std::string h(512, '\0');
-    h[0] = 'Q';
-    h[1] = 'F';
-    h[2] = 'I';
-    h[3] = static_cast<char>(0xfb);
-    h[7] = 3; // version
-    for (int i = 0; i < 8; ++i)
-        h[static_cast<std::size_t>(24 + i)] =
-            static_cast<char>((virtual_size >> (8 * (7 - i))) & 0xff);
-    return h;
-}
 
 struct LabOptions {
     std::string state = "pool_only.xml"; ///< fixture under tests/fixtures/libvirt, "" = default

@@ -34,23 +34,11 @@
 using namespace labctl;
 using namespace labctl::provision;
 using labctl::test::fixture;
+using labctl::test::qcow2_header;
 using labctl::test::read_file;
 using labctl::test::TempDir;
 
 namespace {
-
-std::string qcow2_header(std::uint64_t virtual_size) {
-    std::string h(512, '\0');
-    h[0] = 'Q';
-    h[1] = 'F';
-    h[2] = 'I';
-    h[3] = static_cast<char>(0xfb);
-    h[7] = 3;
-    for (int i = 0; i < 8; ++i)
-        h[static_cast<std::size_t>(24 + i)] =
-            static_cast<char>((virtual_size >> (8 * (7 - i))) & 0xff);
-    return h;
-}
 
 struct LabOptions {
     int vms = 1;

@@ -66,4 +66,17 @@ std::string read_file(const std::filesystem::path& p) {
     return ss.str();
 }
 
+std::string qcow2_header(std::uint64_t virtual_size) {
+    std::string h(512, '\0');
+    h[0] = 'Q';
+    h[1] = 'F';
+    h[2] = 'I';
+    h[3] = static_cast<char>(0xfb);
+    h[7] = 3;                   // version
+    for (int i = 0; i < 8; ++i) // big-endian size at offset 24
+        h[static_cast<std::size_t>(24 + i)] =
+            static_cast<char>((virtual_size >> (8 * (7 - i))) & 0xff);
+    return h;
+}
+
 } // namespace labctl::test

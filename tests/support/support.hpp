@@ -2,6 +2,7 @@
 // Helpers shared by the tests: paths to the source tree and the built binary, temporary
 // directories that remove themselves, running the labctl binary.
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -33,5 +34,9 @@ private:
 ProcessResult run_labctl(const std::vector<std::string>& args, ProcessOptions options = {});
 
 std::string read_file(const std::filesystem::path& p);
+
+/// A qcow2 header claiming `virtual_size` bytes: enough for labctl, which reads the size and
+/// uploads the bytes (libvirt's test driver keeps no contents).
+std::string qcow2_header(std::uint64_t virtual_size);
 
 } // namespace labctl::test
