@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 
 namespace labctl::taskapi {
 
@@ -60,6 +61,26 @@ std::size_t utf8_length(std::string_view text) {
 void append_json_string(std::string& out, std::string_view text) {
     static constexpr std::array<char, 16> k_hex = {'0', '1', '2', '3', '4', '5', '6', '7',
                                                    '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'};
+    // Nearly every string (routes, paths, messages, ids) is printable ASCII with nothing to
+    // escape: one scan, one append.
+    bool plain = true;
+    for (const char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') {
+            plain = false;
+            break;
+        }
+    }
+    if (plain) {
+        char* p = nullptr;
+        const std::size_t at = out.size();
+        out.resize(at + text.size() + 2);
+        p = out.data() + at;
+        *p++ = '"';
+        std::memcpy(p, text.data(), text.size());
+        p[text.size()] = '"';
+        return;
+    }
     // Bytes of ill-formed UTF-8 (possible in raw paths or headers) are escaped one by one so
     // the output is always valid JSON.
     const bool utf8_ok = valid_utf8(text);

@@ -8,42 +8,124 @@
 #include <Poco/NullStream.h>
 #include <Poco/StreamCopier.h>
 #include <Poco/URI.h>
+#include <opentelemetry/context/runtime_context.h>
+#include <opentelemetry/logs/log_record.h>
+#include <opentelemetry/logs/severity.h>
 #include <opentelemetry/sdk/common/global_log_handler.h>
-#include <opentelemetry/sdk/instrumentationscope/instrumentation_scope.h>
-#include <opentelemetry/sdk/resource/resource.h>
-#include <opentelemetry/sdk/trace/recordable.h>
 #include <opentelemetry/sdk/version/version.h>
+#include <opentelemetry/trace/context.h>
+#include <opentelemetry/trace/default_span.h>
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <mutex>
+#include <random>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
+
+#include "metrics.hpp"
 
 namespace labctl::taskapi {
 
 namespace otel = opentelemetry;
-namespace sdktrace = opentelemetry::sdk::trace;
-using otel::sdk::common::ExportResult;
+namespace trace = opentelemetry::trace;
+namespace nostd = opentelemetry::nostd;
 
 namespace {
 
 // Protobuf wire format (https://protobuf.dev/programming-guides/encoding/).
 enum Wire : std::uint32_t { k_varint = 0, k_fixed64 = 1, k_len = 2, k_fixed32 = 5 };
 
-void put_varint(std::string& out, std::uint64_t v) {
-    std::array<char, 10> buf{}; // one append instead of a capacity check per byte
-    std::size_t n = 0;
+/// A growable byte buffer whose first 640 bytes live inside the object: a span's whole encoding
+/// (a SERVER span with a dozen attributes takes about 450 bytes) then costs no allocation of
+/// its own, and appends are a bounds check and a memcpy.
+class WireBuffer {
+public:
+    WireBuffer() = default;
+    WireBuffer(const WireBuffer&) = delete;
+    WireBuffer& operator=(const WireBuffer&) = delete;
+
+    /// Room for at least `n` more bytes at the end: write there, then commit() the new end.
+    char* tail(std::size_t n) {
+        if (m_size + n > m_capacity) {
+            expand(m_size + n);
+        }
+        return m_data + m_size;
+    }
+    void commit(const char* end) { m_size = static_cast<std::size_t>(end - m_data); }
+    void append(const char* data, std::size_t n) {
+        if (n > 0) {
+            char* p = tail(n);
+            std::memcpy(p, data, n);
+            commit(p + n);
+        }
+    }
+    void append(std::string_view s) { append(s.data(), s.size()); }
+    WireBuffer& operator+=(std::string_view s) {
+        append(s);
+        return *this;
+    }
+    std::size_t size() const { return m_size; }
+    void clear() { m_size = 0; }
+    std::string_view view() const { return {m_data, m_size}; }
+    std::string str() const { return std::string(view()); }
+
+private:
+    void expand(std::size_t need) {
+        const std::size_t capacity = std::max(need, 2 * m_capacity);
+        auto bigger = std::make_unique<char[]>(capacity);
+        std::memcpy(bigger.get(), m_data, m_size);
+        m_heap = std::move(bigger);
+        m_data = m_heap.get();
+        m_capacity = capacity;
+    }
+
+    std::array<char, 640> m_inline; // not zeroed: only bytes below m_size are read
+    char* m_data = m_inline.data();
+    std::size_t m_size = 0;
+    std::size_t m_capacity = m_inline.size();
+    std::unique_ptr<char[]> m_heap;
+};
+
+char* write_varint(char* p, std::uint64_t v) {
     while (v >= 0x80) {
-        buf[n++] = static_cast<char>((v & 0x7f) | 0x80);
+        *p++ = static_cast<char>((v & 0x7f) | 0x80);
         v >>= 7;
     }
-    buf[n++] = static_cast<char>(v);
-    out.append(buf.data(), n);
+    *p++ = static_cast<char>(v);
+    return p;
+}
+
+char* write_tag(char* p, std::uint32_t field, Wire wire) {
+    return write_varint(p, (static_cast<std::uint64_t>(field) << 3) | wire);
+}
+
+char* write_bytes(char* p, std::uint32_t field, std::string_view bytes) {
+    p = write_tag(p, field, k_len);
+    p = write_varint(p, bytes.size());
+    std::memcpy(p, bytes.data(), bytes.size());
+    return p + bytes.size();
+}
+
+char* write_le(char* p, std::uint64_t v, std::size_t bytes) {
+    for (std::size_t i = 0; i < bytes; ++i) { // the compiler makes this one store
+        p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+    }
+    return p + bytes;
+}
+
+// A tag and a length take at most 5 and 10 bytes.
+constexpr std::size_t k_max_head = 15;
+
+void put_varint(WireBuffer& out, std::uint64_t v) {
+    out.commit(write_varint(out.tail(10), v));
 }
 
 std::size_t varint_size(std::uint64_t v) {
@@ -55,35 +137,23 @@ std::size_t varint_size(std::uint64_t v) {
     return n;
 }
 
-void put_tag(std::string& out, std::uint32_t field, Wire wire) {
-    put_varint(out, (static_cast<std::uint64_t>(field) << 3) | wire);
+void put_tag(WireBuffer& out, std::uint32_t field, Wire wire) {
+    out.commit(write_tag(out.tail(5), field, wire));
 }
 
-void put_bytes(std::string& out, std::uint32_t field, std::string_view bytes) {
-    put_tag(out, field, k_len);
-    put_varint(out, bytes.size());
-    out.append(bytes);
+void put_bytes(WireBuffer& out, std::uint32_t field, std::string_view bytes) {
+    out.commit(write_bytes(out.tail(k_max_head + bytes.size()), field, bytes));
 }
 
-void put_fixed64(std::string& out, std::uint32_t field, std::uint64_t v) {
-    put_tag(out, field, k_fixed64);
-    std::array<char, 8> le{}; // little-endian, one append
-    for (std::size_t i = 0; i < le.size(); ++i) {
-        le[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-    }
-    out.append(le.data(), le.size());
+void put_fixed64(WireBuffer& out, std::uint32_t field, std::uint64_t v) {
+    out.commit(write_le(write_tag(out.tail(5 + 8), field, k_fixed64), v, 8));
 }
 
-void put_fixed32(std::string& out, std::uint32_t field, std::uint32_t v) {
-    put_tag(out, field, k_fixed32);
-    std::array<char, 4> le{};
-    for (std::size_t i = 0; i < le.size(); ++i) {
-        le[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-    }
-    out.append(le.data(), le.size());
+void put_fixed32(WireBuffer& out, std::uint32_t field, std::uint32_t v) {
+    out.commit(write_le(write_tag(out.tail(5 + 4), field, k_fixed32), v, 4));
 }
 
-void put_uint(std::string& out, std::uint32_t field, std::uint64_t v) {
+void put_uint(WireBuffer& out, std::uint32_t field, std::uint64_t v) {
     put_tag(out, field, k_varint);
     put_varint(out, v);
 }
@@ -96,35 +166,35 @@ std::uint64_t double_bits(double d) {
 
 // AnyValue: string_value = 1, bool_value = 2, int_value = 3, double_value = 4,
 // array_value = 5 (ArrayValue { repeated AnyValue values = 1 }), bytes_value = 7.
-void any_string(std::string& out, std::string_view s) {
+void any_string(WireBuffer& out, std::string_view s) {
     put_bytes(out, 1, s);
 }
-void any_bool(std::string& out, bool b) {
+void any_bool(WireBuffer& out, bool b) {
     put_uint(out, 2, b ? 1 : 0);
 }
-void any_int(std::string& out, std::int64_t i) {
+void any_int(WireBuffer& out, std::int64_t i) {
     put_uint(out, 3, static_cast<std::uint64_t>(i));
 }
-void any_double(std::string& out, double d) {
+void any_double(WireBuffer& out, double d) {
     put_fixed64(out, 4, double_bits(d));
 }
 
 /// The AnyValue of an array: each element is an AnyValue in ArrayValue.values.
 template <typename Range, typename Encode>
-void any_array(std::string& out, const Range& values, Encode encode) {
-    std::string array;
-    std::string element;
+void any_array(WireBuffer& out, const Range& values, Encode encode) {
+    WireBuffer array;
+    WireBuffer element;
     for (const auto& v : values) {
         element.clear();
         encode(element, v);
-        put_bytes(array, 1, element);
+        put_bytes(array, 1, element.view());
     }
-    put_bytes(out, 5, array);
+    put_bytes(out, 5, array.view());
 }
 
 /// Encodes an API attribute value (what spans get) as an AnyValue, the way the SDK's
 /// OtlpPopulateAttributeUtils does: unsigned values as int_value, uint8 spans as bytes_value.
-void any_value(std::string& out, const otel::common::AttributeValue& value) {
+void any_value(WireBuffer& out, const otel::common::AttributeValue& value) {
     namespace nostd = otel::nostd;
     if (const auto* b = nostd::get_if<bool>(&value)) {
         any_bool(out, *b);
@@ -143,21 +213,20 @@ void any_value(std::string& out, const otel::common::AttributeValue& value) {
     } else if (const auto* s = nostd::get_if<nostd::string_view>(&value)) {
         any_string(out, std::string_view(s->data(), s->size()));
     } else if (const auto* bs = nostd::get_if<nostd::span<const bool>>(&value)) {
-        any_array(out, *bs, [](std::string& o, bool v) { any_bool(o, v); });
+        any_array(out, *bs, [](WireBuffer& o, bool v) { any_bool(o, v); });
     } else if (const auto* i32s = nostd::get_if<nostd::span<const std::int32_t>>(&value)) {
-        any_array(out, *i32s, [](std::string& o, std::int32_t v) { any_int(o, v); });
+        any_array(out, *i32s, [](WireBuffer& o, std::int32_t v) { any_int(o, v); });
     } else if (const auto* i64s = nostd::get_if<nostd::span<const std::int64_t>>(&value)) {
-        any_array(out, *i64s, [](std::string& o, std::int64_t v) { any_int(o, v); });
+        any_array(out, *i64s, [](WireBuffer& o, std::int64_t v) { any_int(o, v); });
     } else if (const auto* u32s = nostd::get_if<nostd::span<const std::uint32_t>>(&value)) {
-        any_array(out, *u32s, [](std::string& o, std::uint32_t v) { any_int(o, v); });
+        any_array(out, *u32s, [](WireBuffer& o, std::uint32_t v) { any_int(o, v); });
     } else if (const auto* u64s = nostd::get_if<nostd::span<const std::uint64_t>>(&value)) {
-        any_array(out, *u64s, [](std::string& o, std::uint64_t v) {
-            any_int(o, static_cast<std::int64_t>(v));
-        });
+        any_array(out, *u64s,
+                  [](WireBuffer& o, std::uint64_t v) { any_int(o, static_cast<std::int64_t>(v)); });
     } else if (const auto* ds = nostd::get_if<nostd::span<const double>>(&value)) {
-        any_array(out, *ds, [](std::string& o, double v) { any_double(o, v); });
+        any_array(out, *ds, [](WireBuffer& o, double v) { any_double(o, v); });
     } else if (const auto* ss = nostd::get_if<nostd::span<const nostd::string_view>>(&value)) {
-        any_array(out, *ss, [](std::string& o, nostd::string_view v) {
+        any_array(out, *ss, [](WireBuffer& o, nostd::string_view v) {
             any_string(o, std::string_view(v.data(), v.size()));
         });
     } else if (const auto* u8s = nostd::get_if<nostd::span<const std::uint8_t>>(&value)) {
@@ -167,7 +236,7 @@ void any_value(std::string& out, const otel::common::AttributeValue& value) {
 }
 
 /// The same for the SDK's owned values (resource and scope attributes).
-void any_owned(std::string& out, const otel::sdk::common::OwnedAttributeValue& value) {
+void any_owned(WireBuffer& out, const otel::sdk::common::OwnedAttributeValue& value) {
     namespace nostd = otel::nostd;
     if (const auto* b = nostd::get_if<bool>(&value)) {
         any_bool(out, *b);
@@ -184,21 +253,20 @@ void any_owned(std::string& out, const otel::sdk::common::OwnedAttributeValue& v
     } else if (const auto* s = nostd::get_if<std::string>(&value)) {
         any_string(out, *s);
     } else if (const auto* bs = nostd::get_if<std::vector<bool>>(&value)) {
-        any_array(out, *bs, [](std::string& o, bool v) { any_bool(o, v); });
+        any_array(out, *bs, [](WireBuffer& o, bool v) { any_bool(o, v); });
     } else if (const auto* i32s = nostd::get_if<std::vector<std::int32_t>>(&value)) {
-        any_array(out, *i32s, [](std::string& o, std::int32_t v) { any_int(o, v); });
+        any_array(out, *i32s, [](WireBuffer& o, std::int32_t v) { any_int(o, v); });
     } else if (const auto* u32s = nostd::get_if<std::vector<std::uint32_t>>(&value)) {
-        any_array(out, *u32s, [](std::string& o, std::uint32_t v) { any_int(o, v); });
+        any_array(out, *u32s, [](WireBuffer& o, std::uint32_t v) { any_int(o, v); });
     } else if (const auto* i64s = nostd::get_if<std::vector<std::int64_t>>(&value)) {
-        any_array(out, *i64s, [](std::string& o, std::int64_t v) { any_int(o, v); });
+        any_array(out, *i64s, [](WireBuffer& o, std::int64_t v) { any_int(o, v); });
     } else if (const auto* u64s = nostd::get_if<std::vector<std::uint64_t>>(&value)) {
-        any_array(out, *u64s, [](std::string& o, std::uint64_t v) {
-            any_int(o, static_cast<std::int64_t>(v));
-        });
+        any_array(out, *u64s,
+                  [](WireBuffer& o, std::uint64_t v) { any_int(o, static_cast<std::int64_t>(v)); });
     } else if (const auto* ds = nostd::get_if<std::vector<double>>(&value)) {
-        any_array(out, *ds, [](std::string& o, double v) { any_double(o, v); });
+        any_array(out, *ds, [](WireBuffer& o, double v) { any_double(o, v); });
     } else if (const auto* ss = nostd::get_if<std::vector<std::string>>(&value)) {
-        any_array(out, *ss, [](std::string& o, const std::string& v) { any_string(o, v); });
+        any_array(out, *ss, [](WireBuffer& o, const std::string& v) { any_string(o, v); });
     } else if (const auto* u8s = nostd::get_if<std::vector<std::uint8_t>>(&value)) {
         put_bytes(out, 7,
                   std::string_view(reinterpret_cast<const char*>(u8s->data()), u8s->size()));
@@ -207,9 +275,9 @@ void any_owned(std::string& out, const otel::sdk::common::OwnedAttributeValue& v
 
 /// A KeyValue { key = 1; AnyValue value = 2 } as field `field` of the enclosing message.
 template <typename Value, typename Encode>
-void put_key_value(std::string& out, std::uint32_t field, std::string_view key, const Value& value,
+void put_key_value(WireBuffer& out, std::uint32_t field, std::string_view key, const Value& value,
                    Encode encode) {
-    thread_local std::string t_value; // keeps its capacity: no allocation per attribute
+    thread_local WireBuffer t_value; // keeps its capacity: no allocation per attribute
     t_value.clear();
     encode(t_value, value);
     // Both fields of KeyValue have one-byte tags: its length is known without encoding it first.
@@ -218,31 +286,15 @@ void put_key_value(std::string& out, std::uint32_t field, std::string_view key, 
     put_tag(out, field, k_len);
     put_varint(out, kv_size);
     put_bytes(out, 1, key);
-    put_bytes(out, 2, t_value);
+    put_bytes(out, 2, t_value.view());
 }
 
-char* write_varint(char* p, std::uint64_t v) {
-    while (v >= 0x80) {
-        *p++ = static_cast<char>((v & 0x7f) | 0x80);
-        v >>= 7;
-    }
-    *p++ = static_cast<char>(v);
-    return p;
-}
-
-char* write_bytes(char* p, std::uint32_t field, std::string_view bytes) {
-    p = write_varint(p, (field << 3) | k_len);
-    p = write_varint(p, bytes.size());
-    std::memcpy(p, bytes.data(), bytes.size());
-    return p + bytes.size();
-}
-
-void put_attribute(std::string& out, std::uint32_t field, otel::nostd::string_view key_view,
+void put_attribute(WireBuffer& out, std::uint32_t field, otel::nostd::string_view key_view,
                    const otel::common::AttributeValue& value) {
     namespace nostd = otel::nostd;
     const std::string_view key(key_view.data(), key_view.size());
     // Strings and integers are nearly all a request's attributes: sized first, then written
-    // in place with one resize (the general path appends piece by piece).
+    // in place (the general path appends piece by piece).
     std::string_view text;
     bool is_text = false;
     std::int64_t integer = 0;
@@ -269,329 +321,113 @@ void put_attribute(std::string& out, std::uint32_t field, otel::nostd::string_vi
                                          : 1 + varint_size(static_cast<std::uint64_t>(integer));
     const std::size_t kv_size =
         2 + varint_size(key.size()) + key.size() + varint_size(any_size) + any_size;
-    const std::size_t total = varint_size((field << 3) | k_len) + varint_size(kv_size) + kv_size;
-    const std::size_t at = out.size();
-    out.resize(at + total);
-    char* p = out.data() + at;
-    p = write_varint(p, (field << 3) | k_len);
+    char* p = out.tail(k_max_head + kv_size);
+    p = write_tag(p, field, k_len);
     p = write_varint(p, kv_size);
     p = write_bytes(p, 1, key);
-    p = write_varint(p, (2U << 3) | k_len);
+    p = write_tag(p, 2, k_len);
     p = write_varint(p, any_size);
     if (is_text) {
-        write_bytes(p, 1, text);
+        p = write_bytes(p, 1, text);
     } else {
-        p = write_varint(p, (3U << 3) | k_varint);
-        write_varint(p, static_cast<std::uint64_t>(integer));
+        p = write_tag(p, 3, k_varint);
+        p = write_varint(p, static_cast<std::uint64_t>(integer));
     }
+    out.commit(p);
 }
 
 std::string_view id_bytes(const std::uint8_t* data, std::size_t size) {
     return {reinterpret_cast<const char*>(data), size};
 }
 
-/// One span, kept as the protobuf encoding of its repeated fields plus a few scalars.
-class WireSpan final : public sdktrace::Recordable {
-public:
-    // One allocation up front instead of a few as the attributes arrive: a SERVER span's dozen
-    // attributes take about 400 bytes.
-    WireSpan() { m_attributes.reserve(512); }
+/// Random ids from a per-thread splitmix64 generator seeded from std::random_device (the SDK
+/// also draws its ids from a per-thread generator); never zero, which would be an invalid id.
+std::uint64_t random_id64() {
+    thread_local std::uint64_t t_state = [] {
+        std::random_device device;
+        return (static_cast<std::uint64_t>(device()) << 32) ^ device();
+    }();
+    for (;;) {
+        std::uint64_t z = (t_state += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        z ^= z >> 31;
+        if (z != 0) {
+            return z;
+        }
+    }
+}
 
-    void SetIdentity(const otel::trace::SpanContext& context,
-                     otel::trace::SpanId parent_span_id) noexcept override {
-        std::memcpy(m_trace_id.data(), context.trace_id().Id().data(), m_trace_id.size());
-        std::memcpy(m_span_id.data(), context.span_id().Id().data(), m_span_id.size());
-        m_has_parent = parent_span_id.IsValid();
-        if (m_has_parent) {
-            std::memcpy(m_parent_id.data(), parent_span_id.Id().data(), m_parent_id.size());
-        }
-        m_flags = context.trace_flags().flags();
-        try {
-            m_trace_state = context.trace_state()->ToHeader();
-        } catch (...) {
-        }
-    }
-    void SetAttribute(otel::nostd::string_view key,
-                      const otel::common::AttributeValue& value) noexcept override {
-        try {
-            put_attribute(m_attributes, 9, key, value);
-        } catch (...) {
-        }
-    }
-    void AddEvent(otel::nostd::string_view name, otel::common::SystemTimestamp timestamp,
-                  const otel::common::KeyValueIterable& attributes) noexcept override {
-        try {
-            // Event { time_unix_nano = 1; name = 2; attributes = 3 }
-            std::string event;
-            put_fixed64(event, 1, static_cast<std::uint64_t>(timestamp.time_since_epoch().count()));
-            put_bytes(event, 2, std::string_view(name.data(), name.size()));
-            attributes.ForEachKeyValue(
-                [&](otel::nostd::string_view k, otel::common::AttributeValue v) noexcept {
-                    put_attribute(event, 3, k, v);
-                    return true;
-                });
-            put_bytes(m_events, 11, event);
-        } catch (...) {
-        }
-    }
-    void AddLink(const otel::trace::SpanContext& context,
-                 const otel::common::KeyValueIterable& attributes) noexcept override {
-        try {
-            // Link { trace_id = 1; span_id = 2; trace_state = 3; attributes = 4 }
-            std::string link;
-            put_bytes(link, 1, id_bytes(context.trace_id().Id().data(), 16));
-            put_bytes(link, 2, id_bytes(context.span_id().Id().data(), 8));
-            const std::string state = context.trace_state()->ToHeader();
-            if (!state.empty()) {
-                put_bytes(link, 3, state);
-            }
-            attributes.ForEachKeyValue(
-                [&](otel::nostd::string_view k, otel::common::AttributeValue v) noexcept {
-                    put_attribute(link, 4, k, v);
-                    return true;
-                });
-            put_bytes(m_links, 13, link);
-        } catch (...) {
-        }
-    }
-    void SetStatus(otel::trace::StatusCode code,
-                   otel::nostd::string_view description) noexcept override {
-        m_status = code;
-        try {
-            // As the SDK's recordable: the description only goes with an error.
-            m_status_message = code == otel::trace::StatusCode::kError
-                                   ? std::string(description.data(), description.size())
-                                   : std::string();
-        } catch (...) {
-        }
-    }
-    void SetName(otel::nostd::string_view name) noexcept override {
-        try {
-            m_name.assign(name.data(), name.size());
-        } catch (...) {
-        }
-    }
-    void SetTraceFlags(otel::trace::TraceFlags flags) noexcept override { m_flags = flags.flags(); }
-    void SetSpanKind(otel::trace::SpanKind kind) noexcept override { m_kind = kind; }
-    void SetResource(const otel::sdk::resource::Resource& resource) noexcept override {
-        m_resource = &resource;
-    }
-    void SetStartTime(otel::common::SystemTimestamp start) noexcept override {
-        m_start_ns = static_cast<std::uint64_t>(start.time_since_epoch().count());
-    }
-    void SetDuration(std::chrono::nanoseconds duration) noexcept override {
-        m_duration_ns = static_cast<std::uint64_t>(duration.count());
-    }
-    void SetInstrumentationScope(
-        const otel::sdk::instrumentationscope::InstrumentationScope& scope) noexcept override {
-        m_scope = &scope;
-    }
+void put_id64(std::uint8_t* out, std::uint64_t v) {
+    std::memcpy(out, &v, sizeof v);
+}
 
-    const otel::sdk::resource::Resource* resource() const { return m_resource; }
-    const otel::sdk::instrumentationscope::InstrumentationScope* scope() const { return m_scope; }
+// Span.flags (OTLP 1.5): the W3C trace flags in bits 0-7; bit 8: whether bit 9 is known;
+// bit 9: the parent span context is remote.
+constexpr std::uint32_t k_flags_has_is_remote = 0x100;
+constexpr std::uint32_t k_flags_is_remote = 0x200;
 
-    /// Appends this span as ScopeSpans.spans (field 2).
-    void encode(std::string& out) const {
-        thread_local std::string t_span;
-        std::string& span = t_span;
-        span.clear();
-        span.reserve(96 + m_name.size() + m_trace_state.size() + m_attributes.size() +
-                     m_events.size() + m_links.size() + m_status_message.size());
-        put_bytes(span, 1, std::string_view(m_trace_id.data(), m_trace_id.size()));
-        put_bytes(span, 2, std::string_view(m_span_id.data(), m_span_id.size()));
-        if (!m_trace_state.empty()) {
-            put_bytes(span, 3, m_trace_state);
-        }
-        if (m_has_parent) {
-            put_bytes(span, 4, std::string_view(m_parent_id.data(), m_parent_id.size()));
-        }
-        put_bytes(span, 5, m_name);
-        // SpanKind: the proto enum has UNSPECIFIED = 0 before the API's kInternal.
-        put_uint(span, 6, static_cast<std::uint64_t>(m_kind) + 1);
-        put_fixed64(span, 7, m_start_ns);
-        put_fixed64(span, 8, m_start_ns + m_duration_ns);
-        span += m_attributes;
-        span += m_events;
-        span += m_links;
-        if (m_status != otel::trace::StatusCode::kUnset || !m_status_message.empty()) {
-            // Status { message = 2; code = 3 } (UNSET 0, OK 1, ERROR 2, as the API's enum)
-            std::string status;
-            if (!m_status_message.empty()) {
-                put_bytes(status, 2, m_status_message);
-            }
-            put_uint(status, 3, static_cast<std::uint64_t>(m_status));
-            put_bytes(span, 15, status);
-        }
-        put_fixed32(span, 16, m_flags);
-        put_bytes(out, 2, span);
-    }
+std::uint64_t unix_nanos(otel::common::SystemTimestamp t) {
+    return static_cast<std::uint64_t>(t.time_since_epoch().count());
+}
 
-private:
-    std::array<char, 16> m_trace_id{};
-    std::array<char, 8> m_span_id{};
-    std::array<char, 8> m_parent_id{};
-    bool m_has_parent = false;
-    std::uint32_t m_flags = 0;
-    std::string m_trace_state;
-    std::string m_name;
-    otel::trace::SpanKind m_kind = otel::trace::SpanKind::kInternal;
-    std::uint64_t m_start_ns = 0;
-    std::uint64_t m_duration_ns = 0;
-    otel::trace::StatusCode m_status = otel::trace::StatusCode::kUnset;
-    std::string m_status_message;
-    std::string m_attributes; ///< Span.attributes entries (field 9), encoded
-    std::string m_events;     ///< Span.events entries (field 11), encoded
-    std::string m_links;      ///< Span.links entries (field 13), encoded
-    const otel::sdk::resource::Resource* m_resource = nullptr;
-    const otel::sdk::instrumentationscope::InstrumentationScope* m_scope = nullptr;
+/// One ExportTraceServiceRequest's worth of encoded spans (each as ScopeSpans.spans entries).
+struct Batch {
+    std::string spans;
+    std::size_t count = 0;
 };
 
-class WireSpanExporter final : public sdktrace::SpanExporter {
+/// POSTs OTLP requests to one http:// endpoint over a kept-alive connection.
+class OtlpHttpClient {
 public:
-    WireSpanExporter(std::string host, std::uint16_t port, std::string path,
-                     std::chrono::milliseconds timeout)
+    OtlpHttpClient(std::string host, std::uint16_t port, std::string path,
+                   std::chrono::milliseconds timeout)
         : m_host(std::move(host)), m_port(port), m_path(std::move(path)), m_timeout(timeout) {}
 
-    std::unique_ptr<sdktrace::Recordable> MakeRecordable() noexcept override {
-        return std::make_unique<WireSpan>();
-    }
-
-    ExportResult Export(
-        const otel::nostd::span<std::unique_ptr<sdktrace::Recordable>>& batch) noexcept override {
-        if (m_shutdown.load()) {
-            return ExportResult::kFailure;
-        }
-        if (batch.empty()) {
-            return ExportResult::kSuccess;
-        }
-        std::string body;
-        try {
-            body = encode_request(batch);
-        } catch (...) {
-            report_failure(batch.size(), "cannot encode the request");
-            return ExportResult::kFailure;
-        }
-        // As configured for the SDK exporter (retry_policy_max_attempts = 2): one retry, after
-        // a back-off, for answers that invite one (429, 502, 503, 504) and network errors.
-        std::string error;
+    /// POSTs `head` followed by `tail` as one body, with one retry after a back-off for answers
+    /// that invite one (429, 502, 503, 504) and network errors, as the SDK exporter is set up
+    /// (retry_policy_max_attempts = 2). False with `error` set when it did not arrive.
+    bool send(std::string_view head, std::string_view tail, std::string& error) {
         for (int attempt = 1;; ++attempt) {
             bool retryable = false;
-            if (post(body, error, retryable)) {
-                return ExportResult::kSuccess;
+            if (post(head, tail, error, retryable)) {
+                return true;
             }
-            if (attempt >= k_max_attempts || !retryable || m_shutdown.load() ||
-                m_abort.tryWait(k_backoff_ms)) {
-                break;
+            if (attempt >= k_max_attempts || !retryable || m_abort.tryWait(k_backoff_ms)) {
+                return false;
             }
         }
-        report_failure(batch.size(), error);
-        return ExportResult::kFailure;
     }
 
-    bool ForceFlush(std::chrono::microseconds) noexcept override { return true; }
-
-    bool Shutdown(std::chrono::microseconds) noexcept override {
-        m_shutdown.store(true);
+    /// Makes a running and every later `send` fail at once.
+    void abort() {
         m_abort.set();
-        // Wake an export waiting on a slow collector (shutting the socket down is safe while
+        // Wake a POST waiting on a slow collector (shutting the socket down is safe while
         // another thread is blocked on it; closing it is not).
         const std::lock_guard<std::mutex> lock(m_session_mutex);
+        m_aborted = true;
         if (m_session) {
             try {
                 m_session->socket().shutdown();
             } catch (...) {
             }
         }
-        return true;
     }
 
 private:
     static constexpr int k_max_attempts = 2;
     static constexpr long k_backoff_ms = 1000; // the SDK's initial back-off
 
-    static std::string
-    encode_request(const otel::nostd::span<std::unique_ptr<sdktrace::Recordable>>& batch) {
-        using Resource = otel::sdk::resource::Resource;
-        using Scope = otel::sdk::instrumentationscope::InstrumentationScope;
-        struct Group {
-            const Resource* resource;
-            const Scope* scope;
-            std::string spans;
-        };
-        std::vector<Group> groups; // in order of first appearance, as the SDK's exporter
-        for (const auto& recordable : batch) {
-            // The processor hands back what MakeRecordable() made.
-            const auto* span = static_cast<const WireSpan*>(recordable.get());
-            if (span == nullptr) {
-                continue;
-            }
-            auto it = groups.begin();
-            while (it != groups.end() &&
-                   (it->resource != span->resource() || it->scope != span->scope())) {
-                ++it;
-            }
-            if (it == groups.end()) {
-                groups.push_back({span->resource(), span->scope(), {}});
-                it = groups.end() - 1;
-                it->spans.reserve(batch.size() * 512);
-            }
-            span->encode(it->spans);
-        }
-        std::string request;
-        std::vector<bool> done(groups.size(), false);
-        for (std::size_t i = 0; i < groups.size(); ++i) {
-            if (done[i]) {
-                continue;
-            }
-            // ResourceSpans { resource = 1; scope_spans = 2; schema_url = 3 }
-            std::string resource_spans;
-            const Resource* resource = groups[i].resource;
-            if (resource != nullptr) {
-                std::string res; // Resource { attributes = 1 }
-                for (const auto& [key, value] : resource->GetAttributes()) {
-                    put_key_value(res, 1, key, value, any_owned);
-                }
-                put_bytes(resource_spans, 1, res);
-            }
-            for (std::size_t j = i; j < groups.size(); ++j) {
-                if (done[j] || groups[j].resource != resource) {
-                    continue;
-                }
-                done[j] = true;
-                // ScopeSpans { scope = 1; spans = 2; schema_url = 3 }
-                std::string scope_spans;
-                if (const Scope* scope = groups[j].scope) {
-                    std::string
-                        sc; // InstrumentationScope { name = 1; version = 2; attributes = 3 }
-                    put_bytes(sc, 1, scope->GetName());
-                    if (!scope->GetVersion().empty()) {
-                        put_bytes(sc, 2, scope->GetVersion());
-                    }
-                    for (const auto& [key, value] : scope->GetAttributes()) {
-                        put_key_value(sc, 3, key, value, any_owned);
-                    }
-                    put_bytes(scope_spans, 1, sc);
-                }
-                scope_spans += groups[j].spans;
-                if (groups[j].scope != nullptr && !groups[j].scope->GetSchemaURL().empty()) {
-                    put_bytes(scope_spans, 3, groups[j].scope->GetSchemaURL());
-                }
-                put_bytes(resource_spans, 2, scope_spans);
-            }
-            if (resource != nullptr && !resource->GetSchemaURL().empty()) {
-                put_bytes(resource_spans, 3, resource->GetSchemaURL());
-            }
-            put_bytes(request, 1, resource_spans); // ExportTraceServiceRequest.resource_spans
-        }
-        return request;
-    }
-
-    /// One POST; true on a 2xx answer.
-    bool post(const std::string& body, std::string& error, bool& retryable) {
+    bool post(std::string_view head, std::string_view tail, std::string& error, bool& retryable) {
         retryable = true;
         try {
             {
                 const std::lock_guard<std::mutex> lock(m_session_mutex);
+                if (m_aborted) {
+                    error = "exporter shut down";
+                    retryable = false;
+                    return false;
+                }
                 if (!m_session) {
                     m_session = std::make_unique<Poco::Net::HTTPClientSession>(m_host, m_port);
                     m_session->setTimeout(Poco::Timespan(
@@ -602,11 +438,12 @@ private:
             Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, m_path,
                                            Poco::Net::HTTPMessage::HTTP_1_1);
             request.setContentType("application/x-protobuf");
-            request.setContentLength64(static_cast<Poco::Int64>(body.size()));
+            request.setContentLength64(static_cast<Poco::Int64>(head.size() + tail.size()));
             request.set("User-Agent", "OTel-OTLP-Exporter-Cpp/" OPENTELEMETRY_SDK_VERSION);
             request.setKeepAlive(true);
             std::ostream& out = m_session->sendRequest(request);
-            out.write(body.data(), static_cast<std::streamsize>(body.size()));
+            out.write(head.data(), static_cast<std::streamsize>(head.size()));
+            out.write(tail.data(), static_cast<std::streamsize>(tail.size()));
             Poco::Net::HTTPResponse response;
             std::istream& in = m_session->receiveResponse(response);
             Poco::NullOutputStream sink;
@@ -635,19 +472,13 @@ private:
         m_session.reset();
     }
 
-    static void report_failure(std::size_t spans, const std::string& error) {
-        // The SDK exporter's wording: RateLimitedLogHandler counts failed batches from it.
-        OTEL_INTERNAL_LOG_ERROR("[OTLP TRACE HTTP Exporter] ERROR: Export "
-                                << spans << " trace span(s) error: " << error);
-    }
-
     std::string m_host;
     std::uint16_t m_port;
     std::string m_path;
     std::chrono::milliseconds m_timeout;
-    std::atomic<bool> m_shutdown{false};
     Poco::Event m_abort{Poco::Event::EVENT_MANUALRESET};
-    std::mutex m_session_mutex; ///< guards the pointer, not the session's use by Export
+    std::mutex m_session_mutex; ///< guards the pointer and m_aborted, not the session's use
+    bool m_aborted = false;
     std::unique_ptr<Poco::Net::HTTPClientSession> m_session;
 };
 
@@ -658,22 +489,527 @@ bool env_set(const char* name) {
 
 } // namespace
 
-std::unique_ptr<sdktrace::SpanExporter> make_wire_span_exporter(const Config& config) {
-    // Settings only the SDK's exporter implements.
-    for (const char* name :
-         {"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-          "OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-          "OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-          "OTEL_EXPORTER_OTLP_CLIENT_KEY", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
-          "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
-          "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-          "LABCTL_TASKAPI_SDK_SPAN_EXPORTER"}) {
-        if (env_set(name)) {
-            return nullptr;
+/// The bounded queue of ended spans (or emitted log records) and the thread that exports them.
+/// ExportTraceServiceRequest and ExportLogsServiceRequest have the same framing (resource_spans
+/// = 1 { resource = 1; scope_spans = 2 { scope = 1; spans = 2 } }, and resource_logs, scope_logs,
+/// log_records with the same numbers), so one pipeline serves both.
+class WirePipeline {
+public:
+    enum class Signal { traces, logs };
+
+    WirePipeline(Signal signal, std::unique_ptr<OtlpHttpClient> client, std::string resource_field,
+                 std::string scope_field, const Config& config, Metrics& metrics)
+        : m_signal(signal), m_signal_name(signal == Signal::traces ? "traces" : "logs"),
+          m_client(std::move(client)), m_resource_field(std::move(resource_field)),
+          m_scope_field(std::move(scope_field)), m_capacity(config.export_queue_size),
+          m_batch_size(std::min<std::size_t>(k_export_batch, config.export_queue_size)),
+          m_delay(config.export_delay), m_metrics(metrics) {
+        m_open.spans.reserve(m_batch_size * 512);
+        m_thread = std::thread([this] { run(); });
+    }
+    ~WirePipeline() { stop(std::chrono::microseconds(0)); }
+
+    /// Queues one span (its Span message) or log record (its LogRecord message); drops and
+    /// counts it when the queue is full.
+    void submit(std::string_view item) noexcept {
+        try {
+            std::array<char, 16>
+                head; // the tag of ScopeSpans.spans (ScopeLogs.log_records), length
+            char* p = head.data();
+            p = write_varint(p, (2U << 3) | k_len);
+            p = write_varint(p, item.size());
+            std::unique_lock<std::mutex> lock(m_mutex);
+            if (m_stopped || m_queued >= m_capacity) {
+                lock.unlock();
+                m_metrics.count_export_dropped(m_signal_name);
+                return;
+            }
+            m_open.spans.append(head.data(), static_cast<std::size_t>(p - head.data()));
+            m_open.spans.append(item);
+            ++m_open.count;
+            ++m_queued;
+            if (m_open.count >= m_batch_size) {
+                rotate();
+                lock.unlock();
+                m_wake.notify_one(); // only for a full batch: not a wake-up per span
+            }
+        } catch (...) {
+            m_metrics.count_export_dropped(m_signal_name);
         }
     }
+
+    bool flush(std::chrono::microseconds timeout) noexcept {
+        std::unique_lock<std::mutex> lock(m_mutex);
+        ++m_flush_requests;
+        m_wake.notify_one();
+        const bool done = m_drained.wait_for(lock, timeout, [&] { return m_queued == 0; });
+        --m_flush_requests;
+        return done;
+    }
+
+    void stop(std::chrono::microseconds timeout) noexcept {
+        if (timeout.count() > 0) {
+            flush(timeout);
+        }
+        {
+            const std::lock_guard<std::mutex> lock(m_mutex);
+            if (m_stopped) {
+                return;
+            }
+            m_stopped = true;
+        }
+        m_client->abort();
+        m_wake.notify_one();
+        if (m_thread.joinable()) {
+            m_thread.join();
+        }
+    }
+
+private:
+    /// Spans per OTLP request, the SDK's default: a batch of encoded spans is about 230 KB,
+    /// and each POST costs about 60k instructions, so fewer of them count.
+    static constexpr std::size_t k_export_batch = 512;
+    static constexpr std::size_t k_spare_buffers = 2;
+
+    void run() {
+        std::unique_lock<std::mutex> lock(m_mutex);
+        for (;;) {
+            m_wake.wait_for(lock, m_delay, [&] {
+                return m_stopped || !m_ready.empty() || (m_flush_requests > 0 && m_queued > 0);
+            });
+            if (m_stopped) {
+                return; // what is left was given the flush before stop()
+            }
+            // Full batches first; a partial one when the delay passed or a flush waits.
+            if (m_ready.empty() && m_open.count > 0) {
+                rotate();
+            }
+            while (!m_ready.empty() && !m_stopped) {
+                Batch batch = std::move(m_ready.front());
+                m_ready.pop_front();
+                lock.unlock();
+                export_batch(batch);
+                lock.lock();
+                m_queued -= batch.count;
+                if (m_spare.size() < k_spare_buffers) {
+                    batch.spans.clear(); // keeps its capacity for a later batch
+                    m_spare.push_back(std::move(batch.spans));
+                }
+            }
+            if (m_queued == 0) {
+                m_drained.notify_all();
+            }
+        }
+    }
+
+    /// Moves the open batch to the ready ones and opens a new one in a spare buffer (growing a
+    /// fresh string to a batch's size would copy it several times, under the lock). Needs
+    /// m_mutex.
+    void rotate() {
+        m_ready.push_back(std::move(m_open));
+        m_open = Batch{};
+        if (!m_spare.empty()) {
+            m_open.spans = std::move(m_spare.back());
+            m_spare.pop_back();
+        }
+    }
+
+    void export_batch(const Batch& batch) {
+        // ExportTraceServiceRequest { resource_spans = 1 { resource = 1; scope_spans = 2 {
+        // scope = 1; spans = 2 ... } } }: the framing before the spans, which are sent as they
+        // were queued.
+        const std::size_t scope_spans = m_scope_field.size() + batch.spans.size();
+        const std::size_t resource_spans =
+            m_resource_field.size() + 1 + varint_size(scope_spans) + scope_spans;
+        WireBuffer head;
+        put_tag(head, 1, k_len);
+        put_varint(head, resource_spans);
+        head += m_resource_field;
+        put_tag(head, 2, k_len);
+        put_varint(head, scope_spans);
+        head += m_scope_field;
+        std::string error;
+        if (!m_client->send(head.view(), batch.spans, error)) {
+            // The SDK exporters' wording: RateLimitedLogHandler counts failed batches from it.
+            if (m_signal == Signal::traces) {
+                OTEL_INTERNAL_LOG_ERROR("[OTLP TRACE HTTP Exporter] ERROR: Export "
+                                        << batch.count << " trace span(s) error: " << error);
+            } else {
+                OTEL_INTERNAL_LOG_ERROR("[OTLP LOG HTTP Exporter] ERROR: Export "
+                                        << batch.count << " log(s) error: " << error);
+            }
+        }
+    }
+
+    const Signal m_signal;
+    const std::string m_signal_name; ///< the `signal` label of the export metrics
+    std::unique_ptr<OtlpHttpClient> m_client;
+    const std::string m_resource_field; ///< ResourceSpans.resource, encoded once
+    const std::string m_scope_field;    ///< ScopeSpans.scope, encoded once
+    const std::size_t m_capacity;       ///< spans queued or in flight, at most
+    const std::size_t m_batch_size;
+    const std::chrono::milliseconds m_delay;
+    Metrics& m_metrics;
+
+    std::mutex m_mutex;
+    std::condition_variable m_wake;    ///< a full batch, a flush or stop
+    std::condition_variable m_drained; ///< m_queued reached 0
+    Batch m_open;                      ///< filling
+    std::deque<Batch> m_ready;         ///< full, not yet taken by the exporter thread
+    std::vector<std::string> m_spare;  ///< emptied batch buffers, capacity kept
+    std::size_t m_queued = 0;          ///< spans in m_open, m_ready and in flight
+    int m_flush_requests = 0;
+    bool m_stopped = false;
+    std::thread m_thread;
+};
+
+namespace {
+
+/// A recording span: the Span message is encoded as the span goes (protobuf lets fields come in
+/// any order), so End() only adds the end time, status and flags and hands the bytes over.
+class WireSpan final : public trace::Span {
+public:
+    WireSpan(WirePipeline& pipeline, const trace::SpanContext& context,
+             const trace::SpanContext& parent, nostd::string_view name,
+             const otel::common::KeyValueIterable& attributes,
+             const trace::SpanContextKeyValueIterable& links,
+             const trace::StartSpanOptions& options)
+        : m_pipeline(pipeline), m_context(context) {
+        m_flags = context.trace_flags().flags() | k_flags_has_is_remote |
+                  (parent.IsValid() && parent.IsRemote() ? k_flags_is_remote : 0);
+        const auto& now_system = options.start_system_time;
+        m_start_ns =
+            now_system.time_since_epoch().count() != 0
+                ? unix_nanos(now_system)
+                : unix_nanos(otel::common::SystemTimestamp(std::chrono::system_clock::now()));
+        m_start_steady = options.start_steady_time.time_since_epoch().count() != 0
+                             ? options.start_steady_time.time_since_epoch()
+                             : std::chrono::steady_clock::now().time_since_epoch();
+        put_bytes(m_buf, 1, id_bytes(context.trace_id().Id().data(), 16));
+        put_bytes(m_buf, 2, id_bytes(context.span_id().Id().data(), 8));
+        if (!context.trace_state()->Empty()) {
+            put_bytes(m_buf, 3, context.trace_state()->ToHeader());
+        }
+        if (parent.IsValid()) {
+            put_bytes(m_buf, 4, id_bytes(parent.span_id().Id().data(), 8));
+        }
+        put_bytes(m_buf, 5, std::string_view(name.data(), name.size()));
+        // SpanKind: the proto enum has UNSPECIFIED = 0 before the API's kInternal.
+        put_uint(m_buf, 6, static_cast<std::uint64_t>(options.kind) + 1);
+        put_fixed64(m_buf, 7, m_start_ns);
+        attributes.ForEachKeyValue(
+            [this](nostd::string_view key, otel::common::AttributeValue value) noexcept {
+                put_attribute(m_buf, 9, key, value);
+                return true;
+            });
+        links.ForEachKeyValue(
+            [this](trace::SpanContext link, const otel::common::KeyValueIterable& attrs) noexcept {
+                add_link(link, attrs);
+                return true;
+            });
+    }
+
+    ~WireSpan() override { End(); }
+    WireSpan(const WireSpan&) = delete;
+    WireSpan& operator=(const WireSpan&) = delete;
+
+    void SetAttribute(nostd::string_view key,
+                      const otel::common::AttributeValue& value) noexcept override {
+        const std::lock_guard<std::mutex> lock(m_mutex);
+        if (!m_ended) {
+            try {
+                put_attribute(m_buf, 9, key, value);
+            } catch (...) {
+            }
+        }
+    }
+    void AddEvent(nostd::string_view name) noexcept override {
+        AddEvent(name, std::chrono::system_clock::now(), otel::common::NoopKeyValueIterable());
+    }
+    void AddEvent(nostd::string_view name,
+                  otel::common::SystemTimestamp timestamp) noexcept override {
+        AddEvent(name, timestamp, otel::common::NoopKeyValueIterable());
+    }
+    void AddEvent(nostd::string_view name,
+                  const otel::common::KeyValueIterable& attributes) noexcept override {
+        AddEvent(name, std::chrono::system_clock::now(), attributes);
+    }
+    void AddEvent(nostd::string_view name, otel::common::SystemTimestamp timestamp,
+                  const otel::common::KeyValueIterable& attributes) noexcept override {
+        const std::lock_guard<std::mutex> lock(m_mutex);
+        if (m_ended) {
+            return;
+        }
+        try {
+            // Event { time_unix_nano = 1; name = 2; attributes = 3 }
+            WireBuffer event;
+            put_fixed64(event, 1, unix_nanos(timestamp));
+            put_bytes(event, 2, std::string_view(name.data(), name.size()));
+            attributes.ForEachKeyValue(
+                [&](nostd::string_view k, otel::common::AttributeValue v) noexcept {
+                    put_attribute(event, 3, k, v);
+                    return true;
+                });
+            put_bytes(m_buf, 11, event.view());
+        } catch (...) {
+        }
+    }
+    void SetStatus(trace::StatusCode code, nostd::string_view description) noexcept override {
+        const std::lock_guard<std::mutex> lock(m_mutex);
+        if (m_ended) {
+            return;
+        }
+        m_status = code;
+        try {
+            // As the SDK: the description only goes with an error.
+            m_status_message = code == trace::StatusCode::kError
+                                   ? std::string(description.data(), description.size())
+                                   : std::string();
+        } catch (...) {
+        }
+    }
+    void UpdateName(nostd::string_view name) noexcept override {
+        const std::lock_guard<std::mutex> lock(m_mutex);
+        if (!m_ended) {
+            try {
+                // A later occurrence of a singular field replaces the earlier one when parsed.
+                put_bytes(m_buf, 5, std::string_view(name.data(), name.size()));
+            } catch (...) {
+            }
+        }
+    }
+    void End(const trace::EndSpanOptions& options = {}) noexcept override {
+        const std::lock_guard<std::mutex> lock(m_mutex);
+        if (m_ended) {
+            return;
+        }
+        m_ended = true;
+        try {
+            const auto end_steady = options.end_steady_time.time_since_epoch().count() != 0
+                                        ? options.end_steady_time.time_since_epoch()
+                                        : std::chrono::steady_clock::now().time_since_epoch();
+            const auto duration = std::max<std::chrono::nanoseconds>(
+                std::chrono::nanoseconds(0),
+                std::chrono::duration_cast<std::chrono::nanoseconds>(end_steady - m_start_steady));
+            put_fixed64(m_buf, 8, m_start_ns + static_cast<std::uint64_t>(duration.count()));
+            if (m_status != trace::StatusCode::kUnset) {
+                // Status { message = 2; code = 3 } (UNSET 0, OK 1, ERROR 2, as the API's enum)
+                WireBuffer status;
+                if (!m_status_message.empty()) {
+                    put_bytes(status, 2, m_status_message);
+                }
+                put_uint(status, 3, static_cast<std::uint64_t>(m_status));
+                put_bytes(m_buf, 15, status.view());
+            }
+            put_fixed32(m_buf, 16, m_flags);
+        } catch (...) {
+            return; // not a complete span: not sent
+        }
+        m_pipeline.submit(m_buf.view());
+    }
+    trace::SpanContext GetContext() const noexcept override { return m_context; }
+    bool IsRecording() const noexcept override {
+        const std::lock_guard<std::mutex> lock(m_mutex);
+        return !m_ended;
+    }
+
+private:
+    void add_link(const trace::SpanContext& context,
+                  const otel::common::KeyValueIterable& attributes) noexcept {
+        try {
+            // Link { trace_id = 1; span_id = 2; trace_state = 3; attributes = 4; flags = 6 }
+            WireBuffer link;
+            put_bytes(link, 1, id_bytes(context.trace_id().Id().data(), 16));
+            put_bytes(link, 2, id_bytes(context.span_id().Id().data(), 8));
+            if (!context.trace_state()->Empty()) {
+                put_bytes(link, 3, context.trace_state()->ToHeader());
+            }
+            attributes.ForEachKeyValue(
+                [&](nostd::string_view k, otel::common::AttributeValue v) noexcept {
+                    put_attribute(link, 4, k, v);
+                    return true;
+                });
+            put_fixed32(link, 6,
+                        context.trace_flags().flags() | k_flags_has_is_remote |
+                            (context.IsRemote() ? k_flags_is_remote : 0));
+            put_bytes(m_buf, 13, link.view());
+        } catch (...) {
+        }
+    }
+
+    WirePipeline& m_pipeline;
+    const trace::SpanContext m_context;
+    std::uint32_t m_flags = 0;
+    std::uint64_t m_start_ns = 0;
+    std::chrono::steady_clock::duration m_start_steady{};
+    mutable std::mutex m_mutex; ///< the API lets several threads use one span
+    bool m_ended = false;
+    trace::StatusCode m_status = trace::StatusCode::kUnset;
+    std::string m_status_message;
+    WireBuffer m_buf; ///< the Span message so far
+};
+
+/// The span context held by `context`, or an invalid one (trace::GetSpan would allocate a
+/// DefaultSpan to say "none").
+trace::SpanContext span_context_of(const otel::context::Context& context) {
+    const auto value = context.GetValue(trace::kSpanKey);
+    if (const auto* span = nostd::get_if<nostd::shared_ptr<trace::Span>>(&value)) {
+        if (*span) {
+            return (*span)->GetContext();
+        }
+    }
+    return trace::SpanContext::GetInvalid();
+}
+
+/// The parent a span starts under, as the SDK's tracer chooses it: an explicit valid
+/// SpanContext, else the span of an explicit Context, else the active span.
+trace::SpanContext parent_of(const trace::StartSpanOptions& options) {
+    if (const auto* context = nostd::get_if<trace::SpanContext>(&options.parent)) {
+        if (context->IsValid()) {
+            return *context;
+        }
+        return span_context_of(otel::context::RuntimeContext::GetCurrent());
+    }
+    return span_context_of(nostd::get<otel::context::Context>(options.parent));
+}
+
+} // namespace
+
+WireTracer::WireTracer(std::unique_ptr<WirePipeline> pipeline) : m_pipeline(std::move(pipeline)) {}
+
+WireTracer::~WireTracer() {
+    shutdown(std::chrono::microseconds(0));
+}
+
+nostd::shared_ptr<trace::Span>
+WireTracer::StartSpan(nostd::string_view name, const otel::common::KeyValueIterable& attributes,
+                      const trace::SpanContextKeyValueIterable& links,
+                      const trace::StartSpanOptions& options) noexcept {
     try {
-        const Poco::URI uri(config.otlp_traces_endpoint);
+        const trace::SpanContext parent = parent_of(options);
+        std::array<std::uint8_t, 16> trace_id{};
+        if (parent.IsValid()) {
+            std::memcpy(trace_id.data(), parent.trace_id().Id().data(), trace_id.size());
+        } else {
+            put_id64(trace_id.data(), random_id64());
+            put_id64(trace_id.data() + 8, random_id64());
+        }
+        std::array<std::uint8_t, 8> span_id{};
+        put_id64(span_id.data(), random_id64());
+        const trace::TraceId tid(nostd::span<const std::uint8_t, 16>(trace_id.data(), 16));
+        const trace::SpanId sid(nostd::span<const std::uint8_t, 8>(span_id.data(), 8));
+        const auto state =
+            parent.IsValid() ? parent.trace_state() : trace::TraceState::GetDefault();
+        // Parent-based always-on: a caller that did not sample this trace gets no span from us
+        // either, and the children inherit the decision through the (unsampled) context.
+        if (parent.IsValid() && !parent.IsSampled()) {
+            return nostd::shared_ptr<trace::Span>(std::make_shared<trace::DefaultSpan>(
+                trace::SpanContext(tid, sid, trace::TraceFlags(0), false, state)));
+        }
+        const trace::SpanContext context(tid, sid, trace::TraceFlags(trace::TraceFlags::kIsSampled),
+                                         false, state);
+        return nostd::shared_ptr<trace::Span>(std::make_shared<WireSpan>(
+            *m_pipeline, context, parent, name, attributes, links, options));
+    } catch (...) {
+        return nostd::shared_ptr<trace::Span>(
+            std::make_shared<trace::DefaultSpan>(trace::SpanContext::GetInvalid()));
+    }
+}
+
+void WireTracer::ForceFlushWithMicroseconds(uint64_t timeout) noexcept {
+    flush(std::chrono::microseconds(static_cast<std::int64_t>(timeout)));
+}
+
+void WireTracer::CloseWithMicroseconds(uint64_t timeout) noexcept {
+    shutdown(std::chrono::microseconds(static_cast<std::int64_t>(timeout)));
+}
+
+bool WireTracer::flush(std::chrono::microseconds timeout) noexcept {
+    return m_pipeline->flush(timeout);
+}
+
+void WireTracer::shutdown(std::chrono::microseconds timeout) noexcept {
+    m_pipeline->stop(timeout);
+}
+
+namespace {
+
+/// One log record: the LogRecord message, encoded as its fields are set.
+class WireLogRecord final : public otel::logs::LogRecord {
+public:
+    void SetTimestamp(otel::common::SystemTimestamp timestamp) noexcept override {
+        put_fixed64(m_buf, 1, unix_nanos(timestamp));
+    }
+    void SetObservedTimestamp(otel::common::SystemTimestamp timestamp) noexcept override {
+        put_fixed64(m_buf, 11, unix_nanos(timestamp));
+    }
+    void SetSeverity(otel::logs::Severity severity) noexcept override {
+        // severity_number = 2 and, as the SDK's recordable, its name as severity_text = 3.
+        put_uint(m_buf, 2, static_cast<std::uint64_t>(severity));
+        const auto index = static_cast<std::size_t>(severity);
+        if (index < std::size(otel::logs::SeverityNumToText)) {
+            const auto text = otel::logs::SeverityNumToText[index];
+            put_bytes(m_buf, 3, std::string_view(text.data(), text.size()));
+        }
+    }
+    void SetBody(const otel::common::AttributeValue& message) noexcept override {
+        try {
+            WireBuffer body; // AnyValue
+            any_value(body, message);
+            put_bytes(m_buf, 5, body.view());
+        } catch (...) {
+        }
+    }
+    void SetAttribute(nostd::string_view key,
+                      const otel::common::AttributeValue& value) noexcept override {
+        try {
+            put_attribute(m_buf, 6, key, value);
+        } catch (...) {
+        }
+    }
+    void SetEventId(int64_t, nostd::string_view name) noexcept override {
+        if (!name.empty()) {
+            put_bytes(m_buf, 12, std::string_view(name.data(), name.size())); // event_name
+        }
+    }
+    void SetTraceId(const trace::TraceId& id) noexcept override {
+        put_bytes(m_buf, 9, id_bytes(id.Id().data(), 16));
+    }
+    void SetSpanId(const trace::SpanId& id) noexcept override {
+        put_bytes(m_buf, 10, id_bytes(id.Id().data(), 8));
+    }
+    void SetTraceFlags(const trace::TraceFlags& flags) noexcept override {
+        put_fixed32(m_buf, 8, flags.flags());
+    }
+
+    std::string_view encoded() const { return m_buf.view(); }
+
+private:
+    WireBuffer m_buf;
+};
+
+/// Settings only the SDK's exporters implement, for all signals and for `signal` ("TRACES" or
+/// "LOGS"): when one is set, the SDK's pipeline is used for that signal.
+bool sdk_only_settings(const char* signal) {
+    for (const char* setting : {"HEADERS", "COMPRESSION", "CERTIFICATE", "CLIENT_KEY",
+                                "CLIENT_CERTIFICATE", "PROTOCOL"}) {
+        if (env_set(("OTEL_EXPORTER_OTLP_" + std::string(setting)).c_str()) ||
+            env_set(("OTEL_EXPORTER_OTLP_" + std::string(signal) + "_" + setting).c_str())) {
+            return true;
+        }
+    }
+    return env_set("LABCTL_TASKAPI_SDK_EXPORTERS");
+}
+
+/// The pipeline for `endpoint`, or null when it is not plain http:// (TLS and user info are
+/// the SDK exporters' job).
+std::unique_ptr<WirePipeline> make_pipeline(WirePipeline::Signal signal,
+                                            const std::string& endpoint, const Config& config,
+                                            const otel::sdk::resource::Resource& resource,
+                                            Metrics& metrics) {
+    std::unique_ptr<OtlpHttpClient> client;
+    try {
+        const Poco::URI uri(endpoint);
         if (uri.getScheme() != "http" || uri.getHost().empty() || !uri.getUserInfo().empty()) {
             return nullptr;
         }
@@ -681,11 +1017,96 @@ std::unique_ptr<sdktrace::SpanExporter> make_wire_span_exporter(const Config& co
         if (path.empty()) {
             path = "/";
         }
-        return std::make_unique<WireSpanExporter>(uri.getHost(), uri.getPort(), path,
+        client = std::make_unique<OtlpHttpClient>(uri.getHost(), uri.getPort(), path,
                                                   config.otlp_timeout);
     } catch (const Poco::Exception&) {
         return nullptr;
     }
+    // Resource { attributes = 1 } and InstrumentationScope { name = 1; version = 2 }, framed as
+    // fields 1 of ResourceSpans/ResourceLogs and ScopeSpans/ScopeLogs.
+    WireBuffer res;
+    for (const auto& [key, value] : resource.GetAttributes()) {
+        put_key_value(res, 1, key, value, any_owned);
+    }
+    WireBuffer resource_field;
+    put_bytes(resource_field, 1, res.view());
+    WireBuffer scope;
+    put_bytes(scope, 1, "labctl-taskapi");
+    if (!config.service_version.empty()) {
+        put_bytes(scope, 2, config.service_version);
+    }
+    WireBuffer scope_field;
+    put_bytes(scope_field, 1, scope.view());
+    return std::make_unique<WirePipeline>(signal, std::move(client), resource_field.str(),
+                                          scope_field.str(), config, metrics);
+}
+
+} // namespace
+
+std::shared_ptr<WireTracer> WireTracer::create(const Config& config,
+                                               const otel::sdk::resource::Resource& resource,
+                                               Metrics& metrics) {
+    if (sdk_only_settings("TRACES")) {
+        return nullptr;
+    }
+    auto pipeline = make_pipeline(WirePipeline::Signal::traces, config.otlp_traces_endpoint, config,
+                                  resource, metrics);
+    if (!pipeline) {
+        return nullptr;
+    }
+    return std::shared_ptr<WireTracer>(new WireTracer(std::move(pipeline)));
+}
+
+WireLogger::WireLogger(std::unique_ptr<WirePipeline> pipeline) : m_pipeline(std::move(pipeline)) {}
+
+WireLogger::~WireLogger() {
+    shutdown(std::chrono::microseconds(0));
+}
+
+std::shared_ptr<WireLogger> WireLogger::create(const Config& config,
+                                               const otel::sdk::resource::Resource& resource,
+                                               Metrics& metrics) {
+    if (sdk_only_settings("LOGS")) {
+        return nullptr;
+    }
+    auto pipeline = make_pipeline(WirePipeline::Signal::logs, config.otlp_logs_endpoint, config,
+                                  resource, metrics);
+    if (!pipeline) {
+        return nullptr;
+    }
+    return std::shared_ptr<WireLogger>(new WireLogger(std::move(pipeline)));
+}
+
+const nostd::string_view WireLogger::GetName() noexcept {
+    return "labctl-taskapi";
+}
+
+nostd::unique_ptr<otel::logs::LogRecord> WireLogger::CreateLogRecord() noexcept {
+    try {
+        auto record = nostd::unique_ptr<otel::logs::LogRecord>(new WireLogRecord());
+        // As the SDK's logger: the observed time is when the record was made.
+        record->SetObservedTimestamp(std::chrono::system_clock::now());
+        return record;
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+void WireLogger::EmitLogRecord(nostd::unique_ptr<otel::logs::LogRecord>&& record) noexcept {
+    // Only records this logger made come back here (the API pairs CreateLogRecord with
+    // EmitLogRecord on the same logger).
+    if (const auto* wire = static_cast<const WireLogRecord*>(record.get())) {
+        m_pipeline->submit(wire->encoded());
+    }
+    record.reset();
+}
+
+bool WireLogger::flush(std::chrono::microseconds timeout) noexcept {
+    return m_pipeline->flush(timeout);
+}
+
+void WireLogger::shutdown(std::chrono::microseconds timeout) noexcept {
+    m_pipeline->stop(timeout);
 }
 
 } // namespace labctl::taskapi

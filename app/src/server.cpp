@@ -414,7 +414,7 @@ Reply App::dispatch(const Route& route, HTTPServerRequest& request, const std::s
 }
 
 void App::handle(HTTPServerRequest& request, HTTPServerResponse& response,
-                 Poco::Net::StreamSocket& socket) {
+                 Poco::Net::StreamSocket& socket, ConnectionPeer& peer) {
     const auto start = std::chrono::steady_clock::now();
     t_body_consumed = false;
     if (m_stopping) {
@@ -496,10 +496,13 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response,
     trace::StartSpanOptions options;
     options.kind = trace::SpanKind::kServer;
     if (const RequestCarrier carrier(request); carrier.valid()) {
-        // Without a valid traceparent there is nothing to extract (the span starts a new trace):
-        // skip the propagator's header look-ups and context copies.
         auto current = opentelemetry::context::RuntimeContext::GetCurrent();
         options.parent = trace::propagation::HttpTraceContext().Extract(carrier, current);
+    } else {
+        // Without a valid traceparent the span starts a new trace: skip the propagator's header
+        // look-ups and context copies, and say "root" with an empty context (an invalid
+        // SpanContext would make the tracer look up the thread's active span).
+        options.parent = opentelemetry::context::Context();
     }
     const std::string span_name = route.templ != nullptr ? mlabel + " " + route.templ
                                                          : (mlabel == "_OTHER" ? "HTTP" : mlabel);
@@ -513,8 +516,11 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response,
     if (server_address.empty()) {
         server_address = m_config.host;
     }
-    const std::string client_address = request.clientAddress().host().toString();
-    const auto server_port = static_cast<std::int64_t>(request.serverAddress().port());
+    if (!peer.known) {
+        peer.client_address = request.clientAddress().host().toString();
+        peer.server_port = static_cast<std::int64_t>(request.serverAddress().port());
+        peer.known = true;
+    }
     // All attributes known up front go in at start (one pass, one lock in the SDK).
     std::vector<std::pair<nostd::string_view, opentelemetry::common::AttributeValue>> attrs;
     attrs.reserve(12);
@@ -531,8 +537,8 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response,
     }
     attrs.emplace_back("url.scheme", nostd::string_view("http"));
     attrs.emplace_back("server.address", nostd::string_view(server_address));
-    attrs.emplace_back("server.port", server_port);
-    attrs.emplace_back("client.address", nostd::string_view(client_address));
+    attrs.emplace_back("server.port", peer.server_port);
+    attrs.emplace_back("client.address", nostd::string_view(peer.client_address));
     attrs.emplace_back("network.protocol.version",
                        nostd::string_view(request.getVersion() == "HTTP/1.0" ? "1.0" : "1.1"));
     const auto user_agent = request.find("User-Agent");
@@ -547,9 +553,9 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response,
     auto span = m_telemetry.tracer().StartSpan(span_name, attrs, options);
 
     Reply reply;
+    const auto span_context = span->GetContext();
     {
-        const auto request_context = span->GetContext();
-        const RequestSpanScope scope(request_context); // parent of the CLIENT (SQL) spans
+        const RequestSpanScope scope(span_context); // parent of the CLIENT (SQL) spans
         try {
             if (route.templ == nullptr) {
                 reply = error_reply(404, "Not found");
@@ -566,12 +572,11 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response,
         } catch (const Poco::Exception& e) {
             span->AddEvent("exception", {{"exception.type", e.className()},
                                          {"exception.message", e.displayText()}});
-            m_log.log(LogLevel::error, "request failed: " + e.displayText(), span->GetContext());
+            m_log.log(LogLevel::error, "request failed: " + e.displayText(), span_context);
             reply = error_reply(500, "Internal server error");
         } catch (const std::exception& e) {
             span->AddEvent("exception", {{"exception.message", e.what()}});
-            m_log.log(LogLevel::error, std::string("request failed: ") + e.what(),
-                      span->GetContext());
+            m_log.log(LogLevel::error, std::string("request failed: ") + e.what(), span_context);
             reply = error_reply(500, "Internal server error");
         }
     }
@@ -593,7 +598,6 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response,
                         reply.status == 500 ? "Internal Server Error" : "Server Error");
         span->SetAttribute("error.type", std::to_string(reply.status));
     }
-    const auto span_context = span->GetContext();
     span->End();
     m_metrics.observe_request(mlabel, route.templ != nullptr ? route.templ : "unmatched",
                               reply.status, elapsed.count());
@@ -664,6 +668,7 @@ public:
 
     void run() override {
         Session session(socket(), m_params);
+        ConnectionPeer peer;
         while (!m_app.stopping() && session.has_more_requests()) {
             try {
                 Poco::Net::HTTPServerResponseImpl response(session);
@@ -671,7 +676,7 @@ public:
                 response.setVersion(request.getVersion());
                 response.setKeepAlive(m_params->getKeepAlive() && request.getKeepAlive() &&
                                       session.canKeepAlive() && !m_app.stopping());
-                m_app.handle(request, response, session.socket());
+                m_app.handle(request, response, session.socket(), peer);
                 session.setKeepAlive(m_params->getKeepAlive() && response.getKeepAlive() &&
                                      session.canKeepAlive() && !m_app.stopping());
             } catch (const Poco::Net::NoMessageException&) {

@@ -18,6 +18,8 @@
 #include <opentelemetry/sdk/trace/batch_span_processor_options.h>
 #include <opentelemetry/sdk/trace/exporter.h>
 #include <opentelemetry/sdk/trace/processor.h>
+#include <opentelemetry/sdk/trace/samplers/always_on.h>
+#include <opentelemetry/sdk/trace/samplers/parent.h>
 #include <opentelemetry/sdk/trace/tracer_provider.h>
 #include <opentelemetry/trace/noop.h>
 
@@ -257,7 +259,9 @@ const otel::trace::SpanContext* RequestSpanScope::current() {
 }
 
 struct Telemetry::Providers {
+    std::shared_ptr<WireTracer> wire_tracer;       // or, when it does not apply:
     BudgetedSpanExporter* span_exporter = nullptr; // owned by the tracer provider
+    std::shared_ptr<WireLogger> wire_logger;       // or, when it does not apply:
     BudgetedLogExporter* log_exporter = nullptr;   // owned by the logger provider
     std::shared_ptr<sdktrace::TracerProvider> tracer_provider;
     std::shared_ptr<sdklogs::LoggerProvider> logger_provider;
@@ -280,56 +284,80 @@ Telemetry::Telemetry(const Config& config, Metrics& metrics) {
         otel::sdk::common::internal_log::LogLevel::Warning);
     const auto resource = make_resource(config);
 
-    // Traces.
-    otel::exporter::otlp::OtlpHttpExporterOptions trace_opts;
-    trace_opts.url = config.otlp_traces_endpoint;
-    trace_opts.content_type = otel::exporter::otlp::HttpRequestContentType::kBinary;
-    trace_opts.timeout = config.otlp_timeout;
-    trace_opts.retry_policy_max_attempts = 2;
-    auto trace_budget =
-        std::make_shared<QueueBudget>(config.export_queue_size, metrics, std::string("traces"));
+    // Traces: our API tracer where it applies (plain http://, no SDK-only settings); the SDK's
+    // tracer and exporter otherwise (otlp_wire.hpp says why).
     m_providers = std::make_unique<Providers>();
-    // Our wire-format exporter where it applies (plain http://, no SDK-only settings): the
-    // SDK's recordable costs about as much per span as the request itself (otlp_wire.hpp).
-    auto inner_span_exporter = make_wire_span_exporter(config);
-    if (!inner_span_exporter) {
-        inner_span_exporter = otel::exporter::otlp::OtlpHttpExporterFactory::Create(trace_opts);
+    m_providers->wire_tracer = WireTracer::create(config, resource, metrics);
+    std::unique_ptr<sdktrace::SpanProcessor> span_processor;
+    if (!m_providers->wire_tracer) {
+        otel::exporter::otlp::OtlpHttpExporterOptions trace_opts;
+        trace_opts.url = config.otlp_traces_endpoint;
+        trace_opts.content_type = otel::exporter::otlp::HttpRequestContentType::kBinary;
+        trace_opts.timeout = config.otlp_timeout;
+        trace_opts.retry_policy_max_attempts = 2;
+        auto trace_budget =
+            std::make_shared<QueueBudget>(config.export_queue_size, metrics, std::string("traces"));
+        auto span_exporter = std::make_unique<BudgetedSpanExporter>(
+            otel::exporter::otlp::OtlpHttpExporterFactory::Create(trace_opts), trace_budget);
+        m_providers->span_exporter = span_exporter.get();
+        sdktrace::BatchSpanProcessorOptions bsp;
+        bsp.max_queue_size = config.export_queue_size + 64;
+        bsp.schedule_delay_millis = config.export_delay;
+        bsp.max_export_batch_size = std::min<std::size_t>(k_export_batch, config.export_queue_size);
+        span_processor = std::make_unique<BudgetedSpanProcessor>(
+            sdktrace::BatchSpanProcessorFactory::Create(std::move(span_exporter), bsp),
+            trace_budget);
     }
-    auto span_exporter =
-        std::make_unique<BudgetedSpanExporter>(std::move(inner_span_exporter), trace_budget);
-    m_providers->span_exporter = span_exporter.get();
-    sdktrace::BatchSpanProcessorOptions bsp;
-    bsp.max_queue_size = config.export_queue_size + 64;
-    bsp.schedule_delay_millis = config.export_delay;
-    bsp.max_export_batch_size = std::min<std::size_t>(k_export_batch, config.export_queue_size);
-    auto span_processor = std::make_unique<BudgetedSpanProcessor>(
-        sdktrace::BatchSpanProcessorFactory::Create(std::move(span_exporter), bsp), trace_budget);
 
-    // Logs.
-    otel::exporter::otlp::OtlpHttpLogRecordExporterOptions log_opts;
-    log_opts.url = config.otlp_logs_endpoint;
-    log_opts.content_type = otel::exporter::otlp::HttpRequestContentType::kBinary;
-    log_opts.timeout = config.otlp_timeout;
-    log_opts.retry_policy_max_attempts = 2;
-    auto log_budget =
-        std::make_shared<QueueBudget>(config.export_queue_size, metrics, std::string("logs"));
-    auto log_exporter = std::make_unique<BudgetedLogExporter>(
-        otel::exporter::otlp::OtlpHttpLogRecordExporterFactory::Create(log_opts), log_budget);
-    m_providers->log_exporter = log_exporter.get();
-    sdklogs::BatchLogRecordProcessorOptions blp;
-    blp.max_queue_size = config.export_queue_size + 64;
-    blp.schedule_delay_millis = config.export_delay;
-    blp.max_export_batch_size = std::min<std::size_t>(k_export_batch, config.export_queue_size);
-    auto log_processor = std::make_unique<BudgetedLogProcessor>(
-        sdklogs::BatchLogRecordProcessorFactory::Create(std::move(log_exporter), blp), log_budget);
+    // Logs: the same choice.
+    m_providers->wire_logger = WireLogger::create(config, resource, metrics);
+    std::unique_ptr<sdklogs::LogRecordProcessor> log_processor;
+    if (!m_providers->wire_logger) {
+        otel::exporter::otlp::OtlpHttpLogRecordExporterOptions log_opts;
+        log_opts.url = config.otlp_logs_endpoint;
+        log_opts.content_type = otel::exporter::otlp::HttpRequestContentType::kBinary;
+        log_opts.timeout = config.otlp_timeout;
+        log_opts.retry_policy_max_attempts = 2;
+        auto log_budget =
+            std::make_shared<QueueBudget>(config.export_queue_size, metrics, std::string("logs"));
+        auto log_exporter = std::make_unique<BudgetedLogExporter>(
+            otel::exporter::otlp::OtlpHttpLogRecordExporterFactory::Create(log_opts), log_budget);
+        m_providers->log_exporter = log_exporter.get();
+        sdklogs::BatchLogRecordProcessorOptions blp;
+        blp.max_queue_size = config.export_queue_size + 64;
+        blp.schedule_delay_millis = config.export_delay;
+        blp.max_export_batch_size = std::min<std::size_t>(k_export_batch, config.export_queue_size);
+        log_processor = std::make_unique<BudgetedLogProcessor>(
+            sdklogs::BatchLogRecordProcessorFactory::Create(std::move(log_exporter), blp),
+            log_budget);
+    }
 
-    m_providers->tracer_provider =
-        std::make_shared<sdktrace::TracerProvider>(std::move(span_processor), resource);
-    m_providers->logger_provider =
-        std::make_shared<sdklogs::LoggerProvider>(std::move(log_processor), resource);
-    m_tracer = m_providers->tracer_provider->GetTracer("labctl-taskapi", config.service_version);
-    m_logger = m_providers->logger_provider->GetLogger("labctl-taskapi", "labctl-taskapi",
-                                                       config.service_version);
+    if (span_processor) {
+        // Parent-based always-on, as the wire tracer (the SDK's provider defaults to always-on,
+        // which would record spans the caller chose not to sample).
+        m_providers->tracer_provider = std::make_shared<sdktrace::TracerProvider>(
+            std::move(span_processor), resource,
+            std::make_unique<sdktrace::ParentBasedSampler>(
+                std::make_shared<sdktrace::AlwaysOnSampler>()));
+    }
+    if (log_processor) {
+        m_providers->logger_provider =
+            std::make_shared<sdklogs::LoggerProvider>(std::move(log_processor), resource);
+    }
+    if (m_providers->wire_tracer) {
+        m_tracer = otel::nostd::shared_ptr<otel::trace::Tracer>(
+            std::shared_ptr<otel::trace::Tracer>(m_providers->wire_tracer));
+    } else {
+        m_tracer =
+            m_providers->tracer_provider->GetTracer("labctl-taskapi", config.service_version);
+    }
+    if (m_providers->wire_logger) {
+        m_logger = otel::nostd::shared_ptr<otel::logs::Logger>(
+            std::shared_ptr<otel::logs::Logger>(m_providers->wire_logger));
+    } else {
+        m_logger = m_providers->logger_provider->GetLogger("labctl-taskapi", "labctl-taskapi",
+                                                           config.service_version);
+    }
 }
 
 Telemetry::~Telemetry() {
@@ -341,14 +369,30 @@ void Telemetry::shutdown(std::chrono::milliseconds timeout) {
         return;
     }
     const auto half = std::chrono::duration_cast<std::chrono::microseconds>(timeout) / 2;
-    m_providers->tracer_provider->ForceFlush(half);
-    m_providers->logger_provider->ForceFlush(half);
+    if (m_providers->wire_tracer) {
+        m_providers->wire_tracer->flush(half);
+    } else {
+        m_providers->tracer_provider->ForceFlush(half);
+    }
+    if (m_providers->wire_logger) {
+        m_providers->wire_logger->flush(half);
+    } else {
+        m_providers->logger_provider->ForceFlush(half);
+    }
     // Stop the exporters first: that aborts an export still waiting on a slow collector, so
     // joining the processors' threads below cannot hang.
-    m_providers->span_exporter->Shutdown(std::chrono::microseconds(100'000));
-    m_providers->log_exporter->Shutdown(std::chrono::microseconds(100'000));
-    m_providers->tracer_provider->Shutdown(std::chrono::microseconds(100'000));
-    m_providers->logger_provider->Shutdown(std::chrono::microseconds(100'000));
+    if (m_providers->wire_tracer) {
+        m_providers->wire_tracer->shutdown(std::chrono::microseconds(0));
+    } else {
+        m_providers->span_exporter->Shutdown(std::chrono::microseconds(100'000));
+        m_providers->tracer_provider->Shutdown(std::chrono::microseconds(100'000));
+    }
+    if (m_providers->wire_logger) {
+        m_providers->wire_logger->shutdown(std::chrono::microseconds(0));
+    } else {
+        m_providers->log_exporter->Shutdown(std::chrono::microseconds(100'000));
+        m_providers->logger_provider->Shutdown(std::chrono::microseconds(100'000));
+    }
     // The handler refers to Metrics, which may go away after us.
     otel::sdk::common::internal_log::GlobalLogHandler::SetLogHandler(
         otel::nostd::shared_ptr<otel::sdk::common::internal_log::LogHandler>(

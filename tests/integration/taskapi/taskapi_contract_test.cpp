@@ -1,6 +1,10 @@
 // Contract of the task API over real HTTP on loopback (STACK.md §2): every route and error case,
 // concurrency, a hostile input corpus, metrics hygiene and graceful shutdown.
 
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/StreamCopier.h>
 #include <sqlite3.h>
 
 #include <atomic>
@@ -430,6 +434,46 @@ TEST_CASE("taskapi contract: 64 concurrent POSTs are all acknowledged and stored
     for (int i = 0; i < k_clients; ++i) {
         REQUIRE(titles.count("concurrent " + std::to_string(i)) == 1);
     }
+}
+
+TEST_CASE("taskapi contract: a keep-alive connection serves many requests without reconnecting",
+          "[taskapi]") {
+    Api api;
+    Poco::Net::HTTPClientSession session(std::string(k_loopback), api.port());
+    session.setKeepAlive(true);
+    session.setTimeout(Poco::Timespan(5, 0));
+    // HTTPClientSession reconnects silently when the server has closed: a new local port would
+    // show that the connection was not reused.
+    std::optional<std::uint16_t> local_port;
+    for (int i = 0; i < 60; ++i) {
+        const bool post = i % 3 == 0;
+        Poco::Net::HTTPRequest request(post ? "POST" : "GET", "/api/tasks",
+                                       Poco::Net::HTTPMessage::HTTP_1_1);
+        request.setKeepAlive(true);
+        const std::string body = R"({"title":"keep-alive )" + std::to_string(i) + R"("})";
+        if (post) {
+            request.setContentType(k_json);
+            request.setContentLength64(static_cast<Poco::Int64>(body.size()));
+        }
+        std::ostream& out = session.sendRequest(request);
+        if (post) {
+            out << body;
+        }
+        Poco::Net::HTTPResponse response;
+        std::istream& in = session.receiveResponse(response);
+        std::string answer;
+        Poco::StreamCopier::copyToString(in, answer);
+        INFO("request " << i << ": " << answer);
+        REQUIRE(static_cast<int>(response.getStatus()) == (post ? 201 : 200));
+        CHECK(response.getKeepAlive());
+        const auto port = session.socket().address().port();
+        if (!local_port) {
+            local_port = port;
+        }
+        REQUIRE(port == *local_port);
+    }
+    // All 20 POSTs arrived once each.
+    CHECK(http(api.port(), "GET", "/api/tasks").json()["count"] == 20);
 }
 
 TEST_CASE("taskapi contract: SIGTERM finishes in-flight requests and exits 0", "[taskapi]") {

@@ -68,12 +68,16 @@ struct SpanRec {
     std::string trace_id, span_id, parent_span_id, name, trace_state;
     int kind = 0;
     int status = 0;
+    std::uint32_t flags = 0;
+    std::uint64_t start_ns = 0, end_ns = 0;
     Attributes attrs, resource;
 };
 
 struct LogRec {
     std::string trace_id, span_id, body, severity_text;
     int severity_number = 0;
+    std::uint32_t flags = 0;
+    std::uint64_t time_ns = 0, observed_ns = 0;
     Attributes attrs, resource;
 };
 
@@ -193,6 +197,9 @@ private:
                         r.trace_state = s.trace_state();
                         r.kind = static_cast<int>(s.kind());
                         r.status = static_cast<int>(s.status().code());
+                        r.flags = s.flags();
+                        r.start_ns = s.start_time_unix_nano();
+                        r.end_ns = s.end_time_unix_nano();
                         r.attrs = attributes(s.attributes());
                         r.resource = resource;
                         m_spans.push_back(std::move(r));
@@ -215,6 +222,9 @@ private:
                         r.body = any_to_string(l.body());
                         r.severity_text = l.severity_text();
                         r.severity_number = static_cast<int>(l.severity_number());
+                        r.flags = l.flags();
+                        r.time_ns = l.time_unix_nano();
+                        r.observed_ns = l.observed_time_unix_nano();
                         r.attrs = attributes(l.attributes());
                         r.resource = resource;
                         m_logs.push_back(std::move(r));
@@ -237,13 +247,26 @@ private:
     std::vector<LogRec> m_logs;
 };
 
-std::map<std::string, std::string> otel_env(const std::string& endpoint) {
-    return {{"OTEL_SDK_DISABLED", "false"},
-            {"OTEL_EXPORTER_OTLP_ENDPOINT", endpoint},
-            {"OTEL_BSP_SCHEDULE_DELAY", "200"},
-            {"OTEL_SERVICE_NAME", "task-api-test"},
-            {"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=contract,team=lab"}};
+/// `pipeline`: "wire" (the default: the API's spans and log records encoded by the service
+/// itself) or "sdk" (the opentelemetry-cpp SDK's tracer, logger and OTLP exporters).
+std::map<std::string, std::string> otel_env(const std::string& endpoint,
+                                            const std::string& pipeline = "wire") {
+    std::map<std::string, std::string> env = {
+        {"OTEL_SDK_DISABLED", "false"},
+        {"OTEL_EXPORTER_OTLP_ENDPOINT", endpoint},
+        {"OTEL_BSP_SCHEDULE_DELAY", "200"},
+        {"OTEL_SERVICE_NAME", "task-api-test"},
+        {"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=contract,team=lab"}};
+    if (pipeline == "sdk") {
+        env["LABCTL_TASKAPI_SDK_EXPORTERS"] = "1";
+    }
+    return env;
 }
+
+// Span.flags: W3C trace flags in bits 0-7, bit 8 "is-remote known", bit 9 "parent is remote".
+constexpr std::uint32_t k_sampled = 0x01;
+constexpr std::uint32_t k_has_is_remote = 0x100;
+constexpr std::uint32_t k_is_remote = 0x200;
 
 constexpr int k_server = static_cast<int>(otlp::trace::v1::Span::SPAN_KIND_SERVER);
 constexpr int k_client = static_cast<int>(otlp::trace::v1::Span::SPAN_KIND_CLIENT);
@@ -257,11 +280,15 @@ const SpanRec* find_span(const std::vector<SpanRec>& spans,
 
 } // namespace
 
-TEST_CASE("taskapi otlp: traceparent is continued and DB CLIENT spans and logs share the trace",
+TEST_CASE("taskapi otlp: traceparent is continued and DB CLIENT spans and logs share the trace "
+          "(wire and SDK pipelines)",
           "[taskapi][otlp]") {
+    const std::string pipeline = GENERATE(as<std::string>{}, "wire", "sdk");
+    INFO("pipeline: " << pipeline);
     OtlpSink sink(SinkMode::ok);
     TempDir dir;
-    ApiProcess api(dir.path() / "tasks.db", dir.path() / "api.log", otel_env(sink.endpoint()));
+    ApiProcess api(dir.path() / "tasks.db", dir.path() / "api.log",
+                   otel_env(sink.endpoint(), pipeline));
     const auto port = api.port();
 
     const std::string trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -300,6 +327,12 @@ TEST_CASE("taskapi otlp: traceparent is continued and DB CLIENT spans and logs s
     CHECK(server->parent_span_id == parent_id);
     CHECK(server->trace_state == "vendor=lab");
     CHECK(server->status != k_status_error);
+    CHECK((server->flags & 0xFF) == k_sampled);
+    if ((server->flags & k_has_is_remote) != 0) {
+        CHECK((server->flags & k_is_remote) != 0); // its parent came in the traceparent
+    }
+    CHECK(server->start_ns > 1'700'000'000'000'000'000ULL); // a real Unix time in ns
+    CHECK(server->end_ns >= server->start_ns);
     const Attributes expected = {{"http.request.method", "POST"},
                                  {"http.route", "/api/tasks"},
                                  {"url.path", "/api/tasks"},
@@ -323,6 +356,9 @@ TEST_CASE("taskapi otlp: traceparent is continued and DB CLIENT spans and logs s
     REQUIRE(insert != nullptr);
     CHECK(insert->trace_id == trace_id);
     CHECK(insert->kind == k_client);
+    CHECK((insert->flags & k_is_remote) == 0); // its parent is the local SERVER span
+    CHECK(insert->start_ns >= server->start_ns);
+    CHECK(insert->end_ns <= server->end_ns);
     CHECK(insert->name == "INSERT tasks");
     CHECK(insert->attrs.at("db.system.name") == "sqlite");
     CHECK(insert->attrs.at("db.operation.name") == "INSERT");
@@ -338,6 +374,11 @@ TEST_CASE("taskapi otlp: traceparent is continued and DB CLIENT spans and logs s
     });
     REQUIRE(log != logs.end());
     CHECK(log->body == "request completed");
+    CHECK(log->severity_number == 9); // SEVERITY_NUMBER_INFO
+    CHECK(log->severity_text == "INFO");
+    CHECK((log->flags & 0xFF) == k_sampled);
+    CHECK(log->time_ns > 1'700'000'000'000'000'000ULL);
+    CHECK(log->observed_ns > 1'700'000'000'000'000'000ULL);
     CHECK(log->attrs.at("route") == "/api/tasks");
     CHECK(log->attrs.at("status_code") == "201");
     CHECK(log->resource.at("service.name") == "task-api-test");
@@ -432,6 +473,51 @@ TEST_CASE("taskapi otlp: an invalid traceparent starts a new trace", "[taskapi][
     }
 }
 
+TEST_CASE("taskapi otlp: a caller's not-sampled decision is kept: no spans, logs keep the ids "
+          "(wire and SDK pipelines)",
+          "[taskapi][otlp]") {
+    const std::string pipeline = GENERATE(as<std::string>{}, "wire", "sdk");
+    INFO("pipeline: " << pipeline);
+    OtlpSink sink(SinkMode::ok);
+    TempDir dir;
+    ApiProcess api(dir.path() / "tasks.db", dir.path() / "api.log",
+                   otel_env(sink.endpoint(), pipeline));
+    const std::string unsampled = "5bf92f3577b34da6a3ce929d0e0e4736";
+    const std::string sampled = "6bf92f3577b34da6a3ce929d0e0e4736";
+    REQUIRE(http(api.port(), "POST", "/api/tasks", R"({"title":"not sampled"})", "application/json",
+                 {{"traceparent", "00-" + unsampled + "-00f067aa0ba902b7-00"}})
+                .status == 201);
+    // A sampled request after it: once its spans and log have arrived, so would have the
+    // unsampled request's (same pipeline, earlier), had there been any.
+    REQUIRE(http(api.port(), "POST", "/api/tasks", R"({"title":"sampled"})", "application/json",
+                 {{"traceparent", "00-" + sampled + "-00f067aa0ba902b7-01"}})
+                .status == 201);
+    REQUIRE(sink.wait_for([&](const std::vector<SpanRec>& spans, const std::vector<LogRec>& logs) {
+        const bool server = find_span(spans, [&](const SpanRec& s) {
+                                return s.trace_id == sampled && s.kind == k_server;
+                            }) != nullptr;
+        const bool client = find_span(spans, [&](const SpanRec& s) {
+                                return s.trace_id == sampled && s.kind == k_client;
+                            }) != nullptr;
+        const auto log_of = [&](const std::string& trace) {
+            return std::any_of(logs.begin(), logs.end(),
+                               [&](const LogRec& l) { return l.trace_id == trace; });
+        };
+        return server && client && log_of(sampled) && log_of(unsampled);
+    }));
+    const auto spans = sink.spans();
+    CHECK(find_span(spans, [&](const SpanRec& s) { return s.trace_id == unsampled; }) == nullptr);
+    // The request's log record still names the trace (and says it is not sampled).
+    const auto logs = sink.logs();
+    const auto log = std::find_if(logs.begin(), logs.end(), [&](const LogRec& l) {
+        return l.trace_id == unsampled && l.body == "request completed";
+    });
+    REQUIRE(log != logs.end());
+    CHECK((log->flags & k_sampled) == 0);
+    CHECK(log->span_id.size() == 16);
+    REQUIRE(api.terminate() == 0);
+}
+
 namespace {
 
 struct LatencyReport {
@@ -498,10 +584,13 @@ void check_shutdown_is_prompt(ApiProcess& api) {
 
 } // namespace
 
-TEST_CASE("taskapi otlp: collector down never fails or slows a request", "[taskapi][otlp]") {
+TEST_CASE("taskapi otlp: collector down never fails or slows a request (wire and SDK pipelines)",
+          "[taskapi][otlp]") {
+    const std::string pipeline = GENERATE(as<std::string>{}, "wire", "sdk");
+    INFO("pipeline: " << pipeline);
     TempDir dir;
     const std::uint16_t closed = free_port(); // nothing listens there
-    auto env = otel_env("http://127.0.0.1:" + std::to_string(closed));
+    auto env = otel_env("http://127.0.0.1:" + std::to_string(closed), pipeline);
     ApiProcess api(dir.path() / "tasks.db", dir.path() / "api.log", env);
     const auto rep = drive(api.port(), 150);
     CHECK(rep.failures == 0);
@@ -513,11 +602,15 @@ TEST_CASE("taskapi otlp: collector down never fails or slows a request", "[taska
     check_shutdown_is_prompt(api);
 }
 
-TEST_CASE("taskapi otlp: collector answering 503 never fails or slows a request",
+TEST_CASE("taskapi otlp: collector answering 503 never fails or slows a request (wire and SDK "
+          "pipelines)",
           "[taskapi][otlp]") {
+    const std::string pipeline = GENERATE(as<std::string>{}, "wire", "sdk");
+    INFO("pipeline: " << pipeline);
     OtlpSink sink(SinkMode::fail_503);
     TempDir dir;
-    ApiProcess api(dir.path() / "tasks.db", dir.path() / "api.log", otel_env(sink.endpoint()));
+    ApiProcess api(dir.path() / "tasks.db", dir.path() / "api.log",
+                   otel_env(sink.endpoint(), pipeline));
     const auto rep = drive(api.port(), 150);
     CHECK(rep.failures == 0);
     CHECK(rep.median_s < 0.1);
@@ -528,11 +621,14 @@ TEST_CASE("taskapi otlp: collector answering 503 never fails or slows a request"
     check_shutdown_is_prompt(api);
 }
 
-TEST_CASE("taskapi otlp: a slow collector fills the bounded queue and drops are counted",
+TEST_CASE("taskapi otlp: a slow collector fills the bounded queue and drops are counted (wire "
+          "and SDK pipelines)",
           "[taskapi][otlp]") {
+    const std::string pipeline = GENERATE(as<std::string>{}, "wire", "sdk");
+    INFO("pipeline: " << pipeline);
     OtlpSink sink(SinkMode::slow, std::chrono::seconds(6));
     TempDir dir;
-    auto env = otel_env(sink.endpoint());
+    auto env = otel_env(sink.endpoint(), pipeline);
     env["OTEL_EXPORTER_OTLP_TIMEOUT"] = "3000";
     env["OTEL_BSP_MAX_QUEUE_SIZE"] = "20";
     ApiProcess api(dir.path() / "tasks.db", dir.path() / "api.log", env);
