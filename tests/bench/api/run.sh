@@ -3,12 +3,16 @@
 # against GET /api/tasks (100 tasks), POST /api/tasks and GET /health, with tracing on (an OTLP
 # sink on loopback receives the export) and off (OTEL_SDK_DISABLED=true), plus the ceiling of the
 # same Poco server configuration with a trivial handler (--trivial). Prints requests/s, p50/p99
-# latency and the peak RSS of the server per run. Loopback only; not run by ctest.
+# latency, the server's CPU time per request (user and system, all threads) and its peak RSS per
+# run. Loopback only; not run by ctest.
 # The modes run in ROUNDS interleaved rounds (on, off, trivial, on, off, trivial, ...) and the
 # summary takes the median per mode, so a noisy neighbour on a shared machine moves every mode
 # alike instead of deciding one comparison.
+# Each round runs at every log level of LOG_LEVELS: at `warn` a request writes no log line, so
+# on/off measures tracing alone; at `info` (the deployed default) every request also writes a
+# JSON line to stdout and, with telemetry on, an OTLP log record.
 # usage: tests/bench/api/run.sh [build-dir]   (env: DURATION=10 THREADS=2 CONNECTIONS=64 ROUNDS=3
-#        LOG_LEVEL=warn: request log lines off; LOG_LEVEL=info writes one JSON line per request)
+#        LOG_LEVELS="warn info")
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../../../build}
@@ -17,6 +21,8 @@ duration=${DURATION:-10}
 threads=${THREADS:-2}
 connections=${CONNECTIONS:-64}
 rounds=${ROUNDS:-3}
+read -r -a log_levels <<<"${LOG_LEVELS:-warn info}"
+log_level=warn
 command -v wrk >/dev/null || { echo "bench: wrk is not installed (scripts/install-deps)" >&2; exit 2; }
 [ -x "$bin" ] || { echo "bench: $bin not built (ninja -C $build labctl-taskapi)" >&2; exit 2; }
 
@@ -61,7 +67,7 @@ start_api() { # $1: otel on|off|trivial
     local args=() disabled=true
     [ "$1" = on ] && disabled=false
     [ "$1" = trivial ] && args=(--trivial)
-    HOST=127.0.0.1 PORT=$api_port DB_PATH=$work/tasks.db LOG_LEVEL=${LOG_LEVEL:-warn} \
+    HOST=127.0.0.1 PORT=$api_port DB_PATH=$work/tasks.db LOG_LEVEL=$log_level \
         OTEL_SDK_DISABLED=$disabled OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$sink_port \
         "$bin" "${args[@]}" >"$work/api-$1.log" 2>&1 &
     api_pid=$!
@@ -87,43 +93,60 @@ seed_tasks() {
     done
 }
 
-printf '%-8s %-16s %12s %10s %10s %10s %9s %11s\n' tracing endpoint "req/s" p50 p99 non-2xx rss_mb sink_cpu_s
+printf '%-6s %-8s %-16s %10s %9s %9s %7s %7s %7s %6s %6s\n' log tracing endpoint "req/s" p50 p99 \
+    non2xx usr_us sys_us rss_mb sink_s
+# CPU seconds (user, system) the server process has used, all its threads included.
+server_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f %.3f", $14 / hz, $15 / hz}' "/proc/$api_pid/stat"; }
 run() { # $1 label, $2 mode, $3 path, $4 extra wrk args
     local label=$1 mode=$2 path=$3
     shift 3
-    local out sink_before
+    local out sink_before cpu_before cpu_after
     sink_before=$(sink_cpu)
+    cpu_before=$(server_cpu)
     out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "$@" \
         "http://127.0.0.1:$api_port$path" 2>&1)
+    cpu_after=$(server_cpu)
     echo "$out" >"$work/wrk-$mode-${label//\//_}.txt"
-    local rps p50 p99 non2xx
+    local rps p50 p99 non2xx requests usr sys
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     p50=$(awk '$1=="50%" {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
     non2xx=$(awk '/Non-2xx or 3xx responses/ {print $5}' <<<"$out")
+    requests=$(awk '/requests in/ {print $1}' <<<"$out")
+    # Server CPU per request: unlike requests/s it does not depend on how much of the machine
+    # the load generator and the neighbours took during the run.
+    read -r usr sys < <(awk -v b="$cpu_before" -v a="$cpu_after" -v n="$requests" 'BEGIN {
+        split(b, x, " "); split(a, y, " ");
+        printf "%.2f %.2f\n", (y[1] - x[1]) * 1e6 / n, (y[2] - x[2]) * 1e6 / n }')
     local rss
     rss=$(peak_rss_mb)
-    printf '%-8s %-16s %12s %10s %10s %10s %9s %11s\n' "$mode" "$label" "$rps" "$p50" "$p99" \
-        "${non2xx:-0}" "$rss" "$(awk -v a="$sink_before" -v b="$(sink_cpu)" 'BEGIN {printf "%.2f", b - a}')"
-    echo "$mode|$label|$rps|${non2xx:-0}|$rss" >>"$work/results"
+    local level=$log_level
+    [ "$mode" = trivial ] && level=-
+    printf '%-6s %-8s %-16s %10s %9s %9s %7s %7s %7s %6s %6s\n' "$level" "$mode" "$label" "$rps" \
+        "$p50" "$p99" "${non2xx:-0}" "$usr" "$sys" "$rss" \
+        "$(awk -v a="$sink_before" -v b="$(sink_cpu)" 'BEGIN {printf "%.2f", b - a}')"
+    echo "$level|$mode|$label|$rps|${non2xx:-0}|$rss|$usr|$sys" >>"$work/results"
 }
 
 for round in $(seq "$rounds"); do
     echo "-- round $round of $rounds"
-    for mode in on off; do
-        start_api "$mode"
-        seed_tasks
-        run "GET /api/tasks" "$mode" /api/tasks
-        run "GET /health" "$mode" /health
-        run "POST /api/tasks" "$mode" /api/tasks -s "$here/post.lua"
-        if [ "$mode" = on ]; then
-            # Telemetry the bounded export queues had to drop at saturation (counted, never
-            # blocking).
-            curl -fsS "http://127.0.0.1:$api_port/metrics" |
-                awk '/^otel_export_(dropped_total|failed_batches_total)/ {printf "         %s %s\n", $1, $2}'
-        fi
-        stop_api
+    for log_level in "${log_levels[@]}"; do
+        for mode in on off; do
+            start_api "$mode"
+            seed_tasks
+            run "GET /api/tasks" "$mode" /api/tasks
+            run "GET /health" "$mode" /health
+            run "POST /api/tasks" "$mode" /api/tasks -s "$here/post.lua"
+            if [ "$mode" = on ]; then
+                # Telemetry the bounded export queues had to drop at saturation (counted,
+                # never blocking).
+                curl -fsS "http://127.0.0.1:$api_port/metrics" |
+                    awk '/^otel_export_(dropped_total|failed_batches_total)/ {printf "                %s %s\n", $1, $2}'
+            fi
+            stop_api
+        done
     done
+    log_level=warn
     start_api trivial
     run "trivial" trivial /api/tasks
     stop_api
@@ -134,22 +157,41 @@ echo "(tasks in GET /api/tasks: 100 seeded; POST runs grow the table; wrk -t$thr
 python3 - "$work/results" <<'PY'
 import statistics, sys
 rows = [line.rstrip("\n").split("|") for line in open(sys.argv[1])]
-def med(mode, label):
-    v = [float(r[2]) for r in rows if r[0] == mode and r[1] == label]
+def values(level, mode, label, col):
+    return [float(r[col]) for r in rows if r[0] == level and r[1] == mode and r[2] == label]
+def med(level, mode, label, col=3):
+    v = values(level, mode, label, col)
     return statistics.median(v) if v else float("nan")
-print("summary (median req/s of %d rounds):" % sum(1 for r in rows if r[0] == "trivial"))
-for label in ("GET /api/tasks", "GET /health", "POST /api/tasks"):
-    on, off = med("on", label), med("off", label)
-    print("  %-16s on %10.0f  off %10.0f  on/off %5.1f %%" % (label, on, off, 100 * on / off))
-ceiling = med("trivial", "trivial")
-print("  trivial ceiling  %10.0f" % ceiling)
-print("  GET /api/tasks on/off        %5.1f %%  (target >= 90 %%)" %
-      (100 * med("on", "GET /api/tasks") / med("off", "GET /api/tasks")))
-print("  GET /api/tasks off/ceiling   %5.1f %%  (target >= 40 %%)" %
-      (100 * med("off", "GET /api/tasks") / ceiling))
-print("  GET /api/tasks on/ceiling    %5.1f %%" % (100 * med("on", "GET /api/tasks") / ceiling))
-print("  POST non-2xx, all rounds     %d  (target 0)" %
-      sum(int(r[3]) for r in rows if r[1] == "POST /api/tasks"))
-print("  peak RSS, all runs           %.1f MB  (target <= 40 MB)" %
-      max(float(r[4]) for r in rows if r[0] != "trivial"))
+def spread(level, mode, label):
+    v = values(level, mode, label, 3)
+    return "%.0f-%.0f" % (min(v), max(v)) if v else "-"
+def cpu(level, mode, label):  # median server CPU per request, user + system, in us
+    u, s = values(level, mode, label, 6), values(level, mode, label, 7)
+    return statistics.median([a + b for a, b in zip(u, s)]) if u else float("nan")
+ceiling = med("-", "trivial", "trivial")
+print("summary: medians of %d rounds (req/s min-max in brackets); cpu = server CPU per request"
+      % sum(1 for r in rows if r[1] == "trivial"))
+print("  trivial ceiling %8.0f req/s [%s], cpu %.1f us" %
+      (ceiling, spread("-", "trivial", "trivial"), cpu("-", "trivial", "trivial")))
+for level in dict.fromkeys(r[0] for r in rows if r[0] != "-"):
+    print("  LOG_LEVEL=%s" % level)
+    for label in ("GET /api/tasks", "GET /health", "POST /api/tasks"):
+        on, off = med(level, "on", label), med(level, "off", label)
+        con, coff = cpu(level, "on", label), cpu(level, "off", label)
+        print("    %-16s on %7.0f [%s] off %7.0f [%s]  req/s on/off %5.1f %%;"
+              "  cpu on %6.1f off %6.1f us: off/on %5.1f %%" %
+              (label, on, spread(level, "on", label), off, spread(level, "off", label),
+               100 * on / off, con, coff, 100 * coff / con))
+    print("    GET /api/tasks tracing on vs off: req/s %5.1f %%, by CPU per request %5.1f %%"
+          "  (target >= 90 %%)" %
+          (100 * med(level, "on", "GET /api/tasks") / med(level, "off", "GET /api/tasks"),
+           100 * cpu(level, "off", "GET /api/tasks") / cpu(level, "on", "GET /api/tasks")))
+    print("    GET /api/tasks off / trivial ceiling: req/s %5.1f %%, by CPU per request %5.1f %%"
+          "  (target >= 40 %%)" %
+          (100 * med(level, "off", "GET /api/tasks") / ceiling,
+           100 * cpu("-", "trivial", "trivial") / cpu(level, "off", "GET /api/tasks")))
+print("  POST non-2xx, all runs         %d  (target 0)" %
+      sum(int(r[4]) for r in rows if r[2] == "POST /api/tasks"))
+print("  peak RSS, all runs             %.1f MB  (target <= 40 MB)" %
+      max(float(r[5]) for r in rows if r[1] != "trivial"))
 PY
