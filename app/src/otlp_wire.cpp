@@ -18,6 +18,7 @@
 
 #include <array>
 #include <atomic>
+#include <bit>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -115,8 +116,12 @@ char* write_bytes(char* p, std::uint32_t field, std::string_view bytes) {
 }
 
 char* write_le(char* p, std::uint64_t v, std::size_t bytes) {
-    for (std::size_t i = 0; i < bytes; ++i) { // the compiler makes this one store
-        p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+    if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(p, &v, bytes); // the low bytes first, as the wire wants
+    } else {
+        for (std::size_t i = 0; i < bytes; ++i) {
+            p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+        }
     }
     return p + bytes;
 }
