@@ -43,6 +43,7 @@ public:
     WireTracer(const WireTracer&) = delete;
     WireTracer& operator=(const WireTracer&) = delete;
 
+    using opentelemetry::trace::Tracer::StartSpan; // the API's convenience overloads
     opentelemetry::nostd::shared_ptr<opentelemetry::trace::Span>
     StartSpan(opentelemetry::nostd::string_view name,
               const opentelemetry::common::KeyValueIterable& attributes,
@@ -75,6 +76,7 @@ public:
     WireLogger(const WireLogger&) = delete;
     WireLogger& operator=(const WireLogger&) = delete;
 
+    using opentelemetry::logs::Logger::EmitLogRecord; // the API's convenience overloads
     const opentelemetry::nostd::string_view GetName() noexcept override;
     opentelemetry::nostd::unique_ptr<opentelemetry::logs::LogRecord>
     CreateLogRecord() noexcept override;

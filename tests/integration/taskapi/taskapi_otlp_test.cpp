@@ -13,6 +13,7 @@
 #include <Poco/StreamCopier.h>
 #include <opentelemetry/proto/collector/logs/v1/logs_service.pb.h>
 #include <opentelemetry/proto/collector/trace/v1/trace_service.pb.h>
+#include <opentelemetry/sdk/resource/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -23,6 +24,8 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "metrics.hpp"
+#include "otlp_wire.hpp"
 
 using namespace labctl::test::taskapi;
 namespace otlp = opentelemetry::proto;
@@ -49,6 +52,15 @@ std::string any_to_string(const otlp::common::v1::AnyValue& v) {
         return v.bool_value() ? "true" : "false";
     case otlp::common::v1::AnyValue::kDoubleValue:
         return std::to_string(v.double_value());
+    case otlp::common::v1::AnyValue::kArrayValue: {
+        std::string out = "[";
+        for (const auto& e : v.array_value().values()) {
+            out += (out.size() > 1 ? "," : "") + any_to_string(e);
+        }
+        return out + "]";
+    }
+    case otlp::common::v1::AnyValue::kBytesValue:
+        return "bytes:" + to_hex(v.bytes_value());
     default:
         return "<" + std::to_string(static_cast<int>(v.value_case())) + ">";
     }
@@ -64,8 +76,23 @@ Attributes attributes(const google::protobuf::RepeatedPtrField<otlp::common::v1:
     return out;
 }
 
+struct EventRec {
+    std::string name;
+    std::uint64_t time_ns = 0;
+    Attributes attrs;
+};
+
+struct LinkRec {
+    std::string trace_id, span_id, trace_state;
+    std::uint32_t flags = 0;
+    Attributes attrs;
+};
+
 struct SpanRec {
-    std::string trace_id, span_id, parent_span_id, name, trace_state;
+    std::string trace_id, span_id, parent_span_id, name, trace_state, status_message;
+    std::string scope_name, scope_version;
+    std::vector<EventRec> events;
+    std::vector<LinkRec> links;
     int kind = 0;
     int status = 0;
     std::uint32_t flags = 0;
@@ -74,7 +101,7 @@ struct SpanRec {
 };
 
 struct LogRec {
-    std::string trace_id, span_id, body, severity_text;
+    std::string trace_id, span_id, body, severity_text, event_name, scope_name;
     int severity_number = 0;
     std::uint32_t flags = 0;
     std::uint64_t time_ns = 0, observed_ns = 0;
@@ -197,6 +224,18 @@ private:
                         r.trace_state = s.trace_state();
                         r.kind = static_cast<int>(s.kind());
                         r.status = static_cast<int>(s.status().code());
+                        r.status_message = s.status().message();
+                        r.scope_name = ss.scope().name();
+                        r.scope_version = ss.scope().version();
+                        for (const auto& e : s.events()) {
+                            r.events.push_back(
+                                {e.name(), e.time_unix_nano(), attributes(e.attributes())});
+                        }
+                        for (const auto& l : s.links()) {
+                            r.links.push_back({to_hex(l.trace_id()), to_hex(l.span_id()),
+                                               l.trace_state(), l.flags(),
+                                               attributes(l.attributes())});
+                        }
                         r.flags = s.flags();
                         r.start_ns = s.start_time_unix_nano();
                         r.end_ns = s.end_time_unix_nano();
@@ -222,6 +261,8 @@ private:
                         r.body = any_to_string(l.body());
                         r.severity_text = l.severity_text();
                         r.severity_number = static_cast<int>(l.severity_number());
+                        r.event_name = l.event_name();
+                        r.scope_name = sl.scope().name();
                         r.flags = l.flags();
                         r.time_ns = l.time_unix_nano();
                         r.observed_ns = l.observed_time_unix_nano();
@@ -639,4 +680,173 @@ TEST_CASE("taskapi otlp: a slow collector fills the bounded queue and drops are 
     CHECK(eventually_positive(api.port(), "otel_export_dropped_total", R"(signal="traces")") > 0);
     CHECK(metric(api.port(), "otel_export_dropped_total", R"(signal="logs")") > 0);
     check_shutdown_is_prompt(api);
+}
+
+// The wire pipeline's encoder, in process: the service itself only sets strings and integers, so
+// the other attribute types, events, links, renames and log-record fields are driven here
+// through the OpenTelemetry API and decoded by the same protobuf sink.
+TEST_CASE("taskapi otlp: the wire tracer and logger encode every attribute type, events, links, "
+          "renames, status and log fields (in process)",
+          "[taskapi][otlp]") {
+    namespace api = opentelemetry;
+    using labctl::taskapi::Config;
+    using labctl::taskapi::Metrics;
+    using labctl::taskapi::WireLogger;
+    using labctl::taskapi::WireTracer;
+    OtlpSink sink(SinkMode::ok);
+    Config config;
+    config.otlp_traces_endpoint = sink.endpoint() + "/v1/traces";
+    config.otlp_logs_endpoint = sink.endpoint() + "/v1/logs";
+    config.export_delay = std::chrono::milliseconds(50);
+    config.service_version = "9.9.9";
+    Metrics metrics;
+    const auto resource = api::sdk::resource::Resource::Create(
+        {{"service.name", std::string("wire-test")}, {"answer", std::int64_t{42}}});
+    const auto tracer = WireTracer::create(config, resource, metrics);
+    const auto logger = WireLogger::create(config, resource, metrics);
+    REQUIRE(tracer);
+    REQUIRE(logger);
+
+    const std::array<bool, 2> bools = {true, false};
+    const std::array<std::int64_t, 3> ints = {1, -2, 3};
+    const std::array<double, 2> doubles = {0.5, 2.25};
+    const std::array<api::nostd::string_view, 2> texts = {"a", "b c"};
+    const std::array<std::uint8_t, 3> bytes = {0x00, 0x7f, 0xff};
+    const std::string long_text(300, 'x'); // a length that needs a two-byte varint
+    std::vector<std::pair<api::nostd::string_view, api::common::AttributeValue>> attrs = {
+        {"bool", true},
+        {"int32", std::int32_t{-7}},
+        {"int64", std::int64_t{1} << 40},
+        {"uint32", std::uint32_t{4000000000U}},
+        {"double", 1.5},
+        {"cstr", "plain"},
+        {"unicode", api::nostd::string_view("Übersicht ✓")},
+        {"long", api::nostd::string_view(long_text)},
+        {"bools", api::nostd::span<const bool>(bools.data(), bools.size())},
+        {"ints", api::nostd::span<const std::int64_t>(ints.data(), ints.size())},
+        {"doubles", api::nostd::span<const double>(doubles.data(), doubles.size())},
+        {"texts", api::nostd::span<const api::nostd::string_view>(texts.data(), texts.size())},
+        {"bytes", api::nostd::span<const std::uint8_t>(bytes.data(), bytes.size())},
+    };
+    const std::string linked_trace = "0102030405060708090a0b0c0d0e0f10";
+    const std::array<std::uint8_t, 16> linked_trace_bytes = {1, 2,  3,  4,  5,  6,  7,  8,
+                                                             9, 10, 11, 12, 13, 14, 15, 16};
+    const std::array<std::uint8_t, 8> linked_span_bytes = {0xaa, 0xbb, 0xcc, 0xdd,
+                                                           0xee, 0xff, 0x00, 0x11};
+    const api::trace::SpanContext linked(
+        api::trace::TraceId(api::nostd::span<const std::uint8_t, 16>(linked_trace_bytes)),
+        api::trace::SpanId(api::nostd::span<const std::uint8_t, 8>(linked_span_bytes)),
+        api::trace::TraceFlags(api::trace::TraceFlags::kIsSampled), true);
+    const std::vector<
+        std::pair<api::trace::SpanContext,
+                  std::vector<std::pair<api::nostd::string_view, api::common::AttributeValue>>>>
+        links = {{linked, {{"link.kind", "follows"}}}};
+
+    api::trace::StartSpanOptions options;
+    options.kind = api::trace::SpanKind::kProducer;
+    auto span = tracer->StartSpan("first name", attrs, links, options);
+    const auto context = span->GetContext();
+    REQUIRE(context.IsValid());
+    span->AddEvent("checkpoint", {{"step", std::int64_t{2}}});
+    span->SetAttribute("late", "set after start");
+    span->UpdateName("renamed");
+    span->SetStatus(api::trace::StatusCode::kError, "it broke");
+
+    api::trace::StartSpanOptions child_options;
+    child_options.parent = context;
+    auto child = tracer->StartSpan("child", child_options);
+    child->End();
+    span->End();
+    span->SetAttribute("after.end", true); // ignored: the span is sent
+
+    auto record = logger->CreateLogRecord();
+    REQUIRE(record);
+    record->SetSeverity(api::logs::Severity::kWarn2);
+    record->SetBody(api::nostd::string_view("something happened"));
+    record->SetTimestamp(std::chrono::system_clock::now());
+    record->SetEventId(7, "lab.event");
+    record->SetTraceId(context.trace_id());
+    record->SetSpanId(context.span_id());
+    record->SetTraceFlags(context.trace_flags());
+    record->SetAttribute("ratio", 0.25);
+    record->SetAttribute("ok", false);
+    logger->EmitLogRecord(std::move(record));
+
+    REQUIRE(tracer->flush(std::chrono::seconds(5)));
+    REQUIRE(logger->flush(std::chrono::seconds(5)));
+    char trace_hex[32];
+    context.trace_id().ToLowerBase16(trace_hex);
+    const std::string trace_id(trace_hex, 32);
+    REQUIRE(sink.wait_for([&](const std::vector<SpanRec>& spans, const std::vector<LogRec>& logs) {
+        return spans.size() >= 2 && !logs.empty();
+    }));
+
+    const auto spans = sink.spans();
+    const SpanRec* s = find_span(spans, [&](const SpanRec& x) { return x.parent_span_id.empty(); });
+    REQUIRE(s != nullptr);
+    CHECK(s->trace_id == trace_id);
+    CHECK(s->name == "renamed");
+    CHECK(s->kind == static_cast<int>(otlp::trace::v1::Span::SPAN_KIND_PRODUCER));
+    CHECK(s->status == k_status_error);
+    CHECK(s->status_message == "it broke");
+    CHECK(s->scope_name == "labctl-taskapi");
+    CHECK(s->scope_version == "9.9.9");
+    CHECK(s->resource.at("service.name") == "wire-test");
+    CHECK(s->resource.at("answer") == "42");
+    const Attributes expected = {
+        {"bool", "true"},
+        {"int32", "-7"},
+        {"int64", std::to_string(std::int64_t{1} << 40)},
+        {"uint32", "4000000000"},
+        {"double", std::to_string(1.5)},
+        {"cstr", "plain"},
+        {"unicode", "Übersicht ✓"},
+        {"long", long_text},
+        {"bools", "[true,false]"},
+        {"ints", "[1,-2,3]"},
+        {"doubles", "[" + std::to_string(0.5) + "," + std::to_string(2.25) + "]"},
+        {"texts", "[a,b c]"},
+        {"bytes", "bytes:007fff"},
+        {"late", "set after start"},
+    };
+    CHECK(s->attrs == expected); // and nothing else: "after.end" came too late
+    REQUIRE(s->events.size() == 1);
+    CHECK(s->events[0].name == "checkpoint");
+    CHECK(s->events[0].attrs.at("step") == "2");
+    CHECK(s->events[0].time_ns >= s->start_ns);
+    REQUIRE(s->links.size() == 1);
+    CHECK(s->links[0].trace_id == linked_trace);
+    CHECK(s->links[0].span_id == "aabbccddeeff0011");
+    CHECK(s->links[0].attrs.at("link.kind") == "follows");
+    CHECK((s->links[0].flags & (k_has_is_remote | k_is_remote)) == (k_has_is_remote | k_is_remote));
+    CHECK(s->end_ns >= s->start_ns);
+
+    const SpanRec* c = find_span(spans, [&](const SpanRec& x) { return x.name == "child"; });
+    REQUIRE(c != nullptr);
+    CHECK(c->trace_id == trace_id);
+    CHECK(c->parent_span_id == s->span_id);
+    CHECK(c->kind == static_cast<int>(otlp::trace::v1::Span::SPAN_KIND_INTERNAL));
+    CHECK((c->flags & (k_has_is_remote | k_is_remote)) == k_has_is_remote);
+
+    const auto logs = sink.logs();
+    REQUIRE(logs.size() == 1);
+    const LogRec& l = logs[0];
+    CHECK(l.body == "something happened");
+    CHECK(l.severity_number == 14); // SEVERITY_NUMBER_WARN2
+    CHECK(l.severity_text == "WARN2");
+    CHECK(l.event_name == "lab.event");
+    CHECK(l.trace_id == trace_id);
+    CHECK(l.span_id == s->span_id);
+    CHECK((l.flags & 0xFF) == k_sampled);
+    CHECK(l.scope_name == "labctl-taskapi");
+    CHECK(l.attrs.at("ratio") == std::to_string(0.25));
+    CHECK(l.attrs.at("ok") == "false");
+    CHECK(l.resource.at("service.name") == "wire-test");
+    CHECK(l.time_ns > 1'700'000'000'000'000'000ULL);
+    CHECK(l.observed_ns > 1'700'000'000'000'000'000ULL);
+
+    tracer->shutdown(std::chrono::seconds(1));
+    logger->shutdown(std::chrono::seconds(1));
+    // After shutdown nothing is queued any more; ending a span is harmless.
+    tracer->StartSpan("late")->End();
 }
