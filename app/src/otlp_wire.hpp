@@ -27,6 +27,9 @@ namespace labctl::taskapi {
 class Metrics;
 class WirePipeline; // the bounded queue and the exporter thread of one signal (otlp_wire.cpp)
 
+/// Spans refer to their tracer's pipeline without owning it (the SDK's hold a shared_ptr to their
+/// tracer, two atomic operations per span on one shared counter): every span must end before
+/// its tracer is destroyed, as main.cpp guarantees by destroying the server first.
 class WireTracer final : public opentelemetry::trace::Tracer {
 public:
     /// The tracer for `config.otlp_traces_endpoint`, or null when it does not apply (an endpoint
