@@ -72,10 +72,9 @@ void append_json_string(std::string& out, std::string_view text) {
         }
     }
     if (plain) {
-        char* p = nullptr;
         const std::size_t at = out.size();
         out.resize(at + text.size() + 2);
-        p = out.data() + at;
+        char* p = out.data() + at;
         *p++ = '"';
         std::memcpy(p, text.data(), text.size());
         p[text.size()] = '"';

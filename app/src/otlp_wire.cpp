@@ -17,7 +17,6 @@
 #include <opentelemetry/trace/default_span.h>
 
 #include <array>
-#include <atomic>
 #include <bit>
 #include <condition_variable>
 #include <cstdint>
