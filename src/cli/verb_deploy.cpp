@@ -6,6 +6,7 @@
 #include <labctl/core/table.hpp>
 #include <labctl/deploy/compose.hpp>
 #include <labctl/deploy/preload.hpp>
+#include <labctl/deploy/stack_env.hpp>
 #include <labctl/deploy/sync.hpp>
 
 #include "app.hpp"
@@ -82,8 +83,8 @@ Runner register_deploy(CLI::App& app, Context& ctx) {
         compose.reports_dir = spec.state_dir() + "/reports";
         compose.log_prefix = target.name + " | ";
         compose.sudo = sudo;
-        if (!spec.deploy.image_registry.empty())
-            compose.env["IMAGE_REGISTRY"] = spec.deploy.image_registry;
+        // The pin set, the registry prefix and the generated secrets (Grafana's password).
+        compose.env = deploy::stack_compose_env(spec, true);
         // Images first: an air-gapped target cannot pull what `up` needs.
         deploy::PreloadOptions preload;
         preload.images = spec.deploy.preload_images;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include <labctl/core/duration.hpp>
 #include <labctl/core/error.hpp>
@@ -9,6 +10,7 @@
 #include <labctl/core/signals.hpp>
 #include <labctl/core/table.hpp>
 #include <labctl/core/terminal.hpp>
+#include <labctl/deploy/stack_env.hpp>
 
 #include "app.hpp"
 #include "targets.hpp"
@@ -154,6 +156,10 @@ Runner register_up(CLI::App& app, Context& ctx) {
             {"grafana", url_of("grafana", 3000)},
             {"prometheus", url_of("prometheus", 9090)},
             {"tempo", url_of("tempo", 3200)}};
+        // Where Grafana's generated admin password is (the password itself is never printed).
+        std::string password_file = deploy::grafana_password_file(spec.state_dir());
+        if (!std::filesystem::exists(password_file))
+            password_file.clear();
         if (ctx.global.json()) {
             nlohmann::json j{{"stages", nlohmann::json::array()},
                              {"urls", nlohmann::json::object()}};
@@ -164,11 +170,17 @@ Runner register_up(CLI::App& app, Context& ctx) {
                      {"seconds", static_cast<double>(r.elapsed.count()) / 1000.0}});
             for (const auto& [name, url] : urls)
                 j["urls"][name] = url;
+            if (!password_file.empty())
+                j["grafana_admin_password_file"] = password_file;
             print_json(j);
         } else {
             std::string text = "\n" + timing_table(runs) + "\n";
             for (const auto& [name, url] : urls)
                 text += fmt::format("{:<11} {}\n", name, url);
+            if (!password_file.empty())
+                text += fmt::format("{:<11} user admin, password in {} (anonymous visitors are "
+                                    "Viewers)\n",
+                                    "", password_file);
             print(text);
         }
         return 0;

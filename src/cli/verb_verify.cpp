@@ -10,6 +10,7 @@
 #include <labctl/core/log.hpp>
 #include <labctl/core/signals.hpp>
 #include <labctl/deploy/compose.hpp>
+#include <labctl/deploy/stack_env.hpp>
 #include <labctl/harden/policy.hpp>
 #include <labctl/report/report.hpp>
 #include <labctl/verify/verify.hpp>
@@ -163,19 +164,20 @@ Runner register_verify(CLI::App& app, Context& ctx) {
             v.ssh.audit = opts->ssh_audit;
             const auto remote_dir = spec.deploy.remote_dir;
             const auto project = spec.deploy.project;
-            v.restart_backend = [connect, remote_dir, project]() -> std::string {
+            // compose interpolates the whole file for `restart` too: it needs the lab's variables.
+            const auto env = deploy::stack_compose_env(spec, false);
+            v.restart_backend = [connect, remote_dir, project, env]() -> std::string {
                 try {
                     auto session = remote::Session::connect(connect);
                     const bool sudo = !session.is_root();
                     const auto facts = deploy::detect_compose(session, sudo);
+                    const auto cmd = deploy::compose_command(facts.command(), remote_dir, project,
+                                                             env, "restart backend");
                     remote::ExecOptions exec;
                     exec.sudo = sudo;
                     exec.timeout = std::chrono::minutes(3);
-                    const auto r =
-                        session.exec(fmt::format("cd {} && {} -p {} restart backend",
-                                                 remote::shell_quote(remote_dir), facts.command(),
-                                                 remote::shell_quote(project)),
-                                     exec);
+                    exec.stdin_data = cmd.stdin_data;
+                    const auto r = session.exec(cmd.command, exec);
                     return r.ok() ? std::string()
                                   : fmt::format("exit {}: {}", r.exit_status, r.err);
                 } catch (const std::exception& e) {

@@ -21,6 +21,7 @@ const std::vector<EnvVar>& environment_variables() {
         {"PROJECT", "overrides deploy.project, the compose project name (as the original lab's "
                     "scripts used it)"},
         {"LAB_HOST", "overrides deploy.host: deploy, harden and verify an existing host"},
+        {"LAB_PINS", "overrides deploy.pins, the stack's image pin set (original, current)"},
     };
     return k_vars;
 }

@@ -49,9 +49,9 @@ const std::vector<std::string> k_build_keys{"suite", "packages"};
 const std::vector<std::string> k_ssh_keys{"user", "private_key", "known_hosts", "port"};
 const std::vector<std::string> k_vm_keys{"name", "cpus", "memory", "disk", "ip", "roles"};
 const std::vector<std::string> k_hardening_keys{"profile", "allow_users", "revert_seconds"};
-const std::vector<std::string> k_deploy_keys{"target_vm",      "host",          "stack_dir",
-                                             "remote_dir",     "project",       "wait_timeout",
-                                             "image_registry", "preload_images"};
+const std::vector<std::string> k_deploy_keys{"target_vm",      "host",           "stack_dir",
+                                             "remote_dir",     "project",        "wait_timeout",
+                                             "image_registry", "preload_images", "pins"};
 const std::vector<std::string> k_verify_keys{"checks",    "deadline", "deadlines",
                                              "endpoints", "services", "prometheus_jobs"};
 // The services stack.health can probe (verify's endpoint names).
@@ -743,6 +743,7 @@ private:
                 d.image_registry += '/';
         if (const Entry* e = m.get("preload_images"))
             read_preload(*e);
+        read_string(m, "pins", d.pins, detail::check_pin_set);
     }
 
     void read_preload(const Entry& e) {
@@ -922,6 +923,7 @@ private:
             {"LABCTL_KNOWN_HOSTS", "ssh.known_hosts", &s.ssh.known_hosts, {}},
             {"PROJECT", "deploy.project", &s.deploy.project, detail::check_compose_project},
             {"LAB_HOST", "deploy.host", &s.deploy.host, detail::check_host},
+            {"LAB_PINS", "deploy.pins", &s.deploy.pins, detail::check_pin_set},
         };
         for (const auto& b : bindings) {
             const auto it = m_options.env.find(b.name);
@@ -978,6 +980,7 @@ private:
                                            name),
                                "add it to verify.checks, or delete the deadline");
 
+        finish_pins();
         finish_target_vm();
         finish_allow_users();
         finish_network();
@@ -991,6 +994,32 @@ private:
         const auto src = source_of(field);
         const bool from_outside = src.origin == Origin::environment || src.origin == Origin::flag;
         path = resolve_path(path, from_outside ? fs::current_path() : m_base);
+    }
+
+    // deploy.pins names a file of the stack: <stack_dir>/pins/<name>.env.
+    void finish_pins() {
+        const auto& d = m_spec.deploy;
+        if (d.pins.empty() || m_bad.count("deploy.pins"))
+            return;
+        const fs::path dir = fs::path(d.stack_dir) / "pins";
+        std::error_code ec;
+        if (fs::is_regular_file(dir / (d.pins + ".env"), ec))
+            return;
+        std::vector<std::string> names;
+        for (const auto& entry : fs::directory_iterator(dir, ec))
+            if (entry.path().extension() == ".env")
+                names.push_back(entry.path().stem().string());
+        std::sort(names.begin(), names.end());
+        std::string hint =
+            names.empty()
+                ? fmt::format("{} has no pin sets: delete deploy.pins", dir.string())
+                : fmt::format("the pin sets of {} are: {}", d.stack_dir, detail::join(names));
+        if (const auto guess = did_you_mean(d.pins, names))
+            hint = fmt::format("did you mean '{}'?", *guess);
+        m_sink.error(source_of("deploy.pins").where,
+                     fmt::format("deploy.pins '{}': there is no {}", d.pins,
+                                 (dir / (d.pins + ".env")).string()),
+                     hint);
     }
 
     void finish_target_vm() {

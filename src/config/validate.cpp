@@ -224,6 +224,17 @@ Check check_registry(std::string_view label, const std::string& value) {
     return std::nullopt;
 }
 
+Check check_pin_set(std::string_view label, const std::string& value) {
+    const bool ok = !value.empty() && value.size() <= 64 && is_alnum(value.front()) &&
+                    std::all_of(value.begin(), value.end(), [](char c) {
+                        return is_alnum(c) || c == '-' || c == '_' || c == '.';
+                    });
+    if (!ok)
+        return Problem{fmt::format("{} '{}' is not a pin set name", label, value),
+                       "name a file of <stack_dir>/pins without '.env', e.g. original or current"};
+    return std::nullopt;
+}
+
 Check check_sha256(std::string_view label, const std::string& value) {
     const std::string hint = "copy it from the image's SHA256SUMS, or run: sha256sum <image>";
     if (value.size() != 64)

@@ -33,6 +33,8 @@ Check check_http_url(std::string_view label, const std::string& value);
 Check check_image_url(std::string_view label, const std::string& value);
 Check check_image_ref(std::string_view label, const std::string& value);
 Check check_registry(std::string_view label, const std::string& value);
+/// A pin set name: the stem of <stack_dir>/pins/<name>.env.
+Check check_pin_set(std::string_view label, const std::string& value);
 Check check_sha256(std::string_view label, const std::string& value);
 Check check_not_empty(std::string_view label, const std::string& value, std::string_view hint);
 /// `value` must be one of `allowed`; the hint suggests the closest one or else `hint`.

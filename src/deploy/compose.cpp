@@ -40,11 +40,15 @@ ComposeFacts detect_compose(remote::Session& session, bool sudo) {
 
 namespace {
 
-std::string env_prefix(const std::map<std::string, std::string>& env) {
-    std::string s;
-    for (const auto& [k, v] : env)
-        s += fmt::format("{}={} ", k, shell_quote(v));
-    return s.empty() ? s : "env " + s;
+/// Runs `compose -p <project> <args>` in the stack directory with the lab's variables and secrets
+/// (every compose command interpolates the file, so each needs them).
+remote::ExecResult run_compose(remote::Session& session, const ComposeFacts& facts,
+                               const ComposeOptions& o, const std::string& args,
+                               remote::ExecOptions exec) {
+    auto cmd = compose_command(facts.command(), o.remote_dir, o.project, o.env, args);
+    exec.stdin_data = std::move(cmd.stdin_data);
+    exec.sudo = o.sudo;
+    return session.exec(cmd.command, exec);
 }
 
 std::string inspect_command(const std::string& project) {
@@ -77,19 +81,17 @@ std::string collect_evidence(remote::Session& session, const ComposeFacts& facts
         ps.push_back({{"service", s.service}, {"state", s.state}, {"health", s.health}});
     std::ofstream(dir / "ps.json") << ps.dump(2) << "\n";
     if (facts.flavor == ComposeFlavor::v2) {
-        const auto r = session.exec(fmt::format("cd {} && docker compose -p {} ps -a --format json",
-                                                shell_quote(o.remote_dir), shell_quote(o.project)),
-                                    {.timeout = std::chrono::seconds(60), .sudo = o.sudo});
+        const auto r = run_compose(session, facts, o, "ps -a --format json",
+                                   {.timeout = std::chrono::seconds(60)});
         std::ofstream(dir / "compose-ps.json") << r.out;
     }
     for (const auto& s : states) {
         if (s.state == "running" && (s.health.empty() || s.health == "healthy"))
             continue;
         const auto r =
-            session.exec(fmt::format("cd {} && {} -p {} logs --no-color --tail 200 {} 2>&1",
-                                     shell_quote(o.remote_dir), facts.command(),
-                                     shell_quote(o.project), shell_quote(s.service)),
-                         {.timeout = std::chrono::seconds(60), .sudo = o.sudo});
+            run_compose(session, facts, o,
+                        fmt::format("logs --no-color --tail 200 {} 2>&1", shell_quote(s.service)),
+                        {.timeout = std::chrono::seconds(60)});
         std::ofstream(dir / (s.service + ".log")) << r.out;
     }
     return dir.string();
@@ -130,14 +132,12 @@ std::string first_compose_error(const std::string& output) {
     return {};
 }
 
-std::string up_command(const ComposeFacts& facts, const ComposeOptions& o) {
+RemoteCommand up_command(const ComposeFacts& facts, const ComposeOptions& o) {
     // --remove-orphans drops services removed from the file; volumes are never removed.
-    std::string cmd =
-        fmt::format("cd {} && {}{} -p {} up -d --build --remove-orphans", shell_quote(o.remote_dir),
-                    env_prefix(o.env), facts.command(), shell_quote(o.project));
+    std::string args = "up -d --build --remove-orphans";
     if (facts.flavor == ComposeFlavor::v2)
-        cmd += fmt::format(" --wait --wait-timeout {}", o.wait_timeout.count());
-    return cmd;
+        args += fmt::format(" --wait --wait-timeout {}", o.wait_timeout.count());
+    return compose_command(facts.command(), o.remote_dir, o.project, o.env, args);
 }
 
 std::vector<ServiceState> parse_service_states(const std::string& out) {
@@ -161,11 +161,13 @@ DeployReport compose_up(remote::Session& session, const ComposeFacts& facts,
     auto stream = [&](const std::string& line) {
         log::info("{}{}", o.log_prefix, line);
     };
+    const auto up_cmd = up_command(facts, o);
     const auto up =
-        session.exec(up_command(facts, o), {.timeout = o.wait_timeout + std::chrono::seconds(60),
-                                            .sudo = o.sudo,
-                                            .on_stdout_line = stream,
-                                            .on_stderr_line = stream});
+        session.exec(up_cmd.command, {.timeout = o.wait_timeout + std::chrono::seconds(60),
+                                      .stdin_data = up_cmd.stdin_data,
+                                      .sudo = o.sudo,
+                                      .on_stdout_line = stream,
+                                      .on_stderr_line = stream});
     auto states_now = [&] {
         const auto r = session.exec(inspect_command(o.project),
                                     {.timeout = std::chrono::seconds(60), .sudo = o.sudo});

@@ -48,13 +48,12 @@ std::string remote_image_id(remote::Session& session, const std::string& image, 
 
 std::vector<std::string> images_from_compose(remote::Session& session, const ComposeFacts& facts,
                                              const PreloadOptions& options) {
-    std::string env;
-    for (const auto& [k, v] : options.env)
-        env += fmt::format("{}={} ", k, shell_quote(v));
+    // `config` prints the resolved file, secrets included: its output is parsed, never logged.
+    const auto cmd = compose_command(facts.command(), options.remote_dir, options.project,
+                                     options.env, "config");
     const auto r = session.exec(
-        fmt::format("cd {} && {}{} -p {} config", shell_quote(options.remote_dir),
-                    env.empty() ? "" : "env " + env, facts.command(), shell_quote(options.project)),
-        {.timeout = std::chrono::seconds(120), .sudo = options.sudo});
+        cmd.command,
+        {.timeout = std::chrono::seconds(120), .stdin_data = cmd.stdin_data, .sudo = options.sudo});
     if (!r.ok())
         throw Error(ExitCode::deploy,
                     fmt::format("'{} config' failed on {}: {}", facts.command(),

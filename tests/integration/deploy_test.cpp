@@ -287,6 +287,52 @@ TEST_CASE("deploy syncs the stack, brings it up healthy, and a second deploy sen
           "keep\n");
 }
 
+TEST_CASE("deploy passes the pin set's variables and a generated Grafana password that is never "
+          "printed and stays the same",
+          "[deploy][secrets]") {
+    require_docker();
+    Stack stack;
+    // The stack names the variables the lab stack uses: compose interpolates them into the env.
+    auto compose = test::read_file(stack.dir.path() / "stack/docker-compose.yml");
+    const std::string marker = "    build: .\n";
+    compose.insert(compose.find(marker) + marker.size(),
+                   "    environment:\n"
+                   "      ADMIN_PASSWORD: ${GRAFANA_ADMIN_PASSWORD:-missing}\n"
+                   "      PINS: ${LAB_PINS:-none}\n"
+                   "      TEMPO: ${TEMPO_VERSION:-2.3.1}\n");
+    stack.dir.write("stack/docker-compose.yml", compose);
+    stack.dir.write("stack/pins/current.env",
+                    "# test pins\nLAB_PINS=current\nTEMPO_VERSION=9.9.9\n");
+    auto lab = test::read_file(stack.lab());
+    stack.dir.write("lab.yaml", lab + "  pins: current\n");
+
+    const auto first = test::run_labctl({"deploy", "-vv", "-f", stack.lab()}, {.timeout = 300s});
+    INFO(first.err);
+    REQUIRE(first.exit_code == 0);
+    const auto file = stack.dir.path() / ".labctl" / "grafana-admin-password";
+    REQUIRE(std::filesystem::exists(file));
+    const auto mode = std::filesystem::status(file).permissions() & std::filesystem::perms::all;
+    CHECK(mode == (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+    std::string password = test::read_file(file);
+    REQUIRE(password.size() == 33); // 32 base64url characters and a newline
+    password.pop_back();
+    const auto env = run_process({"docker", "inspect", "--format",
+                                  "{{range .Config.Env}}{{println .}}{{end}}", stack.container()});
+    CHECK(env.out.find("ADMIN_PASSWORD=" + password + "\n") != std::string::npos);
+    CHECK(env.out.find("PINS=current\n") != std::string::npos);
+    CHECK(env.out.find("TEMPO=9.9.9\n") != std::string::npos);
+    CHECK(first.out.find(password) == std::string::npos);
+    CHECK(first.err.find(password) == std::string::npos);
+    // Nothing on the target holds it but the container's config.
+    const auto grep = run_process({"grep", "-rl", password, stack.remote().string()});
+    CHECK(grep.out.empty());
+
+    const auto second = test::run_labctl({"deploy", "-f", stack.lab()}, {.timeout = 300s});
+    INFO(second.err);
+    REQUIRE(second.exit_code == 0);
+    CHECK(test::read_file(file) == password + "\n");
+}
+
 TEST_CASE("deploy --dry-run lists what would change and changes nothing", "[deploy]") {
     require_docker();
     Stack stack;
@@ -343,7 +389,7 @@ services:
     o.images = {"auto"};
     o.remote_dir = remote.path().string();
     o.project = "labctlpreload";
-    o.env = {{"BASE_IMAGE", k_base_image}};
+    o.env.vars = {{"BASE_IMAGE", k_base_image}};
     const auto first = deploy::preload_images(session, facts, o);
     REQUIRE(first.images.size() == 2);
     CHECK(first.images[0].image == k_base_image);

@@ -2,6 +2,7 @@
 // about the environment and flags, every problem at once, private key checks, the bundled
 // example and the template 'labctl init' writes.
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -519,4 +520,46 @@ TEST_CASE("known checks are in report order", "[config]") {
           std::vector<std::string>{"stack.health", "prometheus.targets", "prometheus.sli",
                                    "trace.e2e", "logs.correlated", "grafana.provisioned",
                                    "nginx.resilience", "ssh.hardened"});
+}
+
+TEST_CASE("deploy.pins names a pin set file of the stack; LAB_PINS overrides; a missing set is "
+          "an error at the key with the sets that exist",
+          "[config][pins]") {
+    TempDir dir;
+    dir.write("stack/pins/original.env", "LAB_PINS=original\n");
+    dir.write("stack/pins/current.env", "LAB_PINS=current\n");
+    const auto lab = [](const std::string& pins) {
+        return "version: 1\nproject: p\nvms: [{name: a}]\ndeploy:\n  stack_dir: stack\n" +
+               (pins.empty() ? std::string() : "  pins: " + pins + "\n");
+    };
+    LoadOptions o;
+    o.path = dir.write("lab.yaml", lab("current")).string();
+    auto r = load_lab(o);
+    REQUIRE(r.ok());
+    CHECK(r.spec->deploy.pins == "current");
+
+    o.env = {{"LAB_PINS", "original"}};
+    r = load_lab(o);
+    REQUIRE(r.ok());
+    CHECK(r.spec->deploy.pins == "original");
+
+    o.env.clear();
+    o.path = dir.write("lab.yaml", lab("curent")).string();
+    r = load_lab(o);
+    REQUIRE(errors(r).size() == 1);
+    CHECK(errors(r).front() ==
+          fmt::format("{}:6:9: error: deploy.pins 'curent': there is no {}/stack/pins/curent.env\n"
+                      "  hint: did you mean 'current'?",
+                      o.path, dir.path().string()));
+
+    o.path = dir.write("lab.yaml", lab("'../etc'")).string();
+    r = load_lab(o);
+    REQUIRE(errors(r).size() == 1);
+    CHECK(errors(r).front().find("deploy.pins '../etc' is not a pin set name") !=
+          std::string::npos);
+
+    o.path = dir.write("lab.yaml", lab("")).string();
+    r = load_lab(o);
+    REQUIRE(r.ok());
+    CHECK(r.spec->deploy.pins.empty());
 }

@@ -1,5 +1,9 @@
+#include <unistd.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 
 #include <labctl/deploy/compose.hpp>
 #include <labctl/deploy/preload.hpp>
@@ -61,15 +65,74 @@ TEST_CASE("compose up uses --wait on v2 and never removes volumes", "[deploy]") 
     o.remote_dir = "/opt/labctl/lab";
     o.project = "lab";
     o.wait_timeout = std::chrono::seconds(300);
-    o.env = {{"IMAGE_REGISTRY", "reg.example:5000/"}};
-    const auto v2 = deploy::up_command({deploy::ComposeFlavor::v2, "2.24.0"}, o);
+    o.env.vars = {{"IMAGE_REGISTRY", "reg.example:5000/"}};
+    const auto v2 = deploy::up_command({deploy::ComposeFlavor::v2, "2.24.0"}, o).command;
     CHECK(v2 == "cd '/opt/labctl/lab' && env IMAGE_REGISTRY='reg.example:5000/' docker compose -p "
                 "'lab' up -d --build --remove-orphans --wait --wait-timeout 300");
-    const auto v1 = deploy::up_command({deploy::ComposeFlavor::v1, "1.29.2"}, o);
+    const auto v1 = deploy::up_command({deploy::ComposeFlavor::v1, "1.29.2"}, o).command;
     CHECK(v1.find("docker-compose -p 'lab' up -d --build --remove-orphans") != std::string::npos);
     CHECK(v1.find("--wait") == std::string::npos);
     CHECK(v1.find("-v") == std::string::npos);
     CHECK(v1.find("down") == std::string::npos);
+}
+
+TEST_CASE("compose commands take secrets from stdin, never from the command line", "[deploy]") {
+    deploy::ComposeEnv env;
+    env.vars = {{"LAB_PINS", "current"}, {"TEMPO_VERSION", "2.8.2"}};
+    env.secrets = {{"GRAFANA_ADMIN_PASSWORD", "s3cr3t 'quoted' \\x"}};
+    const auto cmd = deploy::compose_command("docker compose", "/opt/lab dir", "lab", env, "ps");
+    CHECK(cmd.command == "cd '/opt/lab dir' && IFS= read -r GRAFANA_ADMIN_PASSWORD && export "
+                         "GRAFANA_ADMIN_PASSWORD && env LAB_PINS='current' TEMPO_VERSION='2.8.2' "
+                         "docker compose -p 'lab' ps");
+    CHECK(cmd.command.find("s3cr3t") == std::string::npos);
+    REQUIRE(cmd.stdin_data);
+    CHECK(*cmd.stdin_data == "s3cr3t 'quoted' \\x\n");
+
+    deploy::ComposeOptions o;
+    o.remote_dir = "/opt/labctl/lab";
+    o.env = env;
+    const auto up = deploy::up_command({deploy::ComposeFlavor::v1, "1.29.2"}, o);
+    CHECK(up.command.find("s3cr3t") == std::string::npos);
+    CHECK(up.stdin_data == cmd.stdin_data);
+
+    const auto plain = deploy::compose_command("docker-compose", "/d", "p", {}, "config");
+    CHECK(plain.command == "cd '/d' && docker-compose -p 'p' config");
+    CHECK_FALSE(plain.stdin_data);
+}
+
+TEST_CASE("compose commands refuse a secret with a line break and a bad variable name",
+          "[deploy]") {
+    deploy::ComposeEnv env;
+    env.secrets = {{"GRAFANA_ADMIN_PASSWORD", "one\ntwo"}};
+    CHECK_THROWS_WITH(deploy::compose_command("docker compose", "/d", "p", env, "ps"),
+                      Catch::Contains("line break"));
+    deploy::ComposeEnv bad;
+    bad.vars = {{"1BAD; rm -rf /", "x"}};
+    CHECK_THROWS_WITH(deploy::compose_command("docker compose", "/d", "p", bad, "ps"),
+                      Catch::Contains("not a valid compose variable name"));
+}
+
+TEST_CASE("env files read like compose's --env-file: comments, quotes, export, errors with "
+          "file:line",
+          "[deploy]") {
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("labctl-envfile-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const auto good = (dir / "current.env").string();
+    std::ofstream(good) << "# the current pin set\n\nLAB_PINS=current\nTEMPO_VERSION=\"2.8.2\"\n"
+                           "export LOKI_VERSION='3.5.7'\nGRAFANA_VERSION=12.2.1  # newest\n";
+    const auto vars = deploy::read_env_file(good);
+    CHECK(vars.size() == 4);
+    CHECK(vars.at("LAB_PINS") == "current");
+    CHECK(vars.at("TEMPO_VERSION") == "2.8.2");
+    CHECK(vars.at("LOKI_VERSION") == "3.5.7");
+    CHECK(vars.at("GRAFANA_VERSION") == "12.2.1");
+    const auto bad = (dir / "bad.env").string();
+    std::ofstream(bad) << "A=1\nthis is not an assignment\n";
+    CHECK_THROWS_WITH(deploy::read_env_file(bad), Catch::Contains(bad + ":2:"));
+    CHECK_THROWS_WITH(deploy::read_env_file((dir / "missing.env").string()),
+                      Catch::Contains("cannot read the env file"));
+    std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("service states parse with and without health", "[deploy]") {

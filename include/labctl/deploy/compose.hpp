@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <labctl/deploy/compose_env.hpp>
+
 namespace labctl::remote {
 class Session;
 }
@@ -28,17 +30,17 @@ struct ComposeOptions {
     std::string remote_dir;
     std::string project = "lab";
     std::chrono::seconds wait_timeout{600};
-    std::map<std::string, std::string> env; ///< e.g. IMAGE_REGISTRY, LAB_HOST
-    std::string reports_dir;                ///< local; failure evidence is written here
-    std::string log_prefix;                 ///< e.g. "lab1 | "
+    ComposeEnv env;          ///< variables and secrets for interpolation (pin set, registry)
+    std::string reports_dir; ///< local; failure evidence is written here
+    std::string log_prefix;  ///< e.g. "lab1 | "
     bool sudo = true;
 };
 
 /// Detects the compose flavour on the target; throws Error(deploy) when there is none.
 ComposeFacts detect_compose(remote::Session& session, bool sudo);
 
-/// The shell command that brings the stack up (pure).
-std::string up_command(const ComposeFacts& facts, const ComposeOptions& options);
+/// The shell command that brings the stack up, and its stdin (the secrets) (pure).
+RemoteCommand up_command(const ComposeFacts& facts, const ComposeOptions& options);
 
 struct ServiceState {
     std::string service;

@@ -22,9 +22,9 @@ struct PreloadOptions {
     /// Images to send, or the single entry "auto": every image the synced compose file names
     /// (resolved on the target by `compose config`, so variables expand as they will for `up`).
     std::vector<std::string> images;
-    std::string remote_dir;                 ///< the synced stack (for "auto")
-    std::string project = "lab";            ///< compose project name (for "auto")
-    std::map<std::string, std::string> env; ///< compose variables (for "auto"), e.g. IMAGE_REGISTRY
+    std::string remote_dir;      ///< the synced stack (for "auto")
+    std::string project = "lab"; ///< compose project name (for "auto")
+    ComposeEnv env;              ///< compose variables and secrets (for "auto")
     std::string log_prefix;
     bool sudo = true;
 };

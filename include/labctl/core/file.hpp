@@ -1,0 +1,21 @@
+#pragma once
+// Durable file writes: a file is complete or absent, also after a crash or Ctrl-C.
+
+#include <sys/types.h>
+
+#include <string>
+
+namespace labctl {
+
+/// Writes `content` to a temporary file beside `path` (mode `mode`), fsyncs it, renames it over
+/// `path` and fsyncs the directory. Throws Error(preflight) naming the path and errno's text.
+void write_file_atomic(const std::string& path, const std::string& content, mode_t mode = 0644);
+
+/// Like write_file_atomic, but never replaces an existing `path` (the temporary is linked into
+/// place): false when `path` already existed, so two concurrent runs agree on one content.
+bool create_file_exclusive(const std::string& path, const std::string& content, mode_t mode = 0600);
+
+/// `bytes` random bytes from the kernel (getrandom), as unpadded base64url text.
+std::string random_token(std::size_t bytes);
+
+} // namespace labctl
