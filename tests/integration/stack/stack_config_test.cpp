@@ -1,11 +1,14 @@
 // The lab stack's configuration files checked by the real tools and against each other:
 // nginx -t, promtool, docker-compose config, the dashboards' PromQL evaluated by a real Prometheus
 // scraping the real task API, and the collector/Tempo/Loki/Grafana YAML cross-checked with the
-// compose file. Only 127.0.0.1 is contacted.
+// compose file, for both pin sets (stacks/lab/pins/{original,current}.env). Only 127.0.0.1 is
+// contacted.
 
 #include <yaml-cpp/yaml.h>
 
 #include <catch2/catch.hpp>
+#include <ctime>
+#include <fstream>
 #include <regex>
 #include <set>
 #include <thread>
@@ -67,6 +70,74 @@ std::set<int> container_ports(const YAML::Node& service) {
         ports.insert(std::stoi(text.substr(text.rfind(':') + 1)));
     }
     return ports;
+}
+
+/// The pin sets: stacks/lab/pins/<name>.env, each naming itself in LAB_PINS.
+const std::vector<std::string> k_pin_sets = {"original", "current"};
+
+/// KEY=VALUE lines of an env file (comments and blank lines skipped).
+std::map<std::string, std::string> read_env_file(const fs::path& file) {
+    std::map<std::string, std::string> vars;
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] == '#') {
+            continue;
+        }
+        const auto eq = line.find('=');
+        REQUIRE(eq != std::string::npos);
+        vars[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return vars;
+}
+
+std::map<std::string, std::string> pin_set(const std::string& name) {
+    const auto file = stack_dir() / "pins" / (name + ".env");
+    REQUIRE(fs::exists(file));
+    return read_env_file(file);
+}
+
+/// A compose path with the pin-set selector resolved the way compose resolves it.
+std::string for_pins(std::string text, const std::string& set) {
+    const std::string selector = "${LAB_PINS:-original}";
+    for (auto at = text.find(selector); at != std::string::npos; at = text.find(selector)) {
+        text.replace(at, selector.size(), set);
+    }
+    return text;
+}
+
+/// The host side of a service's bind mount onto `target` for pin set `set`
+/// ("./loki/loki.${LAB_PINS:-original}.yaml:/etc/loki/loki.yaml:ro" -> "./loki/loki.<set>.yaml").
+std::string mount_source(const YAML::Node& service, const std::string& target,
+                         const std::string& set) {
+    for (const auto& v : service["volumes"]) {
+        const auto text = for_pins(v.as<std::string>(), set);
+        const auto colon = text.find(':');
+        const auto rest = text.substr(colon + 1);
+        if (rest.substr(0, rest.find(':')) == target) {
+            return text.substr(0, colon);
+        }
+    }
+    return {};
+}
+
+/// Per-set config files, resolved through the compose file's bind mounts.
+YAML::Node set_config(const std::string& service, const std::string& target,
+                      const std::string& set) {
+    const auto compose = YAML::LoadFile((stack_dir() / "docker-compose.yml").string());
+    const auto source = mount_source(compose["services"][service], target, set);
+    REQUIRE_FALSE(source.empty());
+    return YAML::LoadFile((stack_dir() / for_pins(source, set)).string());
+}
+
+/// Today as YYYY-MM-DD (UTC), the form of Loki's schema period dates.
+std::string today_iso() {
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char buf[16];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+    return buf;
 }
 
 std::string healthcheck_text(const YAML::Node& service) {
@@ -184,94 +255,181 @@ TEST_CASE("stack config: promtool accepts prometheus.yml and its targets are com
 
 TEST_CASE("stack config: collector, Tempo and Loki YAML agree with each other and compose",
           "[stack][yaml]") {
-    const auto col = load_yaml("otel-collector/config.yaml");
     const auto tempo = load_yaml("tempo/tempo.yaml");
-    const auto loki = load_yaml("loki/loki.yaml");
     const auto compose = load_yaml("docker-compose.yml");
     const auto services = compose["services"];
 
-    // Pipelines reference only defined components; memory_limiter first, batch last.
-    std::set<std::string> pipelines;
-    for (const auto& p : col["service"]["pipelines"]) {
-        const auto name = p.first.as<std::string>();
-        pipelines.insert(name);
-        INFO("pipeline " << name);
-        for (const char* section : {"receivers", "processors", "exporters"}) {
-            const auto used = seq_strings(p.second[section]);
-            REQUIRE_FALSE(used.empty());
-            for (const auto& c : used) {
-                INFO(section << ": " << c);
-                CHECK(col[section][c].IsDefined());
+    for (const auto& set : k_pin_sets) {
+        INFO("pin set " << set);
+        const auto col = set_config("otel-collector", "/etc/otelcol-contrib/config.yaml", set);
+        const auto loki = set_config("loki", "/etc/loki/loki.yaml", set);
+
+        // Pipelines reference only defined components; memory_limiter first, batch last.
+        std::set<std::string> pipelines;
+        for (const auto& p : col["service"]["pipelines"]) {
+            const auto name = p.first.as<std::string>();
+            pipelines.insert(name);
+            INFO("pipeline " << name);
+            for (const char* section : {"receivers", "processors", "exporters"}) {
+                const auto used = seq_strings(p.second[section]);
+                REQUIRE_FALSE(used.empty());
+                for (const auto& c : used) {
+                    INFO(section << ": " << c);
+                    CHECK(col[section][c].IsDefined());
+                }
+            }
+            const auto procs = seq_strings(p.second["processors"]);
+            CHECK(procs.front() == "memory_limiter");
+            CHECK(procs.back() == "batch");
+        }
+        CHECK(pipelines == std::set<std::string>{"traces", "logs"});
+        for (const auto& e : col["service"]["extensions"]) {
+            CHECK(col["extensions"][e.as<std::string>()].IsDefined());
+        }
+        // Receivers on all interfaces, on the ports compose exposes.
+        const auto otlp = col["receivers"]["otlp"]["protocols"];
+        const auto grpc = otlp["grpc"]["endpoint"].as<std::string>();
+        const auto http_ep = otlp["http"]["endpoint"].as<std::string>();
+        CHECK(grpc == "0.0.0.0:4317");
+        CHECK(http_ep == "0.0.0.0:4318");
+        const auto col_ports = container_ports(services["otel-collector"]);
+        CHECK(col_ports.count(4317) == 1);
+        CHECK(col_ports.count(4318) == 1);
+        // nginx proxies /otlp/ to the collector's OTLP/HTTP port.
+        CHECK(slurp(stack_dir() / "nginx/default.conf")
+                  .find("http://otel-collector:" + std::to_string(port_of(http_ep))) !=
+              std::string::npos);
+        // Health check extension: 0.0.0.0:13133, probed by the compose healthcheck.
+        const auto health = col["extensions"]["health_check"]["endpoint"].as<std::string>();
+        CHECK(health == "0.0.0.0:13133");
+        CHECK(healthcheck_text(services["otel-collector"]).find(":13133/") != std::string::npos);
+        CHECK(col_ports.count(13133) == 1);
+        // Own metrics on :8888 (Prometheus job otel-collector): `address` up to 0.122, a pull
+        // reader from 0.123 on (the current set must not use the removed form).
+        const auto metrics = col["service"]["telemetry"]["metrics"];
+        if (set == "original") {
+            CHECK(port_of(metrics["address"].as<std::string>()) == 8888);
+        } else {
+            CHECK_FALSE(metrics["address"].IsDefined());
+            const auto prom = metrics["readers"][0]["pull"]["exporter"]["prometheus"];
+            CHECK(prom["host"].as<std::string>() == "0.0.0.0");
+            CHECK(prom["port"].as<int>() == 8888);
+        }
+        CHECK(col_ports.count(8888) == 1);
+
+        // Separate resource processing: the Loki label hint only on the logs pipeline, and only
+        // where the `loki` exporter reads it (original set); never on traces.
+        auto has_hint = [&](const std::string& pipeline) {
+            bool hint = false;
+            for (const auto& proc :
+                 seq_strings(col["service"]["pipelines"][pipeline]["processors"])) {
+                for (const auto& a : col["processors"][proc]["attributes"]) {
+                    hint = hint || a["key"].as<std::string>() == "loki.resource.labels";
+                }
+            }
+            return hint;
+        };
+        CHECK_FALSE(has_hint("traces"));
+        CHECK(has_hint("logs") == (set == "original"));
+        const auto trace_procs = seq_strings(col["service"]["pipelines"]["traces"]["processors"]);
+        const auto log_procs = seq_strings(col["service"]["pipelines"]["logs"]["processors"]);
+        for (const auto& p : trace_procs) {
+            if (p.rfind("resource", 0) == 0) {
+                CHECK(std::find(log_procs.begin(), log_procs.end(), p) == log_procs.end());
             }
         }
-        const auto procs = seq_strings(p.second["processors"]);
-        CHECK(procs.front() == "memory_limiter");
-        CHECK(procs.back() == "batch");
-    }
-    CHECK(pipelines == std::set<std::string>{"traces", "logs"});
-    for (const auto& e : col["service"]["extensions"]) {
-        CHECK(col["extensions"][e.as<std::string>()].IsDefined());
-    }
-    // Receivers on all interfaces, on the ports compose exposes.
-    const auto otlp = col["receivers"]["otlp"]["protocols"];
-    const auto grpc = otlp["grpc"]["endpoint"].as<std::string>();
-    const auto http_ep = otlp["http"]["endpoint"].as<std::string>();
-    CHECK(grpc == "0.0.0.0:4317");
-    CHECK(http_ep == "0.0.0.0:4318");
-    const auto col_ports = container_ports(services["otel-collector"]);
-    CHECK(col_ports.count(4317) == 1);
-    CHECK(col_ports.count(4318) == 1);
-    // nginx proxies /otlp/ to the collector's OTLP/HTTP port.
-    CHECK(slurp(stack_dir() / "nginx/default.conf")
-              .find("http://otel-collector:" + std::to_string(port_of(http_ep))) !=
-          std::string::npos);
-    // Health check extension: 0.0.0.0:13133, probed by the compose healthcheck.
-    const auto health = col["extensions"]["health_check"]["endpoint"].as<std::string>();
-    CHECK(health == "0.0.0.0:13133");
-    CHECK(healthcheck_text(services["otel-collector"]).find(":13133/") != std::string::npos);
-    CHECK(col_ports.count(13133) == 1);
-    // Own metrics on :8888 (Prometheus job otel-collector).
-    CHECK(port_of(col["service"]["telemetry"]["metrics"]["address"].as<std::string>()) == 8888);
-    CHECK(col_ports.count(8888) == 1);
 
-    // Traces -> Tempo's OTLP gRPC receiver.
-    const auto tempo_ep = col["exporters"]["otlp/tempo"]["endpoint"].as<std::string>();
-    CHECK(host_of(tempo_ep) == "tempo");
-    const auto tempo_grpc =
-        tempo["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
-            .as<std::string>();
-    CHECK(host_of(tempo_grpc) == "0.0.0.0");
-    CHECK(port_of(tempo_grpc) == port_of(tempo_ep));
-    CHECK(container_ports(services["tempo"]).count(port_of(tempo_ep)) == 1);
+        // Traces -> Tempo's OTLP gRPC receiver (exporter type otlp in 0.96, otlp_grpc in 0.159).
+        const auto trace_exporters =
+            seq_strings(col["service"]["pipelines"]["traces"]["exporters"]);
+        REQUIRE(trace_exporters.size() == 1);
+        CHECK(trace_exporters[0] == (set == "original" ? "otlp/tempo" : "otlp_grpc/tempo"));
+        const auto tempo_ep = col["exporters"][trace_exporters[0]]["endpoint"].as<std::string>();
+        CHECK(host_of(tempo_ep) == "tempo");
+        const auto tempo_grpc =
+            tempo["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+                .as<std::string>();
+        CHECK(host_of(tempo_grpc) == "0.0.0.0");
+        CHECK(port_of(tempo_grpc) == port_of(tempo_ep));
+        CHECK(container_ports(services["tempo"]).count(port_of(tempo_ep)) == 1);
+
+        // Logs -> Loki on Loki's HTTP port: the push API through the `loki` exporter (2.9), or
+        // Loki 3's native OTLP endpoint through otlp_http (the exporter appends /v1/logs).
+        const int loki_http = loki["server"]["http_listen_port"].as<int>();
+        const auto log_exporters = seq_strings(col["service"]["pipelines"]["logs"]["exporters"]);
+        REQUIRE(log_exporters.size() == 1);
+        const auto loki_ep = col["exporters"][log_exporters[0]]["endpoint"].as<std::string>();
+        CHECK(host_of(loki_ep) == "loki");
+        CHECK(port_of(loki_ep) == loki_http);
+        if (set == "original") {
+            CHECK(log_exporters[0] == "loki");
+            CHECK(loki_ep.find("/loki/api/v1/push") != std::string::npos);
+        } else {
+            CHECK(log_exporters[0] == "otlp_http/loki");
+            CHECK(loki_ep == "http://loki:3100/otlp");
+            // contrib >= 0.131 has no loki exporter: nothing may name it.
+            for (const auto& e : col["exporters"]) {
+                CHECK(e.first.as<std::string>().rfind("loki", 0) != 0);
+            }
+        }
+        CHECK(container_ports(services["loki"]).count(loki_http) == 1);
+        CHECK(healthcheck_text(services["loki"]).find(":3100/ready") != std::string::npos);
+        CHECK_FALSE(loki["auth_enabled"].as<bool>());
+        CHECK(loki["common"]["path_prefix"].as<std::string>() == "/loki");
+        CHECK_FALSE(loki["analytics"]["reporting_enabled"].as<bool>());
+
+        // Loki schema: the active (last) period is what the version needs: v12/tsdb for 2.9,
+        // v13/tsdb for 3.x (which refuses structured metadata on anything older), starting no
+        // later than today; earlier periods stay so older data remains readable.
+        const auto periods = loki["schema_config"]["configs"];
+        REQUIRE(periods.size() >= 1);
+        const auto active = periods[periods.size() - 1];
+        CHECK(active["store"].as<std::string>() == "tsdb");
+        CHECK(active["schema"].as<std::string>() == (set == "original" ? "v12" : "v13"));
+        std::string previous;
+        for (const auto& period : periods) {
+            const auto from = period["from"].as<std::string>();
+            CHECK(from > previous); // ISO dates: ascending
+            previous = from;
+        }
+        CHECK(previous <= today_iso());
+        if (set == "current") {
+            CHECK(loki["limits_config"]["allow_structured_metadata"].as<bool>());
+            CHECK(periods[0]["schema"].as<std::string>() == "v12"); // 2.9's data stays readable
+        }
+        // Retention: the compactor deletes what is older than retention_period.
+        CHECK(loki["compactor"]["retention_enabled"].as<bool>());
+        CHECK(loki["compactor"]["delete_request_store"].as<std::string>() == "filesystem");
+        CHECK(loki["compactor"]["working_directory"].as<std::string>().rfind("/loki/", 0) == 0);
+        CHECK_FALSE(loki["limits_config"]["retention_period"].as<std::string>().empty());
+    }
+
     const int tempo_http = tempo["server"]["http_listen_port"].as<int>();
     CHECK(tempo_http == 3200);
     CHECK(container_ports(services["tempo"]).count(tempo_http) == 1);
     CHECK(healthcheck_text(services["tempo"]).find(":3200/ready") != std::string::npos);
-    // Tempo's metrics generator -> Prometheus remote write.
-    const auto rw =
-        tempo["metrics_generator"]["storage"]["remote_write"][0]["url"].as<std::string>();
+    // Tempo's metrics generator -> Prometheus remote write, with exemplars.
+    const auto rw0 = tempo["metrics_generator"]["storage"]["remote_write"][0];
+    const auto rw = rw0["url"].as<std::string>();
     CHECK(rw == "http://prometheus:9090/api/v1/write");
+    CHECK(rw0["send_exemplars"].as<bool>());
     CHECK(container_ports(services["prometheus"]).count(port_of(rw)) == 1);
+    // Service graph: Tempo's default peer attributes plus db.system.name (the task API's SQLite
+    // spans), so the service map has a sqlite node.
+    const auto peers =
+        seq_strings(tempo["metrics_generator"]["processor"]["service_graphs"]["peer_attributes"]);
+    for (const char* attr : {"peer.service", "db.name", "db.system", "db.system.name"}) {
+        INFO(attr);
+        CHECK(std::find(peers.begin(), peers.end(), attr) != peers.end());
+    }
     // Tempo's storage paths live on its volume.
     const auto tempo_wal = tempo["storage"]["trace"]["wal"]["path"].as<std::string>();
     CHECK(tempo_wal.rfind("/var/tempo/", 0) == 0);
 
-    // Logs -> Loki's push API on Loki's HTTP port.
-    const auto loki_ep = col["exporters"]["loki"]["endpoint"].as<std::string>();
-    CHECK(host_of(loki_ep) == "loki");
-    CHECK(loki_ep.find("/loki/api/v1/push") != std::string::npos);
-    const int loki_http = loki["server"]["http_listen_port"].as<int>();
-    CHECK(port_of(loki_ep) == loki_http);
-    CHECK(container_ports(services["loki"]).count(loki_http) == 1);
-    CHECK(healthcheck_text(services["loki"]).find(":3100/ready") != std::string::npos);
-    CHECK_FALSE(loki["auth_enabled"].as<bool>());
-    CHECK(loki["common"]["path_prefix"].as<std::string>() == "/loki");
-    CHECK_FALSE(loki["analytics"]["reporting_enabled"].as<bool>());
-
     // The task API exports to the collector's OTLP/HTTP port.
     const auto backend_env = services["backend"]["environment"];
     CHECK(backend_env["OTEL_EXPORTER_OTLP_ENDPOINT"].as<std::string>() ==
-          "http://otel-collector:" + std::to_string(port_of(http_ep)));
+          "http://otel-collector:4318");
     CHECK(backend_env["OTEL_SERVICE_NAME"].as<std::string>() == "task-api");
     CHECK(container_ports(services["backend"])
               .count(std::stoi(backend_env["PORT"].as<std::string>())) == 1);
@@ -281,8 +439,14 @@ TEST_CASE("stack config: compose file: healthchecks, ordering, volumes, publishe
           "[stack][compose]") {
     const auto compose = load_yaml("docker-compose.yml");
     CHECK(compose["version"].as<std::string>() == "2.4");
-    const std::set<std::string> expected = {"backend", "frontend",   "otel-collector", "tempo",
-                                            "loki",    "prometheus", "grafana"};
+    const std::set<std::string> expected = {"lab-init", "backend", "frontend",   "otel-collector",
+                                            "tempo",    "loki",    "prometheus", "grafana"};
+    // One-shot services: they run, exit 0 and are waited for with service_completed_successfully
+    // (docker-compose 1.29 and Compose v2 both know the condition; `up --wait` accepts them).
+    const std::set<std::string> one_shot = {"lab-init"};
+    // Images whose current tags are distroless or may lack an HTTP client: their healthchecks
+    // run the static busybox lab-init copies into the lab-probe volume, never a plain `wget`.
+    const std::set<std::string> probed = {"tempo", "loki", "prometheus", "grafana"};
     std::set<std::string> names;
     std::set<std::string> volumes;
     for (const auto& v : compose["volumes"]) {
@@ -297,11 +461,31 @@ TEST_CASE("stack config: compose file: healthchecks, ordering, volumes, publishe
         const auto svc = s.second;
         names.insert(name);
         INFO("service " << name);
-        REQUIRE(svc["healthcheck"]);
-        CHECK(svc["healthcheck"]["test"][0].as<std::string>() == "CMD");
+        // Every service has a memory limit.
+        REQUIRE(svc["mem_limit"]);
+        CHECK_FALSE(svc["mem_limit"].as<std::string>().empty());
+        if (one_shot.count(name) == 1) {
+            CHECK(svc["restart"].as<std::string>() == "no");
+        } else {
+            REQUIRE(svc["healthcheck"]);
+            CHECK(svc["healthcheck"]["test"][0].as<std::string>() == "CMD");
+        }
         for (const auto& d : svc["depends_on"]) {
-            CHECK(d.second["condition"].as<std::string>() == "service_healthy");
-            CHECK(compose["services"][d.first.as<std::string>()]["healthcheck"]);
+            const auto dep = d.first.as<std::string>();
+            if (one_shot.count(dep) == 1) {
+                CHECK(d.second["condition"].as<std::string>() == "service_completed_successfully");
+            } else {
+                CHECK(d.second["condition"].as<std::string>() == "service_healthy");
+                CHECK(compose["services"][dep]["healthcheck"]);
+            }
+        }
+        if (probed.count(name) == 1) {
+            CHECK(svc["healthcheck"]["test"][1].as<std::string>() == "/lab-probe/busybox");
+            CHECK(svc["healthcheck"]["test"][2].as<std::string>() == "wget");
+            CHECK(svc["depends_on"]["lab-init"]["condition"].as<std::string>() ==
+                  "service_completed_successfully");
+            const auto vols = seq_strings(svc["volumes"]);
+            CHECK(std::find(vols.begin(), vols.end(), "lab-probe:/lab-probe:ro") != vols.end());
         }
         // Images: pinned by a variable with the registry prefix, or built here.
         if (svc["build"]) {
@@ -309,15 +493,18 @@ TEST_CASE("stack config: compose file: healthchecks, ordering, volumes, publishe
         } else {
             CHECK(svc["image"].as<std::string>().rfind("${IMAGE_REGISTRY:-}", 0) == 0);
         }
-        for (const auto& v : svc["volumes"]) {
-            const auto text = v.as<std::string>();
-            const auto source = text.substr(0, text.find(':'));
-            if (source.rfind("./", 0) == 0) {
-                CHECK(fs::exists(stack_dir() / source)); // config bind mounts exist
-                CHECK(text.size() > 3);
-                CHECK(text.substr(text.size() - 3) == ":ro");
-            } else {
-                CHECK(volumes.count(source) == 1); // data: named volumes only
+        for (const auto& set : k_pin_sets) {
+            for (const auto& v : svc["volumes"]) {
+                const auto text = for_pins(v.as<std::string>(), set);
+                const auto source = text.substr(0, text.find(':'));
+                INFO(set << ": " << text);
+                if (source.rfind("./", 0) == 0) {
+                    CHECK(fs::exists(stack_dir() / source)); // each set's config file exists
+                    CHECK(text.size() > 3);
+                    CHECK(text.substr(text.size() - 3) == ":ro");
+                } else {
+                    CHECK(volumes.count(source) == 1); // data: named volumes only
+                }
             }
         }
         if (published.count(name) == 0) {
@@ -331,6 +518,34 @@ TEST_CASE("stack config: compose file: healthchecks, ordering, volumes, publishe
     const auto collector_ports = compose["services"]["otel-collector"]["ports"];
     REQUIRE(collector_ports.size() == 1);
     CHECK(collector_ports[0].as<std::string>().find(":13133") != std::string::npos);
+    // The collector image carries its own static busybox (otel-collector/Dockerfile).
+    CHECK(healthcheck_text(compose["services"]["otel-collector"]).rfind("CMD /busybox wget", 0) ==
+          0);
+    CHECK(slurp(stack_dir() / "otel-collector" / "Dockerfile")
+              .find("COPY --from=probe /bin/busybox /busybox") != std::string::npos);
+
+    // lab-init: the busybox image, copies the probe and gives tempo-data to uid 10001 (Tempo
+    // >= 2.5 runs as 10001; 2.3.1 ran as root and left the volume root-owned).
+    const auto init = compose["services"]["lab-init"];
+    CHECK(init["image"].as<std::string>() ==
+          "${IMAGE_REGISTRY:-}busybox:${BUSYBOX_VERSION:-1.36.1-musl}");
+    const auto init_cmd = seq_strings(init["command"]);
+    REQUIRE(init_cmd.size() == 3);
+    CHECK(init_cmd[2].find("/lab-probe/busybox") != std::string::npos);
+    CHECK(init_cmd[2].find("chown -R 10001:10001 /var/tempo") != std::string::npos);
+    const auto init_vols = seq_strings(init["volumes"]);
+    CHECK(std::find(init_vols.begin(), init_vols.end(), "tempo-data:/var/tempo") !=
+          init_vols.end());
+
+    // The collector's memory_limiter stays below its container limit in both sets.
+    CHECK(compose["services"]["otel-collector"]["mem_limit"].as<std::string>() == "512m");
+    for (const auto& set : k_pin_sets) {
+        INFO(set);
+        const auto col = set_config("otel-collector", "/etc/otelcol-contrib/config.yaml", set);
+        const auto ml = col["processors"]["memory_limiter"];
+        CHECK(ml["limit_mib"].as<int>() + ml["spike_limit_mib"].as<int>() <= 512);
+    }
+
     // Nothing in the stack erases its data on deploy (the original removed its volumes with
     // every `down`).
     for (const auto& f : fs::recursive_directory_iterator(stack_dir())) {
@@ -343,10 +558,52 @@ TEST_CASE("stack config: compose file: healthchecks, ordering, volumes, publishe
                             "--volumes") == std::string::npos);
         }
     }
-    // Grafana: anonymous Viewer, never Admin.
+    // Grafana: anonymous Viewer, never Admin; Explore for Viewers (viewers_can_edit), so the
+    // page's Explore link and the trace <-> logs links work anonymously; no default password.
     const auto genv = compose["services"]["grafana"]["environment"];
     CHECK(genv["GF_AUTH_ANONYMOUS_ENABLED"].as<std::string>() == "true");
     CHECK(genv["GF_AUTH_ANONYMOUS_ORG_ROLE"].as<std::string>() == "Viewer");
+    CHECK(genv["GF_USERS_VIEWERS_CAN_EDIT"].as<std::string>() == "true");
+    CHECK(genv["GF_SECURITY_ADMIN_PASSWORD"].as<std::string>().rfind("${GRAFANA_ADMIN_PASSWORD:?",
+                                                                     0) == 0);
+    CHECK(slurp(stack_dir() / ".env.example").find("GRAFANA_ADMIN_PASSWORD=admin") ==
+          std::string::npos);
+
+    // Pin sets: each env file names itself and sets every image version variable; the
+    // original set is exactly the compose defaults.
+    const auto text = slurp(stack_dir() / "docker-compose.yml");
+    for (const auto& set : k_pin_sets) {
+        INFO(set);
+        const auto pins = pin_set(set);
+        CHECK(pins.at("LAB_PINS") == set);
+        for (const char* var : {"OTELCOL_VERSION", "TEMPO_VERSION", "LOKI_VERSION",
+                                "PROMETHEUS_VERSION", "GRAFANA_VERSION"}) {
+            INFO(var);
+            REQUIRE(pins.count(var) == 1);
+            CHECK(text.find("${" + std::string(var) + ":-") != std::string::npos);
+            if (set == "original") {
+                CHECK(text.find("${" + std::string(var) + ":-" + pins.at(var) + "}") !=
+                      std::string::npos);
+            }
+        }
+    }
+    // Prometheus keeps the SLO dashboard's 30 days (and exemplars for Tempo's span metrics).
+    const auto args = seq_strings(compose["services"]["prometheus"]["command"]);
+    CHECK(std::find(args.begin(), args.end(),
+                    "--storage.tsdb.retention.time=${PROMETHEUS_RETENTION:-31d}") != args.end());
+    CHECK(std::find(args.begin(), args.end(),
+                    "--storage.tsdb.retention.size=${PROMETHEUS_RETENTION_SIZE:-2GB}") !=
+          args.end());
+    CHECK(std::find(args.begin(), args.end(), "--enable-feature=exemplar-storage") != args.end());
+    const auto offline = load_yaml("../lab-offline/docker-compose.yml");
+    const auto offline_args = seq_strings(offline["services"]["prometheus"]["command"]);
+    CHECK(std::find(offline_args.begin(), offline_args.end(),
+                    "--storage.tsdb.retention.time=${PROMETHEUS_RETENTION:-31d}") !=
+          offline_args.end());
+    for (const auto& s : offline["services"]) {
+        INFO("lab-offline " << s.first.as<std::string>());
+        CHECK(s.second["mem_limit"]);
+    }
 }
 
 TEST_CASE("stack config: docker-compose config accepts the file and applies IMAGE_REGISTRY",
@@ -368,6 +625,7 @@ TEST_CASE("stack config: docker-compose config accepts the file and applies IMAG
         argv.insert(argv.end(), {"-f", file, "-p", "lab", "config"});
         labctl::ProcessOptions defaults;
         defaults.env["IMAGE_REGISTRY"] = "";
+        defaults.env["GRAFANA_ADMIN_PASSWORD"] = "test-only-password";
         const auto plain = labctl::run_process(argv, defaults);
         INFO(base[0] << ": " << plain.err);
         REQUIRE(plain.exit_code == 0);
@@ -376,8 +634,13 @@ TEST_CASE("stack config: docker-compose config accepts the file and applies IMAG
         CHECK(plain.out.find("image: grafana/loki:2.9.3") != std::string::npos);
         CHECK(plain.out.find("image: grafana/grafana:10.2.3") != std::string::npos);
         CHECK(plain.out.find("otel/opentelemetry-collector-contrib:0.96.0") != std::string::npos);
+        CHECK(plain.out.find("image: busybox:1.36.1-musl") != std::string::npos);
+        // Without a pin set the original set's config files are mounted.
+        CHECK(plain.out.find("otel-collector/config.original.yaml") != std::string::npos);
+        CHECK(plain.out.find("loki/loki.original.yaml") != std::string::npos);
+        CHECK(plain.out.find("grafana/datasources/original.yaml") != std::string::npos);
 
-        labctl::ProcessOptions mirrored;
+        labctl::ProcessOptions mirrored = defaults;
         mirrored.env["IMAGE_REGISTRY"] = "registry.example:5000/";
         mirrored.env["LAB_BIND_ADDRESS"] = "127.0.0.1";
         const auto prefixed = labctl::run_process(argv, mirrored);
@@ -389,6 +652,7 @@ TEST_CASE("stack config: docker-compose config accepts the file and applies IMAG
                   "registry.example:5000/otel/opentelemetry-collector-contrib:0.96.0") !=
               std::string::npos);
         CHECK(prefixed.out.find("registry.example:5000/nginx:") != std::string::npos);
+        CHECK(prefixed.out.find("image: registry.example:5000/busybox:") != std::string::npos);
         CHECK(prefixed.out.find("image: grafana/") == std::string::npos);
         CHECK(prefixed.out.find("127.0.0.1") != std::string::npos);
 
@@ -396,63 +660,133 @@ TEST_CASE("stack config: docker-compose config accepts the file and applies IMAG
         services_argv.insert(services_argv.end(), {"-f", file, "config", "--services"});
         const auto services = labctl::run_process(services_argv, defaults);
         REQUIRE(services.exit_code == 0);
-        for (const char* s :
-             {"backend", "frontend", "otel-collector", "tempo", "loki", "prometheus", "grafana"}) {
+        for (const char* s : {"lab-init", "backend", "frontend", "otel-collector", "tempo", "loki",
+                              "prometheus", "grafana"}) {
             CHECK(services.out.find(s) != std::string::npos);
         }
+
+        // Each pin set through its env file (what `--env-file pins/<set>.env` and labctl pass):
+        // the set's images and the set's config files.
+        const std::map<std::string, std::string> image_of = {
+            {"TEMPO_VERSION", "image: grafana/tempo:"},
+            {"LOKI_VERSION", "image: grafana/loki:"},
+            {"PROMETHEUS_VERSION", "image: prom/prometheus:"},
+            {"GRAFANA_VERSION", "image: grafana/grafana:"},
+            {"OTELCOL_VERSION", "otel/opentelemetry-collector-contrib:"}};
+        for (const auto& set : k_pin_sets) {
+            INFO("pin set " << set);
+            auto set_argv = base;
+            set_argv.insert(set_argv.end(),
+                            {"--env-file", (stack_dir() / "pins" / (set + ".env")).string(), "-f",
+                             file, "-p", "lab", "config"});
+            const auto resolved = labctl::run_process(set_argv, defaults);
+            INFO(resolved.err);
+            REQUIRE(resolved.exit_code == 0);
+            const auto pins = pin_set(set);
+            for (const auto& [var, prefix] : image_of) {
+                INFO(var);
+                CHECK(resolved.out.find(prefix + pins.at(var) + "\n") != std::string::npos);
+            }
+            CHECK(resolved.out.find("otel-collector/config." + set + ".yaml") != std::string::npos);
+            CHECK(resolved.out.find("loki/loki." + set + ".yaml") != std::string::npos);
+            CHECK(resolved.out.find("grafana/datasources/" + set + ".yaml") != std::string::npos);
+            for (const auto& other : k_pin_sets) {
+                if (other != set) {
+                    CHECK(resolved.out.find("." + other + ".yaml") == std::string::npos);
+                }
+            }
+        }
+
+        // No Grafana admin password, no stack: compose refuses with a message naming the
+        // variable (unset and empty alike: `:?`).
+        labctl::ProcessOptions no_password = defaults;
+        no_password.env["GRAFANA_ADMIN_PASSWORD"] = "";
+        const auto refused = labctl::run_process(argv, no_password);
+        INFO(refused.out << refused.err);
+        CHECK(refused.exit_code != 0);
+        CHECK(refused.err.find("GRAFANA_ADMIN_PASSWORD must be set") != std::string::npos);
+        CHECK(refused.out.find("test-only-password") == std::string::npos);
     }
 }
 
 TEST_CASE("stack config: Grafana provisioning: fixed uids, cross-links, dashboards from files",
           "[stack][grafana]") {
-    const auto ds = load_yaml("grafana/provisioning/datasources/datasources.yaml");
-    std::map<std::string, YAML::Node> by_uid;
-    for (const auto& d : ds["datasources"]) {
-        by_uid[d["uid"].as<std::string>()] = YAML::Node(d);
+    const auto compose = load_yaml("docker-compose.yml");
+    const auto grafana = compose["services"]["grafana"];
+    for (const auto& set : k_pin_sets) {
+        INFO("pin set " << set);
+        // One datasources file per set, mounted into the provisioning directory by LAB_PINS.
+        const auto ds =
+            set_config("grafana", "/etc/grafana/provisioning/datasources/lab.yaml", set);
+        std::map<std::string, YAML::Node> by_uid;
+        for (const auto& d : ds["datasources"]) {
+            by_uid[d["uid"].as<std::string>()] = YAML::Node(d);
+        }
+        REQUIRE(by_uid.count("prometheus") == 1);
+        REQUIRE(by_uid.count("tempo") == 1);
+        REQUIRE(by_uid.count("loki") == 1);
+        CHECK(by_uid.size() == 3);
+        CHECK(by_uid["prometheus"]["type"].as<std::string>() == "prometheus");
+        CHECK(by_uid["prometheus"]["isDefault"].as<bool>());
+        CHECK(by_uid["prometheus"]["url"].as<std::string>() == "http://prometheus:9090");
+        CHECK(by_uid["tempo"]["url"].as<std::string>() == "http://tempo:3200");
+        CHECK(by_uid["loki"]["url"].as<std::string>() == "http://loki:3100");
+        // Exemplars: Tempo's span-metric exemplars carry the trace id in label traceID.
+        const auto exemplar = by_uid["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0];
+        CHECK(exemplar["name"].as<std::string>() == "traceID");
+        CHECK(exemplar["datasourceUid"].as<std::string>() == "tempo");
+        const auto tj = by_uid["tempo"]["jsonData"];
+        CHECK(tj["tracesToLogsV2"]["datasourceUid"].as<std::string>() == "loki");
+        CHECK(tj["tracesToMetrics"]["datasourceUid"].as<std::string>() == "prometheus");
+        CHECK(tj["serviceMap"]["datasourceUid"].as<std::string>() == "prometheus");
+        // `$$` is Grafana's escape for a literal `$` in provisioning files. Trace -> logs: a
+        // line filter where the trace id is in the line (2.9's loki exporter), a structured
+        // metadata filter where it is not (Loki 3 OTLP).
+        const auto logs_query = tj["tracesToLogsV2"]["query"].as<std::string>();
+        CHECK(logs_query.find(R"({service_name="$${__span.tags["service.name"]}"})") !=
+              std::string::npos);
+        CHECK(logs_query.find(set == "original"
+                                  ? R"(|= "$${__span.traceId}")"
+                                  : R"(| trace_id="$${__span.traceId}")") != std::string::npos);
+        const auto derived = by_uid["loki"]["jsonData"]["derivedFields"][0];
+        CHECK(derived["datasourceUid"].as<std::string>() == "tempo");
+        if (set == "original") {
+            // The regex finds the trace id in a line as the collector's Loki exporter writes it
+            // (JSON body with "traceid").
+            CHECK(derived["matcherType"].as<std::string>("regex") == "regex");
+            const std::regex re(derived["matcherRegex"].as<std::string>());
+            std::smatch m;
+            const std::string line =
+                R"({"body":"request","traceid":"4bf92f3577b34da6a3ce929d0e0e4736","spanid":"00f067aa0ba902b7"})";
+            REQUIRE(std::regex_search(line, m, re));
+            CHECK(m[1] == "4bf92f3577b34da6a3ce929d0e0e4736");
+        } else {
+            // Loki 3 keeps trace_id in structured metadata: match the label key.
+            CHECK(derived["matcherType"].as<std::string>() == "label");
+            CHECK(derived["matcherRegex"].as<std::string>() == "trace_id");
+        }
     }
-    REQUIRE(by_uid.count("prometheus") == 1);
-    REQUIRE(by_uid.count("tempo") == 1);
-    REQUIRE(by_uid.count("loki") == 1);
-    CHECK(by_uid["prometheus"]["type"].as<std::string>() == "prometheus");
-    CHECK(by_uid["prometheus"]["isDefault"].as<bool>());
-    CHECK(by_uid["prometheus"]["url"].as<std::string>() == "http://prometheus:9090");
-    CHECK(by_uid["tempo"]["url"].as<std::string>() == "http://tempo:3200");
-    CHECK(by_uid["loki"]["url"].as<std::string>() == "http://loki:3100");
-    const auto tj = by_uid["tempo"]["jsonData"];
-    CHECK(tj["tracesToLogsV2"]["datasourceUid"].as<std::string>() == "loki");
-    CHECK(tj["tracesToMetrics"]["datasourceUid"].as<std::string>() == "prometheus");
-    CHECK(tj["serviceMap"]["datasourceUid"].as<std::string>() == "prometheus");
-    // `$$` is Grafana's escape for a literal `$` in provisioning files.
-    CHECK(tj["tracesToLogsV2"]["query"].as<std::string>().find("$${__span.traceId}") !=
-          std::string::npos);
-    const auto derived = by_uid["loki"]["jsonData"]["derivedFields"][0];
-    CHECK(derived["datasourceUid"].as<std::string>() == "tempo");
-    // The derived-field regex finds the trace id in a line as the collector's Loki exporter
-    // writes it (JSON body with "traceid").
-    const std::regex re(derived["matcherRegex"].as<std::string>());
-    std::smatch m;
-    const std::string line =
-        R"({"body":"request","traceid":"4bf92f3577b34da6a3ce929d0e0e4736","spanid":"00f067aa0ba902b7"})";
-    REQUIRE(std::regex_search(line, m, re));
-    CHECK(m[1] == "4bf92f3577b34da6a3ce929d0e0e4736");
+    // Both files are outside the provisioning tree, so Grafana never loads both.
+    CHECK_FALSE(fs::exists(stack_dir() / "grafana" / "provisioning" / "datasources"));
 
     // Dashboards provider reads the directory compose mounts.
     const auto provider =
         load_yaml("grafana/provisioning/dashboards/dashboards.yaml")["providers"][0];
     const auto path = provider["options"]["path"].as<std::string>();
-    bool mounted = false;
-    const auto compose = load_yaml("docker-compose.yml");
-    for (const auto& v : compose["services"]["grafana"]["volumes"]) {
-        mounted = mounted || v.as<std::string>() == "./grafana/dashboards:" + path + ":ro";
-    }
-    CHECK(mounted);
+    const auto vols = seq_strings(grafana["volumes"]);
+    CHECK(std::find(vols.begin(), vols.end(), "./grafana/dashboards:" + path + ":ro") !=
+          vols.end());
+    CHECK(std::find(vols.begin(), vols.end(),
+                    "./grafana/provisioning/dashboards:/etc/grafana/provisioning/dashboards:ro") !=
+          vols.end());
 
-    // Every datasource a dashboard panel uses is provisioned.
+    // Every datasource a dashboard panel uses is provisioned (same uids in both sets).
     for (const auto& f : fs::directory_iterator(stack_dir() / "grafana" / "dashboards")) {
         const auto dash = nlohmann::json::parse(slurp(f.path()));
         for (const auto& p : dash["panels"]) {
             INFO(f.path().filename() << ": " << p["title"]);
-            CHECK(by_uid.count(p["datasource"]["uid"].get<std::string>()) == 1);
+            const auto uid = p["datasource"]["uid"].get<std::string>();
+            CHECK((uid == "prometheus" || uid == "tempo" || uid == "loki"));
         }
     }
 }
@@ -483,8 +817,12 @@ TEST_CASE("stack config: dashboards are valid JSON with the expected uid, title 
     }
     const auto& avail = panels["Service Availability (SLI)"];
     CHECK(avail["type"] == "gauge");
-    CHECK(avail["targets"][0]["expr"] ==
-          "100 * (1 - (sum(rate(http_errors_total[5m])) / sum(rate(http_requests_total[5m]))))");
+    // The expression itself belongs to the SLO dashboard's owner (issue #13 item 2: it must have
+    // data before the first error, hence `or vector(0)`); here only its shape.
+    const auto avail_expr = avail["targets"][0]["expr"].get<std::string>();
+    CHECK(avail_expr.rfind("100 * (1 - ", 0) == 0);
+    CHECK(avail_expr.find("http_requests_total") != std::string::npos);
+    CHECK(avail_expr.find("or vector(0)") != std::string::npos);
     const auto& steps = avail["fieldConfig"]["defaults"]["thresholds"]["steps"];
     CHECK(steps[1]["value"] == 95);
     CHECK(steps[2]["value"] == 99);
@@ -512,6 +850,8 @@ TEST_CASE("stack config: dashboards are valid JSON with the expected uid, title 
                    t.value("query", "") == R"({ resource.service.name = "task-api" })");
         service_map =
             service_map || (p["type"] == "nodeGraph" && t.value("queryType", "") == "serviceMap");
+        // service_name is the label in both sets: 2.9 via the exporter's loki.resource.labels
+        // hint, 3.x as a default OTLP index label.
         logs =
             logs || (p["type"] == "logs" && p["datasource"]["uid"] == "loki" &&
                      t.value("expr", "").find(R"(service_name="task-api")") != std::string::npos);
