@@ -55,10 +55,11 @@ std::vector<std::string> select_stages(const UpOptions& o) {
 // The address users open: LAB_HOST (as in the original lab) wins, then deploy.host, then the
 // target VM's address.
 std::string lab_host(const config::LabSpec& spec) {
-    if (auto env = terminal::env("LAB_HOST"); env && !env->empty())
-        return *env;
-    if (!spec.deploy.host.empty())
-        return remote::parse_endpoint(spec.deploy.host, {"", 22, "x"}).host;
+    // deploy.host already holds LAB_HOST (the loader's environment layer), as [USER@]HOST[:PORT].
+    if (!spec.deploy.host.empty()) {
+        const auto host = remote::parse_endpoint(spec.deploy.host, {"", 22, "x"}).host;
+        return host.find(':') == std::string::npos ? host : "[" + host + "]";
+    }
     if (const auto* vm = spec.find_vm(spec.deploy.target_vm))
         return spec.network.mode == "nat" ? vm->ip : "127.0.0.1";
     return "127.0.0.1";
@@ -66,8 +67,7 @@ std::string lab_host(const config::LabSpec& spec) {
 
 /// The URLs point at the target VM (not at LAB_HOST or deploy.host).
 bool uses_target_vm(const config::LabSpec& spec) {
-    const auto env = terminal::env("LAB_HOST");
-    return (!env || env->empty()) && spec.deploy.host.empty();
+    return spec.deploy.host.empty();
 }
 
 std::string timing_table(const std::vector<StageRun>& runs) {

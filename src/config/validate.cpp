@@ -174,16 +174,50 @@ Check check_compose_project(std::string_view label, const std::string& value) {
 }
 
 Check check_host(std::string_view label, const std::string& value) {
-    // A host name, an IPv4 address or a bare IPv6 address. Never anything starting with '-': it
-    // ends up on ssh and rsync command lines.
-    const bool ok = !value.empty() && value.size() <= 253 && is_alnum(value.front()) &&
-                    std::all_of(value.begin(), value.end(), [](char c) {
-                        return is_alnum(c) || c == '-' || c == '.' || c == ':';
-                    });
-    if (!ok)
-        return Problem{fmt::format("{} '{}' is not a host name or address", label, value),
-                       "give only the host, e.g. 192.0.2.10 or lab.example.org; the user and port "
-                       "come from ssh.user and ssh.port"};
+    // [USER@]HOST[:PORT], as --host, LAB_HOST and deploy.host are documented. HOST is a name, an
+    // IPv4 address, a bracketed IPv6 address (with an optional port) or a bare one (without).
+    // Nothing may start with '-': it ends up on ssh and rsync command lines.
+    const Problem bad{fmt::format("{} '{}' is not [USER@]HOST[:PORT]", label, value),
+                      "e.g. 192.0.2.10, admin@lab.example.org or admin@192.0.2.10:2222 (IPv6: "
+                      "[2001:db8::1]:2222); without USER and PORT, ssh.user and ssh.port apply"};
+    std::string rest = value;
+    if (const auto at = rest.rfind('@'); at != std::string::npos) {
+        if (check_user_name(label, rest.substr(0, at)))
+            return bad;
+        rest = rest.substr(at + 1);
+    }
+    std::string host = rest, port;
+    bool v6 = false;
+    if (!rest.empty() && rest.front() == '[') {
+        const auto close = rest.find(']');
+        if (close == std::string::npos)
+            return bad;
+        host = rest.substr(1, close - 1);
+        const auto after = rest.substr(close + 1);
+        if (!after.empty() && (after.front() != ':' || after.size() == 1))
+            return bad;
+        port = after.empty() ? "" : after.substr(1);
+        v6 = true;
+    } else if (std::count(rest.begin(), rest.end(), ':') > 1) {
+        v6 = true; // a bare IPv6 address: no port
+    } else if (const auto colon = rest.find(':'); colon != std::string::npos) {
+        host = rest.substr(0, colon);
+        port = rest.substr(colon + 1);
+        if (port.empty())
+            return bad;
+    }
+    const bool host_ok = !host.empty() && host.size() <= 253 &&
+                         (is_alnum(host.front()) || (v6 && host.front() == ':')) &&
+                         std::all_of(host.begin(), host.end(), [v6](char c) {
+                             return is_alnum(c) || c == '-' || c == '.' || (v6 && c == ':');
+                         });
+    if (!host_ok)
+        return bad;
+    if (!port.empty()) {
+        const bool digits = port.size() <= 5 && std::all_of(port.begin(), port.end(), is_digit);
+        if (!digits || std::stoi(port) < 1 || std::stoi(port) > 65535)
+            return bad;
+    }
     return std::nullopt;
 }
 

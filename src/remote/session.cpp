@@ -350,6 +350,8 @@ Endpoint parse_endpoint(const std::string& text, const Endpoint& defaults) {
         ep.host = rest.substr(1, close - 1);
         if (close + 1 < rest.size() && rest[close + 1] == ':')
             port = rest.substr(close + 2);
+    } else if (std::count(rest.begin(), rest.end(), ':') > 1) {
+        ep.host = rest; // a bare IPv6 address: no port
     } else if (const auto colon = rest.find(':'); colon != std::string::npos) {
         ep.host = rest.substr(0, colon);
         port = rest.substr(colon + 1);

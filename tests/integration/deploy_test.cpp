@@ -333,6 +333,21 @@ TEST_CASE("deploy passes the pin set's variables and a generated Grafana passwor
     CHECK(test::read_file(file) == password + "\n");
 }
 
+TEST_CASE("deploy --host and LAB_HOST take the documented USER@HOST:PORT form", "[deploy][host]") {
+    require_docker();
+    Stack stack;
+    const auto host = fmt::format("{}@127.0.0.2:{}", stack.user.name(), stack.sshd.port());
+    const auto flag = test::run_labctl({"deploy", "--dry-run", "--host", host, "-f", stack.lab()});
+    INFO(flag.err);
+    CHECK(flag.exit_code == 0);
+    CHECK(flag.out.find("www/index.html") != std::string::npos);
+    const auto env =
+        test::run_labctl({"deploy", "--dry-run", "-f", stack.lab()}, {.env = {{"LAB_HOST", host}}});
+    INFO(env.err);
+    CHECK(env.exit_code == 0);
+    CHECK(env.out.find("www/index.html") != std::string::npos);
+}
+
 TEST_CASE("deploy --dry-run lists what would change and changes nothing", "[deploy]") {
     require_docker();
     Stack stack;

@@ -184,12 +184,12 @@ TEST_CASE("bad environment values and flags are reported where they come from",
               "$LABCTL_SSH_USER: error: ssh.user must not be 'root'\n"
               "  hint: hardening turns root login off, so labctl would lock itself out; use an "
               "unprivileged user with sudo, such as the default 'labctl'",
-              "$LAB_HOST: error: deploy.host 'ssh://host' is not a host name or address\n"
-              "  hint: give only the host, e.g. 192.0.2.10 or lab.example.org; the user and port "
-              "come from ssh.user and ssh.port",
-              "--host: error: deploy.host '-oProxyCommand=sh' is not a host name or address\n"
-              "  hint: give only the host, e.g. 192.0.2.10 or lab.example.org; the user and port "
-              "come from ssh.user and ssh.port",
+              "$LAB_HOST: error: deploy.host 'ssh://host' is not [USER@]HOST[:PORT]\n"
+              "  hint: e.g. 192.0.2.10, admin@lab.example.org or admin@192.0.2.10:2222 (IPv6: "
+              "[2001:db8::1]:2222); without USER and PORT, ssh.user and ssh.port apply",
+              "--host: error: deploy.host '-oProxyCommand=sh' is not [USER@]HOST[:PORT]\n"
+              "  hint: e.g. 192.0.2.10, admin@lab.example.org or admin@192.0.2.10:2222 (IPv6: "
+              "[2001:db8::1]:2222); without USER and PORT, ssh.user and ssh.port apply",
           });
     for (const auto& d : r.diagnostics) {
         if (d.where.file.front() == '$' || d.where.file.front() == '-') {
@@ -562,4 +562,31 @@ TEST_CASE("deploy.pins names a pin set file of the stack; LAB_PINS overrides; a 
     r = load_lab(o);
     REQUIRE(r.ok());
     CHECK(r.spec->deploy.pins.empty());
+}
+
+TEST_CASE("--host, LAB_HOST and deploy.host take the documented [USER@]HOST[:PORT]",
+          "[config][host]") {
+    for (const std::string good :
+         {"labctl@127.0.0.1:2222", "admin@host:22", "admin@host", "host", "192.0.2.10",
+          "lab.example.org:2200", "[::1]:2222", "admin@[2001:db8::1]", "2001:db8::1", "::1"}) {
+        CAPTURE(good);
+        LoadOptions flag;
+        flag.overrides.host = good;
+        CHECK(load_ok(k_lab, flag).deploy.host == good);
+        LoadOptions env;
+        env.env = {{"LAB_HOST", good}};
+        CHECK(load_ok(k_lab, env).deploy.host == good);
+        std::string in_file = k_lab;
+        in_file.replace(in_file.find("deploy:\n"), 8, "deploy:\n  host: '" + good + "'\n");
+        CHECK(load_ok(in_file).deploy.host == good);
+    }
+    for (const std::string bad : {"-oProxyCommand=sh", "Admin@host", "host:", "host:0",
+                                  "host:65536", "[::1", "[::1]2222", "@host", "a b", "ssh://h"}) {
+        CAPTURE(bad);
+        LoadOptions flag;
+        flag.overrides.host = bad;
+        const auto r = load_lab_text(k_lab, "lab.yaml", flag);
+        REQUIRE(errors(r).size() == 1);
+        CHECK(errors(r).front().find("is not [USER@]HOST[:PORT]") != std::string::npos);
+    }
 }
