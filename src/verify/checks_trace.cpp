@@ -149,6 +149,7 @@ CheckResult trace_e2e(CheckContext& c) {
     const auto trace_id = c.options().trace_id.empty() ? random_trace_id() : c.options().trace_id;
     const auto span_id = random_span_id();
     bool sent = false;
+    bool v2_route = true;
     const auto tempo = c.endpoint("tempo");
     return c.poll([&]() -> Attempt {
         if (!sent) {
@@ -158,7 +159,18 @@ CheckResult trace_e2e(CheckContext& c) {
                 return again(err);
             sent = true;
         }
-        const auto r = c.get(fmt::format("{}/api/traces/{}", tempo, trace_id), "trace " + trace_id);
+        // grafana/tempo@v2.10.8:pkg/api/http.go: /api/v2/traces/<id> answers
+        // {"trace":{"resourceSpans":[…]}}; 2.3.1 has no such route (404 "404 page not found"), and
+        // both serve /api/traces/<id> as v1 {"batches":[…]} (404 "trace not found" until found).
+        HttpResponse r;
+        if (v2_route) {
+            r = c.get(fmt::format("{}/api/v2/traces/{}", tempo, trace_id),
+                      "trace " + trace_id + " (v2)");
+            if (r.status == 404 && r.body.find("page not found") != std::string::npos)
+                v2_route = false; // the router has no v2 route: an older Tempo
+        }
+        if (!v2_route || r.status != 200)
+            r = c.get(fmt::format("{}/api/traces/{}", tempo, trace_id), "trace " + trace_id);
         if (r.status == 404)
             return again(fmt::format("Tempo has no trace {} yet", trace_id));
         const auto j = parse_json(r.body);
@@ -213,8 +225,10 @@ CheckResult logs_correlated(CheckContext& c) {
     const auto since = std::chrono::system_clock::now() - std::chrono::minutes(5);
     bool sent = false;
     const auto& svc = c.options().service_name;
-    // Loki 3.x (native OTLP): service_name label, trace_id in structured metadata.
-    // Loki 2.9 (collector's loki exporter): exporter="OTLP" label, JSON body with traceid.
+    // Loki 3.x native OTLP (grafana/loki@v3.7.6:pkg/loghttp/push/otlp.go): resource attribute
+    // service.name becomes the index label service_name, the record's trace id the structured
+    // metadata trace_id (lowercase hex). Loki 2.9 behind the collector's loki exporter:
+    // exporter="OTLP" label, the record as a JSON line with traceid.
     const std::vector<std::string> queries{
         fmt::format(R"({{service_name="{}"}} | trace_id="{}")", svc, trace_id),
         fmt::format(R"({{exporter="OTLP"}} |= "{}")", trace_id),
@@ -232,7 +246,14 @@ CheckResult logs_correlated(CheckContext& c) {
                 "{}/loki/api/v1/query_range?query={}&start={}&end={}&limit=100&direction=backward",
                 c.endpoint("loki"), url_encode(q), unix_ns(since),
                 unix_ns(std::chrono::system_clock::now() + std::chrono::minutes(1)));
-            const auto r = c.get(url, q);
+            // Loki ≥ 3 (grafana/loki@v3.7.6:pkg/util/marshal/query.go): with this header each
+            // value gets a third element {"structuredMetadata":{…},"parsed":{…}} and the stream
+            // keeps only its index labels; without it they are merged into "stream". 2.9 ignores
+            // it.
+            HttpRequest req;
+            req.url = url;
+            req.headers["X-Loki-Response-Encoding-Flags"] = "categorize-labels";
+            const auto r = c.send(req, q);
             const auto j = parse_json(r.body);
             if (r.status != 200 || !j || !j->contains("data")) {
                 last = fmt::format("Loki: {}", describe(r));

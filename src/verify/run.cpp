@@ -37,12 +37,21 @@ std::chrono::milliseconds deadline_for(const Options& options, const std::string
 }
 
 const std::vector<std::string>& sli_queries() {
+    // Exactly the PromQL of stacks/lab/grafana/dashboards/sli-slo-dashboard.json, in panel order
+    // (a contract test compares them). Every one returns a series from the first request on:
+    // only 5xx count as errors, and `or vector(0)` / `or 0 * …` stand in for the 5xx series that
+    // does not exist before the first server error.
     static const std::vector<std::string> k_queries{
-        "100 * (1 - (sum(rate(http_errors_total[5m])) / sum(rate(http_requests_total[5m]))))",
+        R"(100 * (1 - ((sum(rate(http_requests_total{status_code=~"5.."}[5m])) or vector(0)) / sum(rate(http_requests_total[5m])))))",
         "histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[5m])) by (le))",
+        R"(100 * (1 - (((sum(increase(http_requests_total{status_code=~"5.."}[30d])) or vector(0)) / sum(increase(http_requests_total[30d]))) / (1 - 0.99))))",
+        "sum(rate(http_requests_total[5m]))",
         "sum(rate(http_requests_total[5m])) by (endpoint)",
-        "100 * sum(rate(http_errors_total[5m])) by (endpoint) / sum(rate(http_requests_total[5m])) "
-        "by (endpoint)",
+        R"(100 * (sum by (endpoint) (rate(http_requests_total{status_code=~"5.."}[5m])) or 0 * sum by (endpoint) (rate(http_requests_total[5m]))) / sum by (endpoint) (rate(http_requests_total[5m])))",
+        "histogram_quantile(0.50, sum(rate(http_request_duration_seconds_bucket[5m])) by (le, "
+        "endpoint))",
+        "histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[5m])) by (le, "
+        "endpoint))",
         "histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket[5m])) by (le, "
         "endpoint))",
         "histogram_quantile(0.95, sum(rate(db_query_duration_seconds_bucket[5m])) by (le, "

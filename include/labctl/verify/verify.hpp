@@ -51,6 +51,12 @@ struct Options {
     std::vector<std::string> dashboards{"sli-slo-dashboard", "end-to-end-tracing"};
     std::vector<std::string> datasources{"prometheus", "tempo", "loki"};
     std::string service_name = "task-api";
+    /// Grafana basic-auth credentials for grafana.provisioned (empty user: anonymous). An
+    /// anonymous Viewer lacks `datasources:read` (GET /api/datasources/uid/<uid> answers 403), so
+    /// with credentials the datasources are also read by uid; the password never appears in
+    /// evidence.
+    std::string grafana_user;
+    std::string grafana_password;
     std::string trace_id; ///< empty: a random id per active check (tests fix it)
     SshSettings ssh;
     /// nginx.resilience: restarts the backend (e.g. `docker compose restart backend` over SSH);

@@ -12,10 +12,10 @@ int main(int argc, char** argv) {
     labctl::test::verify::Quirks quirks;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--tempo-v2")
-            quirks.tempo_v2 = true;
-        else if (a == "--loki-3x")
-            quirks.loki_3x = true;
+        if (a == "--pins=current" || a == "--tempo-v2" || a == "--loki-3x")
+            quirks.pins = labctl::test::verify::PinSet::current; // the old flags mean the same
+        else if (a == "--pins=original")
+            quirks.pins = labctl::test::verify::PinSet::original;
         else if (a.rfind("--tempo-polls=", 0) == 0)
             quirks.tempo_polls_before_found = std::stoi(a.substr(14));
         else if (a.rfind("--loki-polls=", 0) == 0)
@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
         else if (a.rfind("--latency-ms=", 0) == 0)
             quirks.latency_ms = std::stoi(a.substr(13));
         else {
-            std::cerr << "usage: fake_stack_server [--tempo-v2] [--loki-3x] [--tempo-polls=N] "
+            std::cerr << "usage: fake_stack_server [--pins=original|current] [--tempo-polls=N] "
                          "[--loki-polls=N] [--latency-ms=N]\n";
             return 2;
         }

@@ -1,5 +1,6 @@
 // `labctl verify` against contract fixtures of Tempo, Loki, Grafana, the Collector and Prometheus
-// that reproduce the API shapes and quirks of STACK.md §5.
+// that reproduce the upstream handlers (docs/UPSTREAM.md) of the original pin set unless a test
+// picks the current one. The pin-set specific behaviours are in verify_pins_contract_test.cpp.
 
 #include <catch2/catch.hpp>
 #include <fstream>
@@ -43,11 +44,12 @@ TEST_CASE("verify contract: all checks pass against Tempo v1 batches found after
           std::string::npos);
     // Loki returned no line twice (ingestion delay): verify kept polling.
     CHECK(run.check("logs.correlated").at("attempts").get<int>() >= 3);
-    // The panel of a Loki datasource is not sent to Prometheus; the row's panel is.
+    // The real dashboards: the Tempo and Loki panels are not sent to Prometheus, the SLO
+    // dashboard's 11 expressions are, and every one returns data.
     CHECK(run.check("grafana.provisioned")
               .at("message")
               .get<std::string>()
-              .find("2 panel queries evaluate") != std::string::npos);
+              .find("11 panel queries return data") != std::string::npos);
     CHECK(run.report.at("ok") == true);
     CHECK(run.report.at("summary").at("passed") == 6);
 }
@@ -56,8 +58,7 @@ TEST_CASE("verify contract: Tempo v2 trace.resourceSpans and Loki 3.x structured
           "understood",
           "[verify][contract]") {
     Quirks q;
-    q.tempo_v2 = true;
-    q.loki_3x = true;
+    q.pins = PinSet::current; // Tempo 2.10.8 /api/v2/traces, Loki 3.7.6 native OTLP
     q.tempo_polls_before_found = 1;
     FakeStack stack(q);
     TempDir dir;
@@ -97,7 +98,8 @@ TEST_CASE("verify contract: Grafana datasource health 400 with status ERROR fail
           "grafana.provisioned naming the datasource",
           "[verify][contract]") {
     Quirks q;
-    q.grafana_tempo_health_error = true;
+    // Tempo has no backend health check at either pin (verify_pins_contract_test); Loki has one.
+    q.grafana_health_error_uid = "loki";
     FakeStack stack(q);
     TempDir dir;
     const auto lab = write_lab(dir, stack.endpoints(), {{"grafana.provisioned", "3s"}});
@@ -107,7 +109,7 @@ TEST_CASE("verify contract: Grafana datasource health 400 with status ERROR fail
     CHECK(run.status("stack.health") == "pass");
     REQUIRE(run.status("grafana.provisioned") == "fail");
     const auto msg = run.check("grafana.provisioned").at("message").get<std::string>();
-    CHECK(msg.find("datasource 'tempo' health ERROR") != std::string::npos);
+    CHECK(msg.find("datasource 'loki' health ERROR") != std::string::npos);
     CHECK(msg.find("datasource 'prometheus'") == std::string::npos);
 }
 

@@ -15,7 +15,7 @@ TEST_CASE("verify junit: a report with pass, failure and skipped validates again
           "[verify][junit][contract]") {
     require_program("xmllint");
     Quirks q;
-    q.grafana_tempo_health_error = true;
+    q.grafana_health_error_uid = "loki"; // a backend health check that fails
     q.tempo_polls_before_found = 0;
     FakeStack stack(q);
     TempDir dir;
@@ -45,7 +45,7 @@ TEST_CASE("verify junit: a report with pass, failure and skipped validates again
     CHECK(xml.find("type=\"labctl.verify.grafana.provisioned\"") != std::string::npos);
     CHECK(xml.find("<skipped message=\"no SSH settings") != std::string::npos);
     // Evidence (URL, status, excerpt) goes to system-out.
-    CHECK(xml.find("/api/datasources/uid/tempo/health -&gt; 400") != std::string::npos);
+    CHECK(xml.find("/api/datasources/uid/loki/health -&gt; 400") != std::string::npos);
     CHECK(xml.find("&quot;status&quot;:&quot;ERROR&quot;") != std::string::npos);
 }
 
