@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <string>
 
 #include <labctl/cli/cli.hpp>
@@ -30,6 +31,11 @@ int main(int argc, char** argv) {
                     labctl::ExitCode::interrupted);
     } catch (const labctl::Error& e) {
         return fail(e.what(), e.hint(), e.code());
+    } catch (const std::filesystem::filesystem_error& e) {
+        // A file labctl needs on this machine could not be read or written: not a bug.
+        return fail(std::string("file system: ") + e.what(),
+                    "check the permissions of that path and the free space on this machine",
+                    labctl::ExitCode::preflight);
     } catch (const std::bad_alloc&) {
         return fail("out of memory", {}, labctl::ExitCode::internal);
     } catch (const std::exception& e) {

@@ -1,12 +1,16 @@
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 
 #include <labctl/core/duration.hpp>
 #include <labctl/core/error.hpp>
+#include <labctl/core/file.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/signals.hpp>
 #include <labctl/deploy/compose.hpp>
@@ -44,18 +48,30 @@ std::vector<std::string> select_checks(const config::LabSpec& spec, const Verify
     return out;
 }
 
-void write_file_atomically(const std::string& path, const std::string& content) {
-    const auto parent = std::filesystem::path(path).parent_path();
-    if (!parent.empty())
-        std::filesystem::create_directories(parent);
-    const auto tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
-        out << content;
-        if (!out)
-            throw Error(ExitCode::internal, fmt::format("cannot write {}", tmp));
+/// Fails before the checks run when the JUnit report could not be written (a directory that
+/// cannot be created or written), so a typo does not cost a whole verify run.
+void check_report_path(const std::string& path) {
+    const auto parent = std::filesystem::absolute(path).parent_path();
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec || ::access(parent.c_str(), W_OK) != 0 || std::filesystem::is_directory(path))
+        throw usage_error(fmt::format("--junit {}: cannot write a report there ({})", path,
+                                      ec ? ec.message()
+                                      : std::filesystem::is_directory(path)
+                                          ? std::string("it is a directory")
+                                          : std::strerror(errno)),
+                          "name a file in a directory you can write");
+}
+
+/// Writes the JUnit report after the results are printed: a failure names the path (exit 2) and
+/// the results are not lost.
+void write_report(const std::string& path, const std::string& content) {
+    try {
+        write_file_atomic(path, content);
+    } catch (const Error& e) {
+        throw usage_error(fmt::format("--junit {}: the report was not written: {}", path, e.what()),
+                          "the results are above; name a file in a directory you can write");
     }
-    std::filesystem::rename(tmp, path);
 }
 } // namespace
 
@@ -125,6 +141,9 @@ Runner register_verify(CLI::App& app, Context& ctx) {
         if (!opts->host.empty())
             overrides.host = opts->host;
         const auto spec = load_spec(ctx, overrides, false);
+        const std::string junit = ctx.up.active ? ctx.up.junit : opts->junit;
+        if (!junit.empty())
+            check_report_path(junit);
         const std::string host_flag = !opts->host.empty() ? opts->host : spec.deploy.host;
         const auto target =
             resolve_targets(spec, host_flag, host_flag.empty() ? spec.deploy.target_vm : "")
@@ -205,15 +224,14 @@ Runner register_verify(CLI::App& app, Context& ctx) {
             std::chrono::steady_clock::now() - t0);
         const auto summary = report::summarize(results, wall);
 
-        const std::string junit = ctx.up.active ? ctx.up.junit : opts->junit;
-        if (!junit.empty()) {
-            write_file_atomically(junit, report::to_junit(target.name, results, summary));
-            log::info("verify: JUnit report written to {}", junit);
-        }
         if (ctx.global.json())
             print_json(report::to_json(target.name, results, summary));
         else
             print(report::human(results, summary));
+        if (!junit.empty()) {
+            write_report(junit, report::to_junit(target.name, results, summary));
+            log::info("verify: JUnit report written to {}", junit);
+        }
         return summary.ok() ? 0 : to_int(ExitCode::verify);
     };
 }

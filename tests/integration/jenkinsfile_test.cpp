@@ -83,3 +83,13 @@ TEST_CASE("the Jenkinsfile pins host keys, publishes JUnit and archives reports"
     CHECK(text.find("withCredentials") != std::string::npos);
     CHECK(text.find("params.TEARDOWN") != std::string::npos);
 }
+
+TEST_CASE("no Jenkinsfile step can never fail: no '|| true', no 'set +e', no ignored exit status",
+          "[jenkins]") {
+    const auto text = test::read_file(test::source_dir() / "examples" / "Jenkinsfile");
+    for (const char* never_fails : {"|| true", "||true", "|| :", "set +e", "returnStatus: true"}) {
+        CAPTURE(never_fails);
+        CHECK(text.find(never_fails) == std::string::npos);
+    }
+    CHECK(text.find("sh '${LABCTL} validate'") != std::string::npos);
+}
