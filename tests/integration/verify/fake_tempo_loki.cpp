@@ -160,7 +160,9 @@ Reply FakeStack::loki(const Request& r) {
             continue;
         const std::string ts = std::to_string(now_ns());
         if (v3 && v3_query) {
-            const json index{{"service_name", "task-api"}};
+            // Default index labels: service.name and deployment.environment are in
+            // GlobalOTLPConfig's default_resource_attributes_as_index_labels.
+            const json index{{"deployment_environment", "lab"}, {"service_name", "task-api"}};
             const json metadata{{"trace_id", trace}, {"span_id", "00f067aa0ba902b7"}};
             if (categorize) {
                 result.push_back(
@@ -179,9 +181,13 @@ Reply FakeStack::loki(const Request& r) {
                             {"spanid", "00f067aa0ba902b7"},
                             {"severity", "INFO"},
                             {"resources", {{"service.name", "task-api"}}}};
-            result.push_back(
-                {{"stream", {{"exporter", "OTLP"}, {"job", "task-api"}, {"level", "INFO"}}},
-                 {"values", json::array({json::array({ts, line.dump()})})}});
+            result.push_back({{"stream",
+                               {{"deployment_environment", "lab"},
+                                {"exporter", "OTLP"},
+                                {"job", "task-api"},
+                                {"level", "INFO"},
+                                {"service_name", "task-api"}}},
+                              {"values", json::array({json::array({ts, line.dump()})})}});
         }
     }
     return {200, json{{"status", "success"}, {"data", data}}.dump()};

@@ -319,11 +319,14 @@ TEST_CASE("verify contract: Loki 3 structured metadata trace_id is found in the 
                   lv::url_encode(
                       R"({service_name="task-api"} | trace_id="4bf92f3577b34da6a3ce929d0e0e4736")");
         const auto merged = lv::http_request(req);
-        CHECK(merged.body.find(R"("stream":{"service_name":"task-api","span_id":)") !=
-              std::string::npos);
+        CHECK(
+            merged.body.find(
+                R"("stream":{"deployment_environment":"lab","service_name":"task-api","span_id":)") !=
+            std::string::npos);
         req.headers["X-Loki-Response-Encoding-Flags"] = "categorize-labels";
         const auto categorized = lv::http_request(req);
-        CHECK(categorized.body.find(R"("stream":{"service_name":"task-api"})") !=
+        CHECK(categorized.body.find(
+                  R"("stream":{"deployment_environment":"lab","service_name":"task-api"})") !=
               std::string::npos);
         CHECK(categorized.body.find(R"("structuredMetadata":{"span_id")") != std::string::npos);
         CHECK(categorized.body.find(R"("encodingFlags":["categorize-labels"])") !=
