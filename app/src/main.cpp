@@ -1,6 +1,7 @@
 // labctl-taskapi: the task API of the lab stack (STACK.md §2). Configuration from the environment
 // (see config.hpp); SIGTERM/SIGINT: stop accepting, finish in-flight requests, flush telemetry,
-// exit 0 within 10 s.
+// exit 0 within 10 s, or k_exit_shutdown_deadline when in-flight requests held it past its
+// deadline.
 
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPClientSession.h>
@@ -27,6 +28,10 @@
 #include "telemetry.hpp"
 
 namespace {
+
+/// Exit code when shutdown did not complete in time: in-flight requests were still running when
+/// the drain grace ended, or the whole shutdown outlived its 9.5 s watchdog (app/README.md).
+constexpr int k_exit_shutdown_deadline = 3;
 
 constexpr const char* k_usage =
     "usage: labctl-taskapi [--trivial] [--healthcheck] [--version]\n"
@@ -133,14 +138,16 @@ int main(int argc, char** argv) {
             std::fputs("{\"level\":\"error\",\"message\":\"shutdown deadline exceeded\"}\n",
                        stdout);
             std::fflush(stdout);
-            _exit(0);
+            _exit(k_exit_shutdown_deadline);
         }).detach();
         const bool drained = server.stop(std::chrono::milliseconds(6000));
         log.log(drained ? LogLevel::info : LogLevel::warn, "server stopped",
                 {{"in_flight_drained", drained}});
         telemetry.shutdown(std::chrono::milliseconds(2000));
         std::fflush(stdout);
-        return 0;
+        // Undrained connections keep their threads: destroying the server waits for them, and
+        // the watchdog above ends the process with the same code if that takes too long.
+        return drained ? 0 : k_exit_shutdown_deadline;
     } catch (const Poco::Exception& e) {
         log.log(LogLevel::error, "fatal: " + e.displayText());
         telemetry.shutdown(std::chrono::milliseconds(1000));

@@ -35,6 +35,10 @@ std::string lower(std::string s) {
 } // namespace
 
 std::filesystem::path taskapi_binary() {
+    // An override to run the tests against another build (say, the one before a fix).
+    if (const char* other = std::getenv("LABCTL_TASKAPI_TEST_BINARY"); other != nullptr && *other) {
+        return other;
+    }
     return TASKAPI_BINARY;
 }
 
