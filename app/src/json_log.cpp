@@ -122,10 +122,7 @@ void JsonLog::log(LogLevel level, std::string_view message,
             const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), *i);
             line.append(buf.data(), r.ptr);
         } else if (const auto* d = std::get_if<double>(&value)) {
-            std::array<char, 64> buf{};
-            const auto r =
-                std::to_chars(buf.data(), buf.data() + buf.size(), *d, std::chars_format::fixed, 6);
-            line.append(buf.data(), r.ptr);
+            append_json_number(line, *d); // null for NaN and infinities
         } else {
             line += std::get<bool>(value) ? "true" : "false";
         }

@@ -1,6 +1,9 @@
 #include "json_text.hpp"
 
+#include <algorithm>
 #include <array>
+#include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -120,6 +123,22 @@ void append_json_string(std::string& out, std::string_view text) {
     }
     out.append(text.data() + run_start, text.size() - run_start);
     out.push_back('"');
+}
+
+void append_json_number(std::string& out, double value, int decimals) {
+    if (!std::isfinite(value)) {
+        out += "null";
+        return;
+    }
+    // DBL_MAX in fixed notation takes 309 digits before the point.
+    std::array<char, 352> buf{};
+    const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), value,
+                                 std::chars_format::fixed, std::clamp(decimals, 0, 17));
+    if (r.ec != std::errc{}) {
+        out += "null";
+        return;
+    }
+    out.append(buf.data(), r.ptr);
 }
 
 std::string error_body(std::string_view message) {

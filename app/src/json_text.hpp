@@ -17,6 +17,11 @@ std::size_t utf8_length(std::string_view text);
 /// ill-formed UTF-8 escaped as \u00XX so the result is always valid JSON).
 void append_json_string(std::string& out, std::string_view text);
 
+/// Appends `value` as a JSON number in fixed notation with `decimals` digits after the point, or
+/// `null` when it is NaN or infinite (which JSON cannot represent: `nan`/`inf` would make the
+/// whole line invalid JSON).
+void append_json_number(std::string& out, double value, int decimals = 6);
+
 /// `{"error":"<message>"}`
 std::string error_body(std::string_view message);
 

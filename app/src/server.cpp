@@ -384,10 +384,10 @@ Reply App::dispatch(const Route& route, HTTPServerRequest& request, const std::s
         if (ms > 0) {
             m_wake.tryWait(ms); // returns early only when the server is stopping
         }
-        std::array<char, 32> buf{};
-        const int n = std::snprintf(buf.data(), buf.size(), "%.3f", *delay);
-        return json_reply(200, "{\"message\":\"Slow response completed\",\"delay_seconds\":" +
-                                   std::string(buf.data(), static_cast<std::size_t>(n)) + "}");
+        std::string out = R"({"message":"Slow response completed","delay_seconds":)";
+        append_json_number(out, *delay, 3);
+        out += '}';
+        return json_reply(200, std::move(out));
     }
     case RouteId::smoke_db: {
         const auto ops =

@@ -2,6 +2,7 @@
 // traceparent validity, query values, ids, media types, UTF-8 and JSON text.
 
 #include <catch2/catch.hpp>
+#include <limits>
 
 #include "json_text.hpp"
 #include "task_input.hpp"
@@ -87,4 +88,27 @@ TEST_CASE("taskapi input: UTF-8 and JSON text", "[taskapi][unit]") {
     append_json_string(out, "\xff");
     CHECK(out == R"("\u00ff")");
     CHECK(error_body("x") == R"({"error":"x"})");
+}
+
+TEST_CASE("taskapi input: doubles written to JSON: NaN and infinities become null, never nan/inf",
+          "[taskapi][unit]") {
+    const auto number = [](double v, int decimals = 6) {
+        std::string out;
+        append_json_number(out, v, decimals);
+        return out;
+    };
+    CHECK(number(0.25) == "0.250000");
+    CHECK(number(2.0, 3) == "2.000");
+    CHECK(number(-1.5, 1) == "-1.5");
+    CHECK(number(std::numeric_limits<double>::quiet_NaN()) == "null");
+    CHECK(number(-std::numeric_limits<double>::quiet_NaN()) == "null");
+    CHECK(number(std::numeric_limits<double>::infinity()) == "null");
+    CHECK(number(-std::numeric_limits<double>::infinity()) == "null");
+    // The largest double still fits (309 digits before the point).
+    CHECK(number(std::numeric_limits<double>::max(), 0).size() == 309);
+    // Appends: a whole field stays valid JSON.
+    std::string line = R"({"duration_seconds":)";
+    append_json_number(line, std::numeric_limits<double>::quiet_NaN());
+    line += '}';
+    CHECK(line == R"({"duration_seconds":null})");
 }
