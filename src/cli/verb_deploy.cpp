@@ -103,6 +103,7 @@ Runner register_deploy(CLI::App& app, Context& ctx) {
                         {"seconds", static_cast<double>(preloaded.elapsed.count()) / 1000.0}};
 
         const auto report = deploy::compose_up(session, facts, compose);
+        deploy::apply_grafana_password(session, facts, compose, report.services);
 
         nlohmann::json services = nlohmann::json::array();
         Table table({"SERVICE", "STATE", "HEALTH"});

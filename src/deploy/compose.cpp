@@ -55,7 +55,8 @@ std::string inspect_command(const std::string& project) {
     return fmt::format(
         "ids=$(docker ps -aq --filter label=com.docker.compose.project={0}); [ -z \"$ids\" ] || "
         "docker inspect --format '{{{{index .Config.Labels \"com.docker.compose.service\"}}}} "
-        "{{{{.State.Status}}}} {{{{if .State.Health}}}}{{{{.State.Health.Status}}}}{{{{end}}}}' "
+        "{{{{.State.Status}}}} {{{{.State.ExitCode}}}} "
+        "{{{{if .State.Health}}}}{{{{.State.Health.Status}}}}{{{{end}}}}' "
         "$ids",
         shell_quote(project));
 }
@@ -146,7 +147,7 @@ std::vector<ServiceState> parse_service_states(const std::string& out) {
     for (std::string line; std::getline(in, line);) {
         std::istringstream words(line);
         ServiceState s;
-        if (words >> s.service >> s.state) {
+        if (words >> s.service >> s.state >> s.exit_code) {
             words >> s.health;
             states.push_back(s);
         }
@@ -194,15 +195,21 @@ DeployReport compose_up(remote::Session& session, const ComposeFacts& facts,
         const auto states = states_now();
         bool ready = !states.empty();
         for (const auto& s : states) {
+            if (s.completed())
+                continue; // a one-shot service (e.g. lab-init) that did its work
             if (s.state == "exited" || s.state == "dead" || s.health == "unhealthy") {
                 const auto evidence = collect_evidence(session, facts, o, states);
                 throw Error(ExitCode::deploy,
                             fmt::format("service {} is {} on {}", s.service,
-                                        s.health == "unhealthy" ? "unhealthy" : s.state,
+                                        s.health == "unhealthy" ? "unhealthy"
+                                        : s.state == "exited"
+                                            ? fmt::format("exited with status {}", s.exit_code)
+                                            : s.state,
                                         session.endpoint().host),
                             "evidence: " + evidence);
             }
-            ready = ready && s.state == "running" && (s.health.empty() || s.health == "healthy");
+            ready = ready && (s.completed() || (s.state == "running" &&
+                                                (s.health.empty() || s.health == "healthy")));
         }
         if (ready) {
             const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -1,7 +1,9 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +13,7 @@
 #include <labctl/core/file.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/deploy/stack_env.hpp>
+#include <labctl/remote/session.hpp>
 
 namespace labctl::deploy {
 
@@ -98,6 +101,35 @@ ComposeEnv stack_compose_env(const config::LabSpec& spec, bool create_secrets) {
             env.secrets[k_grafana_password_variable] = *value;
     }
     return env;
+}
+
+void apply_grafana_password(remote::Session& session, const ComposeFacts& facts,
+                            const ComposeOptions& options,
+                            const std::vector<ServiceState>& services) {
+    const auto secret = options.env.secrets.find(k_grafana_password_variable);
+    const bool runs_grafana =
+        std::any_of(services.begin(), services.end(), [](const ServiceState& s) {
+            return s.service == "grafana" && s.state == "running";
+        });
+    if (secret == options.env.secrets.end() || !runs_grafana)
+        return;
+    auto cmd = compose_command(facts.command(), options.remote_dir, options.project, options.env,
+                               "exec -T grafana grafana cli admin reset-admin-password "
+                               "--password-from-stdin");
+    // The first lines feed compose's own variables; what follows reaches grafana cli's stdin.
+    cmd.stdin_data = cmd.stdin_data.value_or("") + secret->second + "\n";
+    const auto r = session.exec(
+        cmd.command,
+        {.timeout = std::chrono::minutes(2), .stdin_data = cmd.stdin_data, .sudo = options.sudo});
+    if (!r.ok())
+        throw Error(
+            ExitCode::deploy,
+            fmt::format("Grafana did not take the generated admin password on {} (exit {}): "
+                        "{}",
+                        session.endpoint().host, r.exit_status, r.err.empty() ? r.out : r.err),
+            "see 'docker compose logs grafana' on the target");
+    log::info("{}grafana: admin password set from {}", options.log_prefix,
+              "the lab's generated secret");
 }
 
 } // namespace labctl::deploy

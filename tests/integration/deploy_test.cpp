@@ -333,6 +333,82 @@ TEST_CASE("deploy passes the pin set's variables and a generated Grafana passwor
     CHECK(test::read_file(file) == password + "\n");
 }
 
+TEST_CASE("deploy sets the generated password inside a running grafana service through its CLI, "
+          "the password on stdin",
+          "[deploy][secrets]") {
+    require_docker();
+    Stack stack;
+    // A stand-in for grafana/grafana's `grafana cli admin reset-admin-password
+    // --password-from-stdin`: it records the line it reads from stdin.
+    const auto cli =
+        stack.dir.write("stack/grafana/grafana", "#!/bin/sh\n"
+                                                 "[ \"$*\" = \"cli admin reset-admin-password "
+                                                 "--password-from-stdin\" ] || exit 64\n"
+                                                 "IFS= read -r pw || exit 65\n"
+                                                 "echo \"$pw\" > /data/admin-password\n"
+                                                 "echo 'Admin password changed successfully'\n");
+    std::filesystem::permissions(
+        cli, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                 std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+                 std::filesystem::perms::others_exec);
+    stack.dir.write("stack/grafana/Dockerfile",
+                    fmt::format("FROM {}\nCOPY grafana /bin/grafana\nCMD [\"sleep\", \"3600\"]\n",
+                                k_base_image));
+    auto compose = test::read_file(stack.dir.path() / "stack/docker-compose.yml");
+    const std::string volumes = "volumes:\n  data:\n";
+    compose.replace(compose.rfind(volumes), volumes.size(),
+                    fmt::format("  grafana:\n    build: grafana\n    image: {}-grafana:latest\n"
+                                "    environment:\n"
+                                "      GF_SECURITY_ADMIN_PASSWORD: ${{GRAFANA_ADMIN_PASSWORD:-unset}}\n"
+                                "    volumes:\n      - gdata:/data\n{}  gdata:\n",
+                                stack.project, volumes));
+    stack.dir.write("stack/docker-compose.yml", compose);
+    const auto r = test::run_labctl({"deploy", "-f", stack.lab()}, {.timeout = 300s});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const auto password = test::read_file(stack.dir.path() / ".labctl" / "grafana-admin-password");
+    const auto id = run_process({"docker", "ps", "-q", "--filter",
+                                 "label=com.docker.compose.project=" + stack.project, "--filter",
+                                 "label=com.docker.compose.service=grafana"})
+                        .out.substr(0, 12);
+    CHECK(run_process({"docker", "exec", id, "cat", "/data/admin-password"}).out == password);
+    CHECK(r.err.find(password.substr(0, 32)) == std::string::npos);
+    run_process({"docker", "rm", "-f", id});
+    run_process({"docker", "volume", "rm", "-f", stack.project + "_gdata"});
+    run_process({"docker", "image", "rm", "-f", stack.project + "-grafana:latest"});
+}
+
+TEST_CASE("a one-shot service that exits 0 counts as done; one that exits 3 fails the deploy "
+          "with exit 7 naming its status",
+          "[deploy][oneshot]") {
+    require_docker();
+    for (const int status : {0, 3}) {
+        CAPTURE(status);
+        Stack stack;
+        auto compose = test::read_file(stack.dir.path() / "stack/docker-compose.yml");
+        // lab-init's shape in stacks/lab: runs once before the others, restart "no".
+        const std::string web = "  web:\n    build: .\n";
+        compose.replace(compose.find(web), web.size(),
+                        fmt::format("  init:\n    image: {}\n    command: [\"sh\", \"-c\", "
+                                    "\"echo prepared; exit {}\"]\n    restart: \"no\"\n"
+                                    "{}    depends_on:\n      init:\n        condition: "
+                                    "service_completed_successfully\n",
+                                    k_base_image, status, web));
+        stack.dir.write("stack/docker-compose.yml", compose);
+        const auto r =
+            test::run_labctl({"deploy", "-f", stack.lab(), "--output", "json"}, {.timeout = 300s});
+        INFO(r.err);
+        if (status == 0) {
+            REQUIRE(r.exit_code == 0);
+            const auto j = nlohmann::json::parse(r.out);
+            CHECK(j["compose"]["services"].size() == 2);
+        } else {
+            CHECK(r.exit_code == 7);
+            CHECK(r.err.find("init") != std::string::npos);
+        }
+    }
+}
+
 TEST_CASE("deploy --host and LAB_HOST take the documented USER@HOST:PORT form", "[deploy][host]") {
     require_docker();
     Stack stack;

@@ -136,13 +136,17 @@ TEST_CASE("env files read like compose's --env-file: comments, quotes, export, e
 }
 
 TEST_CASE("service states parse with and without health", "[deploy]") {
-    const auto s = deploy::parse_service_states("backend running healthy\nweb running \n"
-                                                "db exited\n");
-    REQUIRE(s.size() == 3);
+    const auto s = deploy::parse_service_states("backend running 0 healthy\nweb running 0 \n"
+                                                "db exited 1\nlab-init exited 0\n");
+    REQUIRE(s.size() == 4);
     CHECK(s[0].health == "healthy");
     CHECK(s[1].service == "web");
     CHECK(s[1].health.empty());
     CHECK(s[2].state == "exited");
+    CHECK(s[2].exit_code == 1);
+    CHECK_FALSE(s[2].completed());
+    CHECK(s[3].completed()); // a one-shot service that did its work
+    CHECK_FALSE(s[0].completed());
 }
 
 TEST_CASE("preload reads the services' images from compose config output", "[deploy][preload]") {

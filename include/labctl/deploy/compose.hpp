@@ -45,14 +45,17 @@ RemoteCommand up_command(const ComposeFacts& facts, const ComposeOptions& option
 struct ServiceState {
     std::string service;
     std::string state;  ///< running, exited, ...
+    int exit_code = 0;  ///< the container's exit status once it exited
     std::string health; ///< healthy, unhealthy, starting, or "" without a healthcheck
+    /// A one-shot service that exited 0 (what compose's service_completed_successfully waits for).
+    bool completed() const { return state == "exited" && exit_code == 0; }
 };
 
 /// Compose's own reason for a failed `up` (the first "ERROR: ..." of v1, "Error response from
 /// daemon: ..." of v2), trimmed; empty when there is none (pure).
 std::string first_compose_error(const std::string& output);
 
-/// Parses `docker inspect` lines "<service> <state> <health>" (pure).
+/// Parses `docker inspect` lines "<service> <state> <exit code> <health>" (pure).
 std::vector<ServiceState> parse_service_states(const std::string& out);
 
 struct DeployReport {

@@ -7,8 +7,10 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <labctl/config/lab_spec.hpp>
+#include <labctl/deploy/compose.hpp>
 #include <labctl/deploy/compose_env.hpp>
 
 namespace labctl::deploy {
@@ -17,6 +19,15 @@ namespace labctl::deploy {
 /// and each secret the stack's compose file refers to (created when `create_secrets`, else only
 /// read when present). Throws Error(usage) for an unreadable pin set file.
 ComposeEnv stack_compose_env(const config::LabSpec& spec, bool create_secrets);
+
+/// Grafana applies GF_SECURITY_ADMIN_PASSWORD only when it creates its database, so a grafana-data
+/// volume from an earlier deploy keeps its old password (the original lab's `admin`). When the
+/// options carry the generated password and the stack runs a `grafana` service, this sets it with
+/// `grafana cli admin reset-admin-password --password-from-stdin` inside that container, the
+/// password on stdin. Throws Error(deploy) when Grafana refuses.
+void apply_grafana_password(remote::Session& session, const ComposeFacts& facts,
+                            const ComposeOptions& options,
+                            const std::vector<ServiceState>& services);
 
 /// The pin set file of `spec` (<stack_dir>/pins/<deploy.pins>.env), empty without deploy.pins.
 std::string pin_set_file(const config::LabSpec& spec);
