@@ -23,13 +23,17 @@
 #include <opentelemetry/trace/span_startoptions.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <istream>
+#include <memory>
+#include <new>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -78,6 +82,19 @@ Reply error_reply(int status, std::string_view message) {
     return json_reply(status, error_body(message));
 }
 
+/// 503 for a request that ran out of memory, built without allocating (the body is shared and
+/// made at start): the server's condition, possibly passing, never the client's fault (400).
+const std::shared_ptr<const std::string> k_out_of_memory_body =
+    std::make_shared<const std::string>(error_body("server out of memory; retry later"));
+
+Reply out_of_memory_reply() noexcept {
+    Reply r;
+    r.status = 503;
+    r.shared_body = k_out_of_memory_body;
+    r.close = true;
+    return r;
+}
+
 /// Reads the request's trace context headers for the W3C propagator.
 class RequestCarrier final : public opentelemetry::context::propagation::TextMapCarrier {
 public:
@@ -91,11 +108,18 @@ public:
         if (!m_valid) {
             return "";
         }
-        const auto it = m_request.find(std::string(key.data(), key.size()));
-        if (it == m_request.end()) {
-            return "";
+        // Header names compared in place (find() would want a std::string of the key).
+        const std::string_view wanted(key.data(), key.size());
+        for (const auto& [name, value] : m_request) {
+            if (name.size() == wanted.size() &&
+                std::equal(name.begin(), name.end(), wanted.begin(), [](char a, char b) {
+                    return std::tolower(static_cast<unsigned char>(a)) ==
+                           std::tolower(static_cast<unsigned char>(b));
+                })) {
+                return nostd::string_view(value.data(), value.size());
+            }
         }
-        return nostd::string_view(it->second.data(), it->second.size());
+        return "";
     }
     void Set(nostd::string_view, nostd::string_view) noexcept override {}
 
@@ -574,6 +598,8 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response,
                                          {"exception.message", e.displayText()}});
             m_log.log(LogLevel::error, "request failed: " + e.displayText(), span_context);
             reply = error_reply(500, "Internal server error");
+        } catch (const std::bad_alloc&) {
+            reply = out_of_memory_reply(); // allocates nothing: no message, no event
         } catch (const std::exception& e) {
             span->AddEvent("exception", {{"exception.message", e.what()}});
             m_log.log(LogLevel::error, std::string("request failed: ") + e.what(), span_context);

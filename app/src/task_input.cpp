@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <new>
 #include <typeinfo>
 
 #include "json_text.hpp"
@@ -101,6 +102,8 @@ TaskInputResult parse_task_input(std::string_view body, InputMode mode) {
             return fail("request body must be a JSON object");
         }
         object = root.extract<Poco::JSON::Object::Ptr>();
+    } catch (const std::bad_alloc&) {
+        throw; // the server's trouble, not the client's: a 503, never a 400
     } catch (...) {
         return fail("request body is not valid JSON");
     }
@@ -156,6 +159,8 @@ TaskInputResult parse_task_input(std::string_view body, InputMode mode) {
             }
             input.completed = v.extract<bool>();
         }
+    } catch (const std::bad_alloc&) {
+        throw;
     } catch (...) {
         return fail("request body is not valid JSON");
     }

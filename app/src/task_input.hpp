@@ -39,7 +39,8 @@ struct TaskInputResult {
 /// Parses and validates a request body: a JSON object (UTF-8, at most k_max_body_bytes, nesting
 /// at most k_max_json_depth) with `title` (string, non-blank, ≤ k_max_title_chars; required on
 /// create), `description` (string ≤ k_max_description_chars or null) and `completed` (bool).
-/// Unknown members are ignored. Never throws.
+/// Unknown members are ignored. Throws only std::bad_alloc (running out of memory is not the
+/// client's fault, so it must not become a 400).
 TaskInputResult parse_task_input(std::string_view body, InputMode mode);
 
 /// A task id from a path segment: decimal digits only, 1 ≤ id ≤ INT64_MAX; nullopt otherwise.

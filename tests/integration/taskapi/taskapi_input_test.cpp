@@ -2,12 +2,41 @@
 // traceparent validity, query values, ids, media types, UTF-8 and JSON text.
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <limits>
+#include <new>
 
 #include "json_text.hpp"
 #include "task_input.hpp"
 
 using namespace labctl::taskapi;
+
+// Allocation failure on demand, for this thread only: after t_allocations_left successful
+// allocations, the next one throws std::bad_alloc and later ones succeed again (a negative count:
+// none fails), as when memory is short for a moment.
+namespace {
+thread_local long t_allocations_left = -1;
+} // namespace
+
+void* operator new(std::size_t size) {
+    if (t_allocations_left == 0) {
+        t_allocations_left = -1;
+        throw std::bad_alloc();
+    }
+    if (t_allocations_left > 0) {
+        --t_allocations_left;
+    }
+    if (void* p = std::malloc(size == 0 ? 1 : size)) {
+        return p;
+    }
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
 
 TEST_CASE("taskapi input: request bodies", "[taskapi][unit]") {
     auto r = parse_task_input(R"({"title":"a","description":null,"completed":true,"x":[1]})",
@@ -111,4 +140,38 @@ TEST_CASE("taskapi input: doubles written to JSON: NaN and infinities become nul
     append_json_number(line, std::numeric_limits<double>::quiet_NaN());
     line += '}';
     CHECK(line == R"({"duration_seconds":null})");
+}
+
+TEST_CASE("taskapi input: running out of memory while parsing a body throws bad_alloc, never a "
+          "400 'not valid JSON'",
+          "[taskapi][unit]") {
+    const std::string body =
+        R"({"title":"a title long enough not to fit in a short string","description":"a )"
+        R"(description that is also longer than the small string buffer","completed":true,)"
+        R"("extra":{"nested":[1,2,3,{"k":"v"}]}})";
+    REQUIRE(parse_task_input(body, InputMode::create).input);
+    int threw = 0;
+    int parsed = 0;
+    for (long k = 0; k < 400; ++k) {
+        bool bad_alloc = false;
+        TaskInputResult result;
+        t_allocations_left = k;
+        try {
+            result = parse_task_input(body, InputMode::create);
+        } catch (const std::bad_alloc&) {
+            bad_alloc = true;
+        }
+        t_allocations_left = -1;
+        INFO("allocation " << k << " failed; error: " << result.error);
+        if (bad_alloc) {
+            ++threw;
+        } else {
+            // Either the parse got through without failing an allocation, or it did and said so
+            // by throwing: a valid body is never reported as the client's error.
+            REQUIRE(result.input);
+            ++parsed;
+        }
+    }
+    CHECK(threw > 10); // the failures did hit the parser
+    CHECK(parsed > 0); // and k went past its last allocation
 }
