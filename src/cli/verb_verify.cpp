@@ -173,6 +173,16 @@ Runner register_verify(CLI::App& app, Context& ctx) {
             v.endpoints[name] = url;
         }
         v.parallel = opts->parallel;
+        // Grafana's datasource settings need more than an anonymous Viewer: sign in as the admin
+        // with the password labctl generated for this lab (when it has one; never printed).
+        if (auto password = deploy::read_secret(deploy::grafana_password_file(spec.state_dir()))) {
+            const auto pins = deploy::pin_set_file(spec);
+            const auto vars =
+                pins.empty() ? std::map<std::string, std::string>{} : deploy::read_env_file(pins);
+            const auto user = vars.find("GRAFANA_ADMIN_USER");
+            v.grafana_user = user != vars.end() ? user->second : "admin";
+            v.grafana_password = *password;
+        }
         const bool want_ssh =
             std::find(v.checks.begin(), v.checks.end(), "ssh.hardened") != v.checks.end() ||
             std::find(v.checks.begin(), v.checks.end(), "nginx.resilience") != v.checks.end();

@@ -199,3 +199,22 @@ TEST_CASE("verify contract: a lab without a collector lists its services and job
     CHECK(targets.at("status") == "pass");
     CHECK(targets.at("message") == "all 2 jobs up: prometheus, task-api");
 }
+
+TEST_CASE("verify contract: labctl verify signs in to Grafana with the lab's generated admin "
+          "password from .labctl and never prints it",
+          "[verify][contract][grafana]") {
+    Quirks q;
+    FakeStack stack(q);
+    TempDir dir;
+    const auto lab = write_lab(dir, stack.endpoints());
+    const auto secret =
+        dir.write(".labctl/grafana-admin-password", q.grafana_admin_password + "\n");
+    std::filesystem::permissions(secret, std::filesystem::perms::owner_read |
+                                             std::filesystem::perms::owner_write);
+    const auto run = run_verify(lab, only({"grafana.provisioned"}));
+    INFO(run.process.out << run.process.err);
+    CHECK(run.process.exit_code == 0);
+    CHECK(stack.grafana_authorized_requests() > 0);
+    CHECK(run.process.out.find(q.grafana_admin_password) == std::string::npos);
+    CHECK(run.process.err.find(q.grafana_admin_password) == std::string::npos);
+}
