@@ -564,7 +564,7 @@ TEST_CASE("deploy.pins names a pin set file of the stack; LAB_PINS overrides; a 
     CHECK(r.spec->deploy.pins.empty());
 }
 
-TEST_CASE("--host, LAB_HOST and deploy.host take the documented USER@HOST:PORT form",
+TEST_CASE("the --host flag, LAB_HOST and deploy.host take the documented USER@HOST:PORT form",
           "[config][host]") {
     for (const std::string good :
          {"labctl@127.0.0.1:2222", "admin@host:22", "admin@host", "host", "192.0.2.10",
