@@ -1,11 +1,13 @@
 // remote::Session against a real OpenSSH server on 127.0.0.1 (tests/support/sshd.hpp).
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <thread>
 
 #include <labctl/core/encoding.hpp>
@@ -202,9 +204,23 @@ TEST_CASE("probe reports the offered authentication methods without logging in",
 }
 
 TEST_CASE("the pinned key type is negotiated when the server has several host keys", "[remote]") {
-    test::SshServer sshd({.rsa_host_key = true});
-    auto session = remote::Session::connect(options_for(sshd));
-    CHECK(session.facts().hostkey_type == "ssh-ed25519");
+    test::SshServer sshd({.rsa_host_key = true, .ecdsa_host_key = true});
+    // ed25519 is what libssh2 prefers anyway: pinning it alone proves nothing. Pin only the ECDSA
+    // key, so the session must ask for ECDSA or fail with a mismatch. (RSA cannot serve here:
+    // Debian 12's libssh2 1.10 signs host keys with SHA-1 ssh-rsa only, which OpenSSH 9 refuses.)
+    const auto ecdsa = test::read_file(sshd.dir() / "ssh_host_ecdsa_key.pub");
+    const auto sp2 = ecdsa.find(' ', ecdsa.find(' ') + 1);
+    const auto known = sshd.dir() / "known_hosts_ecdsa_only";
+    std::ofstream(known) << fmt::format("[{}]:{} {}\n", sshd.host(), sshd.port(),
+                                        ecdsa.substr(0, sp2));
+    auto o = options_for(sshd);
+    o.known_hosts = known.string();
+    auto ecdsa_session = remote::Session::connect(o);
+    CHECK(ecdsa_session.facts().hostkey_type == "ecdsa-sha2-nistp256");
+    CHECK(ecdsa_session.exec("true").ok());
+    // And the ed25519 pin still negotiates ed25519 on the same server.
+    auto ed_session = remote::Session::connect(options_for(sshd));
+    CHECK(ed_session.facts().hostkey_type == "ssh-ed25519");
 }
 
 TEST_CASE("public-key authentication through ssh-agent works without a key file", "[remote]") {

@@ -34,6 +34,8 @@ SshServer::SshServer(Options options) : m_options(std::move(options)) {
     keygen(d / "ssh_host_ed25519_key", "ed25519");
     if (m_options.rsa_host_key)
         keygen(d / "ssh_host_rsa_key", "rsa");
+    if (m_options.ecdsa_host_key)
+        keygen(d / "ssh_host_ecdsa_key", "ecdsa");
     keygen(client_key(), "ed25519");
     std::filesystem::copy_file(client_key().string() + ".pub", d / "authorized_keys");
     m_port = free_port();
@@ -58,8 +60,11 @@ SshServer::SshServer(Options options) : m_options(std::move(options)) {
         "StrictModes no\nUsePAM {}\nPasswordAuthentication {}\nKbdInteractiveAuthentication no\n"
         "PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\n",
         m_port, host(), (d / "ssh_host_ed25519_key").string(),
-        m_options.rsa_host_key ? fmt::format("HostKey {}\n", (d / "ssh_host_rsa_key").string())
-                               : "",
+        (m_options.rsa_host_key ? fmt::format("HostKey {}\n", (d / "ssh_host_rsa_key").string())
+                                : std::string()) +
+            (m_options.ecdsa_host_key
+                 ? fmt::format("HostKey {}\n", (d / "ssh_host_ecdsa_key").string())
+                 : std::string()),
         (d / "sshd.pid").string(), (d / "authorized_keys").string(),
         // As root, PAM like Debian's sshd (with UsePAM no a locked password blocks key logins
         // too); an unprivileged sshd cannot use PAM.

@@ -16,6 +16,7 @@ public:
     struct Options {
         std::string extra_config; ///< appended to sshd_config (wins: sshd takes the first value)
         bool rsa_host_key = false;
+        bool ecdsa_host_key = false; ///< also an ecdsa-sha2-nistp256 host key
         /// Start the config with `Include <dir>/sshd_config.d/*.conf` (as Debian does), so a
         /// drop-in there overrides the fixture's own settings.
         bool include_dropins = false;

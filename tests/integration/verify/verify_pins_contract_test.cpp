@@ -73,6 +73,19 @@ std::vector<std::string> dashboard_exprs(const std::string& uid) {
     return out;
 }
 
+/// Runs every HTTP check through the CLI against `q`'s fixtures, requires them all to pass and
+/// returns grafana.provisioned's message.
+std::string grafana_message_of_passing_run(const Quirks& q) {
+    FakeStack stack(q);
+    TempDir dir;
+    const auto run = run_verify(write_lab(dir, stack.endpoints()), only(k_http_checks));
+    INFO(run.process.out << run.process.err);
+    REQUIRE(run.process.exit_code == 0);
+    for (const auto& c : k_http_checks)
+        CHECK(run.status(c) == "pass");
+    return run.check("grafana.provisioned").at("message").get<std::string>();
+}
+
 } // namespace
 
 TEST_CASE("verify contract: all HTTP checks pass against the original pin set's fixtures "
@@ -81,17 +94,8 @@ TEST_CASE("verify contract: all HTTP checks pass against the original pin set's 
     Quirks q;
     q.pins = PinSet::original;
     q.tempo_polls_before_found = 1;
-    FakeStack stack(q);
-    TempDir dir;
-    const auto run = run_verify(write_lab(dir, stack.endpoints()), only(k_http_checks));
-    INFO(run.process.out << run.process.err);
-    REQUIRE(run.process.exit_code == 0);
-    for (const auto& c : k_http_checks)
-        CHECK(run.status(c) == "pass");
-    CHECK(run.check("grafana.provisioned")
-              .at("message")
-              .get<std::string>()
-              .find("tempo (datasource proxy /api/echo)") != std::string::npos);
+    CHECK(grafana_message_of_passing_run(q).find("tempo (datasource proxy /api/echo)") !=
+          std::string::npos);
 }
 
 TEST_CASE("verify contract: all HTTP checks pass against the current pin set's fixtures "
@@ -101,17 +105,8 @@ TEST_CASE("verify contract: all HTTP checks pass against the current pin set's f
     q.pins = PinSet::current;
     q.tempo_polls_before_found = 1;
     q.loki_polls_before_found = 1;
-    FakeStack stack(q);
-    TempDir dir;
-    const auto run = run_verify(write_lab(dir, stack.endpoints()), only(k_http_checks));
-    INFO(run.process.out << run.process.err);
-    REQUIRE(run.process.exit_code == 0);
-    for (const auto& c : k_http_checks)
-        CHECK(run.status(c) == "pass");
-    CHECK(run.check("grafana.provisioned")
-              .at("message")
-              .get<std::string>()
-              .find("11 panel queries return data") != std::string::npos);
+    CHECK(grafana_message_of_passing_run(q).find("11 panel queries return data") !=
+          std::string::npos);
 }
 
 TEST_CASE("verify contract: Grafana 10.2.3's Tempo datasource health 404 Not found is proven "
