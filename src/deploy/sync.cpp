@@ -35,6 +35,52 @@ std::string posix_quote(const std::string& s) {
     return out + "'";
 }
 
+constexpr std::chrono::minutes k_sync_timeout{30};
+
+/// rsync(1) EXIT VALUES, the ones a broken transfer gives.
+std::string rsync_exit_meaning(int code) {
+    switch (code) {
+    case 5:
+        return "error starting the client-server protocol";
+    case 10:
+        return "error in socket I/O: the transfer was cut off (the connection or the remote rsync "
+               "died)";
+    case 11:
+        return "error in file I/O";
+    case 12:
+        return "error in the rsync protocol data stream: the transfer was cut off (the "
+               "connection or the remote rsync died)";
+    case 20:
+        return "rsync received SIGUSR1 or SIGINT";
+    case 23:
+        return "partial transfer due to an error";
+    case 30:
+        return "timeout in data send/receive";
+    case 35:
+        return "timeout waiting for the daemon connection";
+    case 255:
+        return "ssh failed";
+    default:
+        return code > 128 ? fmt::format("rsync (here or on the target) was killed by signal {}: "
+                                        "the transfer was cut off",
+                                        code - 128)
+                          : "see rsync(1) EXIT VALUES";
+    }
+}
+
+/// The last few non-empty lines of rsync's output, each on its own indented line.
+std::string last_lines(const std::string& text, std::size_t n = 30) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);)
+        if (!l.empty())
+            lines.push_back(l);
+    std::string out;
+    for (std::size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i)
+        out += "\n  " + lines[i];
+    return out.empty() ? std::string() : ":" + out;
+}
+
 } // namespace
 
 std::vector<std::string> rsync_argv(const SyncOptions& o) {
@@ -98,14 +144,26 @@ SyncReport sync(const SyncOptions& options) {
                     "install rsync (scripts/install-deps)");
     const auto argv = rsync_argv(options);
     log::debug("sync: {}", fmt::join(argv, " "));
-    const auto result = run_process(argv, {.timeout = std::chrono::minutes(30)});
+    const auto result = run_process(argv, {.timeout = k_sync_timeout});
+    if (result.timed_out)
+        throw Error(ExitCode::timeout,
+                    fmt::format("rsync to {}:{} timed out after {} min (phase sync); rsync was "
+                                "stopped{}",
+                                options.host_alias, options.remote_dir, k_sync_timeout.count(),
+                                last_lines(result.err)),
+                    "is the network or the target's disk stalled?");
     if (!result.ok())
         throw Error(ExitCode::deploy,
-                    fmt::format("rsync to {}:{} failed (exit {}): {}", options.host_alias,
+                    fmt::format("rsync to {}:{} failed (exit {}: {}){}", options.host_alias,
                                 options.remote_dir, result.exit_code,
-                                result.err.empty() ? result.out : result.err),
+                                rsync_exit_meaning(result.exit_code),
+                                last_lines(result.err.empty() ? result.out : result.err)),
                     result.exit_code == 255
                         ? "ssh failed: is the host reachable and its key pinned? ('labctl ssh')"
+                    : result.exit_code == 10 || result.exit_code == 12 || result.exit_code == 30 ||
+                            result.exit_code > 128
+                        ? "the transfer was cut off: run deploy again (rsync resumes from what "
+                          "arrived)"
                         : "");
     auto report = parse_rsync_output(result.out);
     report.elapsed = result.elapsed;

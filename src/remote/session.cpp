@@ -21,11 +21,13 @@
 #include <labctl/remote/known_hosts.hpp>
 #include <labctl/remote/session.hpp>
 
+#include "session_impl.hpp"
+
 namespace labctl::remote {
 
-namespace {
+using namespace detail;
 
-using Clock = std::chrono::steady_clock;
+namespace {
 
 // libssh2_init/exit once per process: the one Library guard.
 class Library {
@@ -41,64 +43,6 @@ private:
     }
     ~Library() { libssh2_exit(); }
 };
-
-struct SessionDeleter {
-    void operator()(LIBSSH2_SESSION* s) const {
-        libssh2_session_disconnect(s, "labctl done");
-        libssh2_session_free(s);
-    }
-};
-struct ChannelDeleter {
-    void operator()(LIBSSH2_CHANNEL* c) const { libssh2_channel_free(c); }
-};
-struct SftpDeleter {
-    void operator()(LIBSSH2_SFTP* s) const { libssh2_sftp_shutdown(s); }
-};
-struct SftpHandleDeleter {
-    void operator()(LIBSSH2_SFTP_HANDLE* h) const { libssh2_sftp_close_handle(h); }
-};
-struct KnownHostsDeleter {
-    void operator()(LIBSSH2_KNOWNHOSTS* k) const { libssh2_knownhost_free(k); }
-};
-struct AgentDeleter {
-    void operator()(LIBSSH2_AGENT* a) const {
-        libssh2_agent_disconnect(a);
-        libssh2_agent_free(a);
-    }
-};
-using SessionPtr = std::unique_ptr<LIBSSH2_SESSION, SessionDeleter>;
-using ChannelPtr = std::unique_ptr<LIBSSH2_CHANNEL, ChannelDeleter>;
-using SftpPtr = std::unique_ptr<LIBSSH2_SFTP, SftpDeleter>;
-using SftpHandlePtr = std::unique_ptr<LIBSSH2_SFTP_HANDLE, SftpHandleDeleter>;
-using KnownHostsPtr = std::unique_ptr<LIBSSH2_KNOWNHOSTS, KnownHostsDeleter>;
-using AgentPtr = std::unique_ptr<LIBSSH2_AGENT, AgentDeleter>;
-
-class Socket {
-public:
-    Socket() = default;
-    explicit Socket(int fd) : m_fd(fd) {}
-    Socket(Socket&& o) noexcept : m_fd(std::exchange(o.m_fd, -1)) {}
-    Socket& operator=(Socket&& o) noexcept {
-        std::swap(m_fd, o.m_fd);
-        return *this;
-    }
-    ~Socket() {
-        if (m_fd >= 0)
-            ::close(m_fd);
-    }
-    int fd() const { return m_fd; }
-
-private:
-    int m_fd = -1;
-};
-
-std::string last_error(LIBSSH2_SESSION* s) {
-    char* msg = nullptr;
-    int len = 0;
-    libssh2_session_last_error(s, &msg, &len, 0);
-    return msg != nullptr && len > 0 ? std::string(msg, static_cast<std::size_t>(len))
-                                     : std::string("unknown libssh2 error");
-}
 
 Socket connect_tcp(const Endpoint& ep, std::chrono::milliseconds timeout) {
     addrinfo hints{};
@@ -234,11 +178,18 @@ Connected open_verified(const ConnectOptions& o) {
     if (const auto pref = hostkey_preference(pinned); !pref.empty())
         libssh2_session_method_pref(s, LIBSSH2_METHOD_HOSTKEY, pref.c_str());
 
-    if (libssh2_session_handshake(s, c.sock.fd()) != 0) {
+    if (const int rc = libssh2_session_handshake(s, c.sock.fd()); rc != 0) {
         const auto err = last_error(s);
-        if (err.find("imed out") != std::string::npos)
+        // By error code, never by libssh2's English text: a silent server (no banner, no key
+        // exchange) is a timeout, whatever message libssh2 wraps around it.
+        const int code = libssh2_session_last_errno(s);
+        if (rc == LIBSSH2_ERROR_TIMEOUT || rc == LIBSSH2_ERROR_SOCKET_TIMEOUT ||
+            code == LIBSSH2_ERROR_TIMEOUT || code == LIBSSH2_ERROR_SOCKET_TIMEOUT)
             throw ConnectError(ExitCode::timeout,
-                               fmt::format("ssh: handshake with {} timed out", ep.to_string()));
+                               fmt::format("ssh: handshake with {} timed out after {} ms (phase "
+                                           "ssh handshake: no banner or key exchange)",
+                                           ep.to_string(), o.io_timeout.count()),
+                               "is it an SSH server, and is it answering?");
         throw ConnectError(
             ExitCode::ssh, fmt::format("ssh: handshake with {} failed: {}", ep.to_string(), err),
             "the server may allow no algorithm libssh2 supports (see 'labctl doctor')");
@@ -383,29 +334,6 @@ std::string shell_quote(const std::string& s) {
     return out + "'";
 }
 
-struct Session::Impl {
-    Socket sock;
-    SessionPtr session;
-    Endpoint endpoint;
-    ServerFacts facts;
-    std::chrono::milliseconds io_timeout{30'000};
-
-    LIBSSH2_SESSION* s() const { return session.get(); }
-
-    // Waits for the socket in the direction libssh2 is blocked on (non-blocking mode).
-    void wait_socket(int max_ms) const {
-        const int dir = libssh2_session_block_directions(s());
-        pollfd p{sock.fd(), 0, 0};
-        if (dir & LIBSSH2_SESSION_BLOCK_INBOUND)
-            p.events |= POLLIN;
-        if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
-            p.events |= POLLOUT;
-        if (p.events == 0)
-            p.events = POLLIN;
-        ::poll(&p, 1, max_ms);
-    }
-};
-
 Session::Session(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
@@ -458,6 +386,7 @@ Session Session::connect(const ConnectOptions& options) {
     impl->endpoint = ep;
     impl->facts = std::move(c.facts);
     impl->io_timeout = options.io_timeout;
+    impl->exec_timeout = options.exec_timeout;
     return Session(std::move(impl));
 }
 
@@ -471,200 +400,6 @@ bool Session::password_accepted(const ConnectOptions& options, const std::string
     return libssh2_userauth_password_ex(c.session.get(), user.c_str(),
                                         static_cast<unsigned>(user.size()), password.c_str(),
                                         static_cast<unsigned>(password.size()), nullptr) == 0;
-}
-
-ExecResult Session::exec(const std::string& command, const ExecOptions& options) {
-    LIBSSH2_SESSION* s = m_impl->s();
-    const std::string cmd =
-        options.sudo && !is_root() ? "sudo -n -- sh -c " + shell_quote(command) : command;
-    log::trace("ssh {}: {}", m_impl->endpoint.host, cmd);
-    libssh2_session_set_blocking(s, 1);
-    ChannelPtr channel(libssh2_channel_open_session(s));
-    if (!channel)
-        throw Error(ExitCode::ssh, fmt::format("ssh: cannot open a channel on {}: {}",
-                                               m_impl->endpoint.to_string(), last_error(s)));
-    if (libssh2_channel_exec(channel.get(), cmd.c_str()) != 0)
-        throw Error(ExitCode::ssh, fmt::format("ssh: cannot run a command on {}: {}",
-                                               m_impl->endpoint.to_string(), last_error(s)));
-    libssh2_session_set_blocking(s, 0);
-    struct Blocking {
-        LIBSSH2_SESSION* s;
-        ~Blocking() { libssh2_session_set_blocking(s, 1); }
-    } restore{s};
-
-    ExecResult result;
-    std::string_view to_send = options.stdin_data ? std::string_view(*options.stdin_data) : "";
-    std::string source_buf;
-    bool source_done = !options.stdin_source;
-    bool eof_sent = false;
-    std::string out_partial, err_partial;
-    const auto started = Clock::now();
-    const auto deadline = options.timeout.count() > 0
-                              ? started + options.timeout + std::chrono::seconds(5)
-                              : Clock::time_point::max();
-    auto last_keepalive = Clock::now();
-    std::array<char, 32768> buf{};
-    auto emit_lines = [](std::string& partial, const std::function<void(const std::string&)>& cb) {
-        if (!cb)
-            return;
-        std::size_t start = 0;
-        for (std::size_t nl; (nl = partial.find('\n', start)) != std::string::npos; start = nl + 1)
-            cb(partial.substr(start, nl - start));
-        partial.erase(0, start);
-    };
-
-    while (true) {
-        bool progressed = false;
-        if (!eof_sent) {
-            if (to_send.empty() && !source_done) {
-                source_buf.resize(256 * 1024);
-                const auto n = options.stdin_source(source_buf.data(), source_buf.size());
-                if (n == 0)
-                    source_done = true;
-                else
-                    to_send = std::string_view(source_buf.data(), n);
-            }
-            if (!to_send.empty()) {
-                const auto w = libssh2_channel_write(channel.get(), to_send.data(), to_send.size());
-                if (w > 0) {
-                    to_send.remove_prefix(static_cast<std::size_t>(w));
-                    progressed = true;
-                } else if (w != LIBSSH2_ERROR_EAGAIN) {
-                    // The remote side stopped reading (the command failed): stop feeding it.
-                    to_send = {};
-                    source_done = true;
-                }
-            }
-            if (to_send.empty() && source_done &&
-                libssh2_channel_send_eof(channel.get()) != LIBSSH2_ERROR_EAGAIN)
-                eof_sent = true;
-        }
-        for (int stream : {0, SSH_EXTENDED_DATA_STDERR}) {
-            while (true) {
-                const auto n =
-                    libssh2_channel_read_ex(channel.get(), stream, buf.data(), buf.size());
-                if (n <= 0)
-                    break;
-                progressed = true;
-                std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
-                if (stream == 0) {
-                    result.out.append(chunk);
-                    out_partial.append(chunk);
-                    emit_lines(out_partial, options.on_stdout_line);
-                } else {
-                    result.err.append(chunk);
-                    err_partial.append(chunk);
-                    emit_lines(err_partial, options.on_stderr_line);
-                }
-            }
-        }
-        if (libssh2_channel_eof(channel.get()))
-            break;
-        if (Clock::now() >= deadline) {
-            result.timed_out = true;
-            break;
-        }
-        if (Clock::now() - last_keepalive > std::chrono::seconds(5)) {
-            int next = 0;
-            libssh2_keepalive_send(s, &next);
-            last_keepalive = Clock::now();
-        }
-        if (!progressed)
-            m_impl->wait_socket(100);
-    }
-    if (options.on_stdout_line && !out_partial.empty())
-        options.on_stdout_line(out_partial);
-    if (options.on_stderr_line && !err_partial.empty())
-        options.on_stderr_line(err_partial);
-
-    // Close and collect the exit status; bounded so a dead peer cannot hang us.
-    const auto close_deadline =
-        Clock::now() + (result.timed_out ? std::chrono::seconds(1) : std::chrono::seconds(5));
-    while (libssh2_channel_close(channel.get()) == LIBSSH2_ERROR_EAGAIN &&
-           Clock::now() < close_deadline)
-        m_impl->wait_socket(100);
-    if (!result.timed_out) {
-        while (libssh2_channel_wait_closed(channel.get()) == LIBSSH2_ERROR_EAGAIN &&
-               Clock::now() < close_deadline)
-            m_impl->wait_socket(100);
-        result.exit_status = libssh2_channel_get_exit_status(channel.get());
-        char* sig = nullptr;
-        std::size_t sig_len = 0;
-        if (libssh2_channel_get_exit_signal(channel.get(), &sig, &sig_len, nullptr, nullptr,
-                                            nullptr, nullptr) == 0 &&
-            sig != nullptr) {
-            result.exit_signal.assign(sig, sig_len);
-            libssh2_free(s, sig);
-        }
-        if (options.timeout.count() > 0 && result.exit_status == 124 &&
-            Clock::now() - started >= options.timeout)
-            result.timed_out = true;
-    }
-    // Free while still non-blocking: a peer that never confirms the close must not hang us.
-    while (libssh2_channel_free(channel.get()) == LIBSSH2_ERROR_EAGAIN) {
-        if (Clock::now() >= close_deadline) {
-            log::debug("ssh: channel on {} not closed by the peer; abandoning it",
-                       m_impl->endpoint.host);
-            break; // the session frees it with itself
-        }
-        m_impl->wait_socket(100);
-    }
-    (void)channel.release();
-    return result;
-}
-
-void Session::upload(const std::string& remote_path, const std::string& content, int mode,
-                     bool sudo) {
-    LIBSSH2_SESSION* s = m_impl->s();
-    libssh2_session_set_blocking(s, 1);
-    const bool via_staging = sudo && !is_root();
-    std::random_device rd;
-    const std::string suffix = fmt::format(".labctl-tmp-{:08x}", rd());
-    const std::filesystem::path target(remote_path);
-    // Staging for sudo lives in the user's home (private), not /tmp (shared, symlink games).
-    const std::string tmp =
-        via_staging ? ".labctl-upload" + suffix
-                    : (target.parent_path() / (target.filename().string() + suffix)).string();
-    {
-        SftpPtr sftp(libssh2_sftp_init(s));
-        if (!sftp)
-            throw Error(ExitCode::ssh, fmt::format("sftp: cannot start on {}: {}",
-                                                   m_impl->endpoint.to_string(), last_error(s)));
-        SftpHandlePtr file(
-            libssh2_sftp_open_ex(sftp.get(), tmp.c_str(), static_cast<unsigned>(tmp.size()),
-                                 LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL,
-                                 via_staging ? 0600 : mode, LIBSSH2_SFTP_OPENFILE));
-        if (!file)
-            throw Error(ExitCode::ssh,
-                        fmt::format("sftp: cannot create {} on {} (sftp error {})", tmp,
-                                    m_impl->endpoint.host, libssh2_sftp_last_error(sftp.get())),
-                        sudo ? "" : "does the directory exist and belong to the SSH user?");
-        std::string_view rest = content;
-        while (!rest.empty()) {
-            const auto n = libssh2_sftp_write(file.get(), rest.data(), rest.size());
-            if (n < 0)
-                throw Error(ExitCode::ssh, fmt::format("sftp: write to {} failed", tmp));
-            rest.remove_prefix(static_cast<std::size_t>(n));
-        }
-    }
-    // SFTP v3 (OpenSSH) cannot rename over an existing file, so the atomic rename(2) is done by mv.
-    const std::string mode_str = fmt::format("{:04o}", mode);
-    const std::string cmd =
-        via_staging
-            ? fmt::format("sudo -n install -m {} {} {} && sudo -n mv -f -- {} {}; rc=$?; rm -f -- "
-                          "{}; exit $rc",
-                          mode_str, shell_quote(tmp), shell_quote(remote_path + suffix),
-                          shell_quote(remote_path + suffix), shell_quote(remote_path),
-                          shell_quote(tmp))
-            : fmt::format("chmod {} {} && mv -f -- {} {}", mode_str, shell_quote(tmp),
-                          shell_quote(tmp), shell_quote(remote_path));
-    const auto r = exec(cmd, {.timeout = m_impl->io_timeout});
-    if (!r.ok()) {
-        exec("rm -f -- " + shell_quote(tmp), {.timeout = m_impl->io_timeout});
-        throw Error(ExitCode::ssh,
-                    fmt::format("cannot move the upload into place at {}: {}", remote_path, r.err),
-                    via_staging ? "does the user have passwordless sudo?" : "");
-    }
 }
 
 Session wait_for_session(const ConnectOptions& options, std::chrono::milliseconds wait) {

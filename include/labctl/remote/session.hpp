@@ -34,6 +34,9 @@ struct Endpoint {
 /// Parses "[user@]host[:port]" ("[::1]:2222" for IPv6); missing parts come from `defaults`.
 Endpoint parse_endpoint(const std::string& text, const Endpoint& defaults);
 
+/// The deadline of an exec whose caller sets none (ConnectOptions::exec_timeout overrides it).
+inline constexpr std::chrono::milliseconds k_default_exec_timeout{30 * 60 * 1000};
+
 struct ConnectOptions {
     Endpoint endpoint;
     std::string known_hosts; ///< required: the pinned host keys
@@ -41,11 +44,19 @@ struct ConnectOptions {
     bool use_agent = false;  ///< try ssh-agent identities ($SSH_AUTH_SOCK) before the key file
     std::chrono::milliseconds connect_timeout{10'000};
     std::chrono::milliseconds io_timeout{30'000}; ///< per blocking libssh2 call
+    /// The deadline of every exec whose ExecOptions::timeout is 0: generous, but never none.
+    std::chrono::milliseconds exec_timeout{k_default_exec_timeout};
     int keepalive_seconds = 15;
 };
 
 struct ExecOptions {
-    std::chrono::milliseconds timeout{0}; ///< 0 = none; on expiry the channel is closed
+    /// On expiry the remote command's process group is ended (TERM, then KILL after a grace
+    /// period) and the result says timed_out. 0 = the session's default deadline
+    /// (ConnectOptions::exec_timeout, 30 min unless overridden); reaching that one throws
+    /// Error(timeout) naming the phase, since such a caller expects no timeout.
+    std::chrono::milliseconds timeout{0};
+    /// Names the step in errors ("docker load", "compose up"); default: the command's start.
+    std::string phase;
     std::optional<std::string> stdin_data;
     /// Streams stdin instead: called whenever the channel can take more; fills `buf` with up to
     /// `size` bytes and returns how many, 0 at the end. May block (e.g. reading a pipe).
@@ -91,7 +102,11 @@ public:
     Session& operator=(Session&&) noexcept;
     ~Session();
 
-    /// Runs `command` through the remote user's shell.
+    /// Runs `command` through the remote user's shell, as a process group of its own on the
+    /// target (setsid), so a timeout or Ctrl-C ends the command with all its children.
+    /// Errors: Error(ssh) when the connection is lost (reset, closed) mid-command; Error(timeout)
+    /// at the default deadline or when libssh2 times out; Interrupted when SIGINT/SIGTERM
+    /// arrives while the command runs (the remote group is ended first).
     ExecResult exec(const std::string& command, const ExecOptions& options = {});
 
     /// Writes `content` to `remote_path` with `mode`: SFTP upload to a temporary name beside it,
