@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -35,63 +34,6 @@ constexpr const char* k_manifest = "manifest.json";
 std::string seconds(std::chrono::steady_clock::duration d) {
     return fmt::format("{:.1f} s", std::chrono::duration<double>(d).count());
 }
-
-/// The child processes labctl runs sit in their own process group, so a terminal's Ctrl-C does
-/// not reach them and run_process would wait for a 70 s mmdebstrap to finish. While a build runs,
-/// this thread forwards the interrupt: it sends SIGTERM to the process group of each direct child
-/// of labctl (run_process makes every child a group leader), so mmdebstrap unmounts and exits and
-/// the build's cleanup can run.
-class InterruptForwarder {
-public:
-    InterruptForwarder() : m_thread([this] { loop(); }) {}
-    InterruptForwarder(const InterruptForwarder&) = delete;
-    InterruptForwarder& operator=(const InterruptForwarder&) = delete;
-    ~InterruptForwarder() {
-        m_stop = true;
-        m_thread.join();
-    }
-
-private:
-    void loop() {
-        bool sent = false;
-        while (!m_stop) {
-            if (!sent && signals::interrupted()) {
-                for (pid_t child : own_children())
-                    ::kill(-child, SIGTERM);
-                sent = true;
-            }
-            std::this_thread::sleep_for(100ms);
-        }
-    }
-
-    static std::vector<pid_t> own_children() {
-        std::vector<pid_t> out;
-        const pid_t self = ::getpid();
-        std::error_code ec;
-        for (const auto& e : fs::directory_iterator("/proc", ec)) {
-            const auto name = e.path().filename().string();
-            if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos)
-                continue;
-            std::ifstream in(e.path() / "stat");
-            std::string stat;
-            std::getline(in, stat);
-            // Field 4 (ppid) follows the command name, which is in parentheses and may hold spaces.
-            const auto close = stat.rfind(')');
-            if (close == std::string::npos)
-                continue;
-            std::istringstream rest(stat.substr(close + 1));
-            std::string state;
-            long ppid = 0;
-            rest >> state >> ppid;
-            if (ppid == self)
-                out.push_back(static_cast<pid_t>(std::stol(name)));
-        }
-        return out;
-    }
-
-    std::atomic<bool> m_stop{false};
-    std::thread m_thread;
-};
 
 /// Mount points at or below `dir` (mmdebstrap bind-mounts /dev, /proc, /sys into the tree while
 /// it runs; remove_all must never descend into one of those).
@@ -160,6 +102,9 @@ void run_step(const std::vector<std::string>& argv, std::chrono::minutes timeout
               std::string_view hint) {
     ProcessOptions opts;
     opts.timeout = timeout;
+    // Ctrl-C reaches the tool through run_process (SIGTERM to its group); mmdebstrap then
+    // unmounts what it bind-mounted into the tree, which may take a while before SIGKILL.
+    opts.kill_grace = std::chrono::seconds(30);
     // Tool chatter is detail; the step lines at info level are the progress.
     opts.on_stderr_line = [](const std::string& l) {
         log::debug("image: {}", l);
@@ -258,19 +203,6 @@ KernelFiles find_kernel(const fs::path& tree) {
         throw Error(ExitCode::internal, fmt::format("the built tree has no initrd for {}", v),
                     "initramfs-tools should have made one; run with -v for mmdebstrap's output");
     return k;
-}
-
-std::string sha256_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    Sha256 h;
-    std::vector<char> buf(1 << 20);
-    while (in) {
-        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-        if (const auto got = in.gcount(); got > 0)
-            h.update(std::string_view(buf.data(), static_cast<std::size_t>(got)));
-    }
-    const auto d = h.finish();
-    return to_hex(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
 }
 
 BuiltImage paths_in(const fs::path& dir) {
@@ -425,7 +357,6 @@ BuiltImage build(const BuildOptions& options) {
     }
     fs::create_directory(tmp);
     ScopeGuard cleanup([&tmp] { remove_build_dir(tmp); });
-    InterruptForwarder forward_ctrl_c;
 
     const auto started = std::chrono::steady_clock::now();
     const auto packages = package_set(o.extra_packages);
@@ -476,7 +407,7 @@ BuiltImage build(const BuildOptions& options) {
         {qemu_img, "convert", "-f", "raw", "-O", "qcow2", "-c", raw.string(), result.disk.string()},
         60min, "check the free space of the cache directory");
     fs::remove(raw, ec);
-    result.sha256 = sha256_file(result.disk);
+    result.sha256 = sha256_file_hex(result.disk.string());
     result.size_bytes = fs::file_size(result.disk);
     result.cmdline = kernel_cmdline();
     result.inputs_hash = key;
