@@ -1,18 +1,11 @@
 #include "otlp_wire.hpp"
 
-#include <Poco/Event.h>
 #include <Poco/Exception.h>
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/NullStream.h>
-#include <Poco/StreamCopier.h>
 #include <Poco/URI.h>
 #include <opentelemetry/context/runtime_context.h>
 #include <opentelemetry/logs/log_record.h>
 #include <opentelemetry/logs/severity.h>
 #include <opentelemetry/sdk/common/global_log_handler.h>
-#include <opentelemetry/sdk/version/version.h>
 #include <opentelemetry/trace/context.h>
 #include <opentelemetry/trace/default_span.h>
 
@@ -27,10 +20,12 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "metrics.hpp"
+#include "otlp_http.hpp"
 
 namespace labctl::taskapi {
 
@@ -381,111 +376,6 @@ struct Batch {
     std::size_t count = 0;
 };
 
-/// POSTs OTLP requests to one http:// endpoint over a kept-alive connection.
-class OtlpHttpClient {
-public:
-    OtlpHttpClient(std::string host, std::uint16_t port, std::string path,
-                   std::chrono::milliseconds timeout)
-        : m_host(std::move(host)), m_port(port), m_path(std::move(path)), m_timeout(timeout) {}
-
-    /// POSTs `head` followed by `tail` as one body, with one retry after a back-off for answers
-    /// that invite one (429, 502, 503, 504) and network errors, as the SDK exporter is set up
-    /// (retry_policy_max_attempts = 2). False with `error` set when it did not arrive.
-    bool send(std::string_view head, std::string_view tail, std::string& error) {
-        for (int attempt = 1;; ++attempt) {
-            bool retryable = false;
-            if (post(head, tail, error, retryable)) {
-                return true;
-            }
-            if (attempt >= k_max_attempts || !retryable || m_abort.tryWait(k_backoff_ms)) {
-                return false;
-            }
-        }
-    }
-
-    /// Makes a running and every later `send` fail at once.
-    void abort() {
-        m_abort.set();
-        // Wake a POST waiting on a slow collector (shutting the socket down is safe while
-        // another thread is blocked on it; closing it is not).
-        const std::lock_guard<std::mutex> lock(m_session_mutex);
-        m_aborted = true;
-        if (m_session) {
-            try {
-                m_session->socket().shutdown();
-            } catch (...) {
-            }
-        }
-    }
-
-private:
-    static constexpr int k_max_attempts = 2;
-    static constexpr long k_backoff_ms = 1000; // the SDK's initial back-off
-
-    bool post(std::string_view head, std::string_view tail, std::string& error, bool& retryable) {
-        retryable = true;
-        try {
-            {
-                const std::lock_guard<std::mutex> lock(m_session_mutex);
-                if (m_aborted) {
-                    error = "exporter shut down";
-                    retryable = false;
-                    return false;
-                }
-                if (!m_session) {
-                    m_session = std::make_unique<Poco::Net::HTTPClientSession>(m_host, m_port);
-                    m_session->setTimeout(Poco::Timespan(
-                        static_cast<Poco::Timespan::TimeDiff>(m_timeout.count()) * 1000));
-                    m_session->setKeepAlive(true);
-                }
-            }
-            Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, m_path,
-                                           Poco::Net::HTTPMessage::HTTP_1_1);
-            request.setContentType("application/x-protobuf");
-            request.setContentLength64(static_cast<Poco::Int64>(head.size() + tail.size()));
-            request.set("User-Agent", "OTel-OTLP-Exporter-Cpp/" OPENTELEMETRY_SDK_VERSION);
-            request.setKeepAlive(true);
-            std::ostream& out = m_session->sendRequest(request);
-            out.write(head.data(), static_cast<std::streamsize>(head.size()));
-            out.write(tail.data(), static_cast<std::streamsize>(tail.size()));
-            Poco::Net::HTTPResponse response;
-            std::istream& in = m_session->receiveResponse(response);
-            Poco::NullOutputStream sink;
-            Poco::StreamCopier::copyStream(in, sink); // read it all: the connection is reused
-            const int status = static_cast<int>(response.getStatus());
-            if (status >= 200 && status < 300) {
-                return true;
-            }
-            error = "HTTP " + std::to_string(status);
-            retryable = status == 429 || status == 502 || status == 503 || status == 504;
-            if (!response.getKeepAlive()) {
-                drop_session();
-            }
-            return false;
-        } catch (const Poco::Exception& e) {
-            error = e.displayText();
-        } catch (const std::exception& e) {
-            error = e.what();
-        }
-        drop_session(); // a fresh connection next time
-        return false;
-    }
-
-    void drop_session() {
-        const std::lock_guard<std::mutex> lock(m_session_mutex);
-        m_session.reset();
-    }
-
-    std::string m_host;
-    std::uint16_t m_port;
-    std::string m_path;
-    std::chrono::milliseconds m_timeout;
-    Poco::Event m_abort{Poco::Event::EVENT_MANUALRESET};
-    std::mutex m_session_mutex; ///< guards the pointer and m_aborted, not the session's use
-    bool m_aborted = false;
-    std::unique_ptr<Poco::Net::HTTPClientSession> m_session;
-};
-
 bool env_set(const char* name) {
     const char* v = std::getenv(name);
     return v != nullptr && *v != '\0';
@@ -496,7 +386,9 @@ bool env_set(const char* name) {
 /// The bounded queue of ended spans (or emitted log records) and the thread that exports them.
 /// ExportTraceServiceRequest and ExportLogsServiceRequest have the same framing (resource_spans
 /// = 1 { resource = 1; scope_spans = 2 { scope = 1; spans = 2 } }, and resource_logs, scope_logs,
-/// log_records with the same numbers), so one pipeline serves both.
+/// log_records with the same numbers), so one pipeline serves both. Shared by its tracer or
+/// logger and every recording span (a span that outlives its tracer still holds the queue it
+/// ends into: after stop() it is dropped and counted, never written to freed memory).
 class WirePipeline {
 public:
     enum class Signal { traces, logs };
@@ -542,6 +434,9 @@ public:
         }
     }
 
+    /// Counts an item that could not be encoded completely (out of memory) as dropped.
+    void drop() noexcept { m_metrics.count_export_dropped(m_signal_name); }
+
     bool flush(std::chrono::microseconds timeout) noexcept {
         std::unique_lock<std::mutex> lock(m_mutex);
         ++m_flush_requests;
@@ -564,8 +459,11 @@ public:
         }
         m_client->abort();
         m_wake.notify_one();
-        if (m_thread.joinable()) {
-            m_thread.join();
+        try {
+            if (m_thread.joinable() && m_thread.get_id() != std::this_thread::get_id()) {
+                m_thread.join();
+            }
+        } catch (const std::system_error&) {
         }
     }
 
@@ -592,7 +490,7 @@ private:
                 Batch batch = std::move(m_ready.front());
                 m_ready.pop_front();
                 lock.unlock();
-                export_batch(batch);
+                export_batch(batch); // noexcept: a failure is counted, the thread goes on
                 lock.lock();
                 m_queued -= batch.count;
                 if (m_spare.size() < k_spare_buffers) {
@@ -618,7 +516,18 @@ private:
         }
     }
 
-    void export_batch(const Batch& batch) {
+    void export_batch(const Batch& batch) noexcept {
+        try {
+            if (send_batch(batch)) {
+                return;
+            }
+        } catch (...) {
+        }
+        m_metrics.count_export_failed(m_signal_name); // counted here, where it failed
+    }
+
+    /// POSTs one batch; false (after logging why) when it did not arrive.
+    bool send_batch(const Batch& batch) {
         // ExportTraceServiceRequest { resource_spans = 1 { resource = 1; scope_spans = 2 {
         // scope = 1; spans = 2 ... } } }: the framing before the spans, which are sent as they
         // were queued.
@@ -633,16 +542,18 @@ private:
         put_varint(head, scope_spans);
         head += m_scope_field;
         std::string error;
-        if (!m_client->send(head.view(), batch.spans, error)) {
-            // The SDK exporters' wording: RateLimitedLogHandler counts failed batches from it.
-            if (m_signal == Signal::traces) {
-                OTEL_INTERNAL_LOG_ERROR("[OTLP TRACE HTTP Exporter] ERROR: Export "
-                                        << batch.count << " trace span(s) error: " << error);
-            } else {
-                OTEL_INTERNAL_LOG_ERROR("[OTLP LOG HTTP Exporter] ERROR: Export "
-                                        << batch.count << " log(s) error: " << error);
-            }
+        if (m_client->send(head.view(), batch.spans, error)) {
+            return true;
         }
+        // Reported in the SDK exporters' wording, for the log only (not counted from it).
+        if (m_signal == Signal::traces) {
+            OTEL_INTERNAL_LOG_ERROR("[OTLP TRACE HTTP Exporter] ERROR: Export "
+                                    << batch.count << " trace span(s) error: " << error);
+        } else {
+            OTEL_INTERNAL_LOG_ERROR("[OTLP LOG HTTP Exporter] ERROR: Export "
+                                    << batch.count << " log(s) error: " << error);
+        }
+        return false;
     }
 
     const Signal m_signal;
@@ -673,12 +584,12 @@ namespace {
 /// any order), so End() only adds the end time, status and flags and hands the bytes over.
 class WireSpan final : public trace::Span {
 public:
-    WireSpan(WirePipeline& pipeline, const trace::SpanContext& context,
+    WireSpan(std::shared_ptr<WirePipeline> pipeline, const trace::SpanContext& context,
              const trace::SpanContext& parent, nostd::string_view name,
              const otel::common::KeyValueIterable& attributes,
              const trace::SpanContextKeyValueIterable& links,
              const trace::StartSpanOptions& options)
-        : m_pipeline(pipeline), m_context(context) {
+        : m_pipeline(std::move(pipeline)), m_context(context) {
         m_flags = context.trace_flags().flags() | k_flags_has_is_remote |
                   (parent.IsValid() && parent.IsRemote() ? k_flags_is_remote : 0);
         const auto& now_system = options.start_system_time;
@@ -703,13 +614,19 @@ public:
         put_fixed64(m_buf, 7, m_start_ns);
         attributes.ForEachKeyValue(
             [this](nostd::string_view key, otel::common::AttributeValue value) noexcept {
-                put_attribute(m_buf, 9, key, value);
-                return true;
+                // The iteration is noexcept: an exception must not leave this callback.
+                try {
+                    put_attribute(m_buf, 9, key, value);
+                    return true;
+                } catch (...) {
+                    m_incomplete = true;
+                    return false;
+                }
             });
         links.ForEachKeyValue(
             [this](trace::SpanContext link, const otel::common::KeyValueIterable& attrs) noexcept {
-                add_link(link, attrs);
-                return true;
+                add_link(link, attrs); // noexcept
+                return !m_incomplete;
             });
     }
 
@@ -724,6 +641,7 @@ public:
             try {
                 put_attribute(m_buf, 9, key, value);
             } catch (...) {
+                m_incomplete = true; // possibly half written: the span is not sent
             }
         }
     }
@@ -749,13 +667,24 @@ public:
             WireBuffer event;
             put_fixed64(event, 1, unix_nanos(timestamp));
             put_bytes(event, 2, std::string_view(name.data(), name.size()));
+            bool complete = true;
             attributes.ForEachKeyValue(
                 [&](nostd::string_view k, otel::common::AttributeValue v) noexcept {
-                    put_attribute(event, 3, k, v);
-                    return true;
+                    try {
+                        put_attribute(event, 3, k, v);
+                        return true;
+                    } catch (...) {
+                        complete = false;
+                        return false;
+                    }
                 });
-            put_bytes(m_buf, 11, event.view());
+            if (complete) {
+                put_bytes(m_buf, 11, event.view());
+            } else {
+                m_incomplete = true;
+            }
         } catch (...) {
+            m_incomplete = true;
         }
     }
     void SetStatus(trace::StatusCode code, nostd::string_view description) noexcept override {
@@ -779,6 +708,7 @@ public:
                 // A later occurrence of a singular field replaces the earlier one when parsed.
                 put_bytes(m_buf, 5, std::string_view(name.data(), name.size()));
             } catch (...) {
+                m_incomplete = true;
             }
         }
     }
@@ -788,6 +718,10 @@ public:
             return;
         }
         m_ended = true;
+        if (m_incomplete) {
+            m_pipeline->drop();
+            return;
+        }
         try {
             const auto end_steady = options.end_steady_time.time_since_epoch().count() != 0
                                         ? options.end_steady_time.time_since_epoch()
@@ -807,9 +741,10 @@ public:
             }
             put_fixed32(m_buf, 16, m_flags);
         } catch (...) {
-            return; // not a complete span: not sent
+            m_pipeline->drop(); // not a complete span: not sent
+            return;
         }
-        m_pipeline.submit(m_buf.view());
+        m_pipeline->submit(m_buf.view());
     }
     trace::SpanContext GetContext() const noexcept override { return m_context; }
     bool IsRecording() const noexcept override {
@@ -828,26 +763,38 @@ private:
             if (!context.trace_state()->Empty()) {
                 put_bytes(link, 3, context.trace_state()->ToHeader());
             }
+            bool complete = true;
             attributes.ForEachKeyValue(
                 [&](nostd::string_view k, otel::common::AttributeValue v) noexcept {
-                    put_attribute(link, 4, k, v);
-                    return true;
+                    try {
+                        put_attribute(link, 4, k, v);
+                        return true;
+                    } catch (...) {
+                        complete = false;
+                        return false;
+                    }
                 });
+            if (!complete) {
+                m_incomplete = true;
+                return;
+            }
             put_fixed32(link, 6,
                         context.trace_flags().flags() | k_flags_has_is_remote |
                             (context.IsRemote() ? k_flags_is_remote : 0));
             put_bytes(m_buf, 13, link.view());
         } catch (...) {
+            m_incomplete = true;
         }
     }
 
-    WirePipeline& m_pipeline;
+    const std::shared_ptr<WirePipeline> m_pipeline; ///< the span keeps its queue alive
     const trace::SpanContext m_context;
     std::uint32_t m_flags = 0;
     std::uint64_t m_start_ns = 0;
     std::chrono::steady_clock::duration m_start_steady{};
     mutable std::mutex m_mutex; ///< the API lets several threads use one span
     bool m_ended = false;
+    bool m_incomplete = false; ///< an append ran out of memory: dropped (and counted) at End
     trace::StatusCode m_status = trace::StatusCode::kUnset;
     std::string m_status_message;
     WireBuffer m_buf; ///< the Span message so far
@@ -879,7 +826,7 @@ trace::SpanContext parent_of(const trace::StartSpanOptions& options) {
 
 } // namespace
 
-WireTracer::WireTracer(std::unique_ptr<WirePipeline> pipeline) : m_pipeline(std::move(pipeline)) {}
+WireTracer::WireTracer(std::shared_ptr<WirePipeline> pipeline) : m_pipeline(std::move(pipeline)) {}
 
 WireTracer::~WireTracer() {
     shutdown(std::chrono::microseconds(0));
@@ -913,7 +860,7 @@ WireTracer::StartSpan(nostd::string_view name, const otel::common::KeyValueItera
         const trace::SpanContext context(tid, sid, trace::TraceFlags(trace::TraceFlags::kIsSampled),
                                          false, state);
         return nostd::shared_ptr<trace::Span>(std::make_shared<WireSpan>(
-            *m_pipeline, context, parent, name, attributes, links, options));
+            m_pipeline, context, parent, name, attributes, links, options));
     } catch (...) {
         return nostd::shared_ptr<trace::Span>(
             std::make_shared<trace::DefaultSpan>(trace::SpanContext::GetInvalid()));
@@ -941,55 +888,66 @@ namespace {
 /// One log record: the LogRecord message, encoded as its fields are set.
 class WireLogRecord final : public otel::logs::LogRecord {
 public:
+    // The API's setters are noexcept and appending can allocate: each one goes through
+    // guarded(), and a record that missed a field (out of memory) is dropped and counted.
     void SetTimestamp(otel::common::SystemTimestamp timestamp) noexcept override {
-        put_fixed64(m_buf, 1, unix_nanos(timestamp));
+        guarded([&] { put_fixed64(m_buf, 1, unix_nanos(timestamp)); });
     }
     void SetObservedTimestamp(otel::common::SystemTimestamp timestamp) noexcept override {
-        put_fixed64(m_buf, 11, unix_nanos(timestamp));
+        guarded([&] { put_fixed64(m_buf, 11, unix_nanos(timestamp)); });
     }
     void SetSeverity(otel::logs::Severity severity) noexcept override {
-        // severity_number = 2 and, as the SDK's recordable, its name as severity_text = 3.
-        put_uint(m_buf, 2, static_cast<std::uint64_t>(severity));
-        const auto index = static_cast<std::size_t>(severity);
-        if (index < std::size(otel::logs::SeverityNumToText)) {
-            const auto text = otel::logs::SeverityNumToText[index];
-            put_bytes(m_buf, 3, std::string_view(text.data(), text.size()));
-        }
+        guarded([&] {
+            // severity_number = 2 and, as the SDK's recordable, its name as severity_text = 3.
+            put_uint(m_buf, 2, static_cast<std::uint64_t>(severity));
+            const auto index = static_cast<std::size_t>(severity);
+            if (index < std::size(otel::logs::SeverityNumToText)) {
+                const auto text = otel::logs::SeverityNumToText[index];
+                put_bytes(m_buf, 3, std::string_view(text.data(), text.size()));
+            }
+        });
     }
     void SetBody(const otel::common::AttributeValue& message) noexcept override {
-        try {
+        guarded([&] {
             WireBuffer body; // AnyValue
             any_value(body, message);
             put_bytes(m_buf, 5, body.view());
-        } catch (...) {
-        }
+        });
     }
     void SetAttribute(nostd::string_view key,
                       const otel::common::AttributeValue& value) noexcept override {
-        try {
-            put_attribute(m_buf, 6, key, value);
-        } catch (...) {
-        }
+        guarded([&] { put_attribute(m_buf, 6, key, value); });
     }
     void SetEventId(int64_t, nostd::string_view name) noexcept override {
         if (!name.empty()) {
-            put_bytes(m_buf, 12, std::string_view(name.data(), name.size())); // event_name
+            guarded([&] { put_bytes(m_buf, 12, std::string_view(name.data(), name.size())); });
         }
     }
     void SetTraceId(const trace::TraceId& id) noexcept override {
-        put_bytes(m_buf, 9, id_bytes(id.Id().data(), 16));
+        guarded([&] { put_bytes(m_buf, 9, id_bytes(id.Id().data(), 16)); });
     }
     void SetSpanId(const trace::SpanId& id) noexcept override {
-        put_bytes(m_buf, 10, id_bytes(id.Id().data(), 8));
+        guarded([&] { put_bytes(m_buf, 10, id_bytes(id.Id().data(), 8)); });
     }
     void SetTraceFlags(const trace::TraceFlags& flags) noexcept override {
-        put_fixed32(m_buf, 8, flags.flags());
+        guarded([&] { put_fixed32(m_buf, 8, flags.flags()); });
     }
 
+    bool complete() const { return !m_incomplete; }
     std::string_view encoded() const { return m_buf.view(); }
 
 private:
+    template <typename F>
+    void guarded(F&& append) noexcept {
+        try {
+            append();
+        } catch (...) {
+            m_incomplete = true;
+        }
+    }
+
     WireBuffer m_buf;
+    bool m_incomplete = false;
 };
 
 /// Settings only the SDK's exporters implement, for all signals and for `signal` ("TRACES" or
@@ -1007,7 +965,7 @@ bool sdk_only_settings(const char* signal) {
 
 /// The pipeline for `endpoint`, or null when it is not plain http:// (TLS and user info are
 /// the SDK exporters' job).
-std::unique_ptr<WirePipeline> make_pipeline(WirePipeline::Signal signal,
+std::shared_ptr<WirePipeline> make_pipeline(WirePipeline::Signal signal,
                                             const std::string& endpoint, const Config& config,
                                             const otel::sdk::resource::Resource& resource,
                                             Metrics& metrics) {
@@ -1041,7 +999,7 @@ std::unique_ptr<WirePipeline> make_pipeline(WirePipeline::Signal signal,
     }
     WireBuffer scope_field;
     put_bytes(scope_field, 1, scope.view());
-    return std::make_unique<WirePipeline>(signal, std::move(client), resource_field.str(),
+    return std::make_shared<WirePipeline>(signal, std::move(client), resource_field.str(),
                                           scope_field.str(), config, metrics);
 }
 
@@ -1061,7 +1019,7 @@ std::shared_ptr<WireTracer> WireTracer::create(const Config& config,
     return std::shared_ptr<WireTracer>(new WireTracer(std::move(pipeline)));
 }
 
-WireLogger::WireLogger(std::unique_ptr<WirePipeline> pipeline) : m_pipeline(std::move(pipeline)) {}
+WireLogger::WireLogger(std::shared_ptr<WirePipeline> pipeline) : m_pipeline(std::move(pipeline)) {}
 
 WireLogger::~WireLogger() {
     shutdown(std::chrono::microseconds(0));
@@ -1100,7 +1058,11 @@ void WireLogger::EmitLogRecord(nostd::unique_ptr<otel::logs::LogRecord>&& record
     // Only records this logger made come back here (the API pairs CreateLogRecord with
     // EmitLogRecord on the same logger).
     if (const auto* wire = static_cast<const WireLogRecord*>(record.get())) {
-        m_pipeline->submit(wire->encoded());
+        if (wire->complete()) {
+            m_pipeline->submit(wire->encoded());
+        } else {
+            m_pipeline->drop();
+        }
     }
     record.reset();
 }

@@ -27,9 +27,10 @@ namespace labctl::taskapi {
 class Metrics;
 class WirePipeline; // the bounded queue and the exporter thread of one signal (otlp_wire.cpp)
 
-/// Spans refer to their tracer's pipeline without owning it (the SDK's hold a shared_ptr to their
-/// tracer, two atomic operations per span on one shared counter): every span must end before
-/// its tracer is destroyed, as main.cpp guarantees by destroying the server first.
+/// Each recording span shares ownership of its tracer's pipeline (the queue and exporter
+/// thread), as the SDK's spans hold a shared_ptr to their tracer: a span may outlive the tracer
+/// (ended later, it is dropped and counted in otel_export_dropped_total, like any span ended
+/// after shutdown) without touching freed memory, whatever the order of destruction.
 class WireTracer final : public opentelemetry::trace::Tracer {
 public:
     /// The tracer for `config.otlp_traces_endpoint`, or null when it does not apply (an endpoint
@@ -37,8 +38,9 @@ public:
     /// which only the SDK's exporter implements, or LABCTL_TASKAPI_SDK_EXPORTERS set): then
     /// the SDK's tracer and exporter are used. At most `config.export_queue_size` spans are
     /// queued or in flight; beyond that they are dropped and counted in `metrics`. A failed export
-    /// is reported like the SDK's ("[OTLP TRACE HTTP Exporter] ERROR: Export N trace span(s)
-    /// error ...") through the SDK's global log handler.
+    /// is counted in `metrics` (otel_export_failed_batches_total) where it fails, and reported
+    /// like the SDK's ("[OTLP TRACE HTTP Exporter] ERROR: Export N trace span(s) error ...")
+    /// through the SDK's global log handler.
     static std::shared_ptr<WireTracer>
     create(const Config& config, const opentelemetry::sdk::resource::Resource& resource,
            Metrics& metrics);
@@ -62,8 +64,8 @@ public:
     void shutdown(std::chrono::microseconds timeout) noexcept;
 
 private:
-    explicit WireTracer(std::unique_ptr<WirePipeline> pipeline);
-    std::unique_ptr<WirePipeline> m_pipeline;
+    explicit WireTracer(std::shared_ptr<WirePipeline> pipeline);
+    std::shared_ptr<WirePipeline> m_pipeline;
 };
 
 class WireLogger final : public opentelemetry::logs::Logger {
@@ -90,8 +92,8 @@ public:
     void shutdown(std::chrono::microseconds timeout) noexcept;
 
 private:
-    explicit WireLogger(std::unique_ptr<WirePipeline> pipeline);
-    std::unique_ptr<WirePipeline> m_pipeline;
+    explicit WireLogger(std::shared_ptr<WirePipeline> pipeline);
+    std::shared_ptr<WirePipeline> m_pipeline;
 };
 
 } // namespace labctl::taskapi

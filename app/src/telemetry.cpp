@@ -30,6 +30,7 @@
 #include "json_text.hpp"
 #include "metrics.hpp"
 #include "otlp_wire.hpp"
+#include "sdk_export.hpp"
 
 namespace labctl::taskapi {
 
@@ -163,29 +164,12 @@ private:
 };
 
 /// The SDK's own diagnostics (export failures while the collector is down, ...) as JSON lines
-/// on stdout, at most one per 10 s so a dead collector cannot flood the log.
-/// The OTLP/HTTP exporters of this version report a failed export (collector down, 5xx,
-/// timeout) only through this log ("[OTLP TRACE HTTP Exporter] ERROR: Export N trace span(s)
-/// error", "[OTLP LOG HTTP Exporter] ERROR: Export N log(s) error") and return success, so the
-/// failure counters are fed from here.
+/// on stdout, at most one per 10 s so a dead collector cannot flood the log. Only a log: the
+/// failure counters are fed where exports fail (otlp_wire.cpp, sdk_export.cpp), not from text.
 class RateLimitedLogHandler final : public otel::sdk::common::internal_log::LogHandler {
 public:
-    explicit RateLimitedLogHandler(Metrics* metrics) : m_metrics(metrics) {}
     void Handle(otel::sdk::common::internal_log::LogLevel level, const char*, int, const char* msg,
                 const otel::sdk::common::AttributeMap&) noexcept override {
-        if (m_metrics != nullptr && msg != nullptr) {
-            const std::string_view text = msg;
-            try {
-                if (text.find("ERROR: Export") != std::string_view::npos) {
-                    if (text.find("trace span(s) error") != std::string_view::npos) {
-                        m_metrics->count_export_failed("traces");
-                    } else if (text.find("log(s) error") != std::string_view::npos) {
-                        m_metrics->count_export_failed("logs");
-                    }
-                }
-            } catch (...) {
-            }
-        }
         using Clock = std::chrono::steady_clock;
         const auto now = Clock::now().time_since_epoch().count();
         auto last = m_last.load();
@@ -213,7 +197,6 @@ public:
     }
 
 private:
-    Metrics* m_metrics;
     std::atomic<std::chrono::steady_clock::rep> m_last{0};
     std::atomic<std::uint64_t> m_suppressed{0};
 };
@@ -279,7 +262,7 @@ Telemetry::Telemetry(const Config& config, Metrics& metrics) {
     m_enabled = true;
     otel::sdk::common::internal_log::GlobalLogHandler::SetLogHandler(
         otel::nostd::shared_ptr<otel::sdk::common::internal_log::LogHandler>(
-            new RateLimitedLogHandler(&metrics)));
+            new RateLimitedLogHandler()));
     otel::sdk::common::internal_log::GlobalLogHandler::SetLogLevel(
         otel::sdk::common::internal_log::LogLevel::Warning);
     const auto resource = make_resource(config);
@@ -298,7 +281,7 @@ Telemetry::Telemetry(const Config& config, Metrics& metrics) {
         auto trace_budget =
             std::make_shared<QueueBudget>(config.export_queue_size, metrics, std::string("traces"));
         auto span_exporter = std::make_unique<BudgetedSpanExporter>(
-            otel::exporter::otlp::OtlpHttpExporterFactory::Create(trace_opts), trace_budget);
+            make_counting_span_exporter(trace_opts, metrics), trace_budget);
         m_providers->span_exporter = span_exporter.get();
         sdktrace::BatchSpanProcessorOptions bsp;
         bsp.max_queue_size = config.export_queue_size + 64;
@@ -321,7 +304,7 @@ Telemetry::Telemetry(const Config& config, Metrics& metrics) {
         auto log_budget =
             std::make_shared<QueueBudget>(config.export_queue_size, metrics, std::string("logs"));
         auto log_exporter = std::make_unique<BudgetedLogExporter>(
-            otel::exporter::otlp::OtlpHttpLogRecordExporterFactory::Create(log_opts), log_budget);
+            make_counting_log_exporter(log_opts, metrics), log_budget);
         m_providers->log_exporter = log_exporter.get();
         sdklogs::BatchLogRecordProcessorOptions blp;
         blp.max_queue_size = config.export_queue_size + 64;
@@ -393,10 +376,6 @@ void Telemetry::shutdown(std::chrono::milliseconds timeout) {
         m_providers->log_exporter->Shutdown(std::chrono::microseconds(100'000));
         m_providers->logger_provider->Shutdown(std::chrono::microseconds(100'000));
     }
-    // The handler refers to Metrics, which may go away after us.
-    otel::sdk::common::internal_log::GlobalLogHandler::SetLogHandler(
-        otel::nostd::shared_ptr<otel::sdk::common::internal_log::LogHandler>(
-            new RateLimitedLogHandler(nullptr)));
     m_providers.reset();
 }
 

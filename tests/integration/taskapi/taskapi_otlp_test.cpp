@@ -19,12 +19,16 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
+#include <cstdlib>
+#include <ctime>
 #include <functional>
 #include <mutex>
+#include <new>
 #include <thread>
 
 #include "harness.hpp"
 #include "metrics.hpp"
+#include "otlp_http.hpp"
 #include "otlp_wire.hpp"
 
 using namespace labctl::test::taskapi;
@@ -130,6 +134,20 @@ public:
     }
     std::size_t requests() const { return m_requests.load(); }
 
+    /// The first `n` requests are refused with `status` and, unless empty, a Retry-After
+    /// header of `retry_after` (made per request by the function).
+    void refuse_first(int n, int status, std::function<std::string()> retry_after) {
+        const std::lock_guard<std::mutex> lock(m_mutex);
+        m_refuse_left = n;
+        m_refuse_status = status;
+        m_retry_after = std::move(retry_after);
+    }
+    /// When each request arrived (before its body was read).
+    std::vector<std::chrono::steady_clock::time_point> arrivals() {
+        const std::lock_guard<std::mutex> lock(m_mutex);
+        return m_arrivals;
+    }
+
     /// Waits until `pred(spans, logs)` holds (checked on each arrival) or `timeout` passes.
     bool wait_for(
         const std::function<bool(const std::vector<SpanRec>&, const std::vector<LogRec>&)>& pred,
@@ -152,9 +170,29 @@ private:
         explicit Handler(OtlpSink& sink) : m_sink(sink) {}
         void handleRequest(Poco::Net::HTTPServerRequest& req,
                            Poco::Net::HTTPServerResponse& resp) override {
+            int refuse = 0;
+            std::string retry_after;
+            {
+                const std::lock_guard<std::mutex> lock(m_sink.m_mutex);
+                m_sink.m_arrivals.push_back(std::chrono::steady_clock::now());
+                if (m_sink.m_refuse_left > 0) {
+                    --m_sink.m_refuse_left;
+                    refuse = m_sink.m_refuse_status;
+                    retry_after = m_sink.m_retry_after ? m_sink.m_retry_after() : std::string();
+                }
+            }
+            m_sink.m_cv.notify_all();
             std::string body;
             Poco::StreamCopier::copyToString(req.stream(), body);
             m_sink.m_requests.fetch_add(1);
+            if (refuse != 0) {
+                resp.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(refuse));
+                if (!retry_after.empty()) {
+                    resp.set("Retry-After", retry_after);
+                }
+                resp.sendBuffer("", 0);
+                return;
+            }
             if (m_sink.m_mode == SinkMode::fail_503) {
                 resp.setStatus(Poco::Net::HTTPResponse::HTTP_SERVICE_UNAVAILABLE);
                 resp.sendBuffer("", 0);
@@ -286,6 +324,17 @@ private:
     std::condition_variable m_cv;
     std::vector<SpanRec> m_spans;
     std::vector<LogRec> m_logs;
+    int m_refuse_left = 0;
+    int m_refuse_status = 0;
+    std::function<std::string()> m_retry_after;
+    std::vector<std::chrono::steady_clock::time_point> m_arrivals;
+
+public:
+    /// Waits until at least `n` requests arrived (or `timeout` passed).
+    bool wait_arrivals(std::size_t n, std::chrono::milliseconds timeout) {
+        std::unique_lock<std::mutex> lock(m_mutex);
+        return m_cv.wait_for(lock, timeout, [&] { return m_arrivals.size() >= n; });
+    }
 };
 
 /// `pipeline`: "wire" (the default: the API's spans and log records encoded by the service
@@ -849,4 +898,239 @@ TEST_CASE("taskapi otlp: the wire tracer and logger encode every attribute type,
     logger->shutdown(std::chrono::seconds(1));
     // After shutdown nothing is queued any more; ending a span is harmless.
     tracer->StartSpan("late")->End();
+}
+
+// GCC inlines the replacement operator delete below into callers of new and then sees free()
+// of memory from "new": it is malloc'ed memory, by the replacement operator new.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+// Allocation failure on demand in this test binary, for the calling thread only: after
+// t_allocations_left successful allocations the next one throws std::bad_alloc, later ones
+// succeed again (negative: none fails).
+namespace {
+thread_local long t_allocations_left = -1;
+} // namespace
+
+void* operator new(std::size_t size) {
+    if (t_allocations_left == 0) {
+        t_allocations_left = -1;
+        throw std::bad_alloc();
+    }
+    if (t_allocations_left > 0) {
+        --t_allocations_left;
+    }
+    if (void* p = std::malloc(size == 0 ? 1 : size)) {
+        return p;
+    }
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+
+namespace {
+
+struct WireFixture {
+    explicit WireFixture(OtlpSink& sink) {
+        config.otlp_traces_endpoint = sink.endpoint() + "/v1/traces";
+        config.otlp_logs_endpoint = sink.endpoint() + "/v1/logs";
+        config.export_delay = std::chrono::milliseconds(50);
+        config.otlp_timeout = std::chrono::milliseconds(3000);
+        tracer = labctl::taskapi::WireTracer::create(config, resource, metrics);
+        logger = labctl::taskapi::WireLogger::create(config, resource, metrics);
+    }
+    double counter(const std::string& name, const std::string& signal) const {
+        return metric_sum(metrics.serialize(), name, {"signal=\"" + signal + "\""});
+    }
+    labctl::taskapi::Config config;
+    labctl::taskapi::Metrics metrics;
+    opentelemetry::sdk::resource::Resource resource =
+        opentelemetry::sdk::resource::Resource::Create({{"service.name", std::string("wire")}});
+    std::shared_ptr<labctl::taskapi::WireTracer> tracer;
+    std::shared_ptr<labctl::taskapi::WireLogger> logger;
+};
+
+double seconds_between(std::chrono::steady_clock::time_point a,
+                       std::chrono::steady_clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+}
+
+/// An IMF-fixdate `ahead` from now, rounded up to the next whole second.
+std::string http_date_in(std::chrono::seconds ahead) {
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t t =
+        std::chrono::system_clock::to_time_t(std::chrono::ceil<std::chrono::seconds>(now) + ahead);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    const std::size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    return std::string(buf, n);
+}
+
+} // namespace
+
+TEST_CASE("taskapi otlp: Retry-After is parsed as seconds or an HTTP-date",
+          "[taskapi][otlp][unit]") {
+    using labctl::taskapi::parse_retry_after;
+    using std::chrono::milliseconds;
+    const auto now = std::chrono::system_clock::from_time_t(1'700'000'000); // 2023-11-14 22:13:20
+    CHECK(parse_retry_after("3", now) == milliseconds(3000));
+    CHECK(parse_retry_after(" 0 ", now) == milliseconds(0));
+    CHECK(parse_retry_after("99999999999999999999", now) == milliseconds(86'400'000));
+    CHECK(parse_retry_after("Tue, 14 Nov 2023 22:13:25 GMT", now) == milliseconds(5000));
+    CHECK(parse_retry_after("Tuesday, 14-Nov-23 22:13:30 GMT", now) == milliseconds(10000));
+    CHECK(parse_retry_after("Tue Nov 14 22:13:22 2023", now) == milliseconds(2000));
+    CHECK(parse_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", now) == milliseconds(0)); // past
+    CHECK_FALSE(parse_retry_after("", now));
+    CHECK_FALSE(parse_retry_after("-1", now));
+    CHECK_FALSE(parse_retry_after("1.5", now));
+    CHECK_FALSE(parse_retry_after("soon", now));
+}
+
+TEST_CASE("taskapi otlp: the wire pipeline waits the Retry-After of a 429 (seconds) before its "
+          "retry",
+          "[taskapi][otlp]") {
+    OtlpSink sink(SinkMode::ok);
+    sink.refuse_first(1, 429, [] { return std::string("3"); });
+    WireFixture wire(sink);
+    REQUIRE(wire.tracer);
+    wire.tracer->StartSpan("retried")->End();
+    REQUIRE(sink.wait_for([](const auto& spans, const auto&) { return !spans.empty(); },
+                          std::chrono::seconds(25)));
+    const auto arrivals = sink.arrivals();
+    REQUIRE(arrivals.size() >= 2);
+    const double gap = seconds_between(arrivals[0], arrivals[1]);
+    INFO("retry after " << gap << " s");
+    CHECK(gap >= 3.0); // the collector's value, not the 1 s default back-off
+    CHECK(gap < 20.0); // far below the 30 s cap: a wait that is bounded
+    CHECK(wire.counter("otel_export_failed_batches_total", "traces") == 0);
+    wire.tracer->shutdown(std::chrono::seconds(1));
+}
+
+TEST_CASE("taskapi otlp: the wire pipeline waits the Retry-After of a 503 (HTTP-date) before its "
+          "retry",
+          "[taskapi][otlp]") {
+    OtlpSink sink(SinkMode::ok);
+    sink.refuse_first(1, 503, [] { return http_date_in(std::chrono::seconds(4)); });
+    WireFixture wire(sink);
+    REQUIRE(wire.tracer);
+    wire.tracer->StartSpan("retried")->End();
+    REQUIRE(sink.wait_for([](const auto& spans, const auto&) { return !spans.empty(); },
+                          std::chrono::seconds(25)));
+    const auto arrivals = sink.arrivals();
+    REQUIRE(arrivals.size() >= 2);
+    const double gap = seconds_between(arrivals[0], arrivals[1]);
+    INFO("retry after " << gap << " s");
+    CHECK(gap >= 3.0); // the date is at least 4 s ahead of the refusal's whole second
+    CHECK(gap < 20.0);
+    wire.tracer->shutdown(std::chrono::seconds(1));
+}
+
+TEST_CASE("taskapi otlp: a Retry-After beyond shutdown does not delay shutdown and the failed "
+          "batch is counted where it failed",
+          "[taskapi][otlp]") {
+    OtlpSink sink(SinkMode::ok);
+    sink.refuse_first(100, 429, [] { return std::string("3600"); });
+    WireFixture wire(sink);
+    REQUIRE(wire.tracer);
+    wire.tracer->StartSpan("refused")->End();
+    REQUIRE(sink.wait_arrivals(1, std::chrono::seconds(10)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200)); // the exporter is waiting now
+    const auto start = std::chrono::steady_clock::now();
+    wire.tracer->shutdown(std::chrono::milliseconds(500));
+    const double took = seconds_between(start, std::chrono::steady_clock::now());
+    CHECK(took < 3.0); // the flush bound (0.5 s) plus stopping, never the hour asked for
+    CHECK(sink.arrivals().size() == 1);
+    // No log handler is installed in this process: the counter comes from the pipeline itself.
+    CHECK(wire.counter("otel_export_failed_batches_total", "traces") == 1);
+}
+
+TEST_CASE("taskapi otlp: wire export failures are counted directly, not from log text (in "
+          "process)",
+          "[taskapi][otlp]") {
+    OtlpSink sink(SinkMode::fail_503);
+    WireFixture wire(sink);
+    REQUIRE(wire.tracer);
+    REQUIRE(wire.logger);
+    wire.tracer->StartSpan("failing")->End();
+    auto record = wire.logger->CreateLogRecord();
+    REQUIRE(record);
+    record->SetBody(opentelemetry::nostd::string_view("failing"));
+    wire.logger->EmitLogRecord(std::move(record));
+    // Two attempts per batch (one retry after 1 s): the flush returns once both failed.
+    CHECK(wire.tracer->flush(std::chrono::seconds(10)));
+    CHECK(wire.logger->flush(std::chrono::seconds(10)));
+    CHECK(wire.counter("otel_export_failed_batches_total", "traces") == 1);
+    CHECK(wire.counter("otel_export_failed_batches_total", "logs") == 1);
+    wire.tracer->shutdown(std::chrono::seconds(1));
+    wire.logger->shutdown(std::chrono::seconds(1));
+}
+
+TEST_CASE("taskapi otlp: a wire span that outlives its tracer ends safely and is counted as "
+          "dropped",
+          "[taskapi][otlp]") {
+    OtlpSink sink(SinkMode::ok);
+    WireFixture wire(sink);
+    REQUIRE(wire.tracer);
+    auto span = wire.tracer->StartSpan("outlives");
+    span->SetAttribute("before", std::int64_t{1});
+    // The only owner of the tracer lets go while the span is still recording.
+    wire.tracer.reset();
+    span->SetAttribute("after", std::string_view("tracer gone").data());
+    span->End();
+    span = nullptr; // the span's share of the pipeline goes last
+    CHECK(wire.counter("otel_export_dropped_total", "traces") == 1);
+    CHECK(sink.spans().empty());
+}
+
+TEST_CASE("taskapi otlp: allocation failures inside the wire API's noexcept calls drop the item "
+          "instead of terminating",
+          "[taskapi][otlp]") {
+    namespace api = opentelemetry;
+    OtlpSink sink(SinkMode::ok);
+    WireFixture wire(sink);
+    REQUIRE(wire.tracer);
+    REQUIRE(wire.logger);
+    // Long values: the span's inline buffer (640 bytes) has to grow, at start and later.
+    const std::string big(900, 'a');
+    const std::vector<std::pair<api::nostd::string_view, api::common::AttributeValue>> attrs = {
+        {"one", api::nostd::string_view(big)}, {"two", api::nostd::string_view(big)}};
+    // Once without failures: the API's own statics (the default TraceState) are made on first
+    // use, in its noexcept code, which is not ours to test.
+    wire.tracer->StartSpan("warm-up", attrs)->End();
+    int spans = 0;
+    for (long k = 0; k < 60; ++k) {
+        t_allocations_left = k;
+        {
+            auto span = wire.tracer->StartSpan("alloc", attrs);
+            span->SetAttribute("three", api::nostd::string_view(big));
+            span->AddEvent("event", {{"four", api::nostd::string_view(big)}});
+            span->End();
+        }
+        {
+            auto record = wire.logger->CreateLogRecord();
+            if (record) {
+                record->SetBody(api::nostd::string_view(big));
+                record->SetAttribute("five", api::nostd::string_view(big));
+                record->SetTimestamp(std::chrono::system_clock::now());
+                wire.logger->EmitLogRecord(std::move(record));
+            }
+        }
+        t_allocations_left = -1;
+        ++spans;
+    }
+    CHECK(spans == 60); // got here: no std::terminate from a noexcept function
+    CHECK(wire.tracer->flush(std::chrono::seconds(10)));
+    CHECK(wire.logger->flush(std::chrono::seconds(10)));
+    const double dropped = wire.counter("otel_export_dropped_total", "traces");
+    const auto received = sink.spans().size();
+    INFO("received " << received << ", dropped " << dropped);
+    CHECK(dropped > 0);  // incomplete spans are dropped and counted, not sent half-encoded
+    CHECK(received > 0); // and the others still arrive, decodable
+    CHECK(wire.counter("otel_export_dropped_total", "logs") > 0);
+    wire.tracer->shutdown(std::chrono::seconds(1));
+    wire.logger->shutdown(std::chrono::seconds(1));
 }
