@@ -40,6 +40,7 @@
 
 #include "json_log.hpp"
 #include "json_text.hpp"
+#include "linger.hpp"
 #include "metrics.hpp"
 #include "task_input.hpp"
 #include "task_store.hpp"
@@ -606,9 +607,12 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response,
             reply = error_reply(500, "Internal server error");
         }
     }
-    // A body we did not read would be parsed as the next request: close instead.
-    if (!t_body_consumed && ((request.hasContentLength() && request.getContentLength64() > 0) ||
-                             request.getChunkedTransferEncoding())) {
+    // A body we did not read would be parsed as the next request: close instead, lingering
+    // (linger.hpp) so the client reads our answer rather than a reset.
+    const bool unread_body =
+        !t_body_consumed && ((request.hasContentLength() && request.getContentLength64() > 0) ||
+                             request.getChunkedTransferEncoding());
+    if (unread_body) {
         reply.close = true;
     }
     try {
@@ -636,6 +640,16 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response,
                {"path", std::string_view(path)},
                {"status_code", std::int64_t{reply.status}},
                {"duration_seconds", elapsed.count()}});
+    if (unread_body) {
+        // Bounded: twice the declared length (the whole body and then some), at least 1 MiB, at
+        // most 64 MiB, and 5 s (nginx's lingering_timeout).
+        const auto declared = request.hasContentLength() && request.getContentLength64() > 0
+                                  ? static_cast<std::uint64_t>(request.getContentLength64())
+                                  : std::uint64_t{0};
+        const std::uint64_t cap =
+            std::clamp<std::uint64_t>(2 * declared, k_drain_cap, std::uint64_t{64} << 20);
+        lingering_close(socket, cap, std::chrono::seconds(5), m_stopping);
+    }
 }
 
 namespace {

@@ -5,9 +5,12 @@
 #include <Poco/Net/StreamSocket.h>
 #include <Poco/Timespan.h>
 
+#include <algorithm>
+#include <array>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -47,4 +50,79 @@ TEST_CASE("taskapi faults: a request holding shutdown past its deadline makes th
     const bool watchdog = log.find("shutdown deadline exceeded") != std::string::npos;
     const bool undrained = log.find("\"in_flight_drained\":false") != std::string::npos;
     CHECK((watchdog || undrained));
+}
+
+namespace {
+
+/// What a client that writes a whole body before reading sees: whether every byte could be
+/// written, then the whole response up to the server's close.
+struct WriteFirst {
+    bool wrote_all = false;
+    std::string write_error;
+    std::string response;
+    std::string read_error;
+};
+
+WriteFirst write_whole_body_then_read(std::uint16_t port, std::size_t body_size) {
+    WriteFirst out;
+    Poco::Net::StreamSocket socket(Poco::Net::SocketAddress(k_loopback, port));
+    socket.setSendTimeout(Poco::Timespan(20, 0));
+    socket.setReceiveTimeout(Poco::Timespan(20, 0));
+    const std::string head = "POST /api/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             "Content-Type: application/json\r\nContent-Length: " +
+                             std::to_string(body_size) + "\r\n\r\n";
+    std::string chunk(256 * 1024, ' ');
+    try {
+        socket.sendBytes(head.data(), static_cast<int>(head.size()));
+        std::size_t sent = 0;
+        while (sent < body_size) {
+            const std::size_t n = std::min(chunk.size(), body_size - sent);
+            const int rc = socket.sendBytes(chunk.data(), static_cast<int>(n));
+            if (rc <= 0) {
+                throw std::runtime_error("send returned " + std::to_string(rc));
+            }
+            sent += static_cast<std::size_t>(rc);
+        }
+        out.wrote_all = true;
+    } catch (const std::exception& e) {
+        out.write_error = e.what();
+    }
+    try {
+        std::array<char, 4096> buf{};
+        for (int i = 0; i < 10000; ++i) { // bounded: a response is a few hundred bytes
+            const int n = socket.receiveBytes(buf.data(), static_cast<int>(buf.size()));
+            if (n <= 0) {
+                break;
+            }
+            out.response.append(buf.data(), static_cast<std::size_t>(n));
+        }
+    } catch (const std::exception& e) {
+        out.read_error = e.what();
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("taskapi faults: a client that writes a whole 20 MiB body before reading gets the 413 "
+          "with its JSON body, not a reset",
+          "[taskapi][faults]") {
+    TempDir dir;
+    ApiProcess api(dir.path() / "tasks.db", dir.path() / "api.log");
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = write_whole_body_then_read(api.port(), 20u << 20);
+    const double took = seconds_since(start);
+    INFO("write error: " << r.write_error << "; read error: " << r.read_error
+                         << "; response: " << r.response.substr(0, 400));
+    CHECK(r.wrote_all);
+    CHECK(r.read_error.empty());
+    REQUIRE(r.response.rfind("HTTP/1.1 413 ", 0) == 0);
+    CHECK(r.response.find("Connection: Close\r\n") != std::string::npos);
+    const auto body_at = r.response.find("\r\n\r\n");
+    REQUIRE(body_at != std::string::npos);
+    const auto body = nlohmann::json::parse(r.response.substr(body_at + 4));
+    CHECK(body.at("error").get<std::string>().find("request body exceeds") != std::string::npos);
+    CHECK(took < 10.0); // the discard is bounded (5 s), and loopback moves 20 MiB much faster
+    // The server is fine afterwards.
+    CHECK(http(api.port(), "GET", "/api/tasks").status == 200);
 }
