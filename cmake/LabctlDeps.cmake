@@ -6,6 +6,8 @@ find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json 3.11 REQUIRED)
 pkg_check_modules(LIBVIRT REQUIRED IMPORTED_TARGET libvirt)
 pkg_check_modules(LIBSSH2 REQUIRED IMPORTED_TARGET libssh2)
+# libcrypto (OpenSSL, which libssh2 links too) gives core its SHA-256.
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 # libisofs builds the cloud-init NoCloud seed in memory (libburn-dev for struct burn_source).
 pkg_check_modules(LIBISOFS REQUIRED IMPORTED_TARGET libisofs-1)
 

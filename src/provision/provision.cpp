@@ -1,8 +1,12 @@
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,7 +16,9 @@
 
 #include <labctl/config/ipv4.hpp>
 #include <labctl/config/loader.hpp>
+#include <labctl/core/encoding.hpp>
 #include <labctl/core/error.hpp>
+#include <labctl/core/fd.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/signals.hpp>
 #include <labctl/core/templates.hpp>
@@ -348,7 +354,7 @@ private:
             templates::load("libvirt/base-volume.xml"),
             {{"name", xml::escape(name)}, {"capacity", std::to_string(bytes)}, {"format", "raw"}});
         StorageVolHandle v = create_volume(xml, name);
-        const bool uploaded = upload_file(v.get(), name, path, bytes);
+        const bool uploaded = upload_file(v.get(), name, path, bytes, {});
         changed(act == PlanAction::replace ? "replace" : "create", "volume", name,
                 fmt::format("{} from {}, {} {}",
                             name == kernel_volume_name(m_spec.project) ? "kernel" : "initrd", path,
@@ -441,14 +447,6 @@ private:
         const std::string& path = m_spec.image.path;
         const std::uint64_t virtual_size = image_virtual_size(path, m_spec.image.format);
         check_disk_sizes(virtual_size);
-        if (!m_spec.image.sha256.empty()) {
-            const std::string actual = sha256_file_hex(path);
-            if (actual != m_spec.image.sha256)
-                throw usage_error(fmt::format("image {} has sha256 {}, but image.sha256 is {}",
-                                              path, actual, m_spec.image.sha256),
-                                  "the file is corrupt or not the image lab.yaml means");
-            log::info("image {}: sha256 verified", path);
-        }
         const auto bytes = static_cast<std::uint64_t>(fs::file_size(path));
         const std::string xml =
             templates::render(templates::load("libvirt/base-volume.xml"),
@@ -456,7 +454,9 @@ private:
                                {"capacity", std::to_string(std::max(bytes, virtual_size))},
                                {"format", xml::escape(m_spec.image.format)}});
         m_base = create_volume(xml, name);
-        const bool uploaded = upload_file(m_base.get(), name, path, bytes);
+        // The digest is taken from the bytes the stream sends (read once): a mismatch aborts the
+        // upload and the journal removes the volume.
+        const bool uploaded = upload_file(m_base.get(), name, path, bytes, m_spec.image.sha256);
         changed("create", "volume", name,
                 fmt::format("base image, {} {}", config::format_size(bytes),
                             uploaded ? "uploaded" : "(contents not uploaded: test driver)"));
@@ -525,25 +525,64 @@ private:
         }
     }
 
+    /// Streams `path` (exactly `bytes` long) into the volume; on the test driver, which keeps no
+    /// contents, it is only read. Every read is checked (a short or failed read is an error,
+    /// never a truncated volume), and the SHA-256 of what was read must equal `sha256` when set
+    /// before the stream is finished. Returns whether the contents were uploaded.
     bool upload_file(virStorageVolPtr vol, const std::string& name, const std::string& path,
-                     std::uint64_t bytes) {
+                     std::uint64_t bytes, const std::string& sha256) {
         StreamHandle stream;
-        if (!begin_upload(vol, name, bytes, stream))
-            return false;
-        std::ifstream in(path, std::ios::binary);
-        std::vector<char> buf(1 << 20);
-        while (in) {
-            if (signals::interrupted()) {
+        const bool upload = begin_upload(vol, name, bytes, stream);
+        const auto fail = [&](const std::string& message, const std::string& hint) {
+            if (upload)
                 virStreamAbort(stream.get());
+            throw usage_error(message, hint);
+        };
+        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (fd.fd < 0)
+            fail(fmt::format("cannot read {}: {}", path, std::strerror(errno)),
+                 "check that the image exists and that you may read it");
+        Sha256 digest;
+        std::vector<char> buf(1 << 20);
+        std::uint64_t sent = 0;
+        for (;;) {
+            if (signals::interrupted()) {
+                if (upload)
+                    virStreamAbort(stream.get());
                 signals::check();
             }
-            in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-            const auto n = static_cast<std::size_t>(in.gcount());
-            if (n > 0)
-                send_all(stream.get(), buf.data(), n, name);
+            const ssize_t n = ::read(fd.fd, buf.data(), buf.size());
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                fail(fmt::format("error while reading {} after {} bytes: {}", path, sent,
+                                 std::strerror(errno)),
+                     "the image or the disk under it is damaged");
+            if (n == 0)
+                break;
+            const auto got = static_cast<std::size_t>(n);
+            digest.update(std::string_view(buf.data(), got));
+            if (upload)
+                send_all(stream.get(), buf.data(), got, name);
+            sent += got;
         }
-        finish_upload(stream.get(), name);
-        return true;
+        if (sent != bytes)
+            fail(fmt::format("{} changed while it was read: {} bytes instead of {}", path, sent,
+                             bytes),
+                 "do not modify the image while labctl provisions from it");
+        if (!sha256.empty()) {
+            const auto d = digest.finish();
+            const auto actual =
+                to_hex(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
+            if (actual != sha256)
+                fail(fmt::format("image {} has sha256 {}, but image.sha256 is {}", path, actual,
+                                 sha256),
+                     "the file is corrupt or not the image lab.yaml means");
+            log::info("image {}: sha256 verified", path);
+        }
+        if (upload)
+            finish_upload(stream.get(), name);
+        return upload;
     }
 
     void upload_bytes(virStorageVolPtr vol, const std::string& name, const std::string& data) {

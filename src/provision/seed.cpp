@@ -213,21 +213,26 @@ std::string build_seed_iso(const SeedFiles& files) {
     auto* source = reinterpret_cast<burn::burn_source*>(created);
     std::string iso;
     unsigned char block[2048];
+    // The size libisofs announced: the image is complete only when every byte of it was read.
+    const auto expected = source->get_size != nullptr ? source->get_size(source) : -1;
+    int n = 0;
     for (;;) {
-        const int n = source->read_xt != nullptr ? source->read_xt(source, block, sizeof block)
-                                                 : source->read(source, block, sizeof block);
+        n = source->read_xt != nullptr ? source->read_xt(source, block, sizeof block)
+                                       : source->read(source, block, sizeof block);
         if (n <= 0)
-            break;
+            break; // 0: the end; < 0: libisofs failed (reported below, never a shorter image)
         iso.append(reinterpret_cast<const char*>(block), static_cast<std::size_t>(n));
         if (n < static_cast<int>(sizeof block))
             break;
     }
     source->free_data(source);
     std::free(source);
-    if (iso.empty() || iso.size() % 2048 != 0)
-        throw Error(
-            ExitCode::internal,
-            fmt::format("cannot build the cloud-init seed: libisofs wrote {} bytes", iso.size()));
+    if (n < 0 || iso.empty() || iso.size() % 2048 != 0 ||
+        (expected >= 0 && iso.size() != static_cast<std::uint64_t>(expected)))
+        throw Error(ExitCode::internal,
+                    fmt::format("cannot build the cloud-init seed: libisofs {} after {} of {} "
+                                "bytes",
+                                n < 0 ? "failed" : "stopped", iso.size(), expected));
     return iso;
 }
 

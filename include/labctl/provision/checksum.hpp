@@ -1,13 +1,11 @@
 #pragma once
-// Checksums of files labctl uploads (base images are verified against image.sha256). The SHA-256
-// itself is core's (labctl/core/encoding.hpp).
+// Checksums of files labctl uploads (base images are verified against image.sha256): core's
+// checked file digest (labctl/core/encoding.hpp), under provision's name.
 
-#include <string>
+#include <labctl/core/encoding.hpp>
 
 namespace labctl::provision {
 
-/// SHA-256 of a file's contents as 64 lowercase hex characters, read in 1 MiB chunks; throws
-/// Error(usage) when the file cannot be read.
-std::string sha256_file_hex(const std::string& path);
+using labctl::sha256_file_hex;
 
 } // namespace labctl::provision
