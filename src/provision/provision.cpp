@@ -212,8 +212,14 @@ public:
         m_entries.push_back({std::move(what), std::move(undo)});
     }
     void rollback() {
-        const std::lock_guard lock(m_mutex);
-        for (auto it = m_entries.rbegin(); it != m_entries.rend(); ++it) {
+        // The undo steps run without the journal's lock: they take the network's lock, which
+        // dhcp_host holds while it adds to the journal (the opposite order would deadlock).
+        std::vector<Entry> entries;
+        {
+            const std::lock_guard lock(m_mutex);
+            entries.swap(m_entries);
+        }
+        for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
             try {
                 it->undo();
                 log::info("removed {} (created by this run)", it->what);
@@ -221,7 +227,6 @@ public:
                 log::warn("could not remove {}: {}", it->what, e.what());
             }
         }
-        m_entries.clear();
     }
 
 private:
@@ -639,7 +644,7 @@ private:
         std::atomic<std::size_t> next{0};
         std::mutex error_mutex;
         std::exception_ptr first_error;
-        std::atomic<bool> failed{false};
+        std::atomic<bool>& failed = m_cancelled;
         std::vector<std::thread> threads;
         for (std::size_t w = 0; w < std::min(workers, n); ++w)
             threads.emplace_back([&] {
@@ -650,7 +655,7 @@ private:
                     try {
                         vm(i);
                     } catch (...) {
-                        failed = true;
+                        failed = true; // the other VMs' waits stop at their next poll
                         const std::lock_guard lock(error_mutex);
                         if (!first_error)
                             first_error = std::current_exception();
@@ -807,6 +812,7 @@ private:
         target.address_known = m_spec.user_network();
         target.ssh.known_hosts = m_spec.ssh.known_hosts;
         target.ssh.private_key = m_spec.ssh.private_key;
+        target.cancelled = &m_cancelled;
         const WaitResult w = wait_for_guest(*probe, target, m_options.deadlines);
         if (!target.address_known) {
             result.ip = w.ip;
@@ -861,6 +867,7 @@ private:
     std::mutex m_mutex;
     std::mutex m_network_mutex;
     std::mutex m_known_hosts_mutex;
+    std::atomic<bool> m_cancelled{false}; ///< a VM failed under --parallel: the others stop
     NetworkHandle m_network;
     StoragePoolHandle m_pool;
     StorageVolHandle m_base;

@@ -38,18 +38,27 @@ void ensure_running(GuestProbe& probe, const WaitTarget& target, std::string_vie
              "for inspection");
 }
 
-void sleep_poll(const WaitDeadlines& d, Clock::time_point deadline) {
+/// Ctrl-C, or the run giving this VM up: either ends the wait now.
+void check_stop(const WaitTarget& target) {
+    signals::check();
+    if (target.cancelled && target.cancelled->load())
+        throw Error(
+            ExitCode::interrupted,
+            fmt::format("VM '{}': wait cancelled (another VM of this run failed)", target.vm));
+}
+
+void sleep_poll(const WaitTarget& target, const WaitDeadlines& d, Clock::time_point deadline) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     const auto step = std::min(d.poll, std::max(left, std::chrono::milliseconds(0)));
-    // Sleep in short slices so Ctrl-C is noticed quickly.
+    // Sleep in short slices so Ctrl-C or a cancelled run is noticed quickly.
     const auto until = Clock::now() + step;
     while (Clock::now() < until) {
-        signals::check();
+        check_stop(target);
         std::this_thread::sleep_for(
             std::min<Clock::duration>(std::chrono::milliseconds(100), until - Clock::now()));
     }
-    signals::check();
+    check_stop(target);
 }
 
 std::string wait_ip(GuestProbe& probe, const WaitTarget& target, const WaitDeadlines& d,
@@ -57,7 +66,7 @@ std::string wait_ip(GuestProbe& probe, const WaitTarget& target, const WaitDeadl
     const auto deadline = Clock::now() + d.ip;
     const auto reserved = probe.reserved_ip();
     for (;;) {
-        signals::check();
+        check_stop(target);
         ensure_running(probe, target, "its IP address");
         if (const auto lease = probe.lease_ip()) {
             if (reserved && *lease != *reserved)
@@ -78,7 +87,7 @@ std::string wait_ip(GuestProbe& probe, const WaitTarget& target, const WaitDeadl
                              target.vm, reserved.value_or("nothing")),
                  "the guest did not take a DHCP lease: check its network configuration and the "
                  "console");
-        sleep_poll(d, deadline);
+        sleep_poll(target, d, deadline);
     }
 }
 
@@ -86,7 +95,7 @@ remote::Session wait_ssh(GuestProbe& probe, const WaitTarget& target, const Wait
                          const remote::ConnectOptions& options) {
     const auto deadline = Clock::now() + d.ssh;
     for (;;) {
-        signals::check();
+        check_stop(target);
         ensure_running(probe, target, "SSH");
         const auto left =
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());

@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <labctl/core/error.hpp>
 #include <labctl/provision/wait.hpp>
@@ -211,4 +212,30 @@ TEST_CASE("simulated guest: a host key that does not match the pinned one is ref
     auto target = target_for(sshd);
     target.ssh.known_hosts = other.string();
     CHECK(code_of([&] { wait_for_guest(guest, target, short_deadlines()); }) == 5);
+}
+
+TEST_CASE("a wait the run has given up (another VM failed under --parallel) stops at its next "
+          "poll, long before its deadline",
+          "[provision][wait]") {
+    test::SshServer sshd;
+    ScriptedGuest guest; // never gets a lease: the ip phase would wait its whole deadline
+    auto d = short_deadlines();
+    d.ip = 60s;
+    auto t = target_for(sshd);
+    std::atomic<bool> cancelled{false};
+    t.cancelled = &cancelled;
+    std::thread other([&] {
+        std::this_thread::sleep_for(300ms);
+        cancelled = true; // what provision does when another VM fails
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string message;
+    const int code = code_of([&] { wait_for_guest(guest, t, d); }, &message);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    other.join();
+    CHECK(code == static_cast<int>(ExitCode::interrupted));
+    CHECK(message.find("VM 'web': wait cancelled (another VM of this run failed)") !=
+          std::string::npos);
+    CHECK(took >= 300ms);
+    CHECK(took < 10s); // not the ip phase's 60 s
 }

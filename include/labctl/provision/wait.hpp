@@ -4,6 +4,7 @@
 // Each phase has its own deadline and a timeout names the phase (exit 4). What the phase asks of
 // the guest goes through GuestProbe, so tests drive it without a VM.
 
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -44,6 +45,10 @@ struct WaitTarget {
     bool address_known = false;
     bool strict = false; ///< cloud-init status 2 (recoverable errors) fails
     std::string cloud_init_command = "cloud-init status --wait --format json";
+    /// Set by the run when it gives up (another VM failed under --parallel): the ip and ssh
+    /// phases stop at their next poll with Error(interrupted) instead of waiting out minutes
+    /// before the rollback can start.
+    const std::atomic<bool>* cancelled = nullptr;
 };
 
 struct WaitResult {
