@@ -165,9 +165,11 @@ ExecResult Session::exec(const std::string& command, const ExecOptions& options)
     const auto started = Clock::now();
     const bool default_deadline = options.timeout.count() <= 0;
     const auto limit = default_deadline ? impl.exec_timeout : options.timeout;
-    // A caller's timeout gets 5 s more, for commands that wrap themselves in `timeout N` and
-    // report 124; the default deadline is the limit itself.
-    const auto deadline = started + limit + (default_deadline ? 0s : 5s);
+    // A caller's timeout gets a little slack (a tenth, at most 5 s), so a command that wraps
+    // itself in `timeout N` can report 124 first; the default deadline is the limit itself.
+    const auto slack = default_deadline ? std::chrono::milliseconds(0)
+                                        : std::min<std::chrono::milliseconds>(5s, limit / 10);
+    const auto deadline = started + limit + slack;
     // An interrupt that arrived before this exec started is the cleanup's, which must still run.
     const bool interruptible = !signals::interrupted();
 

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include <labctl/core/error.hpp>
+#include <labctl/core/signals.hpp>
 #include <labctl/deploy/sync.hpp>
 #include <labctl/remote/session.hpp>
 
@@ -357,4 +358,29 @@ TEST_CASE("the process-group wrapper keeps a short exec short and its output and
     INFO(std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms for 5 execs");
     // sshd with PAM takes ~1 s per session here; the wrapper must not add a wait of its own.
     CHECK(took < 30s);
+}
+
+TEST_CASE("Ctrl-C during a remote exec ends the remote process group and throws the interrupt "
+          "error",
+          "[fault][remote]") {
+    test::SshServer sshd;
+    auto session = remote::Session::connect(options_for(sshd));
+    const auto marker = test::unique_marker("remote-ctrl-c");
+    signals::install();
+    signals::reset();
+    std::thread ctrl_c([&] {
+        test::wait_until([&] { return !test::processes_matching(marker).empty(); }, 20s);
+        ::kill(::getpid(), SIGINT); // the handler sets the flag exec polls
+    });
+    const auto t0 = Clock::now();
+    try {
+        session.exec("sleep 300; true # " + marker, {.timeout = 60s});
+        FAIL("exec returned although Ctrl-C arrived");
+    } catch (const Interrupted& e) {
+        CHECK(e.code() == ExitCode::interrupted);
+    }
+    ctrl_c.join();
+    CHECK(Clock::now() - t0 < 30s);
+    CHECK(test::wait_gone(marker, 3s));
+    signals::reset();
 }
