@@ -15,6 +15,7 @@
 //   the same, GET /api/datasources/proxy/uid/<uid>/api/echo → 200 "echo" (Tempo writes "echo\n").
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <labctl/core/encoding.hpp>
 
@@ -88,12 +89,6 @@ std::string message_of(const HttpResponse& r) {
     return describe(r);
 }
 
-std::string trim(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
-        s.pop_back();
-    return s;
-}
-
 /// Empty when the datasource answers; else why not. `how` says which path proved it.
 std::string datasource_answers(CheckContext& c, const std::string& uid, const std::string& type,
                                std::string& how) {
@@ -122,7 +117,8 @@ std::string datasource_answers(CheckContext& c, const std::string& uid, const st
         fmt::format("datasource {} has no backend health check ({})", uid, message_of(h));
     const auto p = grafana_get(c, fmt::format("/api/datasources/proxy/uid/{}/api/echo", uid),
                                "datasource " + uid + " through the datasource proxy");
-    if (p.status == 200 && trim(p.body) == "echo") {
+    // Tempo answers http.Error(w, "echo", 200): "echo\n".
+    if (p.status == 200 && (p.body == "echo\n" || p.body == "echo")) {
         how = "datasource proxy /api/echo";
         c.result().evidence.back().note =
             fmt::format("datasource {} OK through the datasource proxy (/api/echo → echo)", uid);
@@ -205,17 +201,17 @@ CheckResult grafana_provisioned(CheckContext& c) {
             waiting.push_back(fmt::format("{} panel quer{} returned no series after verify's "
                                           "traffic: {}",
                                           empty.size(), empty.size() == 1 ? "y" : "ies",
-                                          join(empty)));
+                                          fmt::join(empty, "; ")));
         if (!waiting.empty()) {
             // An attempt the deadline cut short reports "deadline reached before the request":
             // the previous, complete attempt says more (every empty panel by name).
             if (c.expired() && !last_complete.empty())
                 return again(last_complete);
-            return again(last_complete = join(waiting));
+            return again(last_complete = fmt::format("{}", fmt::join(waiting, "; ")));
         }
         return passed(fmt::format("{} datasources OK: {}; {} dashboards provisioned, {} panel "
                                   "queries return data",
-                                  c.options().datasources.size(), join(paths, ", "),
+                                  c.options().datasources.size(), fmt::join(paths, ", "),
                                   c.options().dashboards.size(), with_data));
     });
 }

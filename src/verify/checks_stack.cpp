@@ -2,6 +2,7 @@
 // themselves (grafana.provisioned is in checks_grafana.cpp).
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <functional>
@@ -61,8 +62,9 @@ CheckResult stack_health(CheckContext& c) {
             probes.push_back(p);
     }
     if (probes.empty())
-        return c.finish(Status::fail, "no service to probe: verify.services names none of " +
-                                          join(endpoint_names(), ", "));
+        return c.finish(Status::fail, fmt::format("no service to probe: verify.services names "
+                                                  "none of {}",
+                                                  fmt::join(endpoint_names(), ", ")));
     return c.poll([&]() -> Attempt {
         std::vector<std::string> bad;
         for (const auto& p : probes) {
@@ -77,9 +79,9 @@ CheckResult stack_health(CheckContext& c) {
                 std::vector<std::string> names;
                 for (const auto& p : probes)
                     names.push_back(p.service);
-                return join(names, ", ");
+                return fmt::format("{}", fmt::join(names, ", "));
             }()));
-        return again(fmt::format("not healthy: {}", join(bad)));
+        return again(fmt::format("not healthy: {}", fmt::join(bad, "; ")));
     });
 }
 
@@ -122,10 +124,10 @@ CheckResult prometheus_targets(CheckContext& c) {
             c.result().evidence.back().note =
                 fmt::format("{} of {} jobs up", up.size(), jobs.size());
         if (waiting.empty() && down.empty())
-            return passed(fmt::format("all {} jobs up: {}", jobs.size(), join(up, ", ")));
+            return passed(fmt::format("all {} jobs up: {}", jobs.size(), fmt::join(up, ", ")));
         std::vector<std::string> all = down;
         all.insert(all.end(), waiting.begin(), waiting.end());
-        return again(fmt::format("not up: {}", join(all)));
+        return again(fmt::format("not up: {}", fmt::join(all, "; ")));
     });
 }
 
@@ -161,15 +163,15 @@ CheckResult prometheus_sli(CheckContext& c) {
         if (c.expired() && !last_complete.empty() && (!bad.empty() || !empty.empty()))
             return again(last_complete); // this attempt was cut short by the deadline
         if (!bad.empty())
-            return again(last_complete = join(bad));
+            return again(last_complete = fmt::format("{}", fmt::join(bad, "; ")));
         // "Parses" is not "works": after verify's traffic every SLI query must return a series.
         // rate() needs two scrapes after the first request, so keep polling until the deadline.
         if (!empty.empty())
-            return again(last_complete =
-                             fmt::format("{} of {} SLI quer{} returned no series after verify's "
-                                         "traffic: {}",
-                                         empty.size(), sli_queries().size(),
-                                         sli_queries().size() == 1 ? "y" : "ies", join(empty)));
+            return again(last_complete = fmt::format(
+                             "{} of {} SLI quer{} returned no series after verify's "
+                             "traffic: {}",
+                             empty.size(), sli_queries().size(),
+                             sli_queries().size() == 1 ? "y" : "ies", fmt::join(empty, "; ")));
         return passed(fmt::format("{} SLI queries return data", sli_queries().size()));
     });
 }

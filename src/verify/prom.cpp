@@ -10,13 +10,6 @@ namespace {
 constexpr std::chrono::milliseconds k_traffic_timeout{3000};
 } // namespace
 
-std::string join(const std::vector<std::string>& parts, const char* sep) {
-    std::string out;
-    for (const auto& p : parts)
-        out += (out.empty() ? "" : sep) + p;
-    return out;
-}
-
 PromAnswer evaluate(CheckContext& c, const std::string& expr, const std::string& note) {
     const std::string url = c.endpoint("prometheus") + "/api/v1/query?query=" + url_encode(expr);
     const auto r = c.get(url, note);

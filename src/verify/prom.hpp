@@ -28,6 +28,4 @@ std::string send_sli_traffic(CheckContext& c);
 /// Grafana template variables Prometheus does not know, replaced by fixed values.
 std::string substitute_grafana_variables(std::string expr);
 
-std::string join(const std::vector<std::string>& parts, const char* sep = "; ");
-
 } // namespace labctl::verify::detail

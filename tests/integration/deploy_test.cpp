@@ -356,12 +356,13 @@ TEST_CASE("deploy sets the generated password inside a running grafana service t
                                 k_base_image));
     auto compose = test::read_file(stack.dir.path() / "stack/docker-compose.yml");
     const std::string volumes = "volumes:\n  data:\n";
-    compose.replace(compose.rfind(volumes), volumes.size(),
-                    fmt::format("  grafana:\n    build: grafana\n    image: {}-grafana:latest\n"
-                                "    environment:\n"
-                                "      GF_SECURITY_ADMIN_PASSWORD: ${{GRAFANA_ADMIN_PASSWORD:-unset}}\n"
-                                "    volumes:\n      - gdata:/data\n{}  gdata:\n",
-                                stack.project, volumes));
+    compose.replace(
+        compose.rfind(volumes), volumes.size(),
+        fmt::format("  grafana:\n    build: grafana\n    image: {}-grafana:latest\n"
+                    "    environment:\n"
+                    "      GF_SECURITY_ADMIN_PASSWORD: ${{GRAFANA_ADMIN_PASSWORD:-unset}}\n"
+                    "    volumes:\n      - gdata:/data\n{}  gdata:\n",
+                    stack.project, volumes));
     stack.dir.write("stack/docker-compose.yml", compose);
     const auto r = test::run_labctl({"deploy", "-f", stack.lab()}, {.timeout = 300s});
     INFO(r.err);
