@@ -1,5 +1,7 @@
-// The Grafana fixture (fake_stack.hpp), per pin set. Dashboards are the lab's real provisioned
-// JSON files (stacks/lab/grafana/dashboards), read at every request.
+// The Grafana fixture (fake_stack.hpp), per pin set, after grafana/grafana@00012cef:pkg/api/api.go
+// and pkg/api/datasources.go (main, ~12.2.0-pre) and an untagged 10.x copy of them (the exact
+// v10.2.3 / v12.3.1 tags could not be read here: docs/UPSTREAM.md). Dashboards are the lab's real
+// provisioned JSON files (stacks/lab/grafana/dashboards), read at every request.
 
 #include <fmt/format.h>
 

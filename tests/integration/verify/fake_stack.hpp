@@ -17,6 +17,10 @@
 //   {"message":"Not found"}, current: 501 plugin.notImplemented), a real datasource proxy to the
 //   fake Tempo.
 // - Prometheus: 400 bad_data for unparsable input, `result: []` for series that do not exist.
+// Sources read: grafana/tempo@v2.3.1 and @v2.10.8, grafana/loki@v2.9.3 and @v3.7.6,
+// prometheus/prometheus@v2.48.1 and @v3.14.0 at their tags; grafana/grafana@00012cef (main,
+// ~12.2.0-pre) and an untagged 10.x copy, and opentelemetry-collector-contrib's main, from the
+// search index (too large to mirror here: not confirmed at the pinned tags, see docs/UPSTREAM.md).
 // Only 127.0.0.1 is ever bound or contacted.
 
 #include <atomic>
