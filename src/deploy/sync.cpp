@@ -8,6 +8,7 @@
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/process.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/deploy/sync.hpp>
 
 namespace labctl::deploy {
@@ -68,17 +69,10 @@ std::string rsync_exit_meaning(int code) {
     }
 }
 
-/// The last few non-empty lines of rsync's output, each on its own indented line.
+/// The last lines of rsync's output for an error message, after a colon.
 std::string last_lines(const std::string& text, std::size_t n = 30) {
-    std::vector<std::string> lines;
-    std::istringstream in(text);
-    for (std::string l; std::getline(in, l);)
-        if (!l.empty())
-            lines.push_back(l);
-    std::string out;
-    for (std::size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i)
-        out += "\n  " + lines[i];
-    return out.empty() ? std::string() : ":" + out;
+    const auto tail = tail_lines(text, n);
+    return tail.empty() ? std::string() : ":" + tail;
 }
 
 } // namespace

@@ -19,6 +19,7 @@
 #include <labctl/core/process.hpp>
 #include <labctl/core/scope_guard.hpp>
 #include <labctl/core/signals.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/image/build.hpp>
 #include <labctl/image/recipe.hpp>
 
@@ -82,19 +83,6 @@ std::string require_tool(const std::string& program, const std::string& package)
         ExitCode::preflight,
         fmt::format("'{}' was not found in PATH (Debian package {})", program, package),
         fmt::format("install it: apt-get install {} (or run scripts/install-deps)", package));
-}
-
-/// The last lines of a tool's output, for the error message.
-std::string tail_lines(const std::string& text, std::size_t n) {
-    std::vector<std::string> lines;
-    std::istringstream in(text);
-    for (std::string l; std::getline(in, l);)
-        if (!l.empty())
-            lines.push_back(l);
-    std::string out;
-    for (std::size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i)
-        out += "\n  " + lines[i];
-    return out;
 }
 
 /// Runs one build step's tool; a failure is a host problem (mirror, disk space), exit 3.

@@ -13,12 +13,6 @@
 using namespace labctl::test;
 using namespace labctl::test::verify;
 
-namespace {
-const std::vector<std::string> k_http_checks{"stack.health",    "prometheus.targets",
-                                             "prometheus.sli",  "trace.e2e",
-                                             "logs.correlated", "grafana.provisioned"};
-} // namespace
-
 TEST_CASE("verify contract: all checks pass against Tempo v1 batches found after 3 polls, base64 "
           "ids and Loki 2.9 JSON bodies found after 2 polls",
           "[verify][contract]") {

@@ -12,14 +12,6 @@
 using namespace labctl::test;
 using namespace labctl::test::verify;
 
-namespace {
-
-const std::vector<std::string> k_http_checks{"stack.health",    "prometheus.targets",
-                                             "prometheus.sli",  "trace.e2e",
-                                             "logs.correlated", "grafana.provisioned"};
-
-} // namespace
-
 TEST_CASE("verify fault: every service answering 200 with malformed JSON fails each check, "
           "named, within its deadline",
           "[verify][fault]") {

@@ -18,10 +18,6 @@ namespace lv = labctl::verify;
 
 namespace {
 
-const std::vector<std::string> k_http_checks{"stack.health",    "prometheus.targets",
-                                             "prometheus.sli",  "trace.e2e",
-                                             "logs.correlated", "grafana.provisioned"};
-
 lv::Options options_for(const FakeStack& stack, std::vector<std::string> checks,
                         std::chrono::milliseconds deadline = std::chrono::seconds(10)) {
     lv::Options o;

@@ -13,6 +13,11 @@
 
 namespace labctl::test::verify {
 
+/// The checks that need only HTTP services (not SSH, not the resilience restart).
+inline const std::vector<std::string> k_http_checks{"stack.health",    "prometheus.targets",
+                                                    "prometheus.sli",  "trace.e2e",
+                                                    "logs.correlated", "grafana.provisioned"};
+
 /// Writes lab.yaml into `dir` with verify.endpoints and optional per-check deadlines.
 inline std::filesystem::path write_lab(const TempDir& dir,
                                        const std::map<std::string, std::string>& endpoints,
