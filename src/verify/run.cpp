@@ -1,10 +1,7 @@
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <atomic>
-#include <mutex>
-#include <thread>
 
+#include <labctl/core/parallel.hpp>
 #include <labctl/verify/verify.hpp>
 
 #include "context.hpp"
@@ -101,20 +98,9 @@ std::vector<CheckResult> run_checks(const Options& options) {
     std::vector<std::size_t> passive, disruptive;
     for (std::size_t i = 0; i < options.checks.size(); ++i)
         (options.checks[i] == "nginx.resilience" ? disruptive : passive).push_back(i);
-    const std::size_t n = passive.size();
-    const std::size_t workers =
-        options.parallel == 0 ? n : std::min<std::size_t>(options.parallel, n);
-    std::atomic<std::size_t> next{0};
-    auto work = [&] {
-        for (std::size_t k = next++; k < n; k = next++)
-            results[passive[k]] = run_check(options, options.checks[passive[k]]);
-    };
-    std::vector<std::thread> threads;
-    threads.reserve(workers);
-    for (std::size_t w = 0; w < workers; ++w)
-        threads.emplace_back(work);
-    for (auto& t : threads)
-        t.join();
+    parallel_for(passive.size(), options.parallel, [&](std::size_t k) {
+        results[passive[k]] = run_check(options, options.checks[passive[k]]);
+    });
     for (const auto i : disruptive)
         results[i] = run_check(options, options.checks[i]);
     return results;
