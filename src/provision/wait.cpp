@@ -120,10 +120,30 @@ remote::Session wait_ssh(GuestProbe& probe, const WaitTarget& target, const Wait
 
 std::string wait_cloud_init(GuestProbe& probe, remote::Session& session, const WaitTarget& target,
                             const WaitDeadlines& d) {
+    check_stop(target);
     ensure_running(probe, target, "cloud-init");
     remote::ExecOptions eo;
     eo.timeout = d.cloud_init;
-    const auto r = session.exec(target.cloud_init_command, eo);
+    eo.phase = "cloud-init";
+    // The run giving this VM up ends `cloud-init status --wait` (and its remote process group)
+    // at the exec's next poll instead of after up to d.cloud_init.
+    if (target.cancelled != nullptr)
+        eo.cancelled = [flag = target.cancelled] {
+            return flag->load();
+        };
+    remote::ExecResult r;
+    try {
+        r = session.exec(target.cloud_init_command, eo);
+    } catch (const Interrupted&) {
+        throw;
+    } catch (const Error& e) {
+        if (e.code() == ExitCode::interrupted && target.cancelled && target.cancelled->load())
+            throw Error(ExitCode::interrupted,
+                        fmt::format("VM '{}': wait cancelled (another VM of this run failed) "
+                                    "during cloud-init; its remote command was ended",
+                                    target.vm));
+        throw;
+    }
     if (r.timed_out)
         fail(probe, ExitCode::timeout,
              fmt::format("timed out after {}s waiting for cloud-init on VM '{}' (phase "

@@ -224,6 +224,7 @@ ExecResult Session::exec(const std::string& command, const ExecOptions& options)
     bool pgid_known = false;
     long pgid = 0;
     bool interrupted = false;
+    bool given_up = false; // options.cancelled said so
     auto last_keepalive = Clock::now();
     std::array<char, 32768> buf{};
     auto emit_lines = [](std::string& partial, const std::function<void(const std::string&)>& cb) {
@@ -321,6 +322,10 @@ ExecResult Session::exec(const std::string& command, const ExecOptions& options)
             interrupted = true;
             break;
         }
+        if (options.cancelled && options.cancelled()) {
+            given_up = true;
+            break;
+        }
         if (Clock::now() - last_keepalive > 5s) {
             int next = 0;
             const int rc = libssh2_keepalive_send(s, &next);
@@ -332,6 +337,22 @@ ExecResult Session::exec(const std::string& command, const ExecOptions& options)
             if (const auto why = impl.wait_socket(100); !why.empty())
                 throw lost(why);
     }
+    // Stopped before the wrapper reported its PGID (a cancel right after the start): give it a
+    // moment, or the group could not be ended.
+    const auto head_until = Clock::now() + 2s;
+    while (!pgid_known && (result.timed_out || interrupted || given_up) &&
+           Clock::now() < head_until && !libssh2_channel_eof(channel.get())) {
+        const auto n = libssh2_channel_read_ex(channel.get(), SSH_EXTENDED_DATA_STDERR, buf.data(),
+                                               buf.size());
+        if (n > 0) {
+            err_head.append(buf.data(), static_cast<std::size_t>(n));
+            take_head(false);
+        } else if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
+            break;
+        } else if (!impl.wait_socket(100).empty()) {
+            break;
+        }
+    }
     if (!pgid_known)
         take_head(true);
     if (options.on_stdout_line && !out_partial.empty())
@@ -339,10 +360,13 @@ ExecResult Session::exec(const std::string& command, const ExecOptions& options)
     if (options.on_stderr_line && !err_partial.empty())
         options.on_stderr_line(err_partial);
 
-    const bool cancelled = result.timed_out || interrupted;
+    const bool cancelled = result.timed_out || interrupted || given_up;
     if (cancelled) {
         log::debug("ssh: '{}' on {} {}; ending its process group {}", phase, host,
-                   interrupted ? "interrupted" : "timed out", pgid);
+                   interrupted ? "interrupted"
+                   : given_up  ? "cancelled"
+                               : "timed out",
+                   pgid);
         impl.end_remote_group(pgid, sudo);
     }
 
@@ -379,6 +403,10 @@ ExecResult Session::exec(const std::string& command, const ExecOptions& options)
     (void)channel.release();
     if (interrupted)
         throw Interrupted();
+    if (given_up)
+        throw Error(ExitCode::interrupted,
+                    fmt::format("ssh: '{}' on {} cancelled; its remote process group was ended",
+                                phase, impl.endpoint.to_string()));
     if (result.timed_out && default_deadline)
         throw Error(ExitCode::timeout,
                     fmt::format("ssh: '{}' on {} did not finish within the default deadline of "

@@ -16,6 +16,7 @@
 #include <labctl/provision/wait.hpp>
 
 #include "background.hpp"
+#include "fault_support.hpp"
 #include "sshd.hpp"
 #include "support.hpp"
 
@@ -238,4 +239,54 @@ TEST_CASE("a wait the run has given up (another VM failed under --parallel) stop
           std::string::npos);
     CHECK(took >= 300ms);
     CHECK(took < 10s); // not the ip phase's 60 s
+}
+
+TEST_CASE("a cloud-init wait the run has given up ends its blocking remote command within 2 s "
+          "and leaves no remote process",
+          "[provision][wait][fault]") {
+    test::SshServer sshd;
+    ScriptedGuest guest;
+    guest.lease = "127.0.0.1";
+    // `cloud-init status --wait` that never returns: a shell waiting for a 600 s sleep. Both
+    // carry a marker in their command lines (the script's name, a copy of sleep named after
+    // it), so the test sees them on the sshd side.
+    const auto marker = test::unique_marker("cloud-init");
+    const auto sleeper = sshd.dir() / (marker + "-sleep");
+    std::filesystem::copy_file("/bin/sleep", sleeper);
+    std::filesystem::permissions(sleeper, std::filesystem::perms::owner_all);
+    const auto script = sshd.dir() / (marker + "-status");
+    {
+        std::ofstream out(script);
+        out << "#!/bin/sh\n" << sleeper.string() << " 600 &\nwait\n";
+    }
+    std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+    auto t = target_for(sshd);
+    t.cloud_init_command = script.string();
+    auto d = short_deadlines();
+    d.cloud_init = 120s;
+    std::atomic<bool> cancelled{false};
+    t.cancelled = &cancelled;
+    std::atomic<bool> started{false};
+    std::chrono::steady_clock::time_point given_up;
+    std::thread other([&] {
+        started = test::wait_until(
+            [&] { return !test::processes_matching(marker + "-sleep").empty(); }, 15s);
+        given_up = std::chrono::steady_clock::now();
+        cancelled = true; // what provision does when another VM fails
+    });
+    std::string message;
+    const int code = code_of([&] { wait_for_guest(guest, t, d); }, &message);
+    const auto ended = std::chrono::steady_clock::now();
+    other.join();
+    REQUIRE(started);
+    CHECK(code == static_cast<int>(ExitCode::interrupted));
+    CHECK(message.find("VM 'web': wait cancelled (another VM of this run failed) during "
+                       "cloud-init") != std::string::npos);
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(ended - given_up);
+    INFO("the wait ended " << took.count() << " ms after the run gave up");
+    CHECK(took < 2s);
+    const bool gone = test::wait_gone(marker, 1s);
+    if (!gone)
+        test::kill_matching(marker);
+    CHECK(gone);
 }

@@ -46,7 +46,8 @@ struct WaitTarget {
     bool strict = false; ///< cloud-init status 2 (recoverable errors) fails
     std::string cloud_init_command = "cloud-init status --wait --format json";
     /// Set by the run when it gives up (another VM failed under --parallel): the ip and ssh
-    /// phases stop at their next poll with Error(interrupted) instead of waiting out minutes
+    /// phases stop at their next poll, and the cloud-init phase's remote exec at its next poll
+    /// (its remote process group ended), with Error(interrupted) instead of waiting out minutes
     /// before the rollback can start.
     const std::atomic<bool>* cancelled = nullptr;
 };

@@ -64,6 +64,11 @@ struct ExecOptions {
     bool sudo = false; ///< run through `sudo -n` unless the user is root
     std::function<void(const std::string& line)> on_stdout_line;
     std::function<void(const std::string& line)> on_stderr_line;
+    /// Asked at every poll of the running command (at least every 100 ms): once it returns
+    /// true, the remote process group is ended as on a timeout and exec throws
+    /// Error(interrupted) naming the phase. For a run that gave this command up from another
+    /// thread (provision under --parallel after another VM failed). Must not throw.
+    std::function<bool()> cancelled;
 };
 
 struct ExecResult {
@@ -106,7 +111,8 @@ public:
     /// target (setsid), so a timeout or Ctrl-C ends the command with all its children.
     /// Errors: Error(ssh) when the connection is lost (reset, closed) mid-command; Error(timeout)
     /// at the default deadline or when libssh2 times out; Interrupted when SIGINT/SIGTERM
-    /// arrives while the command runs (the remote group is ended first).
+    /// arrives while the command runs (the remote group is ended first); Error(interrupted) when
+    /// options.cancelled turns true (the remote group is ended first, too).
     ExecResult exec(const std::string& command, const ExecOptions& options = {});
 
     /// Writes `content` to `remote_path` with `mode`: SFTP upload to a temporary name beside it,
