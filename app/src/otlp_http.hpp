@@ -1,7 +1,7 @@
 #pragma once
-// The wire pipeline's OTLP/HTTP client (otlp_wire.cpp): POSTs protobuf bodies to one plain http://
-// endpoint over a kept-alive Poco connection, with one retry for the answers that invite one,
-// after the collector's Retry-After when it sends one.
+// The wire pipeline's OTLP/HTTP client (wire_pipeline.cpp): POSTs protobuf bodies to one plain
+// http:// endpoint over a kept-alive Poco connection, with one retry for the answers that invite
+// one, after the collector's Retry-After when it sends one.
 
 #include <Poco/Event.h>
 

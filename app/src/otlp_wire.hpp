@@ -1,6 +1,12 @@
 #pragma once
 // Spans and log records through the OpenTelemetry trace and logs APIs, recorded straight as
-// OTLP/HTTP protobuf (issue 3).
+// OTLP/HTTP protobuf (issue 3): the wire pipeline's public face, WireTracer and WireLogger.
+// Its parts, one per file beside this one: wire_format.hpp (protobuf wire primitives),
+// otlp_encode.* (AnyValue, attributes, resource, scope), wire_ids.* (id generator),
+// wire_sampler.* (parent and sampling decision), wire_span.* (the recording span),
+// wire_tracer.cpp, wire_logger.cpp (the log record and logger), wire_pipeline.* (bounded queue,
+// batching, exporter thread), otlp_http.* (the OTLP/HTTP client with its retry), and
+// otlp_wire.cpp (where the pipeline applies, and create()).
 // With the SDK's tracer, batch processor and OTLP exporter a SERVER span cost about 42k
 // instructions and a log record 44k (tests/bench/api/instr.sh), more than the 33k of a cached
 // GET /api/tasks without telemetry: a span object with a mutex and an attribute map, a
@@ -25,7 +31,7 @@
 namespace labctl::taskapi {
 
 class Metrics;
-class WirePipeline; // the bounded queue and the exporter thread of one signal (otlp_wire.cpp)
+class WirePipeline; // the bounded queue and the exporter thread of one signal (wire_pipeline.hpp)
 
 /// Each recording span shares ownership of its tracer's pipeline (the queue and exporter
 /// thread), as the SDK's spans hold a shared_ptr to their tracer: a span may outlive the tracer

@@ -165,7 +165,7 @@ private:
 
 /// The SDK's own diagnostics (export failures while the collector is down, ...) as JSON lines
 /// on stdout, at most one per 10 s so a dead collector cannot flood the log. Only a log: the
-/// failure counters are fed where exports fail (otlp_wire.cpp, sdk_export.cpp), not from text.
+/// failure counters are fed where exports fail (wire_pipeline.cpp, sdk_export.cpp), not from text.
 class RateLimitedLogHandler final : public otel::sdk::common::internal_log::LogHandler {
 public:
     void Handle(otel::sdk::common::internal_log::LogLevel level, const char*, int, const char* msg,
