@@ -20,9 +20,6 @@ namespace labctl::deploy {
 using remote::shell_quote;
 using Clock = std::chrono::steady_clock;
 
-/// The deadline of one `docker load` stream on the target.
-constexpr std::chrono::minutes k_load_timeout{60};
-
 namespace {
 
 std::string trim(std::string s) {
@@ -94,9 +91,12 @@ std::uint64_t send_images(remote::Session& session, const std::vector<PreloadedI
     std::uint64_t bytes = 0;
     remote::ExecOptions load;
     load.sudo = options.sudo;
-    // Generous (a few GB over a slow link), but a stalled target must not hang the deploy; at
-    // the deadline the remote `docker load` is ended with its process group.
-    load.timeout = k_load_timeout;
+    // Generous by default (a few GB over a slow link), but a stalled target must not hang the
+    // deploy; at the deadline the remote `docker load` is ended with its process group.
+    if (options.load_timeout.count() <= 0)
+        throw Error(ExitCode::usage, "the docker load deadline must be positive",
+                    "set deploy.preload_timeout to e.g. 30m");
+    load.timeout = options.load_timeout;
     load.phase = "docker load";
     load.stdin_source = [&](char* buf, std::size_t size) -> std::size_t {
         while (true) {
@@ -130,10 +130,12 @@ std::uint64_t send_images(remote::Session& session, const std::vector<PreloadedI
                     "is the local Docker engine running? (docker info)");
     if (loaded.timed_out)
         throw Error(ExitCode::timeout,
-                    fmt::format("'docker load' of {} on {} timed out after {} min (phase docker "
+                    fmt::format("'docker load' of {} on {} timed out after {} (phase docker "
                                 "load; {} bytes sent)",
-                                names, session.endpoint().host, k_load_timeout.count(), bytes),
-                    "is the target's disk or network stalled? (docker info, df -h)");
+                                names, session.endpoint().host,
+                                format_duration(options.load_timeout), bytes),
+                    "is the target's disk or network stalled? (docker info, df -h) A larger "
+                    "image set may need a longer deploy.preload_timeout");
     if (!loaded.ok())
         throw Error(ExitCode::deploy,
                     fmt::format("'docker load' of {} failed on {}: {}", names,

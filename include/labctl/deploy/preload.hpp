@@ -18,6 +18,9 @@ class Session;
 
 namespace labctl::deploy {
 
+/// The default deadline of the one `docker load` stream (a few GB over a slow link fit).
+inline constexpr std::chrono::seconds k_default_load_timeout{60 * 60};
+
 struct PreloadOptions {
     /// Images to send, or the single entry "auto": every image the synced compose file names
     /// (resolved on the target by `compose config`, so variables expand as they will for `up`).
@@ -27,6 +30,10 @@ struct PreloadOptions {
     ComposeEnv env;              ///< compose variables and secrets (for "auto")
     std::string log_prefix;
     bool sudo = true;
+    /// Deadline of the `docker load` stream on the target (lab.yaml `deploy.preload_timeout`).
+    /// At the deadline the remote `docker load` is ended with its process group and
+    /// preload_images throws Error(timeout) naming the phase "docker load".
+    std::chrono::seconds load_timeout = k_default_load_timeout;
 };
 
 enum class PreloadAction {
@@ -56,7 +63,8 @@ std::vector<std::string> parse_compose_images(const std::string& config_yaml);
 std::string to_string(PreloadAction action);
 
 /// Sends the images. Throws Error(deploy) when an explicitly listed image is missing locally, when
-/// there is no local Docker, or when `docker save`/`docker load` fails (with its message).
+/// there is no local Docker, or when `docker save`/`docker load` fails (with its message), and
+/// Error(timeout) when `docker load` outlives `options.load_timeout`.
 PreloadReport preload_images(remote::Session& session, const ComposeFacts& facts,
                              const PreloadOptions& options);
 
