@@ -66,6 +66,28 @@ void throw_last_error(std::string_view what, std::string hint) {
     throw Error(ExitCode::preflight, fmt::format("{}: {}", what, e.message), std::move(hint));
 }
 
+bool connection_lost(virConnectPtr conn) {
+    if (conn == nullptr)
+        return false;
+    // virConnectIsAlive resets the thread's last error: callers take theirs first.
+    const int alive = virConnectIsAlive(conn);
+    virResetLastError();
+    return alive == 0;
+}
+
+Error operation_error(virConnectPtr conn, std::string_view doing, const LastError& e) {
+    if (connection_lost(conn))
+        return Error(ExitCode::provision,
+                     fmt::format("provision: {} failed: the libvirt connection was lost ({})",
+                                 doing, e.message));
+    return Error(ExitCode::provision, fmt::format("provision: {} failed: {}", doing, e.message));
+}
+
+void throw_operation_error(virConnectPtr conn, std::string_view doing) {
+    const auto e = take_last_error();
+    throw operation_error(conn, doing, e);
+}
+
 bool is_local_uri(std::string_view uri) {
     const auto sep = uri.find("://");
     if (sep == std::string_view::npos)

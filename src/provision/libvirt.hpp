@@ -1,7 +1,8 @@
 #pragma once
 // Private to src/provision: the only header that includes libvirt. RAII handles for every libvirt
 // pointer (CHandle), error capture at the call site (libvirt's thread-local last error turned into
-// labctl::Error with exit code 3), and Connection.
+// labctl::Error: exit 3 for what fails before labctl made anything, exit 9 for an operation that
+// creates, starts, uploads or removes), and Connection.
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -10,6 +11,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <labctl/core/error.hpp>
 
 namespace labctl::provision::libvirt {
 
@@ -51,8 +54,20 @@ struct LastError {
 };
 LastError take_last_error();
 
-/// Throws Error(preflight, "<what>: <libvirt message>", hint) from the thread's last error.
+/// Throws Error(preflight, "<what>: <libvirt message>", hint) from the thread's last error: for
+/// connecting, capabilities, lookups and reads before anything is made.
 [[noreturn]] void throw_last_error(std::string_view what, std::string hint = {});
+
+/// True when `conn` is known to be dead (libvirtd went away, the socket closed): the error that
+/// just happened means "the connection was lost", not "libvirt refused".
+bool connection_lost(virConnectPtr conn);
+
+/// Error(provision, "provision: <doing> failed: <libvirt message>") for an operation that makes,
+/// starts, uploads or removes something after preflight; when `conn` is dead the message says
+/// that the libvirt connection was lost. `doing` is a phrase: "starting domain 'lab-web'".
+Error operation_error(virConnectPtr conn, std::string_view doing, const LastError& e);
+/// operation_error from the thread's last error.
+[[noreturn]] void throw_operation_error(virConnectPtr conn, std::string_view doing);
 
 /// True for a local URI (no host part: qemu:///system, test:///default).
 bool is_local_uri(std::string_view uri);

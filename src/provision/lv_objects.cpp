@@ -32,7 +32,8 @@ void update(virNetworkPtr net, unsigned command, unsigned section, const std::st
     if (virNetworkIsActive(net) == 1)
         flags |= VIR_NETWORK_UPDATE_AFFECT_LIVE;
     if (virNetworkUpdate(net, command, section, -1, xml.c_str(), flags) != 0)
-        throw_last_error(fmt::format("cannot {} in network '{}'", what, name));
+        throw_operation_error(virNetworkGetConnect(net),
+                              fmt::format("{} in network '{}'", what, name));
 }
 
 std::string dhcp_xml(const DhcpHost& h) {
@@ -58,14 +59,14 @@ void destroy_domain(const Connection& conn, const std::string& name) {
     if (!d)
         return;
     if (virDomainIsActive(d.get()) == 1 && virDomainDestroy(d.get()) != 0)
-        throw_last_error(fmt::format("cannot stop domain '{}'", name));
+        throw_operation_error(conn.get(), fmt::format("stopping domain '{}'", name));
     if (virDomainUndefineFlags(d.get(), VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
                                             VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
                                             VIR_DOMAIN_UNDEFINE_NVRAM) != 0) {
         const auto e = take_last_error();
         log::debug("undefine with flags failed ({}), retrying without", e.message);
         if (virDomainUndefine(d.get()) != 0)
-            throw_last_error(fmt::format("cannot undefine domain '{}'", name));
+            throw_operation_error(conn.get(), fmt::format("undefining domain '{}'", name));
     }
 }
 
@@ -74,9 +75,9 @@ void destroy_network(const Connection& conn, const std::string& name) {
     if (!n)
         return;
     if (virNetworkIsActive(n.get()) == 1 && virNetworkDestroy(n.get()) != 0)
-        throw_last_error(fmt::format("cannot stop network '{}'", name));
+        throw_operation_error(conn.get(), fmt::format("stopping network '{}'", name));
     if (virNetworkUndefine(n.get()) != 0)
-        throw_last_error(fmt::format("cannot undefine network '{}'", name));
+        throw_operation_error(conn.get(), fmt::format("undefining network '{}'", name));
 }
 
 bool delete_volume(virStoragePoolPtr pool, const std::string& name) {
@@ -86,7 +87,8 @@ bool delete_volume(virStoragePoolPtr pool, const std::string& name) {
     if (!v)
         return false;
     if (virStorageVolDelete(v.get(), 0) != 0)
-        throw_last_error(fmt::format("cannot delete volume '{}'", name));
+        throw_operation_error(virStoragePoolGetConnect(pool),
+                              fmt::format("deleting volume '{}'", name));
     return true;
 }
 
@@ -134,7 +136,7 @@ bool remove_host_entries(virNetworkPtr net, const std::string& mac, const std::s
         if (h.mac != mac && (ip.empty() || h.ip != ip))
             continue;
         update(net, VIR_NETWORK_UPDATE_COMMAND_DELETE, VIR_NETWORK_SECTION_IP_DHCP_HOST,
-               dhcp_xml(h), fmt::format("remove the DHCP host {}", h.mac));
+               dhcp_xml(h), fmt::format("removing the DHCP host {}", h.mac));
         removed = true;
     }
     for (const auto& h : entries.dns) {
@@ -143,7 +145,7 @@ bool remove_host_entries(virNetworkPtr net, const std::string& mac, const std::s
         if (!same_ip && !same_name)
             continue;
         update(net, VIR_NETWORK_UPDATE_COMMAND_DELETE, VIR_NETWORK_SECTION_DNS_HOST, dns_xml(h),
-               fmt::format("remove the DNS host {}", h.ip));
+               fmt::format("removing the DNS host {}", h.ip));
         removed = true;
     }
     return removed;
@@ -152,9 +154,9 @@ bool remove_host_entries(virNetworkPtr net, const std::string& mac, const std::s
 void add_host_entries(virNetworkPtr net, const std::string& mac, const std::string& ip,
                       const std::string& name) {
     update(net, VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, VIR_NETWORK_SECTION_IP_DHCP_HOST,
-           dhcp_xml({mac, name, ip}), fmt::format("add the DHCP host {} -> {}", mac, ip));
+           dhcp_xml({mac, name, ip}), fmt::format("adding the DHCP host {} -> {}", mac, ip));
     update(net, VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, VIR_NETWORK_SECTION_DNS_HOST,
-           dns_xml({ip, {name}}), fmt::format("add the DNS host {} -> {}", name, ip));
+           dns_xml({ip, {name}}), fmt::format("adding the DNS host {} -> {}", name, ip));
 }
 
 DomainUse domain_use(const std::string& text) {

@@ -33,6 +33,7 @@
 
 #include "libvirt.hpp"
 #include "lv_objects.hpp"
+#include "provision_parts.hpp"
 #include "xml.hpp"
 
 namespace labctl::provision {
@@ -66,140 +67,6 @@ Inventory LibvirtSession::inventory() const {
 }
 
 // ---------------------------------------------------------------------------------------------
-// XML
-
-std::string network_xml(const config::LabSpec& spec) {
-    const auto net = config::parse_cidr(spec.network.cidr);
-    if (!net)
-        throw usage_error(
-            fmt::format("network.cidr '{}' is not an IPv4 network", spec.network.cidr));
-    // DHCP hands out the upper half; reservations (from .10 up) live below it.
-    const std::uint32_t size = net->broadcast() - net->address;
-    const std::uint32_t start = net->address + std::max<std::uint32_t>((size + 1) / 2, 2);
-    return templates::render(templates::load("libvirt/network.xml"),
-                             {{"name", xml::escape(spec.network.name)},
-                              {"metadata", labctl_metadata_xml({spec.project, {}, {}})},
-                              {"domain", xml::escape(spec.network.domain)},
-                              {"gateway", config::format_ipv4(net->gateway())},
-                              {"netmask", config::format_ipv4(net->netmask())},
-                              {"dhcp_start", config::format_ipv4(start)},
-                              {"dhcp_end", config::format_ipv4(net->last_host())}});
-}
-
-std::string overlay_volume_xml(const config::LabSpec& spec, const config::VmSpec& vm,
-                               const std::string& backing_path) {
-    return templates::render(templates::load("libvirt/overlay-volume.xml"),
-                             {{"name", xml::escape(overlay_volume_name(spec.project, vm.name))},
-                              {"capacity", std::to_string(vm.disk_bytes)},
-                              {"backing_path", xml::escape(backing_path)},
-                              {"backing_format", xml::escape(spec.image.format)}});
-}
-
-std::string seed_volume_xml(const config::LabSpec& spec, const config::VmSpec& vm,
-                            std::uint64_t bytes) {
-    return templates::render(templates::load("libvirt/seed-volume.xml"),
-                             {{"name", xml::escape(seed_volume_name(spec.project, vm.name))},
-                              {"capacity", std::to_string(bytes)}});
-}
-
-namespace {
-
-std::string console_log_path(const std::string& uri, const std::string& domain) {
-    if (uri.find("/session") != std::string::npos) {
-        const char* cache = std::getenv("XDG_CACHE_HOME");
-        const char* home = std::getenv("HOME");
-        const std::string base = cache != nullptr && *cache != '\0'
-                                     ? std::string(cache)
-                                     : fmt::format("{}/.cache", home != nullptr ? home : "/tmp");
-        return fmt::format("{}/libvirt/qemu/log/{}-console.log", base, domain);
-    }
-    return fmt::format("/var/log/libvirt/qemu/{}-console.log", domain);
-}
-
-} // namespace
-
-std::string slirp_netdev(const config::VmSpec& vm) {
-    // restrict=on: the guest reaches nothing, not even this host; only the hostfwd ports lead in,
-    // and only from 127.0.0.1.
-    std::string out = "user,id=lab0,restrict=on";
-    for (const auto& f : vm.forwards)
-        out += fmt::format(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host, f.guest);
-    return out;
-}
-
-std::string domain_xml(const config::LabSpec& spec, const config::VmSpec& vm,
-                       const std::string& domain_type, const std::string& disk_path,
-                       const std::string& seed_path, const BootPaths& boot) {
-    const std::string name = domain_name(spec.project, vm.name);
-    const std::string mac = deterministic_mac(spec.project, vm.name);
-    std::string metadata = labctl_metadata_xml({spec.project, vm.name, vm_spec_hash(spec, vm)});
-    // The labctl version rides along (informational; not compared).
-    const std::string version_element =
-        fmt::format("<{0}:version>{1}</{0}:version>", k_metadata_prefix, xml::escape(version()));
-    metadata.insert(metadata.rfind("</"), version_element);
-
-    std::string kernel_boot;
-    if (!boot.kernel.empty())
-        kernel_boot = fmt::format("\n    <kernel>{}</kernel>\n    <initrd>{}</initrd>\n    "
-                                  "<cmdline>{}</cmdline>",
-                                  xml::escape(boot.kernel), xml::escape(boot.initrd),
-                                  xml::escape(spec.image.cmdline.empty()
-                                                  ? std::string(config::k_default_cmdline)
-                                                  : spec.image.cmdline));
-    std::string interface;
-    std::string qemu_commandline;
-    if (spec.user_network()) {
-        // No libvirt network: SLIRP through QEMU's own arguments. Debian 12's libvirt 9.0 rejects
-        // the passt backend, and <interface type='user'> cannot restrict the guest or bind the
-        // forwards to 127.0.0.1. Slot 0x10: slot 2 collides with the balloon (DESIGN §6).
-        qemu_commandline = fmt::format(
-            "\n  <qemu:commandline>\n    <qemu:arg value='-netdev'/>\n"
-            "    <qemu:arg value='{}'/>\n    <qemu:arg value='-device'/>\n"
-            "    <qemu:arg value='virtio-net-pci,netdev=lab0,mac={},bus=pci.0,addr=0x10'/>\n"
-            "  </qemu:commandline>",
-            xml::escape(slirp_netdev(vm)), mac);
-    } else {
-        interface = fmt::format("    <interface type='network'>\n      <mac address='{}'/>\n"
-                                "      <source network='{}'/>\n      <model type='virtio'/>\n"
-                                "    </interface>\n",
-                                mac, xml::escape(spec.network.name));
-    }
-    return templates::render(
-        templates::load("libvirt/domain.xml"),
-        {{"domain_type", domain_type},
-         {"name", xml::escape(name)},
-         {"metadata", metadata},
-         {"memory", std::to_string(vm.memory_bytes)},
-         {"cpus", std::to_string(vm.cpus)},
-         {"kernel_boot", kernel_boot},
-         {"disk_path", xml::escape(disk_path)},
-         {"seed_path", xml::escape(seed_path)},
-         {"console_log", xml::escape(console_log_path(spec.libvirt.uri, name))},
-         {"interface", interface},
-         {"qemu_commandline", qemu_commandline}});
-}
-
-std::uint64_t image_virtual_size(const std::string& path, const std::string& format) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw usage_error(fmt::format("cannot read image {}", path),
-                          "check image.path in lab.yaml");
-    if (format == "qcow2") {
-        unsigned char header[32] = {};
-        in.read(reinterpret_cast<char*>(header), sizeof header);
-        if (in.gcount() != sizeof header || header[0] != 'Q' || header[1] != 'F' ||
-            header[2] != 'I' || header[3] != 0xfb)
-            throw usage_error(fmt::format("image {} is not a qcow2 file", path),
-                              "set image.format to the image's real format");
-        std::uint64_t size = 0;
-        for (int i = 24; i < 32; ++i)
-            size = (size << 8) | header[i];
-        return size;
-    }
-    return static_cast<std::uint64_t>(fs::file_size(path));
-}
-
-// ---------------------------------------------------------------------------------------------
 // provision
 
 namespace {
@@ -207,11 +74,18 @@ namespace {
 /// What this run made, undone in reverse order when the run fails.
 class Journal {
 public:
+    /// What a rollback did: the objects removed and those left (with why), in undo order.
+    struct Outcome {
+        std::vector<std::string> removed;
+        std::vector<std::string> left;
+    };
+
     void add(std::string what, std::function<void()> undo) {
         const std::lock_guard lock(m_mutex);
         m_entries.push_back({std::move(what), std::move(undo)});
     }
-    void rollback() {
+
+    Outcome rollback() {
         // The undo steps run without the journal's lock: they take the network's lock, which
         // dhcp_host holds while it adds to the journal (the opposite order would deadlock).
         std::vector<Entry> entries;
@@ -219,14 +93,28 @@ public:
             const std::lock_guard lock(m_mutex);
             entries.swap(m_entries);
         }
+        Outcome out;
         for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
             try {
                 it->undo();
                 log::info("removed {} (created by this run)", it->what);
+                out.removed.push_back(it->what);
             } catch (const std::exception& e) {
                 log::warn("could not remove {}: {}", it->what, e.what());
+                out.left.push_back(it->what);
             }
         }
+        return out;
+    }
+
+    /// Forgets the entries (--keep-on-failure) and returns what they named.
+    Outcome keep() {
+        const std::lock_guard lock(m_mutex);
+        Outcome out;
+        for (auto it = m_entries.rbegin(); it != m_entries.rend(); ++it)
+            out.left.push_back(it->what);
+        m_entries.clear();
+        return out;
     }
 
 private:
@@ -237,6 +125,28 @@ private:
     std::mutex m_mutex;
     std::vector<Entry> m_entries;
 };
+
+/// The hint of a failed provisioning: what was rolled back, or what is left and how it goes.
+std::string rollback_hint(const Journal::Outcome& o, bool kept, bool lost) {
+    std::string hint;
+    if (kept)
+        hint =
+            fmt::format("--keep-on-failure: left what this run made ({})", fmt::join(o.left, ", "));
+    else if (o.left.empty())
+        hint = o.removed.empty()
+                   ? "this run had made nothing: there was nothing to roll back"
+                   : fmt::format("rolled back what this run made: {}", fmt::join(o.removed, ", "));
+    else
+        hint = fmt::format("{}left: {} (the rollback could not remove {})",
+                           o.removed.empty()
+                               ? std::string()
+                               : fmt::format("rolled back: {}; ", fmt::join(o.removed, ", ")),
+                           fmt::join(o.left, ", "), o.left.size() == 1 ? "it" : "them");
+    if (kept || !o.left.empty())
+        hint += lost ? "; once libvirt answers again, 'labctl down' removes what is left"
+                     : "; 'labctl down' removes what is left";
+    return hint;
+}
 
 class Provisioner {
 public:
@@ -257,6 +167,21 @@ public:
             shared_objects();
             remove_stale();
             per_vm();
+        } catch (const Error& e) {
+            // Judged before the rollback, whose own calls fail the same way on a dead connection.
+            const bool lost = connection_lost(m_conn.get());
+            const bool kept = m_options.keep_on_failure;
+            if (kept)
+                log::warn("--keep-on-failure: leaving what this run created");
+            const Journal::Outcome outcome = kept ? m_journal.keep() : m_journal.rollback();
+            if (lost && e.code() != ExitCode::provision && e.code() != ExitCode::interrupted)
+                throw Error(
+                    ExitCode::provision,
+                    fmt::format("provision: the libvirt connection was lost ({})", e.what()),
+                    rollback_hint(outcome, kept, lost));
+            if (e.code() == ExitCode::provision)
+                throw Error(ExitCode::provision, e.what(), rollback_hint(outcome, kept, lost));
+            throw;
         } catch (...) {
             if (m_options.keep_on_failure)
                 log::warn("--keep-on-failure: leaving what this run created");
@@ -284,6 +209,12 @@ private:
         const std::lock_guard lock(m_mutex);
         m_result.changes.push_back(
             {std::move(act), std::move(kind), std::move(name), std::move(detail)});
+    }
+
+    Uploader uploader() {
+        return {m_conn, m_test_driver, [this](std::string text) {
+                    note(std::move(text));
+                }};
     }
 
     void note(std::string text) {
@@ -359,7 +290,7 @@ private:
             templates::load("libvirt/base-volume.xml"),
             {{"name", xml::escape(name)}, {"capacity", std::to_string(bytes)}, {"format", "raw"}});
         StorageVolHandle v = create_volume(xml, name);
-        const bool uploaded = upload_file(v.get(), name, path, bytes, {});
+        const bool uploaded = uploader().file(v.get(), name, path, bytes, {});
         changed(act == PlanAction::replace ? "replace" : "create", "volume", name,
                 fmt::format("{} from {}, {} {}",
                             name == kernel_volume_name(m_spec.project) ? "kernel" : "initrd", path,
@@ -374,11 +305,11 @@ private:
             const std::string xml = network_xml(m_spec);
             NetworkHandle net(virNetworkDefineXML(m_conn.get(), xml.c_str()));
             if (!net)
-                throw_last_error(fmt::format("cannot define network '{}'", name));
+                throw_operation_error(m_conn.get(), fmt::format("defining network '{}'", name));
             m_journal.add(fmt::format("network '{}'", name),
                           [this, name] { destroy_network(m_conn, name); });
             if (virNetworkCreate(net.get()) != 0)
-                throw_last_error(fmt::format("cannot start network '{}'", name));
+                throw_operation_error(m_conn.get(), fmt::format("starting network '{}'", name));
             if (virNetworkSetAutostart(net.get(), 1) != 0)
                 log::debug("network '{}': autostart not set: {}", name, take_last_error().message);
             changed("create", "network", name, fmt::format("NAT {}", m_spec.network.cidr));
@@ -390,7 +321,7 @@ private:
             throw Error(ExitCode::preflight, fmt::format("network '{}' disappeared", name));
         if (virNetworkIsActive(m_network.get()) == 0) {
             if (virNetworkCreate(m_network.get()) != 0)
-                throw_last_error(fmt::format("cannot start network '{}'", name));
+                throw_operation_error(m_conn.get(), fmt::format("starting network '{}'", name));
             changed("start", "network", name);
         }
     }
@@ -403,20 +334,23 @@ private:
                 {{"name", xml::escape(name)}, {"path", xml::escape(m_spec.libvirt.pool_path)}});
             StoragePoolHandle p(virStoragePoolDefineXML(m_conn.get(), xml.c_str(), 0));
             if (!p)
-                throw_last_error(fmt::format("cannot define storage pool '{}'", name));
+                throw_operation_error(m_conn.get(),
+                                      fmt::format("defining storage pool '{}'", name));
             m_journal.add(fmt::format("storage pool '{}'", name), [this, name] {
                 if (auto h = m_conn.find_pool(name)) {
                     if (virStoragePoolIsActive(h.get()) == 1)
                         virStoragePoolDestroy(h.get());
                     if (virStoragePoolUndefine(h.get()) != 0)
-                        throw_last_error(fmt::format("cannot undefine storage pool '{}'", name));
+                        throw_operation_error(m_conn.get(),
+                                              fmt::format("undefining storage pool '{}'", name));
                 }
             });
             if (virStoragePoolBuild(p.get(), 0) != 0)
-                throw_last_error(fmt::format("cannot build storage pool '{}' at {}", name,
-                                             m_spec.libvirt.pool_path));
+                throw_operation_error(m_conn.get(), fmt::format("building storage pool '{}' at {}",
+                                                                name, m_spec.libvirt.pool_path));
             if (virStoragePoolCreate(p.get(), 0) != 0)
-                throw_last_error(fmt::format("cannot start storage pool '{}'", name));
+                throw_operation_error(m_conn.get(),
+                                      fmt::format("starting storage pool '{}'", name));
             if (virStoragePoolSetAutostart(p.get(), 1) != 0)
                 log::debug("pool '{}': autostart not set: {}", name, take_last_error().message);
             changed("create", "pool", name,
@@ -429,7 +363,8 @@ private:
             throw Error(ExitCode::preflight, fmt::format("storage pool '{}' does not exist", name));
         if (virStoragePoolIsActive(m_pool.get()) == 0) {
             if (virStoragePoolCreate(m_pool.get(), 0) != 0)
-                throw_last_error(fmt::format("cannot start storage pool '{}'", name));
+                throw_operation_error(m_conn.get(),
+                                      fmt::format("starting storage pool '{}'", name));
             changed("start", "pool", name);
         }
     }
@@ -451,6 +386,11 @@ private:
                 "download the image and set image.path (with image.sha256) instead");
         const std::string& path = m_spec.image.path;
         const std::uint64_t virtual_size = image_virtual_size(path, m_spec.image.format);
+        // Without image.sha256 a qcow2 file cut short is refused by its own metadata before a
+        // volume exists; with it, the digest of the streamed bytes decides (and the journal
+        // removes the volume on a mismatch).
+        if (m_spec.image.sha256.empty())
+            check_image_complete(path, m_spec.image.format);
         check_disk_sizes(virtual_size);
         const auto bytes = static_cast<std::uint64_t>(fs::file_size(path));
         const std::string xml =
@@ -461,7 +401,7 @@ private:
         m_base = create_volume(xml, name);
         // The digest is taken from the bytes the stream sends (read once): a mismatch aborts the
         // upload and the journal removes the volume.
-        const bool uploaded = upload_file(m_base.get(), name, path, bytes, m_spec.image.sha256);
+        const bool uploaded = uploader().file(m_base.get(), name, path, bytes, m_spec.image.sha256);
         changed("create", "volume", name,
                 fmt::format("base image, {} {}", config::format_size(bytes),
                             uploaded ? "uploaded" : "(contents not uploaded: test driver)"));
@@ -480,122 +420,11 @@ private:
     StorageVolHandle create_volume(const std::string& xml, const std::string& name) {
         StorageVolHandle v(virStorageVolCreateXML(m_pool.get(), xml.c_str(), 0));
         if (!v)
-            throw_last_error(
-                fmt::format("cannot create volume '{}' in pool '{}'", name, m_spec.libvirt.pool));
+            throw_operation_error(m_conn.get(), fmt::format("creating volume '{}' in pool '{}'",
+                                                            name, m_spec.libvirt.pool));
         m_journal.add(fmt::format("volume '{}'", name),
                       [this, name] { delete_volume(m_pool.get(), name); });
         return v;
-    }
-
-    /// Uploads through a libvirt stream (works over remote URIs). The test driver keeps no
-    /// volume contents: there the upload is skipped, and provision says so.
-    bool begin_upload(virStorageVolPtr vol, const std::string& name, std::uint64_t bytes,
-                      StreamHandle& stream) {
-        stream.reset(virStreamNew(m_conn.get(), 0));
-        if (!stream)
-            throw_last_error("cannot create a libvirt stream");
-        if (virStorageVolUpload(vol, stream.get(), 0, bytes, 0) != 0) {
-            const auto e = take_last_error();
-            if (m_test_driver && e.code == VIR_ERR_NO_SUPPORT) {
-                note("the test driver stores no volume contents: uploads are skipped");
-                return false;
-            }
-            throw Error(ExitCode::preflight,
-                        fmt::format("cannot upload volume '{}': {}", name, e.message));
-        }
-        return true;
-    }
-
-    void send_all(virStreamPtr stream, const char* data, std::size_t size,
-                  const std::string& name) {
-        while (size > 0) {
-            const int n = virStreamSend(stream, data, size);
-            if (n < 0) {
-                const auto e = take_last_error();
-                virStreamAbort(stream);
-                throw Error(ExitCode::preflight,
-                            fmt::format("upload of volume '{}' failed: {}", name, e.message));
-            }
-            data += n;
-            size -= static_cast<std::size_t>(n);
-        }
-    }
-
-    void finish_upload(virStreamPtr stream, const std::string& name) {
-        if (virStreamFinish(stream) != 0) {
-            const auto e = take_last_error();
-            virStreamAbort(stream);
-            throw Error(ExitCode::preflight,
-                        fmt::format("upload of volume '{}' failed: {}", name, e.message));
-        }
-    }
-
-    /// Streams `path` (exactly `bytes` long) into the volume; on the test driver, which keeps no
-    /// contents, it is only read. Every read is checked (a short or failed read is an error,
-    /// never a truncated volume), and the SHA-256 of what was read must equal `sha256` when set
-    /// before the stream is finished. Returns whether the contents were uploaded.
-    bool upload_file(virStorageVolPtr vol, const std::string& name, const std::string& path,
-                     std::uint64_t bytes, const std::string& sha256) {
-        StreamHandle stream;
-        const bool upload = begin_upload(vol, name, bytes, stream);
-        const auto fail = [&](const std::string& message, const std::string& hint) {
-            if (upload)
-                virStreamAbort(stream.get());
-            throw usage_error(message, hint);
-        };
-        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-        if (fd.fd < 0)
-            fail(fmt::format("cannot read {}: {}", path, std::strerror(errno)),
-                 "check that the image exists and that you may read it");
-        Sha256 digest;
-        std::vector<char> buf(1 << 20);
-        std::uint64_t sent = 0;
-        for (;;) {
-            if (signals::interrupted()) {
-                if (upload)
-                    virStreamAbort(stream.get());
-                signals::check();
-            }
-            const ssize_t n = ::read(fd.fd, buf.data(), buf.size());
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0)
-                fail(fmt::format("error while reading {} after {} bytes: {}", path, sent,
-                                 std::strerror(errno)),
-                     "the image or the disk under it is damaged");
-            if (n == 0)
-                break;
-            const auto got = static_cast<std::size_t>(n);
-            digest.update(std::string_view(buf.data(), got));
-            if (upload)
-                send_all(stream.get(), buf.data(), got, name);
-            sent += got;
-        }
-        if (sent != bytes)
-            fail(fmt::format("{} changed while it was read: {} bytes instead of {}", path, sent,
-                             bytes),
-                 "do not modify the image while labctl provisions from it");
-        if (!sha256.empty()) {
-            const auto d = digest.finish();
-            const auto actual =
-                to_hex(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
-            if (actual != sha256)
-                fail(fmt::format("image {} has sha256 {}, but image.sha256 is {}", path, actual,
-                                 sha256),
-                     "the file is corrupt or not the image lab.yaml means");
-            log::info("image {}: sha256 verified", path);
-        }
-        if (upload)
-            finish_upload(stream.get(), name);
-        return upload;
-    }
-
-    void upload_bytes(virStorageVolPtr vol, const std::string& name, const std::string& data) {
-        StreamHandle stream;
-        if (!begin_upload(vol, name, data.size(), stream))
-            return;
-        send_all(stream.get(), data.data(), data.size(), name);
-        finish_upload(stream.get(), name);
     }
 
     // -- stale objects ----------------------------------------------------------------------
@@ -758,7 +587,7 @@ private:
             const std::string iso =
                 build_seed_iso(render_seed(m_spec, vm, m_authorized_key, host_key));
             seed = create_volume(seed_volume_xml(m_spec, vm, iso.size()), seed_name);
-            upload_bytes(seed.get(), seed_name, iso);
+            uploader().bytes(seed.get(), seed_name, iso);
             changed("create", "volume", seed_name,
                     fmt::format("cloud-init seed, {} bytes", iso.size()));
         }
@@ -776,7 +605,7 @@ private:
             dom.reset(
                 virDomainDefineXMLFlags(m_conn.get(), xml.c_str(), VIR_DOMAIN_DEFINE_VALIDATE));
             if (!dom)
-                throw_last_error(fmt::format("cannot define domain '{}'", dom_name));
+                throw_operation_error(m_conn.get(), fmt::format("defining domain '{}'", dom_name));
             m_journal.add(fmt::format("domain '{}'", dom_name),
                           [this, dom_name] { destroy_domain(m_conn, dom_name); });
             changed("create", "domain", dom_name,
@@ -786,7 +615,7 @@ private:
         step(fmt::format("start:{}", vm.name));
         if (virDomainIsActive(dom.get()) == 0) {
             if (virDomainCreate(dom.get()) != 0)
-                throw_last_error(fmt::format("cannot start domain '{}'", dom_name));
+                throw_operation_error(m_conn.get(), fmt::format("starting domain '{}'", dom_name));
             changed("start", "domain", dom_name);
         }
 

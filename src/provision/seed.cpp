@@ -115,18 +115,40 @@ HostKey ensure_host_key(const config::LabSpec& spec, const config::VmSpec& vm) {
     const fs::path key = dir / "ssh_host_ed25519_key";
     const fs::path pub = dir / "ssh_host_ed25519_key.pub";
     if (!fs::exists(key) || !fs::exists(pub)) {
-        fs::create_directories(dir);
-        fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
-        fs::remove(key);
-        fs::remove(pub);
+        std::error_code ec;
+        fs::create_directories(dir, ec);
+        if (!ec)
+            fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+        if (ec)
+            throw Error(ExitCode::preflight,
+                        fmt::format("cannot create {} for the host key of VM '{}': {}",
+                                    dir.string(), vm.name, ec.message()),
+                        "check the free space and the permissions of that directory");
+        // A key without its .pub (or the reverse) is a half-written pair: both go, and go again
+        // when ssh-keygen fails, so no partial key is ever trusted by a later run.
+        const auto remove_pair = [&] {
+            std::error_code ignored;
+            fs::remove(key, ignored);
+            fs::remove(pub, ignored);
+        };
+        remove_pair();
+        ProcessOptions opts;
+        opts.timeout = std::chrono::seconds(60);
         const auto r =
             run_process({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
-                         fmt::format("{}@{}", vm.name, spec.project), "-f", key.string()});
-        if (!r.ok())
+                         fmt::format("{}@{}", vm.name, spec.project), "-f", key.string()},
+                        opts);
+        if (!r.ok()) {
+            remove_pair();
             throw Error(ExitCode::preflight,
-                        fmt::format("ssh-keygen could not generate the host key of VM '{}': {}",
-                                    vm.name, trim(r.err)),
-                        "install openssh-client");
+                        fmt::format("ssh-keygen could not write the host key of VM '{}' to {}: {}",
+                                    vm.name, key.string(),
+                                    r.timed_out ? std::string("timed out after 60 s")
+                                                : std::string(trim(r.err + r.out))),
+                        fmt::format("check the free space and the permissions of {} (ssh-keygen "
+                                    "comes with openssh-client)",
+                                    dir.string()));
+        }
         log::debug("generated the SSH host key of VM '{}' in {}", vm.name, dir.string());
     }
     return {trim(read_text(key)), trim(read_text(pub))};

@@ -16,6 +16,7 @@ enum class ExitCode : int {
     harden = 6,
     deploy = 7,
     verify = 8,
+    provision = 9,
     changes = 10,
     interrupted = 130,
 };
@@ -40,6 +41,9 @@ inline constexpr std::array k_exit_codes{
     ExitCodeInfo{ExitCode::harden, "harden", "hardening failed and was reverted"},
     ExitCodeInfo{ExitCode::deploy, "deploy", "deploy failed"},
     ExitCodeInfo{ExitCode::verify, "verify", "verification ran and found failures"},
+    ExitCodeInfo{ExitCode::provision, "provision",
+                 "provisioning failed after preflight (libvirt refused or lost an operation; "
+                 "what labctl made was rolled back)"},
     ExitCodeInfo{ExitCode::changes, "changes", "plan --detailed-exitcode found changes"},
     ExitCodeInfo{ExitCode::interrupted, "interrupted", "interrupted (after cleanup)"},
 };

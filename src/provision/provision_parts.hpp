@@ -1,0 +1,40 @@
+#pragma once
+// Private to src/provision: the pieces provision.cpp is built from (rendering in render.cpp,
+// streaming uploads in upload.cpp, the image file checks in image_file.cpp).
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "libvirt.hpp"
+
+namespace labctl::provision {
+
+/// Where libvirt writes the serial console log of `domain` for this URI.
+std::string console_log_path(const std::string& uri, const std::string& domain);
+
+/// Throws Error(usage) when the qcow2 file at `path` is cut short: its header, L1/L2 tables,
+/// refcount structures and every data or compressed cluster they reference must lie inside the
+/// file. A raw file has no metadata: nothing is checked (only image.sha256 can tell).
+void check_image_complete(const std::string& path, const std::string& format);
+
+/// Streams a volume's contents through libvirt (works over remote URIs). The test driver keeps
+/// no volume contents: there the upload is skipped and `note` is told.
+struct Uploader {
+    const libvirt::Connection& conn;
+    bool test_driver = false;
+    std::function<void(std::string)> note;
+
+    /// Streams `path` (exactly `bytes` long) into the volume; on the test driver it is only
+    /// read. Every read is checked (a short or failed read is an error, never a truncated
+    /// volume), and the SHA-256 of what was read must equal `sha256` when set before the stream
+    /// is finished. Returns whether the contents were uploaded. libvirt failures are
+    /// Error(provision) ("provision: uploading volume '<name>' failed: ..."); a bad file is
+    /// Error(usage).
+    bool file(virStorageVolPtr vol, const std::string& name, const std::string& path,
+              std::uint64_t bytes, const std::string& sha256) const;
+    /// Streams `data` into the volume.
+    void bytes(virStorageVolPtr vol, const std::string& name, const std::string& data) const;
+};
+
+} // namespace labctl::provision
