@@ -140,11 +140,15 @@ void Session::Impl::end_remote_group(long pgid, bool sudo) {
         return;
     const auto grace_steps = std::chrono::duration_cast<std::chrono::milliseconds>(k_kill_grace) /
                              std::chrono::milliseconds(100);
-    const std::string script =
-        fmt::format("kill -TERM -- -{0} 2>/dev/null || exit 0; i=0; while [ $i -lt {1} ] && kill "
-                    "-0 -- -{0} 2>/dev/null; do sleep 0.1; i=$((i+1)); done; kill -KILL -- -{0} "
-                    "2>/dev/null; exit 0",
-                    pgid, grace_steps);
+    // "Alive" ignores zombies where ps and awk exist: a member whose parent died is a zombie
+    // until the target's init reaps it, and kill -0 would count it for the whole grace period.
+    const std::string script = fmt::format(
+        "kill -TERM -- -{0} 2>/dev/null || exit 0; alive() {{ if command -v ps >/dev/null 2>&1 "
+        "&& command -v awk >/dev/null 2>&1; then ps -e -o pgid= -o stat= 2>/dev/null | awk -v "
+        "g={0} '$1==g && $2 !~ /^Z/ {{f=1}} END {{exit !f}}'; else kill -0 -- -{0} 2>/dev/null; "
+        "fi; }}; i=0; while [ $i -lt {1} ] && alive; do sleep 0.1; i=$((i+1)); done; kill -KILL "
+        "-- -{0} 2>/dev/null; exit 0",
+        pgid, grace_steps);
     const std::string cmd = sudo ? "sudo -n -- sh -c " + shell_quote(script) : script;
     if (!run_bounded(cmd, k_kill_grace + 8s))
         log::warn("ssh: could not end the remote process group {} on {}", pgid, impl.endpoint.host);
