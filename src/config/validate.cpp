@@ -1,6 +1,7 @@
 #include "validate.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cctype>
@@ -65,16 +66,6 @@ bool has_space(std::string_view s) {
 
 } // namespace
 
-std::string join(const std::vector<std::string>& items, std::string_view separator) {
-    std::string out;
-    for (std::size_t i = 0; i < items.size(); ++i) {
-        if (i > 0)
-            out += separator;
-        out += items[i];
-    }
-    return out;
-}
-
 Check check_project(std::string_view label, const std::string& value) {
     if (value.size() > k_max_project)
         return Problem{fmt::format("{} '{}' is too long ({} characters, at most {})", label, value,
@@ -102,6 +93,16 @@ Check check_user_name(std::string_view label, const std::string& value) {
         return Problem{fmt::format("{} '{}' is not a valid user name", label, value),
                        "use lowercase letters, digits, '_' and '-', starting with a letter or '_' "
                        "(at most 32 characters)"};
+    return std::nullopt;
+}
+
+Check check_ssh_user(std::string_view label, const std::string& value) {
+    if (auto p = check_user_name(label, value))
+        return p;
+    if (value == "root")
+        return Problem{fmt::format("{} must not be 'root'", label),
+                       "hardening turns root login off, so labctl would lock itself out; use "
+                       "an unprivileged user with sudo, such as the default 'labctl'"};
     return std::nullopt;
 }
 
@@ -291,7 +292,7 @@ Check check_choice(std::string_view label, const std::string& value,
                    const std::vector<std::string>& allowed, std::string_view hint) {
     if (std::find(allowed.begin(), allowed.end(), value) != allowed.end())
         return std::nullopt;
-    Problem p{fmt::format("{} '{}' is not one of: {}", label, value, join(allowed)),
+    Problem p{fmt::format("{} '{}' is not one of: {}", label, value, fmt::join(allowed, ", ")),
               std::string(hint)};
     if (const auto s = did_you_mean(value, allowed))
         p.hint = fmt::format("did you mean '{}'?", *s);

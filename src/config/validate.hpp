@@ -17,12 +17,11 @@ using Check = std::optional<Problem>;
 
 inline constexpr std::size_t k_max_project = 40;
 
-/// "a, b, c"
-std::string join(const std::vector<std::string>& items, std::string_view separator = ", ");
-
 Check check_project(std::string_view label, const std::string& value);
 Check check_vm_name(std::string_view label, const std::string& value);
 Check check_user_name(std::string_view label, const std::string& value);
+/// A user name labctl can log in as: check_user_name(), and not root (hardening turns root off).
+Check check_ssh_user(std::string_view label, const std::string& value);
 Check check_network_name(std::string_view label, const std::string& value);
 Check check_domain(std::string_view label, const std::string& value);
 Check check_libvirt_uri(std::string_view label, const std::string& value);

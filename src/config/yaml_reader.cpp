@@ -1,6 +1,7 @@
 #include "yaml_reader.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <charconv>
@@ -211,7 +212,7 @@ std::optional<Mapping> Reader::mapping(const YAML::Node& node, const std::string
                 hint = fmt::format("did you mean '{}'?", *s);
             else
                 hint = fmt::format("valid keys{}: {}", path.empty() ? " at the top level" : " here",
-                                   join(*keys));
+                                   fmt::join(*keys, ", "));
             m_sink.error(key_where,
                          fmt::format("unknown {}key '{}'{}", path.empty() ? "top-level " : "", name,
                                      in_path(path)),

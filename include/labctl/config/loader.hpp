@@ -21,7 +21,8 @@ struct Overrides {
 
 struct LoadOptions {
     std::string path = "lab.yaml";
-    /// Environment snapshot (LABCTL_*, PROJECT, LAB_HOST); empty map = ignore the environment.
+    /// Environment snapshot (the variables of environment_variables()); empty map = ignore the
+    /// environment.
     std::map<std::string, std::string> env;
     Overrides overrides;
     /// When true, a missing or badly-permissioned private key is an error (stages that connect);
@@ -45,9 +46,11 @@ LoadResult load_lab_text(const std::string& text, const std::string& name,
 /// The process environment variables labctl reads, as a map (for LoadOptions::env).
 std::map<std::string, std::string> environment_snapshot();
 
-/// The environment variables labctl reads, with what each one overrides (for the man page/help).
+/// The environment variables labctl reads, with the setting each one layers onto (the loader's
+/// environment layer iterates this table) and what it means (for the man page/help).
 struct EnvVar {
     std::string name;
+    std::string setting; ///< "libvirt.uri"; empty when the CLI reads it itself (LABCTL_FILE)
     std::string meaning;
 };
 const std::vector<EnvVar>& environment_variables();
