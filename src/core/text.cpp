@@ -17,4 +17,51 @@ std::string tail_lines(const std::string& text, std::size_t n) {
     return out;
 }
 
+std::string_view trim(std::string_view s) {
+    constexpr std::string_view space = " \t\n\v\f\r";
+    const auto b = s.find_first_not_of(space);
+    if (b == std::string_view::npos)
+        return {};
+    const auto e = s.find_last_not_of(space);
+    return s.substr(b, e - b + 1);
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out)
+        if (c >= 'A' && c <= 'Z')
+            c = static_cast<char>(c - 'A' + 'a');
+    return out;
+}
+
+std::string xml_escape(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (const char c : text) {
+        switch (c) {
+        case '&':
+            out += "&amp;";
+            break;
+        case '<':
+            out += "&lt;";
+            break;
+        case '>':
+            out += "&gt;";
+            break;
+        case '"':
+            out += "&quot;";
+            break;
+        case '\'':
+            out += "&apos;";
+            break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r')
+                out += ' ';
+            else
+                out += c;
+        }
+    }
+    return out;
+}
+
 } // namespace labctl

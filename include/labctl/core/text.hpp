@@ -3,11 +3,23 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 namespace labctl {
 
 /// The last `n` non-empty lines of a tool's output, each on its own line indented by two spaces
 /// and preceded by a newline (for error messages); empty when there are none.
 std::string tail_lines(const std::string& text, std::size_t n);
+
+/// `s` without leading and trailing ASCII whitespace (space, \t, \n, \v, \f, \r); a view into `s`.
+std::string_view trim(std::string_view s);
+
+/// `s` with ASCII letters A-Z lowered (locale-independent; other bytes unchanged).
+std::string lower(std::string_view s);
+
+/// `text` escaped for XML element content and attribute values (quoted with ' or "): & < > " '
+/// become entities, control characters XML 1.0 forbids (all below 0x20 but tab, newline and
+/// carriage return) become a space.
+std::string xml_escape(std::string_view text);
 
 } // namespace labctl

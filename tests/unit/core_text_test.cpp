@@ -1,0 +1,49 @@
+#include <catch2/catch.hpp>
+#include <string>
+#include <string_view>
+
+#include <labctl/core/text.hpp>
+
+using labctl::lower;
+using labctl::tail_lines;
+using labctl::trim;
+
+TEST_CASE("trim strips ASCII whitespace at both ends only", "[core][text]") {
+    CHECK(trim("  a b \t") == "a b");
+    CHECK(trim("\r\n\v\fx\r\n") == "x");
+    CHECK(trim("x") == "x");
+    CHECK(trim("") == "");
+    CHECK(trim(" \t\r\n ") == "");
+    CHECK(trim("a  b") == "a  b");
+    // Non-ASCII bytes (UTF-8 no-break space) are not whitespace here.
+    CHECK(trim("\xc2\xa0x\xc2\xa0") == "\xc2\xa0x\xc2\xa0");
+}
+
+TEST_CASE("trim returns a view into its argument", "[core][text]") {
+    const std::string s = "  value  ";
+    const auto t = trim(s);
+    CHECK(t.data() == s.data() + 2);
+    CHECK(t.size() == 5);
+}
+
+TEST_CASE("lower lowers ASCII letters only", "[core][text]") {
+    CHECK(lower("AbC-09_Z") == "abc-09_z");
+    CHECK(lower("52:54:00:AB:CD:EF") == "52:54:00:ab:cd:ef");
+    CHECK(lower("") == "");
+    CHECK(lower("\xc3\x84") == "\xc3\x84"); // UTF-8 A-umlaut unchanged
+    const std::string_view embedded("A\0B", 3);
+    CHECK(lower(embedded) == std::string("a\0b", 3));
+}
+
+TEST_CASE("tail_lines keeps the last non-empty lines", "[core][text]") {
+    CHECK(tail_lines("a\n\nb\nc\n", 2) == "\n  b\n  c");
+    CHECK(tail_lines("", 3).empty());
+}
+
+TEST_CASE("xml_escape makes text safe in content and in either quoted attribute", "[core][text]") {
+    CHECK(labctl::xml_escape("a<b>&\"c\"'d'") == "a&lt;b&gt;&amp;&quot;c&quot;&apos;d&apos;");
+    CHECK(labctl::xml_escape("tab\tnl\ncr\r") == "tab\tnl\ncr\r");
+    CHECK(labctl::xml_escape(std::string("x\x01y\x1f") + '\0') == "x y  ");
+    CHECK(labctl::xml_escape("\xc3\xa4 plain") == "\xc3\xa4 plain");
+    CHECK(labctl::xml_escape("").empty());
+}
