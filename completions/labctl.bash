@@ -46,6 +46,8 @@ __labctl_vms()
     if [[ -n $file ]]; then
         file="${file#[\"\']}"
         file="${file%[\"\']}"
+        # The word is as typed, unexpanded: a leading "~/" is matched literally.
+        # shellcheck disable=SC2088
         [[ $file == "~/"* ]] && file="$HOME/${file#"~/"}"
         args=(--file "$file")
     fi

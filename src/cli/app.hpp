@@ -7,9 +7,12 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <labctl/config/lab_spec.hpp>
 #include <labctl/config/loader.hpp>
+#include <labctl/core/error.hpp>
 
 namespace labctl::cli {
 
@@ -64,10 +67,46 @@ Runner register_complete_helper(CLI::App& app, Context& ctx);
 config::LabSpec load_spec(const Context& ctx, const config::Overrides& overrides = {},
                           bool require_key = false);
 
+/// The name one_of gives its validator: this prefix, then every choice followed by '\n'. The
+/// name is how the choices reach the completion generator (one_of_choices): CLI11 2.1 has no
+/// accessor for an IsMember's set, and its messages are not an interface.
+inline constexpr std::string_view k_one_of_name = "labctl.one_of\n";
+
 /// A CLI11 choice validator whose choices are shown by the option's type name only (set with
-/// type_name("a|b")), so help does not print them twice.
+/// type_name("a|b")), so help does not print them twice. A choice must not contain '\n'.
 inline CLI::Validator one_of(std::vector<std::string> choices) {
-    return CLI::IsMember(std::move(choices)).description("");
+    std::string name(k_one_of_name);
+    for (const auto& c : choices) {
+        if (c.empty() || c.find('\n') != std::string::npos)
+            throw Error(ExitCode::internal, "one_of: a choice is empty or contains a newline");
+        name += c + '\n';
+    }
+    CLI::Validator v = CLI::IsMember(std::move(choices));
+    v.description("");
+    v.name(std::move(name));
+    return v;
+}
+
+/// The choices of the one_of check on `opt`, in their order; empty when it has none.
+inline std::vector<std::string> one_of_choices(CLI::Option& opt) {
+    for (int i = 0;; ++i) {
+        const CLI::Validator* v = nullptr;
+        try {
+            v = opt.get_validator(i);
+        } catch (const CLI::OptionNotFound&) {
+            return {}; // CLI11 2.1 has no validator count: the index ran past the last one
+        }
+        std::string_view name = v->get_name();
+        if (!name.starts_with(k_one_of_name))
+            continue;
+        name.remove_prefix(k_one_of_name.size());
+        std::vector<std::string> choices;
+        for (auto end = name.find('\n'); end != std::string_view::npos; end = name.find('\n')) {
+            choices.emplace_back(name.substr(0, end));
+            name.remove_prefix(end + 1);
+        }
+        return choices;
+    }
 }
 
 /// Writes `j` (pretty, newline-terminated) to stdout.

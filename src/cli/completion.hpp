@@ -2,10 +2,11 @@
 // Shell completion scripts generated from the CLI11 command tree, so they cannot drift from the
 // verbs and options the binary really accepts. Private to src/cli (it sees CLI11).
 //
-// describe_cli() walks the tree once into a plain description (CliSpec); one generator per shell
-// turns that description into a script. Value completion is derived from each option:
-// IsMember checks (and "a|b" type names) give the choices, PATH/FILE/DIR type names complete file
-// names, VM completes the lab's VM names through the hidden `labctl __complete vms`.
+// describe_cli() (completion_model.cpp) walks the tree once into a plain description (CliSpec);
+// one generator per shell (completion.cpp) renders that description into its script template,
+// templates/completions/*.in. Value completion is derived from each option: its one_of check
+// (app.hpp) gives the choices, PATH/FILE/DIR type names complete file names, VM completes the
+// lab's VM names through the hidden `labctl __complete vms`.
 
 #include <CLI/CLI.hpp>
 #include <string>

@@ -1,3 +1,6 @@
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "app.hpp"
 #include "completion.hpp"
 
@@ -11,7 +14,7 @@ Runner register_completion(CLI::App& app, Context& ctx) {
     sub->add_option("shell", *shell, "Shell")
         ->required()
         ->check(one_of(completion_shells()))
-        ->type_name("bash|zsh|fish");
+        ->type_name(fmt::format("{}", fmt::join(completion_shells(), "|")));
     return [&ctx, shell]() -> int {
         print(completion_script(*ctx.root, *shell));
         return 0;

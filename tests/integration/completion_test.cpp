@@ -1,6 +1,8 @@
-// Shell completion: the committed scripts are exactly what `labctl completion <shell>` prints, and
-// the scripts really complete in bash, zsh and fish (verbs, options, option values, file names and
-// the lab's VM names through the hidden `labctl __complete vms`).
+// Shell completion: the committed scripts are exactly what `labctl completion <shell>` prints, the
+// scripts pass `bash -n`, shellcheck, `zsh -n` and `fish -n`, their bodies are templates a site can
+// override, every choice they offer is a value labctl accepts, and they really complete in bash,
+// zsh and fish (verbs, options, option values, file names and the lab's VM names through the
+// hidden `labctl __complete vms`).
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -85,6 +87,26 @@ std::map<std::string, std::string> shell_env() {
                          (path ? path : "/usr/local/bin:/usr/bin:/bin")},
             {"NO_COLOR", "1"},
             {"HOME", std::filesystem::temp_directory_path().string()}};
+}
+
+/// Skips (or, under CI=true or LABCTL_NO_SKIP=1, fails) unless `program` is on PATH. CI installs
+/// every checker the completion scripts are held to (scripts/install-deps).
+void require_tool(const std::string& program) {
+    const char* ci = std::getenv("CI");
+    if (ci && std::string(ci) == "true" && !find_program(program))
+        FAIL(program << " is not installed, and CI=true allows no skip (scripts/install-deps)");
+    labctl::test::require_program(program);
+}
+
+/// Runs a syntax checker or linter on a script, with a deadline.
+ProcessResult check_script(const std::vector<std::string>& argv) {
+    ProcessOptions po;
+    po.env = shell_env();
+    po.timeout = std::chrono::seconds(60);
+    const auto r = run_process(argv, po);
+    INFO(argv.front() << " stdout: " << r.out << "\nstderr: " << r.err);
+    CHECK_FALSE(r.timed_out);
+    return r;
 }
 
 std::string sh_quote(const std::string& s) {
@@ -193,6 +215,92 @@ TEST_CASE("completion rejects an unknown shell as a usage error", "[completion]"
     CHECK(r.exit_code == 2);
     CHECK(r.out.empty());
     CHECK(r.err.find("labctl: error: ") != std::string::npos);
+}
+
+TEST_CASE("every choice the completions offer is a value labctl accepts", "[completion]") {
+    // The choices come from each option's own validator (one_of): read them back from the bash
+    // script's case arms ("verb:--opt) __labctl_words 'a b' ..." and "verb:0) ...") and parse a
+    // command line with each one, and with a value outside the set, without running it.
+    struct Arm {
+        std::string verb, what;
+        std::vector<std::string> choices;
+    };
+    std::vector<Arm> arms;
+    const std::string marker = ") __labctl_words '";
+    for (const auto& line : lines(completion_script("bash"))) {
+        const auto at = line.find(marker);
+        const auto first = line.find_first_not_of(' ');
+        if (at == std::string::npos || first >= at)
+            continue;
+        const auto list_end = line.find('\'', at + marker.size());
+        REQUIRE(list_end != std::string::npos);
+        std::istringstream words(line.substr(at + marker.size(), list_end - at - marker.size()));
+        std::vector<std::string> choices;
+        for (std::string w; words >> w;)
+            choices.push_back(w);
+        std::istringstream patterns(line.substr(first, at - first));
+        for (std::string p; patterns >> p;)
+            if (p != "|" && p.find(':') != std::string::npos)
+                arms.push_back({p.substr(0, p.find(':')), p.substr(p.find(':') + 1), choices});
+    }
+    std::set<std::string> seen;
+    for (const auto& a : arms)
+        seen.insert(a.verb + ":" + a.what);
+    for (const std::string expected :
+         {"*:--output", "*:--log-format", "up:--stage", "up:--skip", "up:--from",
+          "harden:--profile", "verify:--only", "verify:--skip", "completion:0", "image:0"}) {
+        INFO("no choices for " << expected);
+        CHECK(seen.contains(expected));
+    }
+
+    ProcessOptions po;
+    po.env["LABCTL_PARSE_ONLY"] = "1";
+    auto argv_for = [](const Arm& a, const std::string& value) -> std::vector<std::string> {
+        if (a.what.starts_with("-"))
+            return a.verb == "*" ? std::vector<std::string>{a.what, value, "version"}
+                                 : std::vector<std::string>{a.verb, a.what, value};
+        return {a.verb, value}; // the first positional argument (the only one with choices)
+    };
+    for (const auto& a : arms) {
+        INFO(a.verb << ":" << a.what);
+        CHECK_FALSE(a.choices.empty());
+        for (const auto& choice : a.choices) {
+            const auto argv = argv_for(a, choice);
+            const auto r = run_labctl(argv, po);
+            INFO("labctl " << Catch::Detail::stringify(argv) << ": " << r.err);
+            CHECK(r.exit_code == 0);
+        }
+        const auto argv = argv_for(a, "no-such-choice");
+        const auto r = run_labctl(argv, po);
+        INFO("labctl " << Catch::Detail::stringify(argv) << ": " << r.err);
+        CHECK(r.exit_code == 2);
+    }
+}
+
+TEST_CASE("the script bodies are templates that LABCTL_TEMPLATE_DIR overrides", "[completion]") {
+    TempDir tmp;
+    tmp.write("completions/labctl.bash.in", "# a site's own script\nverbs={{ verbs }}\n");
+    ProcessOptions po;
+    po.env["LABCTL_TEMPLATE_DIR"] = tmp.path().string();
+    auto r = run_labctl({"completion", "bash"}, po);
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    std::string verbs;
+    for (const auto& v : help_verbs())
+        verbs += (verbs.empty() ? "" : " ") + v;
+    CHECK(r.out == "# a site's own script\nverbs='" + verbs + "'\n");
+
+    // The shells without an override still use the embedded templates.
+    r = run_labctl({"completion", "zsh"}, po);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == read_file(source_dir() / "completions" / "_labctl"));
+
+    // A placeholder the generator does not fill is an internal error naming it, not a script.
+    tmp.write("completions/labctl.fish.in", "{{ verbs }}\n{{ no_such_part }}\n");
+    r = run_labctl({"completion", "fish"}, po);
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.empty());
+    CHECK(r.err.find("no_such_part") != std::string::npos);
 }
 
 TEST_CASE("bash completes every visible verb and no hidden one", "[completion][bash]") {
@@ -314,12 +422,39 @@ TEST_CASE("bash completion also works with the bash-completion package loaded",
     CHECK(word_set(bash_complete(script, {"labctl", "ssh", ""}, with)) == Words{"alpha", "beta"});
 }
 
+TEST_CASE("the bash script is valid bash", "[completion][bash]") {
+    require_tool("bash");
+    TempDir tmp;
+    const auto script = tmp.write("labctl.bash", completion_script("bash"));
+    const auto r = check_script({"bash", "-n", script.string()});
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.empty());
+}
+
+TEST_CASE("shellcheck finds nothing to report in the bash script", "[completion][bash]") {
+    require_tool("shellcheck");
+    TempDir tmp;
+    const auto script = tmp.write("labctl.bash", completion_script("bash"));
+    // Every severity down to style; a finding names its line, code and the reason.
+    const auto r = check_script({"shellcheck", "-s", "bash", "-S", "style", script.string()});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.empty());
+    CHECK(r.err.empty());
+    // shellcheck can fail: the same checker reports a script with a known finding (SC2086).
+    const auto bad = tmp.write("bad.bash", "f() { echo $1; }\n");
+    const auto b = check_script({"shellcheck", "-s", "bash", "-S", "style", bad.string()});
+    CHECK(b.exit_code != 0);
+    CHECK(b.out.find("SC2086") != std::string::npos);
+}
+
 TEST_CASE("the zsh script is valid zsh", "[completion][zsh]") {
-    labctl::test::require_program("zsh");
+    require_tool("zsh");
     TempDir tmp;
     const auto script = tmp.write("_labctl", completion_script("zsh"));
     CHECK(completion_script("zsh").starts_with("#compdef labctl\n"));
-    const auto r = run_process({"zsh", "-n", script.string()});
+    const auto r = check_script({"zsh", "-n", script.string()});
     INFO(r.err);
     CHECK(r.exit_code == 0);
     CHECK(r.err.empty());
@@ -397,10 +532,10 @@ zpty -d z
 }
 
 TEST_CASE("the fish script is valid fish", "[completion][fish]") {
-    labctl::test::require_program("fish");
+    require_tool("fish");
     TempDir tmp;
     const auto script = tmp.write("labctl.fish", completion_script("fish"));
-    const auto r = run_process({"fish", "--no-execute", script.string()});
+    const auto r = check_script({"fish", "--no-execute", script.string()});
     INFO(r.err);
     CHECK(r.exit_code == 0);
     CHECK(r.err.empty());
