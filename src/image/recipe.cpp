@@ -8,19 +8,12 @@
 
 #include <labctl/core/encoding.hpp>
 #include <labctl/core/error.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/image/recipe.hpp>
 
 namespace labctl::image {
 
 namespace {
-
-std::string_view trim(std::string_view s) {
-    const auto b = s.find_first_not_of(" \t\r");
-    if (b == std::string_view::npos)
-        return {};
-    const auto e = s.find_last_not_of(" \t\r");
-    return s.substr(b, e - b + 1);
-}
 
 std::vector<std::string> words(std::string_view s) {
     std::vector<std::string> out;
@@ -256,13 +249,8 @@ std::optional<std::string> mirror_from_deb822(std::string_view text, std::string
     std::vector<Candidate> candidates;
     std::map<std::string, std::string> fields;
     auto flush = [&]() {
-        auto lower = [](std::string s) {
-            std::transform(s.begin(), s.end(), s.begin(),
-                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-            return s;
-        };
         const auto types = words(fields["types"]);
-        const auto enabled = lower(std::string(trim(fields["enabled"])));
+        const auto enabled = lower(trim(fields["enabled"]));
         const auto uris = words(fields["uris"]);
         if (contains(types, "deb") && enabled != "no" && !uris.empty() && usable_uri(uris.front()))
             candidates.push_back({uris.front(), words(fields["suites"])});
@@ -287,9 +275,7 @@ std::optional<std::string> mirror_from_deb822(std::string_view text, std::string
         const auto colon = line.find(':');
         if (colon == std::string::npos)
             continue;
-        std::string key(trim(std::string_view(line).substr(0, colon)));
-        std::transform(key.begin(), key.end(), key.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        const std::string key = lower(trim(std::string_view(line).substr(0, colon)));
         fields[key] = std::string(trim(std::string_view(line).substr(colon + 1)));
         last_key = key;
     }

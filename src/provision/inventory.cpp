@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include <labctl/core/log.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/provision/inventory.hpp>
 
 #include "libvirt.hpp"
@@ -30,9 +31,7 @@ std::uint64_t scaled_bytes(const xml::Element* e) {
     } catch (const std::exception&) {
         return 0;
     }
-    std::string unit = e->attribute("unit");
-    std::transform(unit.begin(), unit.end(), unit.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const std::string unit = lower(e->attribute("unit"));
     int shift = 0;
     if (unit == "k" || unit == "kib")
         shift = 10;
@@ -43,12 +42,6 @@ std::uint64_t scaled_bytes(const xml::Element* e) {
     else if (unit == "t" || unit == "tib")
         shift = 40;
     return v << shift;
-}
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
 }
 
 } // namespace

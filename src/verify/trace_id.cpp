@@ -5,6 +5,7 @@
 #include <random>
 
 #include <labctl/core/encoding.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/verify/trace_id.hpp>
 
 namespace labctl::verify {
@@ -14,13 +15,6 @@ bool is_hex(std::string_view s) {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
         return std::isxdigit(static_cast<unsigned char>(c)) != 0;
     });
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
 }
 
 std::optional<std::string> normalize(std::string_view text, std::size_t bytes) {
