@@ -1,7 +1,8 @@
 #pragma once
-// Private to src/provision: a small XML reader for the documents libvirt formats (domain, network,
-// pool, volume XML). Elements, attributes, text, comments, CDATA, the predefined and numeric
-// entities; no DTDs. Names keep their namespace prefix; lookups match the local name.
+// Private to src/provision: the documents libvirt formats (domain, network, pool, volume XML),
+// parsed with libxml2 (no network, no DTD loading, entities never expanded) into a small tree.
+// Names keep their namespace prefix; lookups match the local name; namespace declarations appear
+// as xmlns / xmlns:prefix attributes.
 
 #include <string>
 #include <string_view>
@@ -37,7 +38,7 @@ struct Element {
 /// Parses a document and returns its root element; throws Error(internal) when malformed.
 Element parse(std::string_view text);
 
-/// Escapes text for element content and attribute values.
+/// Escapes text for element content and attribute values (core's xml_escape).
 std::string escape(std::string_view text);
 
 } // namespace labctl::provision::xml

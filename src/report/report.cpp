@@ -5,6 +5,7 @@
 
 #include <labctl/core/duration.hpp>
 #include <labctl/core/table.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/report/report.hpp>
 
 namespace labctl::report {
@@ -138,35 +139,7 @@ nlohmann::json to_json(const std::string& host, const std::vector<CheckResult>& 
 }
 
 std::string xml_escape(const std::string& text) {
-    std::string out;
-    out.reserve(text.size());
-    for (const char c : text) {
-        const auto u = static_cast<unsigned char>(c);
-        switch (c) {
-        case '&':
-            out += "&amp;";
-            break;
-        case '<':
-            out += "&lt;";
-            break;
-        case '>':
-            out += "&gt;";
-            break;
-        case '"':
-            out += "&quot;";
-            break;
-        case '\'':
-            out += "&apos;";
-            break;
-        default:
-            // XML 1.0 forbids control characters other than tab, newline, carriage return.
-            if (u < 0x20 && c != '\t' && c != '\n' && c != '\r')
-                out += ' ';
-            else
-                out.push_back(c);
-        }
-    }
-    return out;
+    return labctl::xml_escape(text); // core's one escaper, kept under this name for callers
 }
 
 std::string to_junit(const std::string& host, const std::vector<CheckResult>& results,
