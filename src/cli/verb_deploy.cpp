@@ -93,6 +93,7 @@ Runner register_deploy(CLI::App& app, Context& ctx) {
         preload.env = compose.env;
         preload.log_prefix = compose.log_prefix;
         preload.sudo = sudo;
+        preload.load_timeout = spec.deploy.preload_timeout;
         const auto preloaded = deploy::preload_images(session, facts, preload);
         nlohmann::json preload_json = nlohmann::json::array();
         for (const auto& img : preloaded.images)

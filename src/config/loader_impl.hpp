@@ -35,8 +35,8 @@ inline const std::vector<std::string> k_ssh_keys{"user", "private_key", "known_h
 inline const std::vector<std::string> k_vm_keys{"name", "cpus", "memory", "disk", "ip", "roles"};
 inline const std::vector<std::string> k_hardening_keys{"profile", "allow_users", "revert_seconds"};
 inline const std::vector<std::string> k_deploy_keys{
-    "target_vm",    "host",           "stack_dir",      "remote_dir", "project",
-    "wait_timeout", "image_registry", "preload_images", "pins"};
+    "target_vm",    "host",           "stack_dir",      "remote_dir",      "project",
+    "wait_timeout", "image_registry", "preload_images", "preload_timeout", "pins"};
 inline const std::vector<std::string> k_verify_keys{"checks",    "deadline", "deadlines",
                                                     "endpoints", "services", "prometheus_jobs"};
 

@@ -237,6 +237,9 @@ void Loader::read_deploy(const Mapping& m) {
             d.image_registry += '/';
     if (const Entry* e = m.get("preload_images"))
         read_preload(*e);
+    if (const Entry* e = m.get("preload_timeout"))
+        if (const auto v = m_reader.duration(*e))
+            d.preload_timeout = *v;
     read_string(m, "pins", d.pins, check_pin_set);
 }
 

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -26,6 +27,7 @@
 #include "skip.hpp"
 #include "sshd.hpp"
 #include "support.hpp"
+#include "test_user.hpp"
 
 using namespace labctl;
 using namespace std::chrono_literals;
@@ -68,21 +70,19 @@ bool process_alive(pid_t pid) {
     return ppid != -1 && state != 'Z';
 }
 
-} // namespace
-
-TEST_CASE("preload whose remote docker load reads the stream and hangs times out with exit 4 at "
-          "its configured deadline and leaves no process behind",
-          "[fault][preload]") {
-    require_docker();
-    test::TempDir dir;
-    const auto shim_dir = dir.path() / "remote-bin";
-    const auto state = dir.path() / "shim-state";
+/// A `docker` for the target's PATH: `compose version` says v2 (for deploy's detection), `image
+/// inspect` knows no image (so everything is sent), `load` reads all of stdin, records how much
+/// and its pid under `state`, then hangs (a shell loop, so the group has a parent and children).
+fs::path write_docker_shim(const test::TempDir& dir, const fs::path& shim_dir,
+                           const fs::path& state) {
     fs::create_directories(shim_dir);
     fs::create_directories(state);
-    // `image inspect` knows no image (so everything is sent); `load` reads all of stdin, records
-    // how much and its pid, then hangs (a shell loop, so the group has a parent and children).
-    const auto shim = dir.write("remote-bin/docker", fmt::format(R"(#!/bin/sh
+    const auto shim = dir.write(fs::relative(shim_dir / "docker", dir.path()).string(),
+                                fmt::format(R"(#!/bin/sh
 case "$1" in
+compose)
+    echo 2.99.0
+    ;;
 load)
     n=$(wc -c)
     echo "$n" > {0}/load.bytes
@@ -94,13 +94,56 @@ load)
     ;;
 esac
 )",
-                                                                 state.string()));
+                                            state.string()));
     fs::permissions(shim, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                               fs::perms::others_read | fs::perms::others_exec);
+    return shim;
+}
 
-    test::SshServer sshd{{.extra_config = fmt::format(
-                              "SetEnv PATH={}:/usr/sbin:/usr/bin:/sbin:/bin\n", shim_dir.string()),
-                          .listen_address = "127.0.0.7"}};
+/// sshd on `address` whose sessions find `shim_dir` first in PATH.
+test::SshServer::Options shim_sshd(const fs::path& shim_dir, const std::string& address) {
+    return {.extra_config =
+                fmt::format("SetEnv PATH={}:/usr/sbin:/usr/bin:/sbin:/bin\n", shim_dir.string()),
+            .listen_address = address};
+}
+
+/// The shim's `docker load` read a stream and its process group is gone; nothing is left here.
+void check_shim_ended(const fs::path& shim_dir, const fs::path& state) {
+    // The shim read the whole `docker save` stream (a tar with the image's layer) first.
+    REQUIRE(fs::exists(state / "load.bytes"));
+    CHECK(std::stoull(test::read_file(state / "load.bytes")) > 1024);
+    const pid_t shim_pid = std::stoi(test::read_file(state / "load.pid"));
+    CHECK(test::wait_until([&] { return !process_alive(shim_pid); }, 3s));
+    CHECK(test::wait_gone(shim_dir.string(), 3s));
+}
+
+/// A sudoers drop-in that puts `dir` first in `user`'s sudo secure_path (sudo resets PATH), so
+/// `sudo docker` on the "target" is the shim; removed on destruction.
+struct SudoPath {
+    fs::path file;
+    SudoPath(const std::string& user, const fs::path& dir)
+        : file("/etc/sudoers.d/labctl-test-path-" + user) {
+        std::ofstream(file) << "Defaults:" << user << " secure_path=\"" << dir.string()
+                            << ":/usr/sbin:/usr/bin:/sbin:/bin\"\n";
+        fs::permissions(file, fs::perms::owner_read | fs::perms::group_read);
+    }
+    ~SudoPath() { fs::remove(file); }
+    SudoPath(const SudoPath&) = delete;
+    SudoPath& operator=(const SudoPath&) = delete;
+};
+
+} // namespace
+
+TEST_CASE("preload whose remote docker load reads the stream and hangs times out with exit 4 at "
+          "its configured deadline and leaves no process behind",
+          "[fault][preload]") {
+    require_docker();
+    test::TempDir dir;
+    const auto shim_dir = dir.path() / "remote-bin";
+    const auto state = dir.path() / "shim-state";
+    const auto shim = write_docker_shim(dir, shim_dir, state);
+
+    test::SshServer sshd{shim_sshd(shim_dir, "127.0.0.7")};
     remote::ConnectOptions o;
     o.endpoint = {sshd.host(), sshd.port(), sshd.user()};
     o.known_hosts = sshd.known_hosts().string();
@@ -136,14 +179,71 @@ esac
     CHECK(took >= 3s);
     CHECK(took < 3s + 6s); // deadline + a tenth of slack + TERM, KILL after 2 s, bookkeeping
 
-    // The shim read the whole `docker save` stream (a tar with the image's layer) before hanging.
-    REQUIRE(fs::exists(state / "load.bytes"));
-    CHECK(std::stoull(test::read_file(state / "load.bytes")) > 1024);
-    // Its process group was ended: the shell and its sleep are gone, here nothing is left either.
-    const pid_t shim_pid = std::stoi(test::read_file(state / "load.pid"));
-    CHECK(test::wait_until([&] { return !process_alive(shim_pid); }, 3s));
-    CHECK(test::wait_gone(shim_dir.string(), 3s));
+    check_shim_ended(shim_dir, state);
     CHECK(test::children_of_self().size() == 1); // the sshd listener only
     // The session survives for the next step of a deploy.
     CHECK(session.exec("echo ok", {.timeout = 10s}).out == "ok\n");
+}
+
+TEST_CASE("labctl deploy with deploy.preload_timeout: a hanging remote docker load exits 4 at that "
+          "deadline naming the phase",
+          "[fault][preload]") {
+    require_docker();
+    test::require_program("rsync");
+    test::TempDir dir;
+    const auto shim_dir = dir.path() / "remote-bin";
+    const auto state = dir.path() / "shim-state";
+    write_docker_shim(dir, shim_dir, state);
+    test::TestUser user; // labctl refuses ssh.user root; deploy then runs docker through sudo
+    const SudoPath sudo_path(user.name(), shim_dir);
+    test::SshServer sshd{shim_sshd(shim_dir, "127.0.0.8")};
+    const LocalImage image(fmt::format("labctl-test/preload-hang-cli:{}", ::getpid()));
+    dir.write("stack/docker-compose.yml", "services: {}\n");
+    dir.write("lab.yaml", fmt::format(R"(version: 1
+project: ptest
+network:
+  cidr: 127.0.0.0/24
+ssh:
+  user: {}
+  port: {}
+  private_key: {}
+  known_hosts: {}
+vms:
+  - name: box
+    ip: {}
+deploy:
+  stack_dir: stack
+  remote_dir: {}/remote/stack
+  preload_images: [{}]
+  preload_timeout: 3s
+)",
+                                      user.name(), sshd.port(), sshd.client_key().string(),
+                                      sshd.known_hosts().string(), sshd.host(), dir.path().string(),
+                                      image.name));
+    const auto t0 = Clock::now();
+    const auto r =
+        test::run_labctl({"deploy", "-f", (dir.path() / "lab.yaml").string()}, {.timeout = 120s});
+    const auto took = Clock::now() - t0;
+    std::printf("labctl deploy, preload_timeout 3s: exit %d after %.2f s\n", r.exit_code,
+                std::chrono::duration<double>(took).count());
+    INFO(r.err);
+    CHECK(r.exit_code == 4);
+    CHECK(contains(r.err, "phase docker load"));
+    CHECK(contains(r.err, "timed out after 3.0s"));
+    CHECK(contains(r.err, "hint:"));
+    CHECK(took >= 3s);
+    CHECK(took < 3s + 20s); // ssh wait, rsync and detection come first
+    REQUIRE(fs::exists(state / "load.bytes"));
+    CHECK(std::stoull(test::read_file(state / "load.bytes")) > 1024);
+    // Not asserted yet (reported in issue 20): through sudo (ssh.user is not root) the shim's
+    // process group outlives the timeout here, while without sudo (the case above) it is gone.
+    // The test ends what its shim left so nothing outlives it.
+    const pid_t shim_pid = std::stoi(test::read_file(state / "load.pid"));
+    const pid_t group = ::getpgid(shim_pid);
+    if (group > 1 && process_alive(shim_pid)) {
+        std::printf("shim process group %d still alive after the timeout (sudo path)\n", group);
+        ::kill(-group, SIGKILL);
+    }
+    CHECK(test::wait_gone(shim_dir.string(), 3s));
+    CHECK(test::children_of_self().size() == 1); // the sshd listener only
 }
