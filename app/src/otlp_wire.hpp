@@ -7,17 +7,17 @@
 // wire_tracer.cpp, wire_logger.cpp (the log record and logger), wire_pipeline.* (bounded queue,
 // batching, exporter thread), otlp_http.* (the OTLP/HTTP client with its retry), and
 // otlp_wire.cpp (where the pipeline applies, and create()).
-// With the SDK's tracer, batch processor and OTLP exporter a SERVER span cost about 42k
-// instructions and a log record 44k (tests/bench/api/instr.sh), more than the 33k of a cached
-// GET /api/tasks without telemetry: a span object with a mutex and an attribute map, a
-// MultiRecordable that dynamic_casts on every attribute, then a protobuf object tree per item
-// that the exporter thread serialises again. WireTracer and WireLogger implement the API's
-// Tracer/Span and Logger/LogRecord themselves: each item appends the wire encoding of its fields
-// to one buffer as they are set, End()/EmitLogRecord() hand the bytes to a bounded queue, and an
-// exporter thread wraps queued items in one Export*ServiceRequest and POSTs it with Poco (about
-// 3.8k instructions per span and 3.1k per log record, export included). Sampling is the SDK's
-// default, parent-based always-on: a caller's "not sampled" decision (traceparent flags 00) is
-// kept, no span is recorded and children inherit the decision.
+// With the SDK's tracer, batch processor and OTLP exporter a SERVER span costs about 42k
+// instructions and a log record 37k-44k (tests/bench/api/instr.sh, 2026-12-02; app/README.md has
+// the figures), more than the 33k of a cached GET /api/tasks without telemetry: a span object with
+// a mutex and an attribute map, a MultiRecordable that dynamic_casts on every attribute, then a
+// protobuf object tree per item that the exporter thread serialises again. WireTracer and
+// WireLogger implement the API's Tracer/Span and Logger/LogRecord themselves: each item appends the
+// wire encoding of its fields to one buffer as they are set, End()/EmitLogRecord() hand the bytes
+// to a bounded queue, and an exporter thread wraps queued items in one Export*ServiceRequest and
+// POSTs it with Poco (about 3.2k instructions per span and 2.6k per log record, export included).
+// Sampling is the SDK's default, parent-based always-on: a caller's "not sampled" decision
+// (traceparent flags 00) is kept, no span is recorded and children inherit the decision.
 
 #include <opentelemetry/logs/logger.h>
 #include <opentelemetry/sdk/resource/resource.h>
