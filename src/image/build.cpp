@@ -15,6 +15,7 @@
 
 #include <labctl/core/encoding.hpp>
 #include <labctl/core/error.hpp>
+#include <labctl/core/fd.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/process.hpp>
 #include <labctl/core/scope_guard.hpp>
@@ -86,8 +87,8 @@ std::string require_tool(const std::string& program, const std::string& package)
 }
 
 /// Runs one build step's tool; a failure is a host problem (mirror, disk space), exit 3.
-void run_step(const std::vector<std::string>& argv, std::chrono::minutes timeout,
-              std::string_view hint) {
+void run_step(const std::vector<std::string>& argv, const fs::path& dir,
+              std::chrono::minutes timeout, std::string_view hint) {
     ProcessOptions opts;
     opts.timeout = timeout;
     // Ctrl-C reaches the tool through run_process (SIGTERM to its group); mmdebstrap then
@@ -105,16 +106,9 @@ void run_step(const std::vector<std::string>& argv, std::chrono::minutes timeout
     const auto why = r.timed_out ? fmt::format("timed out after {} min", timeout.count())
                                  : fmt::format("exited with {}", r.exit_code);
     throw Error(ExitCode::preflight,
-                fmt::format("{} {}{}", fs::path(argv.front()).filename().string(), why,
-                            tail_lines(r.err + r.out, 15)),
+                fmt::format("{} {} (building in {}){}", fs::path(argv.front()).filename().string(),
+                            why, dir.string(), tail_lines(r.err + r.out, 15)),
                 std::string(hint));
-}
-
-std::string join(const std::vector<std::string>& v, std::string_view sep) {
-    std::string out;
-    for (const auto& s : v)
-        out += (out.empty() ? "" : std::string(sep)) + s;
-    return out;
 }
 
 void write_file(const fs::path& p, const std::string& content, unsigned mode) {
@@ -123,12 +117,26 @@ void write_file(const fs::path& p, const std::string& content, unsigned mode) {
     // A dangling symlink (Debian's resolv.conf can be one) would otherwise be followed.
     if (fs::is_symlink(p, ec))
         fs::remove(p, ec);
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << content;
-    out.close();
-    if (!out)
-        throw Error(ExitCode::preflight, fmt::format("cannot write {}", p.string()),
+    const auto fail = [&p](int err) {
+        throw Error(ExitCode::preflight,
+                    fmt::format("cannot write {}: {}", p.string(), std::strerror(err)),
                     "check the free space of the cache directory");
+    };
+    Fd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (fd.fd < 0)
+        fail(errno);
+    for (std::size_t done = 0; done < content.size();) {
+        const ssize_t n = ::write(fd.fd, content.data() + done, content.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            fail(errno);
+        done += static_cast<std::size_t>(n);
+    }
+    const int fd_number = fd.fd;
+    fd.fd = -1;
+    if (::close(fd_number) != 0)
+        fail(errno);
     fs::permissions(p, static_cast<fs::perms>(mode), fs::perm_options::replace);
 }
 
@@ -358,11 +366,11 @@ BuiltImage build(const BuildOptions& options) {
     std::vector<std::string> argv{mmdebstrap};
     for (const auto& a : mmdebstrap_args())
         argv.push_back(a);
-    argv.push_back("--include=" + join(packages, ","));
+    argv.push_back(fmt::format("--include={}", fmt::join(packages, ",")));
     argv.push_back(o.suite);
     argv.push_back(tree.string());
     argv.push_back(o.mirror);
-    run_step(argv, 60min,
+    run_step(argv, tmp, 60min,
              fmt::format("check that {} is reachable and has suite '{}' and every package, and "
                          "that {} has a few GB free",
                          o.mirror, o.suite, o.cache_dir.string()));
@@ -385,7 +393,7 @@ BuiltImage build(const BuildOptions& options) {
     // virtual disk, so the guest needs no resize at boot.
     fs::resize_file(raw, k_disk_bytes);
     run_step({mkfs, "-q", "-F", "-L", "labctl-root", "-m", "1", "-d", tree.string(), raw.string()},
-             30min, "check the free space of the cache directory");
+             tmp, 30min, "check the free space of the cache directory");
     remove_build_dir(tree);
     log::info("image: [3/4] mkfs.ext4 done in {}", seconds(std::chrono::steady_clock::now() - t));
 
@@ -393,7 +401,7 @@ BuiltImage build(const BuildOptions& options) {
     log::info("image: [4/4] qemu-img convert to compressed qcow2");
     run_step(
         {qemu_img, "convert", "-f", "raw", "-O", "qcow2", "-c", raw.string(), result.disk.string()},
-        60min, "check the free space of the cache directory");
+        tmp, 60min, "check the free space of the cache directory");
     fs::remove(raw, ec);
     result.sha256 = sha256_file_hex(result.disk.string());
     result.size_bytes = fs::file_size(result.disk);

@@ -14,6 +14,7 @@
 
 #include "libvirt.hpp"
 #include "lv_objects.hpp"
+#include "provision_parts.hpp"
 
 namespace labctl::provision {
 
@@ -164,6 +165,17 @@ std::vector<Change> down(const config::LabSpec& spec, LibvirtSession& session,
              {kernel_volume_name(spec.project), initrd_volume_name(spec.project)})
             if (delete_volume(pool.get(), name))
                 changed("delete", "volume", name, "direct kernel boot file");
+        // A base image volume whose upload never finished (provision's marker is still there:
+        // libvirt was lost or labctl killed mid-stream) is no image at all: it goes without
+        // --purge, so nothing half-written is left for a later run.
+        if (const std::string base = base_volume_name(spec.image); !base.empty()) {
+            const std::string marker = upload_marker_path(spec, base);
+            if (upload_unfinished(marker)) {
+                if (delete_volume(pool.get(), base))
+                    changed("delete", "volume", base, "base image whose upload did not finish");
+                clear_upload_marker(marker);
+            }
+        }
         // --purge: the base image volume when nothing uses it any more.
         const auto purge_base = [&](const std::string& name, const std::string& detail) {
             StorageVolHandle v = Connection::find_volume(pool.get(), name);

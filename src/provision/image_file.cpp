@@ -12,6 +12,7 @@
 #include <fstream>
 #include <vector>
 
+#include <labctl/config/loader.hpp>
 #include <labctl/core/error.hpp>
 #include <labctl/core/fd.hpp>
 #include <labctl/provision/provision.hpp>
@@ -40,6 +41,15 @@ std::uint64_t image_virtual_size(const std::string& path, const std::string& for
         return size;
     }
     return static_cast<std::uint64_t>(fs::file_size(path));
+}
+
+void check_disk_sizes(const config::LabSpec& spec, std::uint64_t image_size) {
+    for (const auto& vm : spec.vms)
+        if (image_size > 0 && vm.disk_bytes < image_size)
+            throw usage_error(
+                fmt::format("VM '{}': disk {} is smaller than the image ({})", vm.name,
+                            config::format_size(vm.disk_bytes), config::format_size(image_size)),
+                fmt::format("set disk to at least {}", config::format_size(image_size)));
 }
 
 namespace {

@@ -9,6 +9,7 @@
 
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
+#include <labctl/provision/host.hpp>
 
 #include "xml.hpp"
 
@@ -53,6 +54,56 @@ std::string dns_xml(const DnsHost& h) {
 }
 
 } // namespace
+
+LibvirtSession::LibvirtSession(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+LibvirtSession::LibvirtSession(LibvirtSession&&) noexcept = default;
+LibvirtSession& LibvirtSession::operator=(LibvirtSession&&) noexcept = default;
+LibvirtSession::~LibvirtSession() = default;
+
+LibvirtSession LibvirtSession::open(const std::string& uri) {
+    return LibvirtSession(
+        std::make_unique<Impl>(Impl{Connection::open(uri, Connection::Access::read_write)}));
+}
+
+const std::string& LibvirtSession::uri() const {
+    return m_impl->conn.uri();
+}
+
+std::string LibvirtSession::driver() const {
+    return m_impl->conn.driver();
+}
+
+Inventory LibvirtSession::inventory() const {
+    return inspect_connection(m_impl->conn);
+}
+
+std::string resolve_domain_type(const config::LabSpec& spec, const Connection& conn,
+                                bool test_driver) {
+    const std::string& t = spec.libvirt.domain_type;
+    if (t != "auto")
+        return t;
+    // On a local libvirt a guest must really run under KVM: libvirt's capabilities (and
+    // /dev/kvm, and KVM_CREATE_VM) all say yes on hosts where KVM guests hang (DESIGN §6).
+    // The test driver runs no guests: there libvirt's answer is all there is.
+    if (!test_driver && is_local_libvirt_uri(spec.libvirt.uri)) {
+        const KvmProbe& probe = cached_kvm_probe();
+        if (!probe.usable) {
+            log::info("domain_type auto: KVM is not usable here ({}); using qemu (TCG "
+                      "emulation, slow)",
+                      probe.detail);
+            return "qemu";
+        }
+        log::debug("domain_type auto: {}", probe.detail);
+    }
+    CString caps(virConnectGetDomainCapabilities(conn.get(), nullptr, "x86_64", nullptr, "kvm", 0));
+    if (caps) {
+        log::debug("domain_type auto: kvm is usable");
+        return "kvm";
+    }
+    log::info("domain_type auto: kvm is not usable here ({}); using qemu (emulation)",
+              take_last_error().message);
+    return "qemu";
+}
 
 void destroy_domain(const Connection& conn, const std::string& name) {
     DomainHandle d = conn.find_domain(name);

@@ -23,6 +23,11 @@ using StreamHandle = libvirt::CHandle<virStream, virStreamFree>;
 /// inspect_libvirt over an open connection.
 Inventory inspect_connection(const libvirt::Connection& conn);
 
+/// libvirt.domain_type, with "auto" resolved: on a local libvirt kvm only when probe_kvm ran a real
+/// guest loop, else libvirt's domain capabilities decide (the test driver runs no guests).
+std::string resolve_domain_type(const config::LabSpec& spec, const libvirt::Connection& conn,
+                                bool test_driver);
+
 /// Stops (if running) and undefines the domain; nothing when it does not exist.
 void destroy_domain(const libvirt::Connection& conn, const std::string& name);
 /// Stops (if running) and undefines the network; nothing when it does not exist.

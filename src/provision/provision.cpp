@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -31,6 +32,7 @@
 #include <labctl/provision/seed.hpp>
 #include <labctl/remote/known_hosts.hpp>
 
+#include "journal.hpp"
 #include "libvirt.hpp"
 #include "lv_objects.hpp"
 #include "provision_parts.hpp"
@@ -42,111 +44,9 @@ namespace fs = std::filesystem;
 using namespace libvirt;
 
 // ---------------------------------------------------------------------------------------------
-// Session
-
-LibvirtSession::LibvirtSession(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
-LibvirtSession::LibvirtSession(LibvirtSession&&) noexcept = default;
-LibvirtSession& LibvirtSession::operator=(LibvirtSession&&) noexcept = default;
-LibvirtSession::~LibvirtSession() = default;
-
-LibvirtSession LibvirtSession::open(const std::string& uri) {
-    return LibvirtSession(
-        std::make_unique<Impl>(Impl{Connection::open(uri, Connection::Access::read_write)}));
-}
-
-const std::string& LibvirtSession::uri() const {
-    return m_impl->conn.uri();
-}
-
-std::string LibvirtSession::driver() const {
-    return m_impl->conn.driver();
-}
-
-Inventory LibvirtSession::inventory() const {
-    return inspect_connection(m_impl->conn);
-}
-
-// ---------------------------------------------------------------------------------------------
 // provision
 
 namespace {
-
-/// What this run made, undone in reverse order when the run fails.
-class Journal {
-public:
-    /// What a rollback did: the objects removed and those left (with why), in undo order.
-    struct Outcome {
-        std::vector<std::string> removed;
-        std::vector<std::string> left;
-    };
-
-    void add(std::string what, std::function<void()> undo) {
-        const std::lock_guard lock(m_mutex);
-        m_entries.push_back({std::move(what), std::move(undo)});
-    }
-
-    Outcome rollback() {
-        // The undo steps run without the journal's lock: they take the network's lock, which
-        // dhcp_host holds while it adds to the journal (the opposite order would deadlock).
-        std::vector<Entry> entries;
-        {
-            const std::lock_guard lock(m_mutex);
-            entries.swap(m_entries);
-        }
-        Outcome out;
-        for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
-            try {
-                it->undo();
-                log::info("removed {} (created by this run)", it->what);
-                out.removed.push_back(it->what);
-            } catch (const std::exception& e) {
-                log::warn("could not remove {}: {}", it->what, e.what());
-                out.left.push_back(it->what);
-            }
-        }
-        return out;
-    }
-
-    /// Forgets the entries (--keep-on-failure) and returns what they named.
-    Outcome keep() {
-        const std::lock_guard lock(m_mutex);
-        Outcome out;
-        for (auto it = m_entries.rbegin(); it != m_entries.rend(); ++it)
-            out.left.push_back(it->what);
-        m_entries.clear();
-        return out;
-    }
-
-private:
-    struct Entry {
-        std::string what;
-        std::function<void()> undo;
-    };
-    std::mutex m_mutex;
-    std::vector<Entry> m_entries;
-};
-
-/// The hint of a failed provisioning: what was rolled back, or what is left and how it goes.
-std::string rollback_hint(const Journal::Outcome& o, bool kept, bool lost) {
-    std::string hint;
-    if (kept)
-        hint =
-            fmt::format("--keep-on-failure: left what this run made ({})", fmt::join(o.left, ", "));
-    else if (o.left.empty())
-        hint = o.removed.empty()
-                   ? "this run had made nothing: there was nothing to roll back"
-                   : fmt::format("rolled back what this run made: {}", fmt::join(o.removed, ", "));
-    else
-        hint = fmt::format("{}left: {} (the rollback could not remove {})",
-                           o.removed.empty()
-                               ? std::string()
-                               : fmt::format("rolled back: {}; ", fmt::join(o.removed, ", ")),
-                           fmt::join(o.left, ", "), o.left.size() == 1 ? "it" : "them");
-    if (kept || !o.left.empty())
-        hint += lost ? "; once libvirt answers again, 'labctl down' removes what is left"
-                     : "; 'labctl down' removes what is left";
-    return hint;
-}
 
 class Provisioner {
 public:
@@ -373,12 +273,21 @@ private:
         const std::string name = base_volume_name(m_spec.image);
         if (name.empty())
             throw usage_error("lab.yaml names no image", "set image.path to a cloud image");
+        const std::string marker = upload_marker_path(m_spec, name);
         if (action(ResourceKind::base_volume, name) != PlanAction::create) {
             m_base = Connection::find_volume(m_pool.get(), name);
             if (!m_base)
                 throw Error(ExitCode::preflight, fmt::format("volume '{}' disappeared", name));
-            check_disk_sizes(volume_capacity(m_base.get()));
-            return;
+            if (!upload_unfinished(marker)) {
+                check_disk_sizes(m_spec, volume_capacity(m_base.get()));
+                return;
+            }
+            // A run cut off mid-upload (libvirt lost, labctl killed) left a volume that looks
+            // whole to libvirt: it is never trusted, but uploaded again.
+            log::warn("volume '{}': an earlier upload did not finish ({}): uploading it again",
+                      name, marker);
+            m_base.reset();
+            delete_volume(m_pool.get(), name);
         }
         if (m_spec.image.path.empty())
             throw usage_error(
@@ -391,39 +300,43 @@ private:
         // removes the volume on a mismatch).
         if (m_spec.image.sha256.empty())
             check_image_complete(path, m_spec.image.format);
-        check_disk_sizes(virtual_size);
+        check_disk_sizes(m_spec, virtual_size);
         const auto bytes = static_cast<std::uint64_t>(fs::file_size(path));
         const std::string xml =
             templates::render(templates::load("libvirt/base-volume.xml"),
                               {{"name", xml::escape(name)},
                                {"capacity", std::to_string(std::max(bytes, virtual_size))},
                                {"format", xml::escape(m_spec.image.format)}});
-        m_base = create_volume(xml, name);
+        // The marker says "this volume's contents are not complete" until the stream finished,
+        // to the next provision and to down, also when this process cannot roll back.
+        mark_upload_unfinished(marker, m_spec.libvirt.uri);
+        m_base = create_volume(xml, name, [marker] { clear_upload_marker(marker); });
         // The digest is taken from the bytes the stream sends (read once): a mismatch aborts the
         // upload and the journal removes the volume.
         const bool uploaded = uploader().file(m_base.get(), name, path, bytes, m_spec.image.sha256);
+        clear_upload_marker(marker);
         changed("create", "volume", name,
                 fmt::format("base image, {} {}", config::format_size(bytes),
                             uploaded ? "uploaded" : "(contents not uploaded: test driver)"));
     }
 
-    void check_disk_sizes(std::uint64_t image_size) const {
-        for (const auto& vm : m_spec.vms)
-            if (image_size > 0 && vm.disk_bytes < image_size)
-                throw usage_error(
-                    fmt::format("VM '{}': disk {} is smaller than the image ({})", vm.name,
-                                config::format_size(vm.disk_bytes),
-                                config::format_size(image_size)),
-                    fmt::format("set disk to at least {}", config::format_size(image_size)));
-    }
-
-    StorageVolHandle create_volume(const std::string& xml, const std::string& name) {
+    /// Creates the volume; the journal deletes it on failure, then runs `after_delete`.
+    StorageVolHandle create_volume(const std::string& xml, const std::string& name,
+                                   std::function<void()> after_delete = {}) {
         StorageVolHandle v(virStorageVolCreateXML(m_pool.get(), xml.c_str(), 0));
-        if (!v)
-            throw_operation_error(m_conn.get(), fmt::format("creating volume '{}' in pool '{}'",
-                                                            name, m_spec.libvirt.pool));
-        m_journal.add(fmt::format("volume '{}'", name),
-                      [this, name] { delete_volume(m_pool.get(), name); });
+        if (!v) {
+            const auto e = take_last_error();
+            if (after_delete)
+                after_delete();
+            throw operation_error(
+                m_conn.get(),
+                fmt::format("creating volume '{}' in pool '{}'", name, m_spec.libvirt.pool), e);
+        }
+        m_journal.add(fmt::format("volume '{}'", name), [this, name, after_delete] {
+            delete_volume(m_pool.get(), name);
+            if (after_delete)
+                after_delete();
+        });
         return v;
     }
 
@@ -460,8 +373,8 @@ private:
     // -- per VM -----------------------------------------------------------------------------
 
     void per_vm() {
-        m_domain_type = resolve_domain_type();
-        m_authorized_key = read_authorized_key();
+        m_domain_type = resolve_domain_type(m_spec, m_conn, m_test_driver);
+        m_authorized_key = read_authorized_key(m_spec);
         const std::size_t n = m_spec.vms.size();
         m_result.vms.resize(n);
         const auto workers = static_cast<std::size_t>(std::max(1, m_options.parallel));
@@ -495,45 +408,6 @@ private:
             t.join();
         if (first_error)
             std::rethrow_exception(first_error);
-    }
-
-    std::string resolve_domain_type() {
-        const std::string& t = m_spec.libvirt.domain_type;
-        if (t != "auto")
-            return t;
-        // On a local libvirt a guest must really run under KVM: libvirt's capabilities (and
-        // /dev/kvm, and KVM_CREATE_VM) all say yes on hosts where KVM guests hang (DESIGN §6).
-        // The test driver runs no guests: there libvirt's answer is all there is.
-        if (!m_test_driver && is_local_libvirt_uri(m_spec.libvirt.uri)) {
-            const KvmProbe& probe = cached_kvm_probe();
-            if (!probe.usable) {
-                log::info("domain_type auto: KVM is not usable here ({}); using qemu (TCG "
-                          "emulation, slow)",
-                          probe.detail);
-                return "qemu";
-            }
-            log::debug("domain_type auto: {}", probe.detail);
-        }
-        CString caps(
-            virConnectGetDomainCapabilities(m_conn.get(), nullptr, "x86_64", nullptr, "kvm", 0));
-        if (caps) {
-            log::debug("domain_type auto: kvm is usable");
-            return "kvm";
-        }
-        log::info("domain_type auto: kvm is not usable here ({}); using qemu (emulation)",
-                  take_last_error().message);
-        return "qemu";
-    }
-
-    std::string read_authorized_key() const {
-        const std::string pub = m_spec.ssh.private_key + ".pub";
-        std::ifstream in(pub);
-        std::string line;
-        if (!in || !std::getline(in, line) || line.empty())
-            throw usage_error(fmt::format("cannot read the SSH public key {}", pub),
-                              fmt::format("create the key pair: ssh-keygen -t ed25519 -N '' -f {}",
-                                          m_spec.ssh.private_key));
-        return line;
     }
 
     void vm(std::size_t index) {

@@ -6,6 +6,8 @@
 #include <functional>
 #include <string>
 
+#include <labctl/config/lab_spec.hpp>
+
 #include "libvirt.hpp"
 
 namespace labctl::provision {
@@ -13,10 +15,21 @@ namespace labctl::provision {
 /// Where libvirt writes the serial console log of `domain` for this URI.
 std::string console_log_path(const std::string& uri, const std::string& domain);
 
+/// Error(usage) when a VM's disk is smaller than the image (`image_size` > 0).
+void check_disk_sizes(const config::LabSpec& spec, std::uint64_t image_size);
+
 /// Throws Error(usage) when the qcow2 file at `path` is cut short: its header, L1/L2 tables,
 /// refcount structures and every data or compressed cluster they reference must lie inside the
 /// file. A raw file has no metadata: nothing is checked (only image.sha256 can tell).
 void check_image_complete(const std::string& path, const std::string& format);
+
+/// <state_dir>/uploads/<volume>.unfinished: present from before a base image volume is created
+/// until its upload finished, so a volume cut short (libvirt lost mid-stream, labctl killed) is
+/// uploaded again by the next provision and removed by down instead of being trusted.
+std::string upload_marker_path(const config::LabSpec& spec, const std::string& volume);
+void mark_upload_unfinished(const std::string& marker, const std::string& uri);
+bool upload_unfinished(const std::string& marker);
+void clear_upload_marker(const std::string& marker);
 
 /// Streams a volume's contents through libvirt (works over remote URIs). The test driver keeps
 /// no volume contents: there the upload is skipped and `note` is told.

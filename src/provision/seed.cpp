@@ -154,6 +154,17 @@ HostKey ensure_host_key(const config::LabSpec& spec, const config::VmSpec& vm) {
     return {trim(read_text(key)), trim(read_text(pub))};
 }
 
+std::string read_authorized_key(const config::LabSpec& spec) {
+    const std::string pub = spec.ssh.private_key + ".pub";
+    std::ifstream in(pub);
+    std::string line;
+    if (!in || !std::getline(in, line) || line.empty())
+        throw usage_error(fmt::format("cannot read the SSH public key {}", pub),
+                          fmt::format("create the key pair: ssh-keygen -t ed25519 -N '' -f {}",
+                                      spec.ssh.private_key));
+    return line;
+}
+
 void pin_host_key(const config::LabSpec& spec, const config::VmSpec& vm, const HostKey& key) {
     // Pinned under the address labctl connects to: in mode user that is "[127.0.0.1]:<port>", the
     // form both libssh2 and OpenSSH look up for a non-22 port.

@@ -7,11 +7,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 #include <labctl/core/encoding.hpp>
 #include <labctl/core/error.hpp>
 #include <labctl/core/fd.hpp>
+#include <labctl/core/file.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/signals.hpp>
 
@@ -87,6 +89,34 @@ bool begin(const Uploader& up, Stream& stream, virStorageVolPtr vol, const std::
 }
 
 } // namespace
+
+std::string upload_marker_path(const config::LabSpec& spec, const std::string& volume) {
+    return (std::filesystem::path(spec.state_dir()) / "uploads" / (volume + ".unfinished"))
+        .string();
+}
+
+void mark_upload_unfinished(const std::string& marker, const std::string& uri) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(marker).parent_path(), ec);
+    if (ec)
+        throw Error(ExitCode::preflight,
+                    fmt::format("cannot create {}: {}",
+                                std::filesystem::path(marker).parent_path().string(), ec.message()),
+                    "check the free space and the permissions of the lab's .labctl directory");
+    write_file_atomic(marker, uri + "\n", 0644);
+}
+
+bool upload_unfinished(const std::string& marker) {
+    std::error_code ec;
+    return std::filesystem::exists(marker, ec);
+}
+
+void clear_upload_marker(const std::string& marker) {
+    std::error_code ec;
+    std::filesystem::remove(marker, ec);
+    if (ec)
+        log::warn("cannot remove {}: {}", marker, ec.message());
+}
 
 bool Uploader::file(virStorageVolPtr vol, const std::string& name, const std::string& path,
                     std::uint64_t bytes, const std::string& sha256) const {

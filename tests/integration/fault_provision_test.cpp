@@ -7,7 +7,9 @@
 //   volume exists) and with it (the digest mismatch, the volume rolled back);
 // - a full disk under the VMs' host keys, the one local file the seed step writes (the seed ISO
 //   itself is built in memory and streamed to the pool): the path and "No space left on device"
-//   named, exit 3, no partial key, nothing left in libvirt.
+//   named, exit 3, no partial key, nothing left in libvirt;
+// - a full image cache under `labctl image build` (what image.build runs before provision):
+//   exit 3 naming the build directory and ENOSPC, no partial entry left to trust.
 // Every case asserts its run time within a stated bound and that no child process is left.
 
 #include <fmt/format.h>
@@ -27,6 +29,7 @@
 #include <labctl/core/error.hpp>
 #include <labctl/core/process.hpp>
 #include <labctl/core/scope_guard.hpp>
+#include <labctl/image/build.hpp>
 #include <labctl/provision/inventory.hpp>
 #include <labctl/provision/provision.hpp>
 
@@ -298,5 +301,42 @@ TEST_CASE("a full disk under the VMs' host keys during the seed step names the p
     CHECK_FALSE(fs::exists(hostkeys / "vm1" / "ssh_host_ed25519_key.pub", ec));
     CHECK(names(session.inventory()) == before);
     CHECK(session.inventory().find_network("fault-net") == nullptr);
+    CHECK(test::children_of_self().empty());
+}
+
+TEST_CASE("labctl image build into a full cache names the build directory and ENOSPC and leaves "
+          "no partial image a later run would trust",
+          "[fault][provision]") {
+    test::require_program("mmdebstrap");
+    TempDir dir;
+    const auto mount_dir = dir.path() / "cache-fs";
+    // 1 MiB: mmdebstrap's apt update into the build tree runs out of space at once.
+    const FullTmpfs full(mount_dir, 1 << 20);
+    fs::remove(mount_dir / "filler"); // a small, empty disk: the build itself fills it
+    const auto cache = mount_dir / "images";
+    const auto t0 = Clock::now();
+    ProcessOptions po;
+    po.timeout = 300s;
+    const auto r = test::run_labctl({"image", "build", "--cache-dir", cache.string()}, po);
+    const auto took = Clock::now() - t0;
+    INFO(r.err);
+    CHECK(r.exit_code == 3);
+    CHECK(contains(r.err, fmt::format("(building in {}/.build-", cache.string())));
+    CHECK(contains(r.err, "No space left on device"));
+    CHECK(contains(r.err, fmt::format("hint: check that ")));
+    CHECK(took < 120s);
+    // Only the entry's lock file is left: no build directory, no entry, nothing to trust.
+    std::vector<std::string> left;
+    for (const auto& e : fs::directory_iterator(cache))
+        left.push_back(e.path().filename().string());
+    INFO(fmt::format("left in the cache: {}", fmt::join(left, " ")));
+    CHECK(left.size() == 1);
+    CHECK((left.size() == 1 && left[0].rfind(".bookworm-", 0) == 0 && left[0].size() > 5 &&
+           left[0].substr(left[0].size() - 5) == ".lock"));
+    // A later run finds no cached image (it would build again, not trust a partial one).
+    image::BuildOptions bo;
+    bo.cache_dir = cache;
+    CHECK_FALSE(image::find_cached(bo).has_value());
+    CHECK(test::processes_matching(cache.string()).empty());
     CHECK(test::children_of_self().empty());
 }

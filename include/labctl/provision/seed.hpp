@@ -25,6 +25,10 @@ struct HostKey {
 /// ssh-keygen (through the process runner) when missing, so a re-provisioned VM keeps its key.
 HostKey ensure_host_key(const config::LabSpec& spec, const config::VmSpec& vm);
 
+/// The public key line of ssh.private_key (ssh.private_key + ".pub"); Error(usage) naming the
+/// file and how to create the pair when it is missing or empty.
+std::string read_authorized_key(const config::LabSpec& spec);
+
 /// Replaces the entries for the VM's address (vm.ip, ssh.port) in the lab's known_hosts with
 /// `key`.
 void pin_host_key(const config::LabSpec& spec, const config::VmSpec& vm, const HostKey& key);
