@@ -9,6 +9,7 @@
 
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/provision/host.hpp>
 
 #include "xml.hpp"
@@ -18,12 +19,6 @@ namespace labctl::provision {
 using namespace libvirt;
 
 namespace {
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
 
 void update(virNetworkPtr net, unsigned command, unsigned section, const std::string& xml,
             std::string_view what) {

@@ -19,6 +19,7 @@
 #include <labctl/core/log.hpp>
 #include <labctl/core/process.hpp>
 #include <labctl/core/templates.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/core/version.hpp>
 #include <labctl/provision/naming.hpp>
 #include <labctl/provision/seed.hpp>
@@ -39,12 +40,6 @@ std::string read_text(const fs::path& path) {
     std::ostringstream s;
     s << in.rdbuf();
     return s.str();
-}
-
-std::string trim(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
-        s.pop_back();
-    return s;
 }
 
 /// Every line of `text` prefixed with `indent` (for a YAML block scalar).
@@ -151,7 +146,7 @@ HostKey ensure_host_key(const config::LabSpec& spec, const config::VmSpec& vm) {
         }
         log::debug("generated the SSH host key of VM '{}' in {}", vm.name, dir.string());
     }
-    return {trim(read_text(key)), trim(read_text(pub))};
+    return {std::string(trim(read_text(key))), std::string(trim(read_text(pub)))};
 }
 
 std::string read_authorized_key(const config::LabSpec& spec) {
@@ -208,7 +203,7 @@ SeedFiles render_seed(const config::LabSpec& spec, const config::VmSpec& vm,
                            {"project", spec.project},
                            {"fqdn", fmt::format("{}.{}", vm.name, spec.network.domain)},
                            {"user", spec.ssh.user},
-                           {"authorized_key", trim(authorized_key)},
+                           {"authorized_key", std::string(trim(authorized_key))},
                            {"host_key_private", indent_lines(host_key.private_key, "    ")},
                            {"host_key_public", host_key.public_key},
                            {"packages", packages_block(spec)}});
