@@ -13,7 +13,6 @@
 #include <map>
 #include <mutex>
 #include <set>
-#include <thread>
 
 #include <labctl/config/ipv4.hpp>
 #include <labctl/config/loader.hpp>
@@ -21,6 +20,7 @@
 #include <labctl/core/error.hpp>
 #include <labctl/core/fd.hpp>
 #include <labctl/core/log.hpp>
+#include <labctl/core/parallel.hpp>
 #include <labctl/core/signals.hpp>
 #include <labctl/core/templates.hpp>
 #include <labctl/core/version.hpp>
@@ -377,37 +377,10 @@ private:
         m_authorized_key = read_authorized_key(m_spec);
         const std::size_t n = m_spec.vms.size();
         m_result.vms.resize(n);
-        const auto workers = static_cast<std::size_t>(std::max(1, m_options.parallel));
-        if (workers == 1 || n <= 1) {
-            for (std::size_t i = 0; i < n; ++i)
-                vm(i);
-            return;
-        }
-        std::atomic<std::size_t> next{0};
-        std::mutex error_mutex;
-        std::exception_ptr first_error;
-        std::atomic<bool>& failed = m_cancelled;
-        std::vector<std::thread> threads;
-        for (std::size_t w = 0; w < std::min(workers, n); ++w)
-            threads.emplace_back([&] {
-                for (;;) {
-                    const std::size_t i = next.fetch_add(1);
-                    if (i >= n || failed.load())
-                        return;
-                    try {
-                        vm(i);
-                    } catch (...) {
-                        failed = true; // the other VMs' waits stop at their next poll
-                        const std::lock_guard lock(error_mutex);
-                        if (!first_error)
-                            first_error = std::current_exception();
-                    }
-                }
-            });
-        for (auto& t : threads)
-            t.join();
-        if (first_error)
-            std::rethrow_exception(first_error);
+        // A VM that fails sets m_cancelled: the other VMs' waits stop at their next poll.
+        parallel_for(
+            n, static_cast<std::size_t>(std::max(1, m_options.parallel)),
+            [this](std::size_t i) { vm(i); }, &m_cancelled);
     }
 
     void vm(std::size_t index) {
