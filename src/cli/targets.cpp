@@ -9,6 +9,7 @@
 
 #include <labctl/core/duration.hpp>
 #include <labctl/core/error.hpp>
+#include <labctl/core/file.hpp>
 #include <labctl/core/log.hpp>
 
 namespace labctl::cli {
@@ -107,14 +108,7 @@ std::string write_ssh_config(const config::LabSpec& spec, const std::vector<Targ
                             spec.ssh.private_key, spec.ssh.known_hosts, spec.state_dir());
     std::filesystem::create_directories(spec.state_dir());
     const auto path = spec.state_dir() + "/ssh_config";
-    const auto tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << text;
-        if (!out)
-            throw Error(ExitCode::internal, fmt::format("cannot write {}", tmp));
-    }
-    std::filesystem::rename(tmp, path);
+    write_file_atomic(path, text, 0644);
     return path;
 }
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include <labctl/core/error.hpp>
+#include <labctl/core/file.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/process.hpp>
 #include <labctl/core/templates.hpp>
@@ -23,32 +24,17 @@ struct InitOptions {
     std::string key; ///< default: <dir of lab file>/.labctl/id_ed25519
 };
 
-// Creates `path` with `content` only if it does not exist (O_EXCL), so nothing is overwritten
-// even when two inits race.
+// Creates `path` with `content` only if it does not exist (core's create_file_exclusive: written
+// to a temporary, fsynced, linked into place), so nothing is overwritten even when two inits race
+// and no half-written file is left behind. A path that cannot be created is a usage error here.
 bool write_new_file(const fs::path& path, const std::string& content, mode_t mode) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) {
-        if (errno == EEXIST)
-            return false;
-        throw Error(ExitCode::usage,
-                    fmt::format("cannot create {}: {}", path.string(), std::strerror(errno)),
-                    "check that the directory exists and is writable");
+    try {
+        return create_file_exclusive(path.string(), content, mode);
+    } catch (const Interrupted&) {
+        throw;
+    } catch (const Error& e) {
+        throw Error(ExitCode::usage, e.what(), "check that the directory exists and is writable");
     }
-    std::string_view rest = content;
-    while (!rest.empty()) {
-        const ssize_t n = ::write(fd, rest.data(), rest.size());
-        if (n <= 0) {
-            const int err = errno;
-            ::close(fd);
-            ::unlink(path.c_str());
-            throw Error(ExitCode::internal,
-                        fmt::format("cannot write {}: {}", path.string(), std::strerror(err)));
-        }
-        rest.remove_prefix(static_cast<std::size_t>(n));
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0)
-        throw Error(ExitCode::internal, fmt::format("cannot write {}", path.string()));
-    return true;
 }
 
 } // namespace

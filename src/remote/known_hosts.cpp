@@ -8,6 +8,7 @@
 
 #include <labctl/core/encoding.hpp>
 #include <labctl/core/error.hpp>
+#include <labctl/core/file.hpp>
 #include <labctl/remote/known_hosts.hpp>
 
 namespace labctl::remote {
@@ -79,17 +80,7 @@ void pin_host_keys(const std::string& path, const std::string& host, int port,
     const std::filesystem::path target(path);
     if (target.has_parent_path())
         std::filesystem::create_directories(target.parent_path());
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << kept;
-        out.flush();
-        if (!out)
-            throw Error(ExitCode::internal, fmt::format("cannot write {}", tmp));
-    }
-    std::filesystem::permissions(tmp, std::filesystem::perms(0644));
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-        throw Error(ExitCode::internal, fmt::format("cannot replace {}", path));
+    write_file_atomic(path, kept, 0644);
 }
 
 std::string fingerprint(const std::string& key_blob) {
