@@ -12,6 +12,7 @@
 #include <labctl/core/fd.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/process.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/deploy/preload.hpp>
 #include <labctl/remote/session.hpp>
 
@@ -22,12 +23,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string trim(std::string s) {
-    const auto b = s.find_first_not_of(" \t\r");
-    const auto e = s.find_last_not_of(" \t\r");
-    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-}
-
 std::chrono::milliseconds since(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t);
 }
@@ -35,7 +30,7 @@ std::chrono::milliseconds since(Clock::time_point t) {
 std::string local_image_id(const std::string& image) {
     const auto r = run_process({"docker", "image", "inspect", "--format", "{{.Id}}", image},
                                {.timeout = std::chrono::seconds(60)});
-    return r.ok() ? trim(r.out) : std::string();
+    return r.ok() ? std::string(trim(r.out)) : std::string();
 }
 
 std::string remote_image_id(remote::Session& session, const std::string& image, bool sudo) {
@@ -43,7 +38,7 @@ std::string remote_image_id(remote::Session& session, const std::string& image, 
         session.exec(fmt::format("docker image inspect --format '{{{{.Id}}}}' {} 2>/dev/null",
                                  shell_quote(image)),
                      {.timeout = std::chrono::seconds(60), .sudo = sudo});
-    return r.ok() ? trim(r.out) : std::string();
+    return r.ok() ? std::string(trim(r.out)) : std::string();
 }
 
 std::vector<std::string> images_from_compose(remote::Session& session, const ComposeFacts& facts,
@@ -174,7 +169,7 @@ std::vector<std::string> parse_compose_images(const std::string& config_yaml) {
         const auto rest = line.substr(4);
         if (rest.rfind("image:", 0) != 0)
             continue;
-        auto value = trim(rest.substr(6));
+        std::string value(trim(std::string_view(rest).substr(6)));
         if (value.size() >= 2 && (value.front() == '\'' || value.front() == '"') &&
             value.back() == value.front())
             value = value.substr(1, value.size() - 2);
