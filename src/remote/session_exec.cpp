@@ -132,24 +132,46 @@ bool Session::Impl::run_bounded(const std::string& command, std::chrono::millise
     return true;
 }
 
-/// TERM to the remote process group, KILL after the grace period: on a fresh channel, since
-/// the command's own channel only closes its pipes (a silent `sleep` would never notice).
+/// Ends what a command started on the target: TERM, then KILL after the grace period, on a
+/// fresh channel (the command's own channel only closes its pipes; a silent `sleep` would never
+/// notice). Where ps and awk exist the members are the group *and every descendant of it*, taken
+/// as a snapshot before the TERM: a `sudo` inside the command (Debian's sudoers sets use_pty)
+/// puts the real command in a session of its own, outside the group, and a member whose parent
+/// dies is re-parented to init, out of the tree. Root-owned members are signalled through
+/// `sudo -n` when the user may. Zombies do not count as alive: they stay until init reaps them.
 void Session::Impl::end_remote_group(long pgid, bool sudo) {
     Impl& impl = *this;
     if (pgid <= 1)
         return;
     const auto grace_steps = std::chrono::duration_cast<std::chrono::milliseconds>(k_kill_grace) /
                              std::chrono::milliseconds(100);
-    // "Alive" ignores zombies where ps and awk exist: a member whose parent died is a zombie
-    // until the target's init reaps it, and kill -0 would count it for the whole grace period.
-    const std::string script = fmt::format(
-        "kill -TERM -- -{0} 2>/dev/null || exit 0; alive() {{ if command -v ps >/dev/null 2>&1 "
-        "&& command -v awk >/dev/null 2>&1; then ps -e -o pgid= -o stat= 2>/dev/null | awk -v "
-        "g={0} '$1==g && $2 !~ /^Z/ {{f=1}} END {{exit !f}}'; else kill -0 -- -{0} 2>/dev/null; "
-        "fi; }}; i=0; while [ $i -lt {1} ] && alive; do sleep 0.1; i=$((i+1)); done; kill -KILL "
-        "-- -{0} 2>/dev/null; exit 0",
-        pgid, grace_steps);
-    const std::string cmd = sudo ? "sudo -n -- sh -c " + shell_quote(script) : script;
+    // clang-format off
+    std::string script = R"sh(G=@G@; N=@N@; S=
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then S="sudo -n"; fi
+if command -v ps >/dev/null 2>&1 && command -v awk >/dev/null 2>&1; then
+  tree() { ps -e -o pid= -o ppid= -o pgid= -o stat= 2>/dev/null | awk -v g="$G" '
+    { pp[$1] = $2; st[$1] = $4; if ($3 == g || $1 == g) m[$1] = 1 }
+    END { do { c = 0; for (p in pp) if (!(p in m) && (pp[p] in m)) { m[p] = 1; c = 1 } } while (c)
+          for (p in m) if ((p in st) && st[p] !~ /^Z/) printf "%s ", p }'; }
+  alive() { ps -e -o pid= -o stat= 2>/dev/null | awk -v l=" $P " '$2 !~ /^Z/ && index(l, " " $1 " ") { f = 1 } END { exit !f }'; }
+  P=$(tree); [ -n "$P" ] || exit 0
+  $S kill -TERM $P 2>/dev/null
+  i=0; while [ $i -lt $N ] && alive; do sleep 0.1; i=$((i+1)); done
+  P="$P $(tree)"; $S kill -KILL $P 2>/dev/null; exit 0
+fi
+kill -TERM -- -$G 2>/dev/null || exit 0
+i=0; while [ $i -lt $N ] && kill -0 -- -$G 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+kill -KILL -- -$G 2>/dev/null; exit 0
+)sh";
+    // clang-format on
+    const auto put = [&script](std::string_view key, const std::string& value) {
+        script.replace(script.find(key), key.size(), value);
+    };
+    put("@G@", std::to_string(pgid));
+    put("@N@", std::to_string(grace_steps));
+    // Through sh: the login shell of the target's user may not be POSIX.
+    const std::string body = "sh -c " + shell_quote(script);
+    const std::string cmd = sudo ? "sudo -n -- " + body : body;
     if (!run_bounded(cmd, k_kill_grace + 8s))
         log::warn("ssh: could not end the remote process group {} on {}", pgid, impl.endpoint.host);
     else
@@ -174,7 +196,8 @@ ExecResult Session::exec(const std::string& command, const ExecOptions& options)
     const auto slack = default_deadline ? std::chrono::milliseconds(0)
                                         : std::min<std::chrono::milliseconds>(5s, limit / 10);
     const auto deadline = started + limit + slack;
-    // An interrupt that arrived before this exec started is the cleanup's, which must still run.
+    // An interrupt that arrived before this exec started is the cleanup's, which must still
+    // run.
     const bool interruptible = !signals::interrupted();
 
     auto lost = [&](const std::string& why) {

@@ -305,15 +305,9 @@ deploy:
 
 } // namespace
 
-// KNOWN FAILING (issue #20, not fixed yet): labctl itself exits 130 within ~1-3.5 s with no
-// local child or temporary file left, but the remote fake (the marker's sleep) survives on the
-// sshd fixture: harden's probe and deploy's compose run their own `sudo -n ...` inside the exec,
-// so its group kill (run as the unprivileged user) cannot signal the root-owned members; the
-// provision case's cause is not yet found. Hidden ([.]) so ctest does not register it until fixed;
-// run it with: fault_interrupt_test "[interrupt]".
 TEST_CASE("Ctrl-C while 4 VMs wait under --parallel 4 (ip wait, blocking cloud-init) ends the "
           "run within 5 s, rolls back every object and leaves no remote command",
-          "[.][fault][interrupt][provision]") {
+          "[fault][interrupt][provision]") {
     const auto marker = test::unique_marker("intr-provision");
     Fakes fakes(marker, {"cloud-init"});
     test::TestUser user; // labctl refuses ssh.user root
@@ -439,15 +433,9 @@ vms:
     CHECK(children.empty());
 }
 
-// KNOWN FAILING (issue #20, not fixed yet): labctl itself exits 130 within ~1-3.5 s with no
-// local child or temporary file left, but the remote fake (the marker's sleep) survives on the
-// sshd fixture: harden's probe and deploy's compose run their own `sudo -n ...` inside the exec,
-// so its group kill (run as the unprivileged user) cannot signal the root-owned members; the
-// provision case's cause is not yet found. Hidden ([.]) so ctest does not register it until fixed;
-// run it with: fault_interrupt_test "[interrupt]".
 TEST_CASE("Ctrl-C during harden (blocked in its facts probe on the host) exits 130 within 10 s "
           "and leaves no process, remote command or temporary file",
-          "[.][fault][interrupt][harden]") {
+          "[fault][interrupt][harden]") {
     const auto marker = test::unique_marker("intr-harden");
     Fakes fakes(marker, {"ssh"});
     test::TestUser user;
@@ -468,15 +456,9 @@ TEST_CASE("Ctrl-C during harden (blocked in its facts probe on the host) exits 1
     CHECK(user.password_state() != "L"); // harden never got past its read-only probe
 }
 
-// KNOWN FAILING (issue #20, not fixed yet): labctl itself exits 130 within ~1-3.5 s with no
-// local child or temporary file left, but the remote fake (the marker's sleep) survives on the
-// sshd fixture: harden's probe and deploy's compose run their own `sudo -n ...` inside the exec,
-// so its group kill (run as the unprivileged user) cannot signal the root-owned members; the
-// provision case's cause is not yet found. Hidden ([.]) so ctest does not register it until fixed;
-// run it with: fault_interrupt_test "[interrupt]".
 TEST_CASE("Ctrl-C during deploy (after the rsync, blocked in compose detection) exits 130 "
           "within 10 s and leaves no process, remote command or temporary file",
-          "[.][fault][interrupt][deploy]") {
+          "[fault][interrupt][deploy]") {
     const auto marker = test::unique_marker("intr-deploy");
     Fakes fakes(marker, {"docker", "docker-compose"});
     test::TestUser user;
