@@ -364,9 +364,18 @@ Session Session::connect(const ConnectOptions& options) {
         std::error_code ec;
         const std::string pub = options.private_key + ".pub";
         const bool has_pub = std::filesystem::exists(pub, ec);
-        ok = libssh2_userauth_publickey_fromfile_ex(
-                 s, ep.user.c_str(), static_cast<unsigned>(ep.user.size()),
-                 has_pub ? pub.c_str() : nullptr, options.private_key.c_str(), "") == 0;
+        const int rc = libssh2_userauth_publickey_fromfile_ex(
+            s, ep.user.c_str(), static_cast<unsigned>(ep.user.size()),
+            has_pub ? pub.c_str() : nullptr, options.private_key.c_str(), "");
+        ok = rc == 0;
+        // The key file itself is unusable: say so, not "refused" (the server never saw a key).
+        if (rc == LIBSSH2_ERROR_FILE && !ok)
+            throw Error(ExitCode::ssh,
+                        fmt::format("ssh: the private key {} could not be read or parsed ({})",
+                                    options.private_key, last_error(s)),
+                        fmt::format("it must be an unencrypted OpenSSH private key; 'ssh-keygen -y "
+                                    "-f {}' checks it",
+                                    options.private_key));
         if (!ok)
             log::debug("ssh: key authentication failed: {}", last_error(s));
     }

@@ -151,8 +151,8 @@ TEST_CASE("an SSH private key the user running labctl cannot read is refused wit
     CHECK(run.took < 5s);
 }
 
-TEST_CASE("an SSH private key file holding garbage fails authentication with exit 5 naming the "
-          "key path",
+TEST_CASE("an SSH private key file holding garbage fails with exit 5 saying the key could not be "
+          "parsed, naming its path",
           "[fault][key]") {
     test::TestUser user;
     test::SshServer sshd({.listen_address = "127.0.0.5"});
@@ -163,6 +163,8 @@ TEST_CASE("an SSH private key file holding garbage fails authentication with exi
     const auto run = harden(lab);
     INFO(run.r.err << "\ntook " << run.took.count() << " ms");
     CHECK(run.r.exit_code == 5);
-    CHECK(contains(run.r.err, "key " + key.string()));
+    CHECK(contains(run.r.err, "the private key " + key.string() + " could not be read or parsed"));
+    CHECK(contains(run.r.err, "ssh-keygen -y -f " + key.string()));
+    CHECK_FALSE(contains(run.r.err, "refused"));
     CHECK(run.took < 10s);
 }
