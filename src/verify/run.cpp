@@ -1,6 +1,5 @@
 #include <fmt/format.h>
 
-
 #include <labctl/core/parallel.hpp>
 #include <labctl/verify/verify.hpp>
 

@@ -1,6 +1,6 @@
 // Fault cases of issue #20, "Ctrl-C in every stage": SIGINT while a stage is busy ends it with
 // exit 130 ("interrupted") within a stated bound, and leaves nothing behind: no child process of
-// labctl, no remote command still running on the sshd fixture, no temporary file in labctl's
+// labctl, no remote command still running on the sshd fixture, no temp file in labctl's
 // $TMPDIR, no libvirt object of the run.
 // - provision: in-process (provision::provision, as `labctl provision` calls it), since the
 //   binary on libvirt's test driver skips the guest waits (the driver runs no guests) and a
@@ -434,7 +434,7 @@ vms:
 }
 
 TEST_CASE("Ctrl-C during harden (blocked in its facts probe on the host) exits 130 within 10 s "
-          "and leaves no process, remote command or temporary file",
+          "and leaves no process, remote command or temp file",
           "[fault][interrupt][harden]") {
     const auto marker = test::unique_marker("intr-harden");
     Fakes fakes(marker, {"ssh"});
@@ -457,7 +457,7 @@ TEST_CASE("Ctrl-C during harden (blocked in its facts probe on the host) exits 1
 }
 
 TEST_CASE("Ctrl-C during deploy (after the rsync, blocked in compose detection) exits 130 "
-          "within 10 s and leaves no process, remote command or temporary file",
+          "within 10 s and leaves no process, remote command or temp file",
           "[fault][interrupt][deploy]") {
     const auto marker = test::unique_marker("intr-deploy");
     Fakes fakes(marker, {"docker", "docker-compose"});
@@ -481,7 +481,7 @@ TEST_CASE("Ctrl-C during deploy (after the rsync, blocked in compose detection) 
 }
 
 TEST_CASE("Ctrl-C during verify (polling endpoints where nothing answers) exits 130 within 5 s "
-          "and leaves no process or temporary file",
+          "and leaves no process or temp file",
           "[fault][interrupt][verify]") {
     const auto marker = test::unique_marker("intr-verify"); // nothing remote runs: stays unused
     test::TestUser user;

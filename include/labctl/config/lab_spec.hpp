@@ -113,7 +113,7 @@ struct DeploySpec {
     std::string project = "lab"; ///< compose project name (PROJECT overrides)
     std::chrono::seconds wait_timeout{600};
     std::string image_registry; ///< prefix for every image, e.g. "registry.example:5000/"
-    std::vector<std::string> preload_images; ///< or the single entry "auto"
+    std::vector<std::string> preload_images;    ///< or the single entry "auto"
     std::chrono::seconds preload_timeout{3600}; ///< deadline of the one `docker load` stream
     /// Image pin set: <stack_dir>/pins/<name>.env gives compose its variables ("original",
     /// "current"); empty: the compose file's own defaults. LAB_PINS overrides.
