@@ -292,16 +292,8 @@ std::optional<BuiltImage> find_cached(const BuildOptions& options) {
 }
 
 BuiltImage build(const BuildOptions& options) {
-    BuildOptions o = options;
-    validate(o);
-    if (o.mirror.empty())
-        o.mirror = host_mirror(o.suite);
-    while (o.mirror.size() > 1 && o.mirror.back() == '/')
-        o.mirror.pop_back();
+    const BuildOptions o = resolved(options);
     const bool root = ::geteuid() == 0;
-    if (o.cache_dir.empty())
-        o.cache_dir = default_cache_dir(root, environment());
-    o.cache_dir = fs::absolute(o.cache_dir);
 
     const auto key = inputs_hash(o);
     const auto name = cache_entry_name(o.suite, key);
