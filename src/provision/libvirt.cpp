@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <mutex>
+#include <thread>
 
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
@@ -46,6 +49,19 @@ void initialize() {
         if (virInitialize() != 0)
             throw_last_error("cannot initialise the libvirt library");
         virSetErrorFunc(nullptr, log_libvirt_error);
+        // Keepalive needs an event loop: without one a libvirtd that stops answering (stopped,
+        // stalled on I/O, a dead remote host behind qemu+ssh) blocks any call, a stream upload
+        // included, for ever. The loop thread lives as long as the process; it only runs
+        // libvirt's timers and socket callbacks.
+        if (virEventRegisterDefaultImpl() != 0)
+            throw_last_error("cannot initialise the libvirt event loop");
+        std::thread([] {
+            for (;;)
+                if (virEventRunDefaultImpl() != 0) {
+                    log::debug("libvirt event loop: {}", take_last_error().message);
+                    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                }
+        }).detach();
     });
 }
 
@@ -109,6 +125,59 @@ std::string unreachable_hint(std::string_view uri) {
                        uri);
 }
 
+namespace {
+
+/// Opens the connection on a helper thread and waits at most k_open_timeout: the open itself
+/// runs before keepalive can be set, and a libvirtd that accepts but never answers (stopped, or a
+/// remote host behind a hung ssh) would block it for ever. On expiry the helper is left to finish
+/// on its own (libvirt has no way to cancel an open); the process is about to exit with the error.
+ConnectHandle open_bounded(const std::string& uri, Connection::Access access) {
+    struct Outcome {
+        virConnectPtr conn = nullptr;
+        LastError error;
+    };
+    auto task = std::make_shared<std::packaged_task<Outcome()>>([uri, access] {
+        Outcome out;
+        out.conn = access == Connection::Access::read_only
+                       ? virConnectOpenReadOnly(uri.c_str())
+                       : virConnectOpenAuth(uri.c_str(), virConnectAuthPtrDefault, 0);
+        if (out.conn == nullptr)
+            out.error = take_last_error(); // thread-local: carried back by value
+        return out;
+    });
+    auto result = task->get_future();
+    std::thread([task] { (*task)(); }).detach();
+    if (result.wait_for(k_open_timeout) != std::future_status::ready)
+        throw Error(ExitCode::preflight,
+                    fmt::format("cannot connect to libvirt at {}: no answer within {} s", uri,
+                                k_open_timeout.count()),
+                    unreachable_hint(uri));
+    Outcome out = result.get();
+    if (out.conn == nullptr)
+        throw Error(ExitCode::preflight,
+                    fmt::format("cannot connect to libvirt at {}: {}", uri, out.error.message),
+                    unreachable_hint(uri));
+    return ConnectHandle(out.conn);
+}
+
+/// Asks the remote driver to ping libvirtd every k_keepalive_interval and to close the
+/// connection after k_keepalive_count unanswered pings: every call waiting on it, a stream
+/// included, then fails ("connection closed due to keepalive timeout") and the run ends with
+/// exit 9 instead of hanging. Drivers that run in this process (test:///) have nothing to ping.
+void enable_keepalive(virConnectPtr conn, const std::string& uri) {
+    const int rc = virConnectSetKeepAlive(conn, static_cast<int>(k_keepalive_interval.count()),
+                                          k_keepalive_count);
+    if (rc == 0)
+        return;
+    const auto e = take_last_error();
+    if (rc == 1 || e.code == VIR_ERR_NO_SUPPORT)
+        log::debug("libvirt at {}: no keepalive ({})", uri, rc == 1 ? "not supported" : e.message);
+    else
+        log::warn("libvirt at {}: keepalive not enabled: {}", uri, e.message);
+}
+
+} // namespace
+
 Connection Connection::open(const std::string& uri, Access access) {
     initialize();
     // The test driver reports a missing file as an XML parse error; say what is wrong instead.
@@ -123,13 +192,9 @@ Connection Connection::open(const std::string& uri, Access access) {
     }
     log::debug("connecting to libvirt at {} ({})", uri,
                access == Access::read_only ? "read-only" : "read-write");
-    virConnectPtr raw = access == Access::read_only
-                            ? virConnectOpenReadOnly(uri.c_str())
-                            : virConnectOpenAuth(uri.c_str(), virConnectAuthPtrDefault, 0);
-    if (raw == nullptr)
-        throw_last_error(fmt::format("cannot connect to libvirt at {}", uri),
-                         unreachable_hint(uri));
-    return Connection(ConnectHandle(raw), uri, access);
+    ConnectHandle conn = open_bounded(uri, access);
+    enable_keepalive(conn.get(), uri);
+    return Connection(std::move(conn), uri, access);
 }
 
 std::string Connection::driver() const {

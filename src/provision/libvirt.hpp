@@ -7,6 +7,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -71,6 +72,13 @@ Error operation_error(virConnectPtr conn, std::string_view doing, const LastErro
 
 /// True for a local URI (no host part: qemu:///system, test:///default).
 bool is_local_uri(std::string_view uri);
+
+/// How long opening a connection may take before it is given up (exit 3).
+inline constexpr std::chrono::seconds k_open_timeout{30};
+/// Keepalive: a ping every interval; the connection is closed after `count` unanswered ones, so
+/// a libvirtd that stops answering fails the waiting call within about interval * (count + 1).
+inline constexpr std::chrono::seconds k_keepalive_interval{5};
+inline constexpr int k_keepalive_count = 3;
 
 class Connection {
 public:

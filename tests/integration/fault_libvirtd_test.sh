@@ -2,44 +2,24 @@
 # Run by fault_libvirtd_test.cpp inside `unshare --net --mount --fork`: a private libvirtd (its
 # own /run/libvirt, /var/lib/libvirt, /var/cache/libvirt, /etc/libvirt copy and /var/log/libvirt,
 # bind-mounted in this mount namespace only; no network reachable but lo) that this script may
-# kill. It provisions a lab whose 4 GiB sparse raw base image streams into a dir pool, kills
-# libvirtd (SIGKILL) once the upload runs, records how labctl ended, restarts libvirtd, runs
-# `labctl down` and lists what is left. Results go to files in $1 for the C++ test to assert.
-# Usage: fault_libvirtd_test.sh <work dir> <labctl binary>
+# kill. It provisions a lab whose 4 GiB sparse raw base image streams into a dir pool and, once
+# the upload runs, either kills libvirtd (mode kill: SIGKILL, the socket closes) or stops it
+# (mode stop: SIGSTOP, the socket stays open and nothing answers, so only keepalive can end the
+# wait); records how labctl ended, then kills and restarts libvirtd, runs `labctl down` and lists
+# what is left. Results go to files in $1 for the C++ test to assert.
+# Usage: fault_libvirtd_test.sh <work dir> <labctl binary> kill|stop
 set -u
 W=$1
 LABCTL=$2
+MODE=$3
 P=$W/state
-mkdir -p "$P"/{run,lib,cache,etc,log} "$W/pool" "$W/images"
-mount --make-rprivate / || exit 10
-cp -a /etc/libvirt/. "$P/etc/" || exit 11
-rm -f "$P"/etc/qemu/networks/autostart/*
-mount --bind "$P/run" /run/libvirt || exit 12
-mount --bind "$P/lib" /var/lib/libvirt || exit 12
-mkdir -p /var/lib/libvirt/{qemu,dnsmasq,images,network,boot}
-mount --bind "$P/cache" /var/cache/libvirt || exit 12
-mount --bind "$P/etc" /etc/libvirt || exit 12
-mount --bind "$P/log" /var/log/libvirt || exit 12
-ip link set lo up
+mkdir -p "$W/pool" "$W/images"
+# shellcheck source=tests/support/private-libvirtd.sh
+. "$(dirname "$0")/../support/private-libvirtd.sh"
+plv_setup "$P" || exit $?
 
-start_daemons() {
-    rm -f /run/libvirt/libvirt-sock
-    [ -s "$P/virtlogd.pid" ] && kill -0 "$(cat "$P/virtlogd.pid")" 2>/dev/null ||
-        virtlogd -d -p "$P/virtlogd.pid" || return 1
-    libvirtd -d -p "$P/libvirtd.pid" || return 1
-    for _ in $(seq 100); do
-        [ -S /run/libvirt/libvirt-sock ] && virsh -q -c qemu:///system version >/dev/null 2>&1 &&
-            return 0
-        sleep 0.1
-    done
-    return 1
-}
-stop_daemons() {
-    for f in libvirtd virtlogd; do
-        [ -s "$P/$f.pid" ] && kill -9 "$(cat "$P/$f.pid")" 2>/dev/null
-    done
-    rm -f "$P/libvirtd.pid" "$P/virtlogd.pid"
-}
+start_daemons() { plv_start "$P"; }
+stop_daemons() { plv_stop "$P"; }
 trap stop_daemons EXIT
 
 start_daemons || exit 13
@@ -59,11 +39,13 @@ for _ in $(seq 300); do
 done
 sleep 0.5
 ls -la "$W/pool" >"$W/pool_at_kill.txt" 2>&1
-kill -9 "$(cat "$P/libvirtd.pid")"
+if [ "$MODE" = stop ]; then kill -STOP "$(cat "$P/libvirtd.pid")"; else kill -9 "$(cat "$P/libvirtd.pid")"; fi
 echo "$(now)" >"$W/killed_at"
 wait "$LPID"
 echo $? >"$W/provision.rc"
 echo "$(now)" >"$W/ended_at"
+kill -9 "$(cat "$P/libvirtd.pid")" 2>/dev/null
+for _ in $(seq 50); do kill -0 "$(cat "$P/libvirtd.pid")" 2>/dev/null || break; sleep 0.1; done
 rm -f "$P/libvirtd.pid"
 
 start_daemons || exit 16
