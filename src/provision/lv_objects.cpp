@@ -253,14 +253,16 @@ public:
             log::debug("DHCP leases of '{}': {}", m_network, take_last_error().message);
             return std::nullopt;
         }
-        std::optional<std::string> out;
+        // The MAC can have more than one lease: one left from before its reservation changed
+        // lives until dnsmasq replaces it. The reserved address wins; else the first.
+        std::vector<std::string> found;
         for (int i = 0; i < count; ++i) {
-            if (!out && leases[i]->type == VIR_IP_ADDR_TYPE_IPV4 && leases[i]->ipaddr != nullptr)
-                out = leases[i]->ipaddr;
+            if (leases[i]->type == VIR_IP_ADDR_TYPE_IPV4 && leases[i]->ipaddr != nullptr)
+                found.emplace_back(leases[i]->ipaddr);
             virNetworkDHCPLeaseFree(leases[i]);
         }
         std::free(leases);
-        return out;
+        return pick_lease(found, found.size() > 1 ? reserved_ip() : std::nullopt);
     }
 
     std::optional<std::string> agent_ip() override {

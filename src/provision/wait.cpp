@@ -61,32 +61,49 @@ void sleep_poll(const WaitTarget& target, const WaitDeadlines& d, Clock::time_po
     check_stop(target);
 }
 
+/// The VM's address: with a reservation (mode nat, one per VM), only the reserved address, once
+/// a DHCP lease or the guest agent shows the guest took it; without one, the first lease, else
+/// the agent's address. A different address next to a reservation is a lease left from before
+/// (the VM's ip changed: same MAC, the old lease lives until dnsmasq replaces it) or a guest not
+/// using its reservation: neither is where the host key is pinned or where harden and deploy
+/// connect, so the wait goes on for the reserved one.
 std::string wait_ip(GuestProbe& probe, const WaitTarget& target, const WaitDeadlines& d,
                     std::string& source) {
     const auto deadline = Clock::now() + d.ip;
     const auto reserved = probe.reserved_ip();
+    std::string other; // a non-reserved address seen, for the warning and the timeout message
     for (;;) {
         check_stop(target);
         ensure_running(probe, target, "its IP address");
-        if (const auto lease = probe.lease_ip()) {
-            if (reserved && *lease != *reserved)
-                log::warn("VM '{}' leased {} although {} is reserved for it", target.vm, *lease,
-                          *reserved);
+        const auto lease = probe.lease_ip();
+        if (lease && (!reserved || *lease == *reserved)) {
             source = "lease";
             return *lease;
         }
-        if (const auto agent = probe.agent_ip()) {
+        const auto agent = probe.agent_ip();
+        if (agent && (!reserved || *agent == *reserved)) {
             source = "agent";
             return *agent;
+        }
+        if (const auto& seen = lease ? lease : agent; seen && *seen != other) {
+            other = *seen;
+            log::warn("VM '{}': {} has {} although {} is reserved for it: waiting for the "
+                      "reserved address",
+                      target.vm, lease ? "a DHCP lease" : "the guest agent", other, *reserved);
         }
         if (Clock::now() >= deadline)
             fail(probe, ExitCode::timeout,
                  fmt::format("timed out after {}s waiting for the IP address of VM '{}' (phase "
-                             "ip; reserved {})",
+                             "ip; reserved {}{})",
                              std::chrono::duration_cast<std::chrono::seconds>(d.ip).count(),
-                             target.vm, reserved.value_or("nothing")),
-                 "the guest did not take a DHCP lease: check its network configuration and the "
-                 "console");
+                             target.vm, reserved.value_or("nothing"),
+                             other.empty() ? "" : fmt::format(", but it had {}", other)),
+                 other.empty()
+                     ? "the guest did not take a DHCP lease: check its network configuration and "
+                       "the console"
+                     : "the guest did not take its reserved address: does its network "
+                       "configuration use the VM's MAC? ('virsh net-dhcp-leases' shows the "
+                       "leases)");
         sleep_poll(target, d, deadline);
     }
 }
@@ -180,6 +197,15 @@ std::string wait_cloud_init(GuestProbe& probe, remote::Session& session, const W
 }
 
 } // namespace
+
+std::optional<std::string> pick_lease(const std::vector<std::string>& leases,
+                                      const std::optional<std::string>& reserved) {
+    if (reserved && std::find(leases.begin(), leases.end(), *reserved) != leases.end())
+        return reserved;
+    if (leases.empty())
+        return std::nullopt;
+    return leases.front();
+}
 
 WaitResult wait_for_guest(GuestProbe& probe, const WaitTarget& target,
                           const WaitDeadlines& deadlines) {

@@ -33,12 +33,17 @@ public:
     std::optional<std::string> lease;
     std::optional<std::string> agent;
     int lease_after_polls = 0; ///< the lease appears on this poll
+    /// What the first polls answer (one entry each) before `lease` and lease_after_polls apply.
+    std::vector<std::optional<std::string>> lease_script;
     int polls = 0;
 
     bool running() override { return is_running; }
     std::optional<std::string> reserved_ip() override { return reservation; }
     std::optional<std::string> lease_ip() override {
-        return ++polls > lease_after_polls ? lease : std::nullopt;
+        const auto n = static_cast<std::size_t>(++polls);
+        if (n <= lease_script.size())
+            return lease_script[n - 1];
+        return polls > lease_after_polls ? lease : std::nullopt;
     }
     std::optional<std::string> agent_ip() override { return agent; }
     std::vector<std::string> console_tail() override {
@@ -102,6 +107,48 @@ TEST_CASE("simulated guest: lease found after polling, SSH with the pinned key, 
     CHECK(r.ip_source == "lease");
     CHECK(r.cloud_init == "done");
     CHECK(guest.polls == 4);
+}
+
+TEST_CASE("simulated guest: a lease of another address next to the reservation (left from before "
+          "the VM's ip changed) is waited past: SSH goes to the reserved address",
+          "[wait][nat]") {
+    test::SshServer sshd; // answers on 127.0.0.1 only: 127.0.0.2 would refuse, then time out
+    ScriptedGuest guest;
+    guest.lease_script = {"127.0.0.2", "127.0.0.2", "127.0.0.2"};
+    guest.lease = "127.0.0.1"; // the reservation, from the fourth poll on
+    auto target = target_for(sshd);
+    target.cloud_init_command = fake_cloud_init(sshd, R"({"status": "done"})", 0);
+    const auto r = wait_for_guest(guest, target, short_deadlines());
+    CHECK(r.ip == "127.0.0.1");
+    CHECK(r.ip_source == "lease");
+    CHECK(guest.polls == 4);
+}
+
+TEST_CASE("simulated guest: only a lease of another address than the reservation is exit 4 naming "
+          "both",
+          "[wait][nat]") {
+    ScriptedGuest guest;
+    guest.lease = "127.0.0.2";
+    WaitTarget target;
+    target.vm = "web";
+    std::string message;
+    CHECK(code_of([&] { wait_for_guest(guest, target, short_deadlines()); }, &message) == 4);
+    CHECK(message.find("(phase ip; reserved 127.0.0.1, but it had 127.0.0.2)") !=
+          std::string::npos);
+}
+
+TEST_CASE("simulated guest: the agent's address counts only when it is the reserved one",
+          "[wait][nat]") {
+    test::SshServer sshd;
+    ScriptedGuest guest;
+    guest.agent = "127.0.0.2";
+    auto target = target_for(sshd);
+    target.cloud_init_command = fake_cloud_init(sshd, R"({"status": "done"})", 0);
+    std::string message;
+    CHECK(code_of([&] { wait_for_guest(guest, target, short_deadlines()); }, &message) == 4);
+    CHECK(message.find("but it had 127.0.0.2") != std::string::npos);
+    guest.agent = "127.0.0.1";
+    CHECK(wait_for_guest(guest, target, short_deadlines()).ip_source == "agent");
 }
 
 TEST_CASE("simulated guest in user mode: no ip phase, SSH at the known forward at once",

@@ -1,5 +1,6 @@
 #pragma once
-// The wait phase after a VM starts: its IP address (reservation -> lease -> guest agent), SSH
+// The wait phase after a VM starts: its IP address (reservation -> lease -> guest agent: with a
+// reservation only the reserved address counts, once a lease or the agent shows it), SSH
 // with real key authentication against the pinned host key, then `cloud-init status --wait`.
 // Each phase has its own deadline and a timeout names the phase (exit 4). What the phase asks of
 // the guest goes through GuestProbe, so tests drive it without a VM.
@@ -57,6 +58,11 @@ struct WaitResult {
     std::string ip_source;  ///< "lease", "agent"
     std::string cloud_init; ///< "done" or "degraded"
 };
+
+/// Of the IPv4 leases a MAC has, the reserved address when it is among them, else the first:
+/// a lease from before the reservation changed lives on next to the new one until it expires.
+std::optional<std::string> pick_lease(const std::vector<std::string>& leases,
+                                      const std::optional<std::string>& reserved);
 
 /// Runs the three phases in order (without the ip phase when target.address_known). Errors:
 /// Error(timeout) naming the phase ("ip", "ssh", "cloud-init"); Error(ssh) when the domain stopped,
