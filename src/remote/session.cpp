@@ -22,6 +22,7 @@
 #include <labctl/remote/session.hpp>
 
 #include "session_impl.hpp"
+#include "tunnel.hpp"
 
 namespace labctl::remote {
 
@@ -154,6 +155,7 @@ std::string hostkey_preference(const std::vector<KnownHost>& pinned) {
 }
 
 struct Connected {
+    std::unique_ptr<Tunnel> tunnel; // first: outlives the session that runs over it
     Socket sock;
     SessionPtr session;
     ServerFacts facts;
@@ -166,7 +168,10 @@ Connected open_verified(const ConnectOptions& o) {
                     "labctl only connects to hosts whose key is pinned");
     const auto& ep = o.endpoint;
     Connected c;
-    c.sock = connect_tcp(ep, o.connect_timeout);
+    if (o.jump)
+        c.tunnel = Tunnel::open(o, c.sock);
+    else
+        c.sock = connect_tcp(ep, o.connect_timeout);
     c.session.reset(libssh2_session_init());
     if (!c.session)
         throw Error(ExitCode::internal, "libssh2_session_init failed");
@@ -334,6 +339,9 @@ std::string shell_quote(const std::string& s) {
     return out + "'";
 }
 
+Session::Impl::Impl() = default;
+Session::Impl::~Impl() = default;
+
 Session::Session(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
@@ -390,6 +398,7 @@ Session Session::connect(const ConnectOptions& options) {
             "there through cloud-init)");
     libssh2_keepalive_config(s, 1, static_cast<unsigned>(std::max(options.keepalive_seconds, 1)));
     auto impl = std::make_unique<Impl>();
+    impl->tunnel = std::move(c.tunnel);
     impl->sock = std::move(c.sock);
     impl->session = std::move(c.session);
     impl->endpoint = ep;

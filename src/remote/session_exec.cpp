@@ -18,6 +18,7 @@
 #include <labctl/remote/session.hpp>
 
 #include "session_impl.hpp"
+#include "tunnel.hpp"
 
 namespace labctl::remote {
 
@@ -65,6 +66,13 @@ std::string format_ms(std::chrono::milliseconds d) {
 } // namespace
 
 std::string Session::Impl::wait_socket(int max_ms) const {
+    // Through a jump host the socket is our end of the tunnel: its pump knows why it closed.
+    auto gone = [this](std::string why) {
+        if (tunnel)
+            if (auto f = tunnel->failure(); !f.empty())
+                return "through the jump host: " + f;
+        return why;
+    };
     const int dir = libssh2_session_block_directions(s());
     pollfd p{sock.fd(), POLLIN, 0};
     if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
@@ -76,15 +84,15 @@ std::string Session::Impl::wait_socket(int max_ms) const {
         int err = 0;
         socklen_t len = sizeof err;
         ::getsockopt(sock.fd(), SOL_SOCKET, SO_ERROR, &err, &len);
-        return err != 0 ? std::strerror(err) : "the peer closed the connection";
+        return gone(err != 0 ? std::strerror(err) : "the peer closed the connection");
     }
     if (p.revents & POLLIN) {
         char c = 0;
         const auto n = ::recv(sock.fd(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n == 0)
-            return "the peer closed the connection";
+            return gone("the peer closed the connection");
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            return std::strerror(errno);
+            return gone(std::strerror(errno));
         if (n > 0 && dir == 0 && max_ms > 0) {
             // Data waits that libssh2 does not want yet: do not spin on it.
             ::poll(nullptr, 0, std::min(max_ms, 10));

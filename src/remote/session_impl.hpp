@@ -67,6 +67,8 @@ private:
     int m_fd = -1;
 };
 
+class Tunnel;
+
 inline std::string last_error(LIBSSH2_SESSION* s) {
     char* msg = nullptr;
     int len = 0;
@@ -80,6 +82,9 @@ inline std::string last_error(LIBSSH2_SESSION* s) {
 namespace labctl::remote {
 
 struct Session::Impl {
+    /// Set when the session runs through a jump host; declared first, so it outlives the
+    /// session's goodbye written through it.
+    std::unique_ptr<detail::Tunnel> tunnel;
     detail::Socket sock;
     detail::SessionPtr session;
     Endpoint endpoint;
@@ -87,6 +92,8 @@ struct Session::Impl {
     std::chrono::milliseconds io_timeout{30'000};
     std::chrono::milliseconds exec_timeout{30 * 60'000};
 
+    Impl();
+    ~Impl(); // out of line: Tunnel is complete only in session.cpp
     LIBSSH2_SESSION* s() const { return session.get(); }
 
     /// Waits up to `max_ms` for the socket in the direction libssh2 is blocked on (non-blocking

@@ -15,6 +15,10 @@
 
 namespace labctl::remote {
 
+namespace detail {
+class Tunnel;
+}
+
 /// The TCP connection or SSH handshake could not be made (refused, unreachable, timed out): the
 /// host may still be booting, so callers that wait for SSH retry on this and nothing else.
 class ConnectError : public Error {
@@ -37,8 +41,18 @@ Endpoint parse_endpoint(const std::string& text, const Endpoint& defaults);
 /// The deadline of an exec whose caller sets none (ConnectOptions::exec_timeout overrides it).
 inline constexpr std::chrono::milliseconds k_default_exec_timeout{30 * 60 * 1000};
 
+/// An SSH host that labctl connects through to reach `ConnectOptions::endpoint` (a guest on a
+/// remote hypervisor's NAT network): its key is pinned in the same known_hosts as the target's.
+struct JumpHost {
+    Endpoint endpoint;
+    std::string private_key; ///< key file; empty = ssh-agent only
+    bool use_agent = true;   ///< try ssh-agent identities before the key file
+};
+
 struct ConnectOptions {
     Endpoint endpoint;
+    /// When set, endpoint is reached through this host (a direct-tcpip channel), never directly.
+    std::optional<JumpHost> jump;
     std::string known_hosts; ///< required: the pinned host keys
     std::string private_key; ///< key file; empty = use ssh-agent only
     bool use_agent = false;  ///< try ssh-agent identities ($SSH_AUTH_SOCK) before the key file
@@ -126,6 +140,7 @@ public:
     bool is_root() const;
 
 private:
+    friend class detail::Tunnel; // runs the jump session's channel on its pump thread
     struct Impl;
     explicit Session(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> m_impl;

@@ -1,0 +1,250 @@
+// labctl's SSH sessions through a jump host (issue #15 §2), against real OpenSSH servers: the
+// "guest" sshd is reachable only through the jump. The test binary moves into a network
+// namespace of its own (unshare(CLONE_NEWNET), root only), where a firewall rule rejects every
+// connection to the guest's port unless the connecting process runs as the jump host's login
+// user, which only the jump sshd's session process does. So a session that works proves the
+// path went through the jump; the host's own network stack is never touched (the rule and both
+// servers live in the namespace, which ends with the process).
+
+#include <fmt/format.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include <labctl/core/process.hpp>
+#include <labctl/remote/session.hpp>
+
+#include "fault_support.hpp"
+#include "skip.hpp"
+#include "sshd.hpp"
+#include "support.hpp"
+#include "test_user.hpp"
+
+using namespace labctl;
+using namespace std::chrono_literals;
+using labctl::test::read_file;
+using labctl::test::SshServer;
+using labctl::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool contains(const std::string& hay, const std::string& needle) {
+    return hay.find(needle) != std::string::npos;
+}
+
+/// Moves this test process into a fresh network namespace with only `lo` (once per binary).
+void enter_private_netns() {
+    if (::geteuid() != 0)
+        test::skip("a network namespace of the test's own needs root");
+    for (const char* p : {"ip", "iptables", "pkill"})
+        test::require_program(p);
+    static const bool entered = [] {
+        if (::unshare(CLONE_NEWNET) != 0)
+            throw std::runtime_error(std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno));
+        const auto r = run_process({"ip", "link", "set", "lo", "up"});
+        if (!r.ok())
+            throw std::runtime_error("ip link set lo up: " + r.err);
+        return true;
+    }();
+    (void)entered;
+}
+
+/// The jump sshd, the guest sshd, the jump's login user and one known_hosts pinning both.
+struct JumpLab {
+    test::TestUser jump_user;
+    SshServer guest;
+    SshServer jump;
+    TempDir dir;
+    fs::path known_hosts;
+
+    explicit JumpLab(const std::string& jump_extra = "AllowTcpForwarding yes")
+        : guest(), jump(SshServer::Options{jump_extra}) {
+        // The jump sshd reads authorized_keys as its login user.
+        fs::permissions(jump.dir(), fs::perms(0755));
+        fs::permissions(jump.dir() / "authorized_keys", fs::perms(0644));
+        known_hosts = dir.path() / "known_hosts";
+        dir.write("known_hosts", read_file(guest.known_hosts()) + read_file(jump.known_hosts()));
+        // Only the jump host's session process (running as its login user) may reach the guest.
+        const auto r = run_process({"iptables",
+                                    "-w",
+                                    "5",
+                                    "-A",
+                                    "OUTPUT",
+                                    "-o",
+                                    "lo",
+                                    "-p",
+                                    "tcp",
+                                    "--dport",
+                                    std::to_string(guest.port()),
+                                    "-m",
+                                    "owner",
+                                    "!",
+                                    "--uid-owner",
+                                    jump_user.name(),
+                                    "-j",
+                                    "REJECT",
+                                    "--reject-with",
+                                    "tcp-reset"});
+        if (!r.ok())
+            throw std::runtime_error("iptables: " + r.err);
+    }
+    ~JumpLab() { run_process({"iptables", "-w", "5", "-F", "OUTPUT"}); }
+
+    /// True when every child of this process is one of the two sshd listeners: no ssh, no
+    /// helper process, nothing labctl started is left.
+    bool only_listeners_left() const {
+        const auto children = test::children_of_self();
+        for (const pid_t p : children) {
+            const auto cmd = test::process_cmdline(p);
+            if (!contains(cmd, guest.config().string()) && !contains(cmd, jump.config().string()))
+                return false;
+        }
+        return children.size() == 2;
+    }
+
+    remote::ConnectOptions direct() const {
+        remote::ConnectOptions o;
+        o.endpoint = {guest.host(), guest.port(), guest.user()};
+        o.known_hosts = known_hosts.string();
+        o.private_key = guest.client_key().string();
+        o.connect_timeout = 3s;
+        o.io_timeout = 5s;
+        return o;
+    }
+    remote::ConnectOptions through_jump() const {
+        auto o = direct();
+        o.jump = remote::JumpHost{
+            {jump.host(), jump.port(), jump_user.name()}, jump.client_key().string(), false};
+        return o;
+    }
+};
+
+} // namespace
+
+TEST_CASE("a guest reachable only through the jump host: exec, stdin and SFTP work through it",
+          "[remote][jump]") {
+    enter_private_netns();
+    JumpLab lab;
+    // The rule holds: labctl's own connection to the guest is refused.
+    CHECK_THROWS_AS(remote::Session::connect(lab.direct()), remote::ConnectError);
+
+    auto session = remote::Session::connect(lab.through_jump());
+    CHECK(session.facts().host_key_fingerprint.rfind("SHA256:", 0) == 0);
+    const auto who = session.exec("id -un");
+    CHECK(who.ok());
+    CHECK(who.out == lab.guest.user() + "\n");
+
+    // 4 MiB each way: the pump's back-pressure and both directions under load.
+    remote::ExecOptions eo;
+    eo.stdin_data = std::string(4 * 1024 * 1024, 'x');
+    const auto counted = session.exec("wc -c", eo);
+    CHECK(counted.ok());
+    CHECK(counted.out == "4194304\n");
+    const auto big = session.exec("head -c 4194304 /dev/zero | tr '\\0' y");
+    CHECK(big.ok());
+    CHECK(big.out.size() == 4194304);
+
+    const auto remote_file = (lab.dir.path() / "uploaded.txt").string();
+    session.upload(remote_file, "through the jump\n", 0600);
+    CHECK(read_file(remote_file) == "through the jump\n");
+    CHECK(lab.only_listeners_left());
+}
+
+TEST_CASE("the jump host's key is pinned like a guest's: a mismatch names both fingerprints and "
+          "an unpinned jump is refused",
+          "[remote][jump]") {
+    enter_private_netns();
+    JumpLab lab;
+    SshServer impostor; // another host key: what a man in the middle would present
+    auto o = lab.through_jump();
+    const std::string guest_line = read_file(lab.guest.known_hosts());
+    const std::string impostor_line = read_file(impostor.known_hosts());
+    const std::string jump_pattern = fmt::format("[{}]:{}", lab.jump.host(), lab.jump.port());
+    std::string wrong = impostor_line;
+    wrong.replace(0, wrong.find(' '), jump_pattern);
+    lab.dir.write("mismatch", guest_line + wrong);
+    o.known_hosts = (lab.dir.path() / "mismatch").string();
+    try {
+        remote::Session::connect(o);
+        FAIL("connected through a jump host whose key does not match");
+    } catch (const remote::ConnectError& e) {
+        FAIL("a mismatch must be final, not retried: " << e.what());
+    } catch (const Error& e) {
+        CHECK(e.code() == ExitCode::ssh);
+        CHECK(contains(e.what(), "jump host: host key mismatch for " + jump_pattern));
+        CHECK(contains(e.what(), "SHA256:"));
+    }
+
+    lab.dir.write("guest-only", guest_line);
+    o.known_hosts = (lab.dir.path() / "guest-only").string();
+    try {
+        remote::Session::connect(o);
+        FAIL("connected through an unpinned jump host");
+    } catch (const remote::ConnectError& e) {
+        FAIL("an unpinned key must be final, not retried: " << e.what());
+    } catch (const Error& e) {
+        CHECK(contains(e.what(), "jump host: host key of " + jump_pattern));
+        CHECK(contains(e.what(), "is not pinned"));
+    }
+}
+
+TEST_CASE("a jump host that forbids forwarding: connecting is retried, then fails naming the jump, "
+          "the target and AllowTcpForwarding",
+          "[remote][jump]") {
+    enter_private_netns();
+    JumpLab lab("AllowTcpForwarding no");
+    const auto started = std::chrono::steady_clock::now();
+    try {
+        remote::wait_for_session(lab.through_jump(), 3s);
+        FAIL("connected through a jump host that forbids forwarding");
+    } catch (const Error& e) {
+        CHECK(e.code() == ExitCode::timeout);
+        CHECK(contains(e.what(), fmt::format("the jump host {}@{}:{} could not connect to {}:{}",
+                                             lab.jump_user.name(), lab.jump.host(), lab.jump.port(),
+                                             lab.guest.host(), lab.guest.port())));
+    }
+    const auto took = std::chrono::steady_clock::now() - started;
+    CHECK(took < 15s);
+    try {
+        remote::Session::connect(lab.through_jump());
+        FAIL("connected through a jump host that forbids forwarding");
+    } catch (const remote::ConnectError& e) {
+        CHECK(contains(e.hint(), "AllowTcpForwarding"));
+    }
+}
+
+TEST_CASE("the jump host's session killed mid-exec: exec fails within seconds naming the jump "
+          "host, and nothing is left running here",
+          "[remote][jump][fault]") {
+    enter_private_netns();
+    JumpLab lab;
+    auto session = remote::Session::connect(lab.through_jump());
+    std::thread killer([&] {
+        std::this_thread::sleep_for(1s);
+        // The jump's post-authentication process runs as its login user.
+        run_process({"pkill", "-KILL", "-u", lab.jump_user.name()});
+    });
+    const auto started = std::chrono::steady_clock::now();
+    try {
+        remote::ExecOptions eo;
+        eo.timeout = 60s;
+        session.exec("sleep 30", eo);
+        killer.join();
+        FAIL("exec survived the loss of its jump host");
+    } catch (const Error& e) {
+        killer.join();
+        CHECK(e.code() == ExitCode::ssh);
+        INFO(e.what());
+        CHECK(contains(e.what(), "jump host"));
+    }
+    const auto took = std::chrono::steady_clock::now() - started;
+    CHECK(took < 10s);
+    CHECK(lab.only_listeners_left());
+}
