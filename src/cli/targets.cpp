@@ -44,8 +44,10 @@ std::string Target::alias() const {
 
 std::vector<Target> resolve_targets(const config::LabSpec& spec, const std::string& host_flag,
                                     const std::string& vm_filter) {
+    const bool jump = spec.jump_host().has_value();
     if (!host_flag.empty())
-        return {{host_flag, remote::parse_endpoint(host_flag, {"", spec.ssh.port, spec.ssh.user})}};
+        return {{host_flag, remote::parse_endpoint(host_flag, {"", spec.ssh.port, spec.ssh.user}),
+                 jump && spec.ssh.jump != "auto"}};
     // mode nat: the VM's address and ssh.port; mode user: 127.0.0.1 and the host side of the
     // VM's ssh forward, the same host:port its key is pinned under in known_hosts.
     std::vector<Target> out;
@@ -53,7 +55,7 @@ std::vector<Target> resolve_targets(const config::LabSpec& spec, const std::stri
         if (!vm_filter.empty() && vm.name != vm_filter)
             continue;
         const auto at = spec.ssh_address(vm);
-        out.push_back({vm.name, {at.host, at.port, spec.ssh.user}});
+        out.push_back({vm.name, {at.host, at.port, spec.ssh.user}, jump});
     }
     if (out.empty())
         throw usage_error(vm_filter.empty()
@@ -69,6 +71,9 @@ remote::ConnectOptions connect_options(const config::LabSpec& spec, const Target
     o.known_hosts = spec.ssh.known_hosts;
     o.private_key = spec.ssh.private_key;
     o.use_agent = false;
+    if (target.via_jump)
+        if (const auto j = spec.jump_host())
+            o.jump = remote::JumpHost{{j->host, j->port, j->user}, j->private_key, true};
     return o;
 }
 
@@ -98,7 +103,9 @@ std::map<std::string, std::string> vm_endpoints(const config::LabSpec& spec,
 std::string write_ssh_config(const config::LabSpec& spec, const std::vector<Target>& targets) {
     std::string text = "# Written by labctl for this lab: host keys are pinned, never trusted on "
                        "first use.\n";
-    for (const auto& t : targets)
+    const auto jump = spec.jump_host();
+    bool any_jump = false;
+    for (const auto& t : targets) {
         text += fmt::format("\nHost {}\n    HostName {}\n    Port {}\n    User {}\n"
                             "    IdentityFile {}\n    IdentitiesOnly yes\n"
                             "    UserKnownHostsFile {}\n    StrictHostKeyChecking yes\n"
@@ -106,6 +113,22 @@ std::string write_ssh_config(const config::LabSpec& spec, const std::vector<Targ
                             "    ControlPath {}/cm-%C\n    ControlPersist 60s\n",
                             t.alias(), t.endpoint.host, t.endpoint.port, t.endpoint.user,
                             spec.ssh.private_key, spec.ssh.known_hosts, spec.state_dir());
+        if (t.via_jump && jump) {
+            text += "    ProxyJump labctl-jump\n";
+            any_jump = true;
+        }
+    }
+    // ssh runs the jump through this same file (-F is passed on), so the jump host's key is
+    // checked against the lab's known_hosts like the guests'.
+    if (any_jump)
+        text += fmt::format("\nHost labctl-jump\n    HostName {}\n    Port {}\n    User {}\n"
+                            "{}    UserKnownHostsFile {}\n    StrictHostKeyChecking yes\n"
+                            "    HashKnownHosts no\n",
+                            jump->host, jump->port, jump->user,
+                            jump->private_key.empty()
+                                ? std::string()
+                                : fmt::format("    IdentityFile {}\n", jump->private_key),
+                            spec.ssh.known_hosts);
     std::filesystem::create_directories(spec.state_dir());
     const auto path = spec.state_dir() + "/ssh_config";
     write_file_atomic(path, text, 0644);

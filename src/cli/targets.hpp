@@ -34,6 +34,9 @@ struct HostOptions {
 struct Target {
     std::string name; ///< VM name, or the host as given
     remote::Endpoint endpoint;
+    /// Reached through LabSpec::jump_host(): every VM when there is one; a --host only when
+    /// ssh.jump names the jump host explicitly (auto follows libvirt.uri, which is about VMs).
+    bool via_jump = false;
 
     /// The Host alias in the lab's ssh_config: the name with anything but [A-Za-z0-9._-]
     /// replaced by '-'.

@@ -68,10 +68,7 @@ std::string report_table(const provision::DoctorReport& report) {
 int run_doctor(const Context& ctx) {
     const auto spec = doctor_spec(ctx);
     provision::DoctorOptions opts;
-    if (auto uri = terminal::env("LABCTL_LIBVIRT_URI"); uri && !uri->empty())
-        opts.uri = *uri;
-    else
-        opts.uri = config::LibvirtSpec{}.uri;
+    opts.uri = config::environment_value_for("libvirt.uri").value_or(config::LibvirtSpec{}.uri);
     const auto report = provision::run_doctor(spec, opts);
     if (ctx.global.json())
         print_json(report_json(report, ctx));

@@ -56,6 +56,10 @@ void Loader::finish() {
         s.image.cmdline = k_default_cmdline;
     resolve("ssh.private_key", s.ssh.private_key);
     resolve("ssh.known_hosts", s.ssh.known_hosts);
+    if (s.ssh.jump_key.rfind("~/", 0) == 0)
+        if (const char* home = std::getenv("HOME"))
+            s.ssh.jump_key = std::string(home) + s.ssh.jump_key.substr(1);
+    resolve("ssh.jump_key", s.ssh.jump_key);
     resolve("deploy.stack_dir", s.deploy.stack_dir);
 
     if (!m_checks_given)

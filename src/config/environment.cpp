@@ -32,6 +32,14 @@ const std::vector<EnvVar>& environment_variables() {
     return k_vars;
 }
 
+std::optional<std::string> environment_value_for(std::string_view setting) {
+    for (const auto& var : environment_variables())
+        if (var.setting == setting)
+            if (const char* value = std::getenv(var.name.c_str()); value != nullptr && *value != 0)
+                return std::string(value);
+    return std::nullopt;
+}
+
 std::map<std::string, std::string> environment_snapshot() {
     std::map<std::string, std::string> out;
     for (const auto& var : environment_variables())

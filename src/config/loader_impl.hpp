@@ -31,7 +31,8 @@ inline const std::vector<std::string> k_forward_keys{"guest", "host"};
 inline const std::vector<std::string> k_image_keys{"path",   "url",    "sha256",  "format",
                                                    "kernel", "initrd", "cmdline", "build"};
 inline const std::vector<std::string> k_build_keys{"suite", "packages"};
-inline const std::vector<std::string> k_ssh_keys{"user", "private_key", "known_hosts", "port"};
+inline const std::vector<std::string> k_ssh_keys{"user",        "private_key", "known_hosts",
+                                                "port",        "jump",        "jump_key"};
 inline const std::vector<std::string> k_vm_keys{"name", "cpus", "memory", "disk", "ip", "roles"};
 inline const std::vector<std::string> k_hardening_keys{"profile", "allow_users", "revert_seconds"};
 inline const std::vector<std::string> k_deploy_keys{

@@ -227,6 +227,9 @@ void Loader::read_ssh(const Mapping& m) {
     if (const Entry* e = m.get("port"))
         if (auto v = m_reader.integer_in(*e, 1, 65535, "22"))
             ssh.port = static_cast<int>(*v);
+    read_string(m, "jump", ssh.jump, check_jump);
+    read_string(m, "jump_key", ssh.jump_key,
+                not_empty("e.g. ~/.ssh/id_ed25519, the key the jump host accepts"));
 }
 
 } // namespace labctl::config::detail

@@ -222,6 +222,16 @@ Check check_host(std::string_view label, const std::string& value) {
     return std::nullopt;
 }
 
+Check check_jump(std::string_view label, const std::string& value) {
+    if (value == "auto" || value == "none")
+        return std::nullopt;
+    if (check_host(label, value))
+        return Problem{fmt::format("{} '{}' is not auto, none or [USER@]HOST[:PORT]", label, value),
+                       "auto reaches the VMs through the host of a qemu+ssh:// libvirt.uri; none "
+                       "reaches them directly; or name the jump host, e.g. admin@kvm1.example.org"};
+    return std::nullopt;
+}
+
 Check check_http_url(std::string_view label, const std::string& value) {
     const std::size_t scheme = starts_with(value, "http://")    ? 7
                                : starts_with(value, "https://") ? 8

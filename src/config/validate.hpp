@@ -28,6 +28,8 @@ Check check_libvirt_uri(std::string_view label, const std::string& value);
 Check check_pool(std::string_view label, const std::string& value);
 Check check_compose_project(std::string_view label, const std::string& value);
 Check check_host(std::string_view label, const std::string& value);
+/// ssh.jump: auto, none or [USER@]HOST[:PORT].
+Check check_jump(std::string_view label, const std::string& value);
 Check check_http_url(std::string_view label, const std::string& value);
 Check check_image_url(std::string_view label, const std::string& value);
 Check check_image_ref(std::string_view label, const std::string& value);

@@ -13,6 +13,7 @@
 #include <labctl/provision/doctor.hpp>
 #include <labctl/provision/naming.hpp>
 #include <labctl/provision/network.hpp>
+#include <labctl/remote/session.hpp>
 
 #include "format.hpp"
 
@@ -157,6 +158,46 @@ namespace {
 
 DoctorCheck skipped(std::string name, std::string detail) {
     return {std::move(name), CheckStatus::skip, true, std::move(detail), {}};
+}
+
+/// The jump host the guests are reached through (ssh.jump): it answers, its key is pinned in the
+/// lab's known_hosts and it lets labctl log in. Connecting for real is the only proof.
+DoctorCheck check_jump(const config::LabSpec& spec) {
+    const auto j = spec.jump_host();
+    if (!j) {
+        auto c = skipped("ssh.jump", spec.ssh.jump == "none"
+                                         ? "ssh.jump is none: the VMs are reached directly"
+                                         : "libvirt.uri is not qemu+ssh://: the VMs are reached "
+                                           "directly");
+        c.required = false;
+        return c;
+    }
+    remote::ConnectOptions o;
+    o.endpoint = {j->host, j->port, j->user};
+    o.known_hosts = spec.ssh.known_hosts;
+    o.private_key = j->private_key;
+    o.use_agent = true;
+    o.connect_timeout = std::chrono::seconds(10);
+    o.io_timeout = std::chrono::seconds(10);
+    const std::string pattern =
+        j->port == 22 ? j->host : fmt::format("[{}]:{}", j->host, j->port);
+    try {
+        const auto session = remote::Session::connect(o);
+        return {"ssh.jump",
+                CheckStatus::ok,
+                true,
+                fmt::format("{} answers; host key {} {} pinned; logged in", o.endpoint.to_string(),
+                            session.facts().hostkey_type, session.facts().host_key_fingerprint),
+                {}};
+    } catch (const Error& e) {
+        return {"ssh.jump", CheckStatus::fail, true, e.what(),
+                fmt::format("{}{}the VMs are reached through this host: pin its key after "
+                            "checking it out of band, e.g. from your own known_hosts: "
+                            "ssh-keygen -F '{}' | grep -v '^#' >> {}; set ssh.jump_key to a key "
+                            "it accepts, or ssh.jump: none",
+                            e.hint(), e.hint().empty() ? "" : "; ", pattern,
+                            spec.ssh.known_hosts)};
+    }
 }
 
 DoctorCheck check_pool(const config::LabSpec& spec, const Inventory& inv) {
@@ -362,6 +403,10 @@ DoctorReport run_doctor(const std::optional<config::LabSpec>& spec, const Doctor
         out.push_back(check_tool(program, package));
 
     out.push_back(spec ? check_ssh_key(spec->ssh.private_key) : skipped("ssh.key", no_spec));
+    if (spec) {
+        log::debug("checking the jump host");
+        out.push_back(check_jump(*spec));
+    }
 
     if (!spec) {
         out.push_back(skipped("disk.pool", no_spec));

@@ -488,6 +488,9 @@ private:
         target.address_known = m_spec.user_network();
         target.ssh.known_hosts = m_spec.ssh.known_hosts;
         target.ssh.private_key = m_spec.ssh.private_key;
+        // A guest on a remote hypervisor's network is reached through that host (ssh.jump).
+        if (const auto j = m_spec.jump_host())
+            target.ssh.jump = remote::JumpHost{{j->host, j->port, j->user}, j->private_key, true};
         target.cancelled = &m_cancelled;
         const WaitResult w = wait_for_guest(*probe, target, m_options.deadlines);
         if (!target.address_known) {

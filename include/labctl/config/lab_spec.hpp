@@ -81,6 +81,21 @@ struct SshSpec {
     std::string private_key = ".labctl/id_ed25519"; ///< public key is private_key + ".pub"
     std::string known_hosts = ".labctl/known_hosts";
     int port = 22;
+    /// How this machine reaches the VMs: "auto" (through the host of a qemu+ssh:// libvirt.uri,
+    /// whose NAT network only it can reach), "none" (directly), or [USER@]HOST[:PORT] of a jump
+    /// host. Its key is pinned in known_hosts like a guest's.
+    std::string jump = "auto";
+    /// Key for the jump host; empty: ssh-agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa (as
+    /// ssh, and so libvirt's qemu+ssh, would use).
+    std::string jump_key;
+};
+
+/// A jump host as LabSpec::jump_host() resolves it.
+struct JumpSpec {
+    std::string user;
+    std::string host;
+    int port = 22;
+    std::string private_key; ///< ssh.jump_key, or the first default key that exists ("" = agent)
 };
 
 struct VmSpec {
@@ -158,6 +173,9 @@ struct LabSpec {
     /// 127.0.0.1 and the forwarded host port (user; nullopt when the port is not forwarded).
     std::optional<Address> service_address(const VmSpec& vm, int guest_port) const;
     const VmSpec* find_vm(const std::string& name) const;
+    /// The jump host the VMs are reached through (ssh.jump; with "auto", the user, host and
+    /// port of a qemu+ssh:// libvirt.uri), or nullopt when they are reached directly.
+    std::optional<JumpSpec> jump_host() const;
 };
 
 /// All check names `verify` knows, in report order.

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <labctl/config/diagnostic.hpp>
@@ -54,6 +55,9 @@ struct EnvVar {
     std::string meaning;
 };
 const std::vector<EnvVar>& environment_variables();
+/// The value of the variable that layers onto `setting` ("libvirt.uri"), for a command that reads
+/// a setting without a lab file (doctor); nullopt when unset or empty, as the loader counts it.
+std::optional<std::string> environment_value_for(std::string_view setting);
 
 /// Why `name` is not a valid project name (message and hint, no location), or nullopt when it is.
 std::optional<Diagnostic> check_project_name(const std::string& name);
