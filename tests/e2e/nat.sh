@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# The NAT end-to-end test (issue 15 §1): `labctl up -f tests/e2e/lab-nat.yaml`, the original lab's
+# shape (a libvirt NAT network, a DHCP reservation per VM, the guest reached at its own address),
+# on a real libvirtd + QEMU + dnsmasq that run, with labctl, inside a network and mount namespace
+# this script creates (`unshare --net --mount --fork`; private /run/libvirt, /var/lib/libvirt,
+# /etc/libvirt, /var/cache/libvirt, /var/log/libvirt: tests/support/private-libvirtd.sh). The NAT
+# bridge, dnsmasq, the firewall rules and every guest address exist only in that namespace, which
+# has no uplink (lo and libvirt's bridge only). Proofs: the network and a DHCP host entry per VM
+# exist, the VM's address came from its lease, SSH to that address with the pinned key works and a
+# password login is refused, harden/deploy/verify pass, a second `up` changes nothing, and `down`
+# removes network, DHCP entries, volumes and domains. The host's addresses, routes, firewall
+# rules and libvirt networks are snapshotted before and after (outside the namespace): any
+# difference fails the test.
+# Opt-in (LABCTL_E2E=1; exit 77 otherwise), root (namespaces, mounts), about 10-20 min under TCG;
+# the whole run is bounded by LABCTL_E2E_TIMEOUT (default 60m). On failure, timeout or Ctrl-C
+# every process of the namespace (QEMU, dnsmasq, libvirtd, labctl) is killed and its state removed.
+# usage: LABCTL_E2E=1 tests/e2e/nat.sh [build-dir]   (default build/release; figures in <build>/e2e-nat)
+set -euo pipefail
+if [ "${LABCTL_E2E:-}" != 1 ]; then
+    echo "SKIPPED: the NAT end-to-end test is opt-in: LABCTL_E2E=1 tests/e2e/nat.sh"
+    exit 77
+fi
+cd "$(dirname "$0")/../.."
+root=$PWD
+# shellcheck source=tests/support/private-libvirtd.sh
+. "$root/tests/support/private-libvirtd.sh"
+lab=tests/e2e/lab-nat.yaml
+state=tests/e2e/.labctl
+project=labnat
+net=labnat-net
+vm_ip=10.77.88.10 # the reservation in lab-nat.yaml; an address inside the test's namespace only
+vm_ip2=10.77.88.11 # the reservation after it changes (lab2, written at run time)
+lab2=tests/e2e/lab-nat-ip2.yaml
+
+step() { echo; echo "== e2e-nat: $*"; }
+fail() { echo "e2e-nat: FAILED: $*" >&2; exit 1; }
+seconds() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+# ---------------------------------------------------------------------------------------------
+# Inside the namespaces: nat.sh --inside <build> <out> <private state dir>
+if [ "${1:-}" = --inside ]; then
+    build=$2 out=$3 P=$4
+    labctl=$root/$build/labctl
+    plv_netns_id >"$out/netns"
+    finish() {
+        if [ ! -f "$out/inside.ok" ] && virsh -q -c qemu:///system list --name 2>/dev/null |
+            grep -q "^$project-lab1$"; then
+            # What the guest looked like when the run failed (its containers' health checks).
+            timeout 120 "$labctl" ssh -f "$lab" lab1 -- 'sudo docker ps -a; for c in $(sudo docker ps -aq); do sudo docker inspect --format "{{.Name}} {{json .State.Health}}" "$c"; done; free -m; uptime; sudo dmesg | tail -30' \
+                >"$out/guest-diagnostics.txt" 2>&1 || true
+        fi
+        # QEMU, dnsmasq, libvirtd, virtlogd, a labctl still running: all of this namespace's.
+        # shellcheck disable=SC2317 # run by the EXIT trap
+        plv_kill_netns "$(plv_netns_id)" "$$" "$PPID"
+    }
+    trap finish EXIT
+    trap 'exit 130' INT TERM
+    plv_setup "$P" || fail "private libvirt directories (rc $?)"
+    plv_start "$P" || fail "the private libvirtd did not start"
+    virsh_c() { virsh -q -c qemu:///system "$@"; }
+    step "inside: $(plv_netns_id), interfaces: $(ip -o link | awk -F': ' '{printf "%s ", $2}')"
+
+    step "clean slate: labctl down --purge"
+    "$labctl" down --purge -f "$lab" >/dev/null 2>&1 || true
+
+    step "first labctl up"
+    t0=$(seconds)
+    set +e
+    "$labctl" up -f "$lab" --junit "$out/verify-first.xml" 2>&1 | tee "$out/up-first.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    t1=$(seconds)
+    echo "$t0 $t1" >"$out/up-first.time"
+    [ "$rc" -eq 0 ] || fail "first up exited $rc (log: $out/up-first.log)"
+
+    step "the NAT network, its DHCP host entry and the lease"
+    virsh_c net-list --name | grep -qx "$net" || fail "network $net is not active"
+    virsh_c net-dumpxml "$net" >"$out/net.xml"
+    grep -q "<forward mode='nat'" "$out/net.xml" || fail "network $net is not NAT: $(cat "$out/net.xml")"
+    mac=$(virsh_c domiflist "$project-lab1" | awk '/network/ {print $5; exit}')
+    [ -n "$mac" ] || fail "domain $project-lab1 has no interface on a network"
+    grep -q "<host mac='$mac'.*ip='$vm_ip'" "$out/net.xml" ||
+        fail "no DHCP host entry $mac -> $vm_ip in $net: $(grep '<host' "$out/net.xml")"
+    virsh_c net-dhcp-leases "$net" | tee "$out/leases.txt" | grep -q "$vm_ip/" ||
+        fail "no lease of $vm_ip: $(cat "$out/leases.txt")"
+    grep -q "lab1': $vm_ip (from the lease)" "$out/up-first.log" ||
+        fail "provision did not take the address from the lease (see $out/up-first.log)"
+    ip -o -4 addr show | grep -q "10.77.88.1/24" || fail "the bridge has no gateway address"
+
+    step "SSH to the guest's own address: key login works, passwords are refused"
+    ssh() { command ssh -o ControlMaster=no -o ControlPath=none "$@"; }
+    grep -A3 "^Host lab1" "$state/ssh_config" | grep -q "HostName $vm_ip" ||
+        fail "ssh_config does not send lab1 to $vm_ip: $(cat "$state/ssh_config")"
+    grep -q "^$vm_ip " "$state/known_hosts" || fail "no pinned host key for $vm_ip"
+    ssh -F "$state/ssh_config" -o BatchMode=yes lab1 true || fail "key login"
+    if ssh -F "$state/ssh_config" -o BatchMode=yes -o PubkeyAuthentication=no \
+        -o PreferredAuthentications=password,keyboard-interactive lab1 true 2>"$out/password.err"; then
+        fail "a login without the key succeeded"
+    fi
+    grep -q "Permission denied (publickey)" "$out/password.err" ||
+        fail "the server offers more than publickey: $(cat "$out/password.err")"
+    "$labctl" ssh -f "$lab" lab1 -- true || fail "labctl ssh lab1"
+
+    step "second labctl up (converges)"
+    t2=$(seconds)
+    set +e
+    "$labctl" up -f "$lab" --junit "$out/verify-second.xml" 2>&1 | tee "$out/up-second.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    t3=$(seconds)
+    echo "$t2 $t3" >"$out/up-second.time"
+    [ "$rc" -eq 0 ] || fail "second up exited $rc"
+    grep -q "No changes: the lab is up to date." "$out/up-second.log" ||
+        fail "the second provision does not say it changed nothing (see $out/up-second.log)"
+    grep -q "already hardened, nothing changed" "$out/up-second.log" ||
+        fail "the second harden changed something (see $out/up-second.log)"
+    ! grep -q "^ACTION " "$out/up-second.log" || fail "the second up changed the lab"
+
+    step "the reservation changes ($vm_ip -> $vm_ip2): provision waits for the new address, not the old lease"
+    sed "s/^    ip: $vm_ip .*/    ip: $vm_ip2/" "$lab" >"$lab2"
+    grep -q "ip: $vm_ip2" "$lab2" || fail "could not write $lab2"
+    t4=$(seconds)
+    set +e
+    "$labctl" provision -f "$lab2" 2>&1 | tee "$out/provision-ip2.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    t5=$(seconds)
+    echo "$t4 $t5" >"$out/provision-ip2.time"
+    virsh_c net-dhcp-leases "$net" | tee "$out/leases-ip2.txt"
+    [ "$rc" -eq 0 ] || fail "provision after the reservation changed exited $rc"
+    grep -q "lab1': $vm_ip2 (from the lease)" "$out/provision-ip2.log" ||
+        fail "provision did not take $vm_ip2 from the lease (see $out/provision-ip2.log)"
+    "$labctl" ssh -f "$lab2" lab1 -- true || fail "labctl ssh lab1 at $vm_ip2"
+
+    step "labctl down --purge removes network, DHCP entries, volumes and domains"
+    "$labctl" down --purge -f "$lab2" 2>&1 | tee "$out/down.log"
+    left=$(virsh_c list --all --name | grep -c "^$project-" || true)
+    vols=$(virsh_c vol-list default 2>/dev/null | grep -cE " ($project-|labctl-bookworm-)" || true)
+    nets=$(virsh_c net-list --all --name | grep -c "^$project" || true)
+    [ "$left" -eq 0 ] || fail "$left domains left"
+    [ "$vols" -eq 0 ] || fail "$vols volumes left"
+    [ "$nets" -eq 0 ] || fail "$nets networks left"
+    ! compgen -G "/var/lib/libvirt/dnsmasq/$net.*" >/dev/null ||
+        fail "dnsmasq files of $net left: $(ls /var/lib/libvirt/dnsmasq/)"
+    ! ip -o link | grep -q "virbr\|$net" || fail "a bridge is left: $(ip -o link)"
+    ! grep -qE "^($vm_ip|$vm_ip2) " "$state/known_hosts" 2>/dev/null || fail "host keys left"
+    echo ok >"$out/inside.ok"
+    exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Outside: prepare on the host, snapshot, run the namespace, clean up, compare.
+build=${1:-build/release}
+labctl=$root/$build/labctl
+out=$root/$build/e2e-nat
+[ -x "$labctl" ] || { echo "e2e-nat: $labctl is not built (cmake --build --preset release)" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "e2e-nat: needs root (network and mount namespaces)" >&2; exit 2; }
+for tool in unshare libvirtd virtlogd virsh dnsmasq iptables-save ip timeout ssh; do
+    command -v "$tool" >/dev/null ||
+        { echo "e2e-nat: $tool is missing (scripts/install-deps)" >&2; exit 2; }
+done
+rm -rf "$out"
+mkdir -p "$out"
+
+step "services, offline images, the VM image (on the host, before the snapshot)"
+scripts/start-services
+scripts/build-offline-images "$build"
+# The namespace reaches no mirror: the image lab-nat.yaml builds is made (or found cached) here.
+"$labctl" image build --suite bookworm >/dev/null
+"$labctl" init -f "$lab" >/dev/null
+
+# Every command's output and exit status go into the file (a failing command is a difference too).
+snapshot() {
+    local cmd
+    for cmd in "ip -o addr" "ip route" "ip -6 route" "iptables-save" "ip6tables-save" \
+        "nft list ruleset" "virsh -c qemu:///system net-list --all"; do
+        case $cmd in nft*) command -v nft >/dev/null || continue ;; esac
+        echo "## $cmd"
+        # Counters and the time stamp change with any traffic or second; the rules must not.
+        $cmd 2>&1 | grep -v '^# \(Generated\|Completed\)' | sed 's/\[[0-9]*:[0-9]*\]//' || true
+        echo "## exit ${PIPESTATUS[0]}"
+    done >"$1.raw"
+    # Docker's own objects (docker0, br-<id>, veth*, the DOCKER* chains) come and go with the
+    # containers other tests on this machine start; they are compared only in the .raw files.
+    # libvirt's bridge (virbr*), its LIBVIRT_* chains and anything else stay in the comparison.
+    grep -vE 'docker0|br-[0-9a-f]{12}|veth[0-9a-f]+|DOCKER' "$1.raw" >"$1" || true
+}
+snapshot "$out/host-before.txt"
+
+P=$(mktemp -d /var/tmp/labctl-e2e-nat.XXXXXX)
+cleanup() {
+    rm -f "$lab2"
+    # Whatever the namespace left running (its pid 1 killed by timeout, Ctrl-C): ended here.
+    [ -s "$out/netns" ] && plv_kill_netns "$(cat "$out/netns")"
+    rm -rf "$P"
+}
+trap cleanup EXIT
+
+step "into the namespace (bounded by ${LABCTL_E2E_TIMEOUT:-60m})"
+# In the background, so that Ctrl-C (which reaches this shell, not timeout's own process group)
+# ends the wait at once: timeout passes TERM on to everything it started.
+interrupted=0
+timeout --kill-after=30 "${LABCTL_E2E_TIMEOUT:-60m}" \
+    unshare --net --mount --fork --kill-child=TERM bash "$root/tests/e2e/nat.sh" --inside \
+    "$build" "$out" "$P" &
+tpid=$!
+trap 'interrupted=1; kill -TERM "$tpid" 2>/dev/null || true' INT TERM
+rc=0
+wait "$tpid" || rc=$?
+while kill -0 "$tpid" 2>/dev/null; do wait "$tpid" || rc=$?; done
+cleanup
+trap - EXIT
+[ "$interrupted" -eq 0 ] || { echo "e2e-nat: interrupted; the namespace's processes were ended" >&2; exit 130; }
+[ "$rc" -ne 124 ] || echo "e2e-nat: timed out after ${LABCTL_E2E_TIMEOUT:-60m}" >&2
+
+step "the host before and after (outside the namespace)"
+snapshot "$out/host-after.txt"
+if diff -u "$out/host-before.txt" "$out/host-after.txt" >"$out/host.diff"; then
+    echo "host unchanged: ip -o addr, ip route, ip -6 route, iptables-save, ip6tables-save$(command -v nft >/dev/null && echo ', nft list ruleset'), virsh net-list --all are identical"
+    host_ok=1
+else
+    cat "$out/host.diff"
+    host_ok=0
+fi
+diff -u "$out/host-before.txt.raw" "$out/host-after.txt.raw" >"$out/host-raw.diff" ||
+    echo "note: Docker's objects changed meanwhile (other tests' containers): $out/host-raw.diff"
+
+{ [ "$rc" -eq 0 ] && [ -f "$out/inside.ok" ]; } || fail "the run in the namespace exited $rc"
+[ "$host_ok" -eq 1 ] || fail "the host changed (diff: $out/host.diff)"
+
+step "figures"
+{
+    read -r a b <"$out/up-first.time"
+    echo "first up:  $(elapsed "$a" "$b") s"
+    read -r a b <"$out/up-second.time"
+    echo "second up: $(elapsed "$a" "$b") s"
+    read -r a b <"$out/provision-ip2.time"
+    echo "provision after the reservation changed: $(elapsed "$a" "$b") s"
+    echo "stage timings, first up:";  sed -n '/^STAGE/,/^total/p' "$out/up-first.log"
+    echo "stage timings, second up:"; sed -n '/^STAGE/,/^total/p' "$out/up-second.log"
+    echo "verify, first up:";  sed -n '/^CHECK/,/^$/p' "$out/up-first.log"
+    echo "verify, second up:"; sed -n '/^CHECK/,/^$/p' "$out/up-second.log"
+} | tee "$out/figures.txt"
+echo "PASSED"
