@@ -154,6 +154,10 @@ vms:
 )",
                                       uri));
     dir.write("base.qcow2", "not used: the open never completes");
+    fs::create_directories(dir.path() / ".labctl");
+    REQUIRE(run_process({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                         (dir.path() / ".labctl" / "id_ed25519").string()})
+                .ok());
     ProcessOptions po;
     po.timeout = 90s;
     po.cwd = dir.path().string();

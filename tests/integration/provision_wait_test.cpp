@@ -288,7 +288,7 @@ TEST_CASE("a wait the run has given up (another VM failed under --parallel) stop
     CHECK(took < 10s); // not the ip phase's 60 s
 }
 
-TEST_CASE("a cloud-init wait the run has given up ends its blocking remote command within 2 s "
+TEST_CASE("a cloud-init wait the run has given up ends its blocking remote command within 5 s "
           "and leaves no remote process",
           "[provision][wait][fault]") {
     test::SshServer sshd;
@@ -331,7 +331,10 @@ TEST_CASE("a cloud-init wait the run has given up ends its blocking remote comma
                        "cloud-init") != std::string::npos);
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(ended - given_up);
     INFO("the wait ended " << took.count() << " ms after the run gave up");
-    CHECK(took < 2s);
+    // Polling plus ending the remote group (a snapshot of its descendants, TERM, then a check)
+    // takes a few SSH round trips: ~1 s here, 2.2 s seen while two builds loaded both cores.
+    // 5 s still says "at once" next to the 120 s deadline the wait would otherwise run to.
+    CHECK(took < 5s);
     const bool gone = test::wait_gone(marker, 1s);
     if (!gone)
         test::kill_matching(marker);
