@@ -234,22 +234,24 @@ Connected open_verified(const ConnectOptions& o) {
         if (entry != nullptr && entry->key != nullptr)
             if (auto decoded = base64_decode(entry->key))
                 expected = fingerprint(*decoded);
-        throw Error(ExitCode::ssh,
-                    fmt::format("host key mismatch for {}: known_hosts has {}, the server sent {} "
-                                "{}",
-                                known_hosts_pattern(ep.host, ep.port), expected,
-                                c.facts.hostkey_type, c.facts.host_key_fingerprint),
-                    fmt::format("someone may be intercepting the connection, or the host was "
-                                "re-created; check the key out of band before editing {}",
-                                o.known_hosts));
+        throw HostKeyError(
+            HostKeyError::Reason::mismatch, known_hosts_pattern(ep.host, ep.port),
+            fmt::format("host key mismatch for {}: known_hosts has {}, the server sent {} "
+                        "{}",
+                        known_hosts_pattern(ep.host, ep.port), expected, c.facts.hostkey_type,
+                        c.facts.host_key_fingerprint),
+            fmt::format("someone may be intercepting the connection, or the host was "
+                        "re-created; check the key out of band before editing {}",
+                        o.known_hosts));
     }
     if (check != LIBSSH2_KNOWNHOST_CHECK_MATCH)
-        throw Error(ExitCode::ssh,
-                    fmt::format("host key of {} ({} {}) is not pinned in {}",
-                                known_hosts_pattern(ep.host, ep.port), c.facts.hostkey_type,
-                                c.facts.host_key_fingerprint, o.known_hosts),
-                    "labctl never trusts on first use: pin the key (labctl provision does this "
-                    "for its VMs; for --host, verify the fingerprint and add it)");
+        throw HostKeyError(
+            HostKeyError::Reason::unpinned, known_hosts_pattern(ep.host, ep.port),
+            fmt::format("host key of {} ({} {}) is not pinned in {}",
+                        known_hosts_pattern(ep.host, ep.port), c.facts.hostkey_type,
+                        c.facts.host_key_fingerprint, o.known_hosts),
+            "labctl never trusts on first use: pin the key (labctl provision does this "
+            "for its VMs; for --host, verify the fingerprint and add it)");
     log::debug("ssh: {} host key {} {} verified; kex {}, cipher {}, mac {}", ep.to_string(),
                c.facts.hostkey_type, c.facts.host_key_fingerprint, c.facts.kex, c.facts.cipher,
                c.facts.mac);

@@ -38,6 +38,17 @@ std::unique_ptr<Tunnel> Tunnel::open(const ConnectOptions& options, Socket& loca
             return Session::connect(jo);
         } catch (const ConnectError& e) {
             throw ConnectError(e.code(), fmt::format("jump host: {}", e.what()), e.hint());
+        } catch (const HostKeyError& e) {
+            // The user pins a jump host by hand (labctl provisions only the guests' keys).
+            throw HostKeyError(
+                e.reason(), e.pattern(), fmt::format("jump host: {}", e.what()),
+                e.reason() == HostKeyError::Reason::mismatch
+                    ? e.hint()
+                    : fmt::format("the VMs are reached through this host: check its fingerprint "
+                                  "out of band, then pin it, e.g. from your own known_hosts: "
+                                  "ssh-keygen -F '{}' | grep -v '^#' >> {} ('labctl doctor' "
+                                  "checks it)",
+                                  e.pattern(), options.known_hosts));
         } catch (const Error& e) {
             throw Error(e.code(), fmt::format("jump host: {}", e.what()), e.hint());
         }

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
@@ -64,8 +65,9 @@ struct JumpLab {
     TempDir dir;
     fs::path known_hosts;
 
-    explicit JumpLab(const std::string& jump_extra = "AllowTcpForwarding yes")
-        : guest(), jump(SshServer::Options{jump_extra}) {
+    explicit JumpLab(const std::string& jump_extra = "AllowTcpForwarding yes",
+                     SshServer::Options guest_options = {})
+        : guest(std::move(guest_options)), jump(SshServer::Options{jump_extra}) {
         // The jump sshd reads authorized_keys as its login user.
         fs::permissions(jump.dir(), fs::perms(0755));
         fs::permissions(jump.dir() / "authorized_keys", fs::perms(0644));
@@ -81,6 +83,8 @@ struct JumpLab {
                                     "lo",
                                     "-p",
                                     "tcp",
+                                    "-d",
+                                    guest.host(),
                                     "--dport",
                                     std::to_string(guest.port()),
                                     "-m",
@@ -246,5 +250,130 @@ TEST_CASE("the jump host's session killed mid-exec: exec fails within seconds na
     }
     const auto took = std::chrono::steady_clock::now() - started;
     CHECK(took < 10s);
+    CHECK(lab.only_listeners_left());
+}
+
+TEST_CASE("labctl harden, ssh, deploy --dry-run and doctor reach a lab VM only through the jump "
+          "host named in ssh.jump (libssh2 through its tunnel, the system ssh and rsync through "
+          "ProxyJump)",
+          "[remote][jump][cli]") {
+    enter_private_netns();
+    test::TestUser guest_user;
+    // The guest as harden finds a Debian sshd: drop-ins included, passwords still allowed.
+    JumpLab lab("AllowTcpForwarding yes",
+                {.include_dropins = true, .password_auth = true, .listen_address = "127.0.0.2"});
+    const auto stack = lab.dir.path() / "stack";
+    fs::create_directories(stack / "www");
+    lab.dir.write("stack/www/index.html", "through the jump\n");
+    const auto remote_dir = lab.dir.path() / "remote";
+    const auto yaml = lab.dir.write(
+        "lab.yaml",
+        fmt::format(R"(version: 1
+project: jumpcli
+network:
+  cidr: 127.0.0.0/24
+ssh:
+  user: {}
+  port: {}
+  private_key: {}
+  known_hosts: {}
+  jump: {}@{}:{}
+  jump_key: {}
+vms:
+  - name: box
+    ip: {}
+hardening:
+  revert_seconds: 60
+deploy:
+  stack_dir: {}
+  remote_dir: {}
+)",
+                    guest_user.name(), lab.guest.port(), lab.guest.client_key().string(),
+                    lab.known_hosts.string(), lab.jump_user.name(), lab.jump.host(),
+                    lab.jump.port(), lab.jump.client_key().string(), lab.guest.host(),
+                    stack.string(), remote_dir.string()));
+    const std::string f = yaml.string();
+
+    const auto harden = test::run_labctl({"harden", "-f", f}, {.timeout = 120s});
+    INFO("harden: " << harden.err);
+    REQUIRE(harden.exit_code == 0);
+    CHECK(guest_user.password_state() == "L");
+    CHECK(contains(test::read_file(lab.guest.dropin_dir() / "01-labctl.conf"),
+                   "PasswordAuthentication no"));
+
+    // The system ssh: ProxyJump to the jump host, whose key the same known_hosts pins.
+    const auto ssh = test::run_labctl({"ssh", "-f", f, "box", "--", "echo", "hello-via-jump"});
+    INFO("ssh: " << ssh.err);
+    CHECK(ssh.exit_code == 0);
+    CHECK(ssh.out == "hello-via-jump\n");
+    const auto config = test::read_file(lab.dir.path() / ".labctl" / "ssh_config");
+    CHECK(contains(config, "ProxyJump labctl-jump"));
+    CHECK(
+        contains(config, fmt::format("Host labctl-jump\n    HostName {}\n    Port {}\n    User {}",
+                                     lab.jump.host(), lab.jump.port(), lab.jump_user.name())));
+    CHECK(contains(config, "UserKnownHostsFile " + lab.known_hosts.string()));
+
+    // rsync: the same ssh_config, so the same jump.
+    const auto dry = test::run_labctl({"deploy", "--dry-run", "-f", f}, {.timeout = 120s});
+    INFO("deploy --dry-run: " << dry.err);
+    CHECK(dry.exit_code == 0);
+    CHECK(contains(dry.out, "www/index.html"));
+
+    const auto doctor = test::run_labctl({"doctor", "-f", f, "--output", "json"});
+    INFO("doctor: " << doctor.out << doctor.err);
+    const auto j = nlohmann::json::parse(doctor.out);
+    bool jump_ok = false;
+    for (const auto& c : j["checks"])
+        if (c["name"] == "ssh.jump")
+            jump_ok = c["status"] == "ok" &&
+                      contains(c["detail"].get<std::string>(), lab.jump_user.name() + "@");
+    CHECK(jump_ok);
+    CHECK(lab.only_listeners_left());
+}
+
+TEST_CASE("labctl through a jump host whose key is not pinned refuses with exit 5, names the jump "
+          "and says how to pin it",
+          "[remote][jump][cli]") {
+    enter_private_netns();
+    JumpLab lab;
+    const auto guest_only = lab.dir.write("guest_only", test::read_file(lab.guest.known_hosts()));
+    const auto yaml = lab.dir.write(
+        "lab.yaml", fmt::format(R"(version: 1
+project: jumpcli
+network:
+  cidr: 127.0.0.0/24
+ssh:
+  user: {}
+  port: {}
+  private_key: {}
+  known_hosts: {}
+  jump: {}@{}:{}
+  jump_key: {}
+vms:
+  - name: box
+    ip: 127.0.0.2
+)",
+                                // Never reached: the jump host's key is checked first.
+                                "labctl", lab.guest.port(), lab.guest.client_key().string(),
+                                guest_only.string(), lab.jump_user.name(), lab.jump.host(),
+                                lab.jump.port(), lab.jump.client_key().string()));
+    const std::string pattern = fmt::format("[{}]:{}", lab.jump.host(), lab.jump.port());
+    const auto r = test::run_labctl({"harden", "-f", yaml.string(), "--wait", "5s"});
+    INFO(r.err);
+    CHECK(r.exit_code == 5);
+    CHECK(contains(r.err, "jump host: host key of " + pattern));
+    CHECK(contains(r.err, "is not pinned"));
+    CHECK(contains(r.err, fmt::format("hint: the VMs are reached through this host: check its "
+                                      "fingerprint out of band, then pin it, e.g. from your own "
+                                      "known_hosts: ssh-keygen -F '{}'",
+                                      pattern)));
+    const auto doctor = test::run_labctl({"doctor", "-f", yaml.string(), "--output", "json"});
+    const auto j = nlohmann::json::parse(doctor.out);
+    bool named = false;
+    for (const auto& c : j["checks"])
+        if (c["name"] == "ssh.jump")
+            named = c["status"] == "fail" && contains(c["hint"].get<std::string>(),
+                                                      fmt::format("ssh-keygen -F '{}'", pattern));
+    CHECK(named);
     CHECK(lab.only_listeners_left());
 }

@@ -26,6 +26,23 @@ public:
     using Error::Error;
 };
 
+/// The host's key is not pinned in known_hosts, or differs from the pinned one (exit 5): final,
+/// never retried. Callers that know whose key it is (a jump host) can say how to pin it.
+class HostKeyError : public Error {
+public:
+    enum class Reason { unpinned, mismatch };
+    HostKeyError(Reason reason, std::string pattern, std::string message, std::string hint)
+        : Error(ExitCode::ssh, std::move(message), std::move(hint)), m_reason(reason),
+          m_pattern(std::move(pattern)) {}
+    Reason reason() const noexcept { return m_reason; }
+    /// The known_hosts pattern of the host: "host" or "[host]:port".
+    const std::string& pattern() const noexcept { return m_pattern; }
+
+private:
+    Reason m_reason;
+    std::string m_pattern;
+};
+
 struct Endpoint {
     std::string host; ///< name or address; loopback in tests (port forwards)
     int port = 22;
