@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include <labctl/core/error.hpp>
@@ -255,16 +256,26 @@ std::vector<Change> down(const config::LabSpec& spec, LibvirtSession& session,
         namespace fs = std::filesystem;
         const fs::path keys = fs::path(spec.state_dir()) / "hostkeys";
         std::error_code ec;
-        if (fs::exists(keys, ec)) {
-            fs::remove_all(keys, ec);
-            changed("delete", "state", keys.string(), "the VMs' SSH host keys");
-        }
-        if (fs::exists(spec.ssh.known_hosts, ec))
+        // Every pin of the VMs' keys goes, under whatever address it was made (an ip that
+        // changed since), then the current addresses' entries, then the keys themselves.
+        std::vector<std::string> pinned;
+        for (const auto& entry : fs::recursive_directory_iterator(keys, ec))
+            if (entry.path().extension() == ".pub")
+                if (std::ifstream in(entry.path()); in)
+                    for (std::string line; std::getline(in, line);)
+                        pinned.push_back(line);
+        if (fs::exists(spec.ssh.known_hosts, ec)) {
+            remote::forget_host_keys(spec.ssh.known_hosts, pinned);
             for (const auto& vm : spec.vms) {
                 const auto at = spec.ssh_address(vm);
                 if (!remote::find_known_hosts(spec.ssh.known_hosts, at.host, at.port).empty())
                     remote::pin_host_keys(spec.ssh.known_hosts, at.host, at.port, {});
             }
+        }
+        if (fs::exists(keys, ec)) {
+            fs::remove_all(keys, ec);
+            changed("delete", "state", keys.string(), "the VMs' SSH host keys");
+        }
     }
     if (changes.empty())
         log::info("nothing to remove: no objects of project '{}' at {}", spec.project,

@@ -163,7 +163,10 @@ std::string read_authorized_key(const config::LabSpec& spec) {
 void pin_host_key(const config::LabSpec& spec, const config::VmSpec& vm, const HostKey& key) {
     // Pinned under the address labctl connects to: in mode user that is "[127.0.0.1]:<port>", the
     // form both libssh2 and OpenSSH look up for a non-22 port.
+    // The key is pinned at one address only: under an address the VM had before (its ip or
+    // the network mode changed) it would let whatever takes that address later pass as the VM.
     const auto at = spec.ssh_address(vm);
+    remote::forget_host_keys(spec.ssh.known_hosts, {key.public_key});
     remote::pin_host_keys(spec.ssh.known_hosts, at.host, at.port, {key.public_key});
 }
 

@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -81,6 +82,35 @@ void pin_host_keys(const std::string& path, const std::string& host, int port,
     if (target.has_parent_path())
         std::filesystem::create_directories(target.parent_path());
     write_file_atomic(path, kept, 0644);
+}
+
+std::size_t forget_host_keys(const std::string& path,
+                             const std::vector<std::string>& public_key_lines) {
+    std::vector<std::string> blobs;
+    for (const auto& key : public_key_lines)
+        if (const auto words = split_ws(key); words.size() >= 2)
+            blobs.push_back(words[1]);
+    std::ifstream in(path);
+    if (!in)
+        return 0;
+    std::string kept;
+    std::size_t removed = 0;
+    for (std::string line; std::getline(in, line);) {
+        const auto words = split_ws(line);
+        // "hosts type key": markers (@cert-authority) and comments are kept as they are.
+        if (words.size() >= 3 && words[0].front() != '#' && words[0].front() != '@' &&
+            std::find(blobs.begin(), blobs.end(), words[2]) != blobs.end()) {
+            ++removed;
+            continue;
+        }
+        kept += line + "\n";
+    }
+    if (in.bad())
+        throw Error(ExitCode::preflight, fmt::format("cannot read {}", path),
+                    "check the file's permissions");
+    if (removed > 0)
+        write_file_atomic(path, kept, 0644);
+    return removed;
 }
 
 std::string fingerprint(const std::string& key_blob) {

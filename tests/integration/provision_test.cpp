@@ -378,6 +378,29 @@ TEST_CASE("eight VMs provisioned in parallel, then removed", "[provision]") {
     CHECK(names(session.inventory()) == std::set<std::string>{"volume:base.qcow2"});
 }
 
+TEST_CASE("a VM whose ip changed has its host key pinned at the new address only, and down "
+          "--purge removes every pin of that key",
+          "[provision]") {
+    Lab lab;
+    auto session = lab.open();
+    provision::provision(lab.spec, session);
+    const auto& kh = lab.spec.ssh.known_hosts;
+    REQUIRE(remote::find_known_hosts(kh, "10.66.77.10", 22).size() == 1);
+    lab.spec.vms[0].ip = "10.66.77.20";
+    provision::provision(lab.spec, session);
+    CHECK(remote::find_known_hosts(kh, "10.66.77.20", 22).size() == 1);
+    // Whatever takes .10 next must not pass as lab1.
+    CHECK(remote::find_known_hosts(kh, "10.66.77.10", 22).empty());
+
+    // A pin left at an old address by an earlier labctl goes with --purge too.
+    const std::string pub = read_file(std::filesystem::path(lab.spec.state_dir()) / "hostkeys" /
+                                      "lab1" / "ssh_host_ed25519_key.pub");
+    remote::pin_host_keys(kh, "10.66.77.30", 22, {pub});
+    provision::down(lab.spec, session, {.purge = true});
+    CHECK(remote::find_known_hosts(kh, "10.66.77.20", 22).empty());
+    CHECK(remote::find_known_hosts(kh, "10.66.77.30", 22).empty());
+}
+
 TEST_CASE("a changed VM is replaced and a VM removed from lab.yaml is deleted", "[provision]") {
     Lab lab({.vms = 2});
     auto session = lab.open();

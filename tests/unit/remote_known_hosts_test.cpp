@@ -28,6 +28,22 @@ TEST_CASE("pinning replaces a host's keys and keeps other hosts", "[remote]") {
     CHECK(test::read_file(path).find("AAAAold") == std::string::npos);
 }
 
+TEST_CASE("forgetting a key removes it under every address it was pinned at and keeps the rest",
+          "[remote]") {
+    test::TempDir dir;
+    const std::string other = "jump.example ssh-ed25519 AAAAjump\n";
+    const auto path = dir.write("known_hosts", "10.77.88.10 ssh-ed25519 AAAAvm\n" + other +
+                                                   "# a comment naming AAAAvm stays\n"
+                                                   "[127.0.0.1]:2222 ssh-ed25519 AAAAvm\n")
+                          .string();
+    CHECK(remote::forget_host_keys(path, {"ssh-ed25519 AAAAvm lab1@lab"}) == 2);
+    CHECK(test::read_file(path) == other + "# a comment naming AAAAvm stays\n");
+    // Nothing to forget: the file is left as it is; a missing file is not an error.
+    CHECK(remote::forget_host_keys(path, {"ssh-ed25519 AAAAvm"}) == 0);
+    CHECK(remote::forget_host_keys((dir.path() / "missing").string(), {"ssh-ed25519 AAAAvm"}) == 0);
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "missing"));
+}
+
 TEST_CASE("endpoints parse user, host and port with defaults", "[remote]") {
     const remote::Endpoint defaults{"", 22, "labctl"};
     auto ep = remote::parse_endpoint("admin@10.0.0.5:2200", defaults);
