@@ -92,9 +92,7 @@ CheckResult ssh_hardened(CheckContext& c) {
     const std::string where = options.endpoint.to_string();
 
     const auto facts = remote::Session::probe(options);
-    std::string methods;
-    for (const auto& m : facts.auth_methods)
-        methods += (methods.empty() ? "" : ",") + m;
+    const std::string methods = fmt::format("{}", fmt::join(facts.auth_methods, ","));
     Evidence offered;
     offered.url = "ssh " + where;
     offered.note = "authentication methods offered: " + methods;
