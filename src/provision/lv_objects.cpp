@@ -41,7 +41,7 @@ std::string dhcp_xml(const DhcpHost& h) {
     return s + "/>";
 }
 
-std::string dns_xml(const DnsHost& h) {
+std::string dns_xml(const DnsHostFacts& h) {
     std::string s = fmt::format("<host ip='{}'>", xml::escape(h.ip));
     for (const auto& n : h.hostnames)
         s += fmt::format("<hostname>{}</hostname>", xml::escape(n));
@@ -159,18 +159,10 @@ HostEntries read_host_entries(virNetworkPtr net) {
         throw_last_error(fmt::format("cannot read the XML of network '{}'", name));
     const xml::Element root = xml::parse(text);
     HostEntries out;
+    // Every <ip>, whatever its family or prefix (parse_network_xml reads valid IPv4 ones only).
     for (const auto* ip : root.children_named("ip"))
-        if (const auto* dhcp = ip->child("dhcp"))
-            for (const auto* host : dhcp->children_named("host"))
-                out.dhcp.push_back({lower(host->attribute("mac")), host->attribute("name"),
-                                    host->attribute("ip")});
-    if (const auto* dns = root.child("dns"))
-        for (const auto* host : dns->children_named("host")) {
-            DnsHost h{host->attribute("ip"), {}};
-            for (const auto* n : host->children_named("hostname"))
-                h.hostnames.push_back(n->text);
-            out.dns.push_back(std::move(h));
-        }
+        read_dhcp_hosts(*ip, out.dhcp);
+    out.dns = read_dns_hosts(root);
     return out;
 }
 
