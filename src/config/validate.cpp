@@ -30,6 +30,14 @@ bool is_label(const std::string& v, std::size_t max) {
                        [](char c) { return is_lower(c) || is_digit(c) || c == '-'; });
 }
 
+/// A network, pool or pin set name: a letter or digit, then letters, digits, '-', '_' and '.', at
+/// most `max` characters: default, lab_net.1.
+bool is_object_name(const std::string& v, std::size_t max) {
+    return !v.empty() && v.size() <= max && is_alnum(v.front()) &&
+           std::all_of(v.begin(), v.end(),
+                       [](char c) { return is_alnum(c) || c == '-' || c == '_' || c == '.'; });
+}
+
 /// What a name would look like written correctly ("My_Lab" -> "my-lab"), or "" if that does not
 /// help either.
 std::string label_suggestion(const std::string& v, std::size_t max) {
@@ -107,11 +115,7 @@ Check check_ssh_user(std::string_view label, const std::string& value) {
 }
 
 Check check_network_name(std::string_view label, const std::string& value) {
-    const bool ok = !value.empty() && value.size() <= 50 && is_alnum(value.front()) &&
-                    std::all_of(value.begin(), value.end(), [](char c) {
-                        return is_alnum(c) || c == '-' || c == '_' || c == '.';
-                    });
-    if (!ok)
+    if (!is_object_name(value, 50))
         return Problem{fmt::format("{} '{}' is not a valid network name", label, value),
                        "use letters, digits, '-', '_' and '.', starting with a letter or digit (at "
                        "most 50 characters)"};
@@ -152,11 +156,7 @@ Check check_libvirt_uri(std::string_view label, const std::string& value) {
 }
 
 Check check_pool(std::string_view label, const std::string& value) {
-    const bool ok = !value.empty() && value.size() <= 64 && is_alnum(value.front()) &&
-                    std::all_of(value.begin(), value.end(), [](char c) {
-                        return is_alnum(c) || c == '-' || c == '_' || c == '.';
-                    });
-    if (!ok)
+    if (!is_object_name(value, 64))
         return Problem{fmt::format("{} '{}' is not a valid storage pool name", label, value),
                        "use letters, digits, '-', '_' and '.', e.g. default"};
     return std::nullopt;
@@ -270,11 +270,7 @@ Check check_registry(std::string_view label, const std::string& value) {
 }
 
 Check check_pin_set(std::string_view label, const std::string& value) {
-    const bool ok = !value.empty() && value.size() <= 64 && is_alnum(value.front()) &&
-                    std::all_of(value.begin(), value.end(), [](char c) {
-                        return is_alnum(c) || c == '-' || c == '_' || c == '.';
-                    });
-    if (!ok)
+    if (!is_object_name(value, 64))
         return Problem{fmt::format("{} '{}' is not a pin set name", label, value),
                        "name a file of <stack_dir>/pins without '.env', e.g. original or current"};
     return std::nullopt;
