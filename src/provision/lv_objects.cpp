@@ -33,18 +33,18 @@ void update(virNetworkPtr net, unsigned command, unsigned section, const std::st
 }
 
 std::string dhcp_xml(const DhcpHost& h) {
-    std::string s = fmt::format("<host mac='{}'", xml::escape(h.mac));
+    std::string s = fmt::format("<host mac='{}'", xml_escape(h.mac));
     if (!h.name.empty())
-        s += fmt::format(" name='{}'", xml::escape(h.name));
+        s += fmt::format(" name='{}'", xml_escape(h.name));
     if (!h.ip.empty())
-        s += fmt::format(" ip='{}'", xml::escape(h.ip));
+        s += fmt::format(" ip='{}'", xml_escape(h.ip));
     return s + "/>";
 }
 
 std::string dns_xml(const DnsHostFacts& h) {
-    std::string s = fmt::format("<host ip='{}'>", xml::escape(h.ip));
+    std::string s = fmt::format("<host ip='{}'>", xml_escape(h.ip));
     for (const auto& n : h.hostnames)
-        s += fmt::format("<hostname>{}</hostname>", xml::escape(n));
+        s += fmt::format("<hostname>{}</hostname>", xml_escape(n));
     return s + "</host>";
 }
 
