@@ -47,6 +47,17 @@ std::string lower(std::string_view s) {
     return out;
 }
 
+std::string shell_quote(std::string_view s) {
+    std::string out = "'";
+    for (const char c : s) {
+        if (c == '\'')
+            out += "'\\''";
+        else
+            out += c;
+    }
+    return out + "'";
+}
+
 std::string xml_escape(std::string_view text) {
     std::string out;
     out.reserve(text.size());

@@ -7,11 +7,8 @@
 #include <labctl/core/error.hpp>
 #include <labctl/core/text.hpp>
 #include <labctl/deploy/compose_env.hpp>
-#include <labctl/remote/session.hpp>
 
 namespace labctl::deploy {
-
-using remote::shell_quote;
 
 namespace {
 

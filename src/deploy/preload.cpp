@@ -19,7 +19,6 @@
 
 namespace labctl::deploy {
 
-using remote::shell_quote;
 using Clock = std::chrono::steady_clock;
 
 namespace {

@@ -326,17 +326,6 @@ Endpoint parse_endpoint(const std::string& text, const Endpoint& defaults) {
     return ep;
 }
 
-std::string shell_quote(const std::string& s) {
-    std::string out = "'";
-    for (char c : s) {
-        if (c == '\'')
-            out += "'\\''";
-        else
-            out += c;
-    }
-    return out + "'";
-}
-
 Session::Impl::Impl() = default;
 Session::Impl::~Impl() = default;
 

@@ -42,6 +42,11 @@ TEST_CASE("tail_lines keeps the last non-empty lines", "[core][text]") {
     CHECK(tail_lines("", 3).empty());
 }
 
+TEST_CASE("shell quoting survives single quotes", "[core][text]") {
+    CHECK(labctl::shell_quote("a b") == "'a b'");
+    CHECK(labctl::shell_quote("it's") == "'it'\\''s'");
+}
+
 TEST_CASE("xml_escape makes text safe in content and in either quoted attribute", "[core][text]") {
     CHECK(labctl::xml_escape("a<b>&\"c\"'d'") == "a&lt;b&gt;&amp;&quot;c&quot;&apos;d&apos;");
     CHECK(labctl::xml_escape("tab\tnl\ncr\r") == "tab\tnl\ncr\r");

@@ -24,6 +24,9 @@ std::string_view trim(std::string_view s);
 /// `s` with ASCII letters A-Z lowered (locale-independent; other bytes unchanged).
 std::string lower(std::string_view s);
 
+/// `s` as one word for a POSIX shell (also zsh and bash): in single quotes, each ' written '\''.
+std::string shell_quote(std::string_view s);
+
 /// `text` escaped for XML element content and attribute values (quoted with ' or "): & < > " '
 /// become entities, control characters XML 1.0 forbids (all below 0x20 but tab, newline and
 /// carriage return) become a space.
