@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -133,6 +134,27 @@ void copy_file_atomic(const std::string& from, const std::string& to) {
         }
     });
     rename_into_place(tmp, to);
+}
+
+std::string read_file(const std::string& path) {
+    const auto fail_read = [&path] {
+        throw Error(ExitCode::usage, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+    };
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.fd < 0)
+        fail_read();
+    std::string out;
+    std::array<char, 65536> buf{};
+    for (;;) {
+        const ssize_t n = ::read(fd.fd, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            fail_read();
+        if (n == 0)
+            return out;
+        out.append(buf.data(), static_cast<std::size_t>(n));
+    }
 }
 
 std::string random_token(std::size_t bytes) {

@@ -118,3 +118,23 @@ TEST_CASE("copy_file_atomic copies regular files only", "[core][file]") {
     CHECK_THAT(e.what(), Catch::Contains("not a regular file"));
     CHECK(names_in(dir.path()) == std::set<std::string>{"sub"});
 }
+
+TEST_CASE("read_file returns the whole content, bytes as they are", "[core][file]") {
+    TempDir dir;
+    std::string content(200 * 1024, 'x'); // more than one read
+    content[7] = '\0';
+    content += "\r\nend";
+    const auto path = dir.write("data", content);
+    CHECK(labctl::read_file(path.string()) == content);
+    CHECK(labctl::read_file(dir.write("empty", "").string()).empty());
+}
+
+TEST_CASE("read_file names the path and errno's text", "[core][file]") {
+    TempDir dir;
+    const auto absent = (dir.path() / "absent").string();
+    auto e = error_from([&] { labctl::read_file(absent); });
+    CHECK(e.code() == ExitCode::usage);
+    CHECK(std::string(e.what()) == "cannot read " + absent + ": No such file or directory");
+    e = error_from([&] { labctl::read_file(dir.path().string()); });
+    CHECK(std::string(e.what()) == "cannot read " + dir.path().string() + ": Is a directory");
+}

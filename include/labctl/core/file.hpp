@@ -21,6 +21,10 @@ bool create_file_exclusive(const std::string& path, const std::string& content, 
 /// naming the path and errno's text.
 void copy_file_atomic(const std::string& from, const std::string& to);
 
+/// The whole content of the file `path`, every read checked. Throws Error(usage) "cannot read
+/// PATH: <errno's text>": the files read this way are ones the user or the lab names.
+std::string read_file(const std::string& path);
+
 /// `bytes` random bytes from the kernel (getrandom), as unpadded base64url text.
 std::string random_token(std::size_t bytes);
 
