@@ -63,10 +63,6 @@ std::string label_hint(const std::string& value, std::size_t max) {
     return hint;
 }
 
-bool starts_with(std::string_view s, std::string_view prefix) {
-    return s.substr(0, prefix.size()) == prefix;
-}
-
 bool has_space(std::string_view s) {
     return std::any_of(s.begin(), s.end(),
                        [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; });
@@ -233,9 +229,9 @@ Check check_jump(std::string_view label, const std::string& value) {
 }
 
 Check check_http_url(std::string_view label, const std::string& value) {
-    const std::size_t scheme = starts_with(value, "http://")    ? 7
-                               : starts_with(value, "https://") ? 8
-                                                                : 0;
+    const std::size_t scheme = value.starts_with("http://")    ? 7
+                               : value.starts_with("https://") ? 8
+                                                               : 0;
     if (scheme == 0 || value.size() == scheme || value[scheme] == '/' || has_space(value))
         return Problem{fmt::format("{} '{}' is not an http(s) URL", label, value),
                        "e.g. http://127.0.0.1:3000"};
@@ -243,9 +239,9 @@ Check check_http_url(std::string_view label, const std::string& value) {
 }
 
 Check check_image_url(std::string_view label, const std::string& value) {
-    const bool ok = starts_with(value, "http://") || starts_with(value, "https://")
+    const bool ok = value.starts_with("http://") || value.starts_with("https://")
                         ? !check_http_url(label, value).has_value()
-                        : starts_with(value, "file:///") && !has_space(value);
+                        : value.starts_with("file:///") && !has_space(value);
     if (!ok)
         return Problem{fmt::format("{} '{}' is not an http, https or file URL", label, value),
                        "e.g. https://cloud.debian.org/images/cloud/bookworm/latest/"
