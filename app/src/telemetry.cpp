@@ -222,6 +222,29 @@ otel::sdk::resource::Resource make_resource(const Config& config) {
     return resource;
 }
 
+/// The SDK path's OTLP/HTTP exporter options, alike for traces and logs (`O` is the signal's
+/// options type): protobuf to `url`, our timeout, one retry.
+template <class O>
+O sdk_exporter_options(const std::string& url, const Config& config) {
+    O o;
+    o.url = url;
+    o.content_type = otel::exporter::otlp::HttpRequestContentType::kBinary;
+    o.timeout = config.otlp_timeout;
+    o.retry_policy_max_attempts = 2;
+    return o;
+}
+
+/// The SDK path's batch processor options, alike for traces and logs (`B` is the signal's options
+/// type): a queue larger than the QueueBudget, so only the budget drops; our delay and batch size.
+template <class B>
+B sdk_batch_options(const Config& config) {
+    B b;
+    b.max_queue_size = config.export_queue_size + 64;
+    b.schedule_delay_millis = config.export_delay;
+    b.max_export_batch_size = std::min<std::size_t>(k_export_batch, config.export_queue_size);
+    return b;
+}
+
 } // namespace
 
 namespace {
@@ -273,22 +296,17 @@ Telemetry::Telemetry(const Config& config, Metrics& metrics) {
     m_providers->wire_tracer = WireTracer::create(config, resource, metrics);
     std::unique_ptr<sdktrace::SpanProcessor> span_processor;
     if (!m_providers->wire_tracer) {
-        otel::exporter::otlp::OtlpHttpExporterOptions trace_opts;
-        trace_opts.url = config.otlp_traces_endpoint;
-        trace_opts.content_type = otel::exporter::otlp::HttpRequestContentType::kBinary;
-        trace_opts.timeout = config.otlp_timeout;
-        trace_opts.retry_policy_max_attempts = 2;
+        const auto trace_opts = sdk_exporter_options<otel::exporter::otlp::OtlpHttpExporterOptions>(
+            config.otlp_traces_endpoint, config);
         auto trace_budget =
             std::make_shared<QueueBudget>(config.export_queue_size, metrics, std::string("traces"));
         auto span_exporter = std::make_unique<BudgetedSpanExporter>(
             make_counting_span_exporter(trace_opts, metrics), trace_budget);
         m_providers->span_exporter = span_exporter.get();
-        sdktrace::BatchSpanProcessorOptions bsp;
-        bsp.max_queue_size = config.export_queue_size + 64;
-        bsp.schedule_delay_millis = config.export_delay;
-        bsp.max_export_batch_size = std::min<std::size_t>(k_export_batch, config.export_queue_size);
         span_processor = std::make_unique<BudgetedSpanProcessor>(
-            sdktrace::BatchSpanProcessorFactory::Create(std::move(span_exporter), bsp),
+            sdktrace::BatchSpanProcessorFactory::Create(
+                std::move(span_exporter),
+                sdk_batch_options<sdktrace::BatchSpanProcessorOptions>(config)),
             trace_budget);
     }
 
@@ -296,22 +314,18 @@ Telemetry::Telemetry(const Config& config, Metrics& metrics) {
     m_providers->wire_logger = WireLogger::create(config, resource, metrics);
     std::unique_ptr<sdklogs::LogRecordProcessor> log_processor;
     if (!m_providers->wire_logger) {
-        otel::exporter::otlp::OtlpHttpLogRecordExporterOptions log_opts;
-        log_opts.url = config.otlp_logs_endpoint;
-        log_opts.content_type = otel::exporter::otlp::HttpRequestContentType::kBinary;
-        log_opts.timeout = config.otlp_timeout;
-        log_opts.retry_policy_max_attempts = 2;
+        const auto log_opts =
+            sdk_exporter_options<otel::exporter::otlp::OtlpHttpLogRecordExporterOptions>(
+                config.otlp_logs_endpoint, config);
         auto log_budget =
             std::make_shared<QueueBudget>(config.export_queue_size, metrics, std::string("logs"));
         auto log_exporter = std::make_unique<BudgetedLogExporter>(
             make_counting_log_exporter(log_opts, metrics), log_budget);
         m_providers->log_exporter = log_exporter.get();
-        sdklogs::BatchLogRecordProcessorOptions blp;
-        blp.max_queue_size = config.export_queue_size + 64;
-        blp.schedule_delay_millis = config.export_delay;
-        blp.max_export_batch_size = std::min<std::size_t>(k_export_batch, config.export_queue_size);
         log_processor = std::make_unique<BudgetedLogProcessor>(
-            sdklogs::BatchLogRecordProcessorFactory::Create(std::move(log_exporter), blp),
+            sdklogs::BatchLogRecordProcessorFactory::Create(
+                std::move(log_exporter),
+                sdk_batch_options<sdklogs::BatchLogRecordProcessorOptions>(config)),
             log_budget);
     }
 

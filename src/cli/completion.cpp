@@ -10,23 +10,13 @@
 
 #include <labctl/core/error.hpp>
 #include <labctl/core/templates.hpp>
+#include <labctl/core/text.hpp>
 
 namespace labctl::cli {
 
 namespace {
 
-std::string replace_all(std::string text, std::string_view from, std::string_view to) {
-    for (auto pos = text.find(from); pos != std::string::npos;
-         pos = text.find(from, pos + to.size()))
-        text.replace(pos, from.size(), to);
-    return text;
-}
-
 // --- bash -------------------------------------------------------------------------------------
-
-std::string sh_quote(const std::string& s) {
-    return "'" + replace_all(s, "'", "'\\''") + "'";
-}
 
 /// A case pattern "verb:-x | verb:--xx" for every spelling of an option.
 std::string bash_pattern(const std::string& verb, const OptionSpec& o) {
@@ -39,7 +29,8 @@ std::string bash_pattern(const std::string& verb, const OptionSpec& o) {
 std::string bash_value_action(ValueKind kind, const std::vector<std::string>& choices) {
     switch (kind) {
     case ValueKind::choice:
-        return "__labctl_words " + sh_quote(fmt::format("{}", fmt::join(choices, " "))) + " \"$3\"";
+        return "__labctl_words " + shell_quote(fmt::format("{}", fmt::join(choices, " "))) +
+               " \"$3\"";
     case ValueKind::path:
         return "__labctl_files \"$3\"";
     case ValueKind::vm:
@@ -60,10 +51,6 @@ std::string option_words(const std::vector<OptionSpec>& options) {
 }
 
 // --- zsh --------------------------------------------------------------------------------------
-
-std::string zsh_quote(const std::string& s) {
-    return "'" + replace_all(s, "'", "'\\''") + "'";
-}
 
 /// Text inside an _arguments "[description]".
 std::string zsh_description(const std::string& s) {
@@ -128,15 +115,15 @@ std::vector<std::string> zsh_option_specs(const OptionSpec& o) {
         spec += "[" + zsh_description(o.description) + "]";
         if (o.takes_value())
             spec += ":" + zsh_message(o.value_name) + ":" + zsh_action(o.kind, o.choices);
-        specs.push_back(zsh_quote(spec));
+        specs.push_back(shell_quote(spec));
     }
     return specs;
 }
 
 std::string zsh_positional_spec(const PositionalSpec& p, std::size_t index) {
     const std::string position = p.variadic ? "*" : std::to_string(index + 1);
-    return zsh_quote(position + ":" + zsh_message(p.value_name) + ":" +
-                     zsh_action(p.kind, p.choices));
+    return shell_quote(position + ":" + zsh_message(p.value_name) + ":" +
+                       zsh_action(p.kind, p.choices));
 }
 
 // --- fish -------------------------------------------------------------------------------------
@@ -238,9 +225,9 @@ std::string bash_completion(const CliSpec& cli) {
                              {{"takes_value", fmt::format("{}", fmt::join(takes_value, "\n"))},
                               {"option_values", fmt::format("{}", fmt::join(option_values, "\n"))},
                               {"positionals", fmt::format("{}", fmt::join(positionals, "\n"))},
-                              {"global_words", sh_quote(option_words(cli.global_options))},
+                              {"global_words", shell_quote(option_words(cli.global_options))},
                               {"options", fmt::format("{}", fmt::join(options, "\n"))},
-                              {"verbs", sh_quote(fmt::format("{}", fmt::join(verbs, " ")))}});
+                              {"verbs", shell_quote(fmt::format("{}", fmt::join(verbs, " ")))}});
 }
 
 std::string zsh_completion(const CliSpec& cli) {
@@ -252,7 +239,7 @@ std::string zsh_completion(const CliSpec& cli) {
         for (const auto& spec : zsh_option_specs(o))
             root_options.push_back("    " + spec + " \\");
     for (const auto& c : cli.commands) {
-        commands.push_back("        " + zsh_quote(zsh_message(c.name) + ":" + c.description));
+        commands.push_back("        " + shell_quote(zsh_message(c.name) + ":" + c.description));
         std::string arm =
             fmt::format("        ({})\n          _arguments -s -S : $globals \\\n", c.name);
         for (const auto& o : c.options)

@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <filesystem>
 
@@ -76,12 +77,9 @@ int run_doctor(const Context& ctx) {
         print(report_table(report));
     const auto failed = report.failed_required();
     if (!failed.empty()) {
-        std::string names;
-        for (const auto& n : failed)
-            names += (names.empty() ? "" : ", ") + n;
         throw Error(ExitCode::preflight,
                     fmt::format("{} required check{} failed: {}", failed.size(),
-                                failed.size() == 1 ? "" : "s", names),
+                                failed.size() == 1 ? "" : "s", fmt::join(failed, ", ")),
                     "fix what the hints above say, then run 'labctl doctor' again");
     }
     return 0;

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include <labctl/core/error.hpp>
+#include <labctl/core/file.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/table.hpp>
 #include <labctl/image/build.hpp>
@@ -25,20 +26,15 @@ struct ImageBuildFlags {
     bool force = false;
 };
 
-/// Copies `from` to `dir/name` through a temporary name, so `name` is never half-written. A copy,
-/// not a hard link: booting or editing the file in DIR must not change the cached image.
+/// Copies `from` to `dir/name` with copy_file_atomic, so `name` is never half-written, also after
+/// a crash. A copy, not a hard link: booting or editing the file in DIR must not change the cached
+/// image. A failure is a usage error (exit 2): the --out directory is the user's choice.
 fs::path place(const fs::path& from, const fs::path& dir, const std::string& name) {
     const auto to = dir / name;
-    const auto tmp = dir / ("." + name + ".labctl-tmp");
-    std::error_code ec;
-    fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
-    if (!ec)
-        fs::rename(tmp, to, ec);
-    if (ec) {
-        std::error_code ignored;
-        fs::remove(tmp, ignored);
-        throw usage_error(fmt::format("cannot write {}: {}", to.string(), ec.message()),
-                          "pass a writable --out directory with room for the image");
+    try {
+        copy_file_atomic(from.string(), to.string());
+    } catch (const Error& e) {
+        throw usage_error(e.what(), "pass a writable --out directory with room for the image");
     }
     return to;
 }

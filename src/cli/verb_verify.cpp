@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -112,10 +113,8 @@ Runner register_verify(CLI::App& app, Context& ctx) {
     const auto& checks = config::known_checks();
     sub->add_option("--host", opts->host, "Verify an existing host (no libvirt needed)")
         ->type_name("[USER@]HOST[:PORT]");
-    std::string names;
-    for (const auto& c : checks)
-        names += (names.empty() ? "" : ", ") + c;
-    sub->add_option("--only", opts->only, "Run only this check (repeatable): " + names)
+    sub->add_option("--only", opts->only,
+                    fmt::format("Run only this check (repeatable): {}", fmt::join(checks, ", ")))
         ->check(one_of(checks))
         ->type_name("CHECK");
     sub->add_option("--skip", opts->skip, "Skip this check (repeatable)")

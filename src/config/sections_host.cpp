@@ -7,6 +7,8 @@
 #include <cctype>
 #include <map>
 
+#include <labctl/core/text.hpp>
+
 #include "loader_impl.hpp"
 
 namespace labctl::config::detail {
@@ -122,8 +124,7 @@ void Loader::read_image(const Mapping& m) {
                 not_empty("give the image file, e.g. .labctl/images/debian-12.qcow2"));
     read_string(m, "url", img.url, check_image_url);
     if (read_string(m, "sha256", img.sha256, check_sha256))
-        std::transform(img.sha256.begin(), img.sha256.end(), img.sha256.begin(),
-                       [](char c) { return static_cast<char>(std::tolower(c)); });
+        img.sha256 = lower(img.sha256);
     read_string(m, "format", img.format,
                 choice(k_image_formats, "qcow2 (Debian's cloud images) or raw"));
     read_string(m, "kernel", img.kernel, not_empty("give the kernel file, e.g. images/vmlinuz"));

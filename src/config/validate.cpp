@@ -30,6 +30,14 @@ bool is_label(const std::string& v, std::size_t max) {
                        [](char c) { return is_lower(c) || is_digit(c) || c == '-'; });
 }
 
+/// A network, pool or pin set name: a letter or digit, then letters, digits, '-', '_' and '.', at
+/// most `max` characters: default, lab_net.1.
+bool is_object_name(const std::string& v, std::size_t max) {
+    return !v.empty() && v.size() <= max && is_alnum(v.front()) &&
+           std::all_of(v.begin(), v.end(),
+                       [](char c) { return is_alnum(c) || c == '-' || c == '_' || c == '.'; });
+}
+
 /// What a name would look like written correctly ("My_Lab" -> "my-lab"), or "" if that does not
 /// help either.
 std::string label_suggestion(const std::string& v, std::size_t max) {
@@ -53,10 +61,6 @@ std::string label_hint(const std::string& value, std::size_t max) {
     if (const auto s = label_suggestion(value, max); !s.empty())
         hint += fmt::format(", e.g. '{}'", s);
     return hint;
-}
-
-bool starts_with(std::string_view s, std::string_view prefix) {
-    return s.substr(0, prefix.size()) == prefix;
 }
 
 bool has_space(std::string_view s) {
@@ -107,11 +111,7 @@ Check check_ssh_user(std::string_view label, const std::string& value) {
 }
 
 Check check_network_name(std::string_view label, const std::string& value) {
-    const bool ok = !value.empty() && value.size() <= 50 && is_alnum(value.front()) &&
-                    std::all_of(value.begin(), value.end(), [](char c) {
-                        return is_alnum(c) || c == '-' || c == '_' || c == '.';
-                    });
-    if (!ok)
+    if (!is_object_name(value, 50))
         return Problem{fmt::format("{} '{}' is not a valid network name", label, value),
                        "use letters, digits, '-', '_' and '.', starting with a letter or digit (at "
                        "most 50 characters)"};
@@ -152,11 +152,7 @@ Check check_libvirt_uri(std::string_view label, const std::string& value) {
 }
 
 Check check_pool(std::string_view label, const std::string& value) {
-    const bool ok = !value.empty() && value.size() <= 64 && is_alnum(value.front()) &&
-                    std::all_of(value.begin(), value.end(), [](char c) {
-                        return is_alnum(c) || c == '-' || c == '_' || c == '.';
-                    });
-    if (!ok)
+    if (!is_object_name(value, 64))
         return Problem{fmt::format("{} '{}' is not a valid storage pool name", label, value),
                        "use letters, digits, '-', '_' and '.', e.g. default"};
     return std::nullopt;
@@ -233,9 +229,9 @@ Check check_jump(std::string_view label, const std::string& value) {
 }
 
 Check check_http_url(std::string_view label, const std::string& value) {
-    const std::size_t scheme = starts_with(value, "http://")    ? 7
-                               : starts_with(value, "https://") ? 8
-                                                                : 0;
+    const std::size_t scheme = value.starts_with("http://")    ? 7
+                               : value.starts_with("https://") ? 8
+                                                               : 0;
     if (scheme == 0 || value.size() == scheme || value[scheme] == '/' || has_space(value))
         return Problem{fmt::format("{} '{}' is not an http(s) URL", label, value),
                        "e.g. http://127.0.0.1:3000"};
@@ -243,9 +239,9 @@ Check check_http_url(std::string_view label, const std::string& value) {
 }
 
 Check check_image_url(std::string_view label, const std::string& value) {
-    const bool ok = starts_with(value, "http://") || starts_with(value, "https://")
+    const bool ok = value.starts_with("http://") || value.starts_with("https://")
                         ? !check_http_url(label, value).has_value()
-                        : starts_with(value, "file:///") && !has_space(value);
+                        : value.starts_with("file:///") && !has_space(value);
     if (!ok)
         return Problem{fmt::format("{} '{}' is not an http, https or file URL", label, value),
                        "e.g. https://cloud.debian.org/images/cloud/bookworm/latest/"
@@ -270,11 +266,7 @@ Check check_registry(std::string_view label, const std::string& value) {
 }
 
 Check check_pin_set(std::string_view label, const std::string& value) {
-    const bool ok = !value.empty() && value.size() <= 64 && is_alnum(value.front()) &&
-                    std::all_of(value.begin(), value.end(), [](char c) {
-                        return is_alnum(c) || c == '-' || c == '_' || c == '.';
-                    });
-    if (!ok)
+    if (!is_object_name(value, 64))
         return Problem{fmt::format("{} '{}' is not a pin set name", label, value),
                        "name a file of <stack_dir>/pins without '.env', e.g. original or current"};
     return std::nullopt;

@@ -16,6 +16,7 @@
 #include <labctl/core/fd.hpp>
 #include <labctl/core/process.hpp>
 #include <labctl/core/signals.hpp>
+#include <labctl/core/text.hpp>
 
 extern char** environ;
 
@@ -28,20 +29,6 @@ void make_pipe(Fd& r, Fd& w) {
     r.fd = p[0];
     w.fd = p[1];
 }
-
-namespace {
-
-// Splits complete lines out of `buf` and hands them to `cb`; the remainder stays in `buf`.
-void drain_lines(std::string& buf, const std::function<void(const std::string&)>& cb) {
-    if (!cb)
-        return;
-    std::size_t start = 0;
-    for (std::size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1)
-        cb(buf.substr(start, nl - start));
-    buf.erase(0, start);
-}
-
-} // namespace
 
 namespace {
 
@@ -299,7 +286,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
                 auto& partial = is_out ? out_partial : err_partial;
                 partial.append(chunk);
                 // May throw: ~Child then ends the group and reaps it.
-                drain_lines(partial, is_out ? options.on_stdout_line : options.on_stderr_line);
+                take_lines(partial, is_out ? options.on_stdout_line : options.on_stderr_line);
             } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
                 (is_out ? out_r : err_r).reset();
             }
@@ -308,10 +295,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
     in_w.reset();
     out_r.reset();
     err_r.reset();
-    if (options.on_stdout_line && !out_partial.empty())
-        options.on_stdout_line(out_partial);
-    if (options.on_stderr_line && !err_partial.empty())
-        options.on_stderr_line(err_partial);
+    take_lines(out_partial, options.on_stdout_line, true);
+    take_lines(err_partial, options.on_stderr_line, true);
 
     const int status = child.status();
     if (WIFEXITED(status))

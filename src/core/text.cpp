@@ -17,6 +17,19 @@ std::string tail_lines(const std::string& text, std::size_t n) {
     return out;
 }
 
+void take_lines(std::string& buf, const std::function<void(const std::string&)>& cb, bool at_end) {
+    if (!cb)
+        return;
+    std::size_t start = 0;
+    for (std::size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1)
+        cb(buf.substr(start, nl - start));
+    buf.erase(0, start);
+    if (at_end && !buf.empty()) {
+        cb(buf);
+        buf.clear();
+    }
+}
+
 std::string_view trim(std::string_view s) {
     constexpr std::string_view space = " \t\n\v\f\r";
     const auto b = s.find_first_not_of(space);
@@ -32,6 +45,17 @@ std::string lower(std::string_view s) {
         if (c >= 'A' && c <= 'Z')
             c = static_cast<char>(c - 'A' + 'a');
     return out;
+}
+
+std::string shell_quote(std::string_view s) {
+    std::string out = "'";
+    for (const char c : s) {
+        if (c == '\'')
+            out += "'\\''";
+        else
+            out += c;
+    }
+    return out + "'";
 }
 
 std::string xml_escape(std::string_view text) {

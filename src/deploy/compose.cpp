@@ -10,12 +10,11 @@
 
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/deploy/compose.hpp>
 #include <labctl/remote/session.hpp>
 
 namespace labctl::deploy {
-
-using remote::shell_quote;
 
 std::string ComposeFacts::command() const {
     return flavor == ComposeFlavor::v2 ? "docker compose" : "docker-compose";

@@ -5,12 +5,10 @@
 #include <fstream>
 
 #include <labctl/core/error.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/deploy/compose_env.hpp>
-#include <labctl/remote/session.hpp>
 
 namespace labctl::deploy {
-
-using remote::shell_quote;
 
 namespace {
 
@@ -26,15 +24,6 @@ void check_name(const std::string& name) {
     if (!is_identifier(name))
         throw Error(ExitCode::usage, fmt::format("'{}' is not a valid compose variable name", name),
                     "use letters, digits and '_', not starting with a digit");
-}
-
-std::string trim_spaces(std::string s) {
-    const auto not_space = [](unsigned char c) {
-        return std::isspace(c) == 0;
-    };
-    s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
-    s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
-    return s;
 }
 
 } // namespace
@@ -77,24 +66,27 @@ std::map<std::string, std::string> read_env_file(const std::string& path) {
     std::map<std::string, std::string> vars;
     std::string line;
     for (int number = 1; std::getline(in, line); ++number) {
-        line = trim_spaces(line);
+        line = std::string(trim(line));
         if (line.empty() || line.front() == '#')
             continue;
         if (line.rfind("export ", 0) == 0)
-            line = trim_spaces(line.substr(7));
+            line = std::string(trim(std::string_view(line).substr(7)));
         const auto eq = line.find('=');
-        const std::string name = eq == std::string::npos ? line : trim_spaces(line.substr(0, eq));
+        const std::string name = eq == std::string::npos
+                                     ? line
+                                     : std::string(trim(std::string_view(line).substr(0, eq)));
         if (eq == std::string::npos || !is_identifier(name))
             throw Error(
                 ExitCode::usage,
                 fmt::format("{}:{}: '{}' is not a KEY=VALUE assignment", path, number, line),
                 "write one NAME=value per line; '#' starts a comment");
-        std::string value = trim_spaces(line.substr(eq + 1));
+        std::string value(trim(std::string_view(line).substr(eq + 1)));
         if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
             value.back() == value.front()) {
             value = value.substr(1, value.size() - 2);
         } else if (const auto hash = value.find(" #"); hash != std::string::npos) {
-            value = trim_spaces(value.substr(0, hash)); // an inline comment after a space
+            // An inline comment after a space.
+            value = std::string(trim(std::string_view(value).substr(0, hash)));
         }
         vars[name] = value;
     }

@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,13 +19,20 @@
 
 namespace labctl::deploy {
 
-using remote::shell_quote;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
 std::chrono::milliseconds since(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t);
+}
+
+/// "a, b, c": the images' names for messages.
+std::string image_names(const std::vector<PreloadedImage>& images) {
+    std::vector<std::string> names;
+    for (const auto& i : images)
+        names.push_back(i.image);
+    return fmt::format("{}", fmt::join(names, ", "));
 }
 
 std::string local_image_id(const std::string& image) {
@@ -63,11 +71,9 @@ std::vector<std::string> images_from_compose(remote::Session& session, const Com
 std::uint64_t send_images(remote::Session& session, const std::vector<PreloadedImage>& images,
                           const PreloadOptions& options) {
     std::vector<std::string> argv{"docker", "save"};
-    std::string names;
-    for (const auto& i : images) {
+    for (const auto& i : images)
         argv.push_back(i.image);
-        names += (names.empty() ? "" : ", ") + i.image;
-    }
+    const std::string names = image_names(images);
     Fd read_end;
     auto write_end = std::make_shared<Fd>(); // the saver thread closes it when docker save ends
     make_pipe(read_end, *write_end);
@@ -229,10 +235,7 @@ PreloadReport preload_images(remote::Session& session, const ComposeFacts& facts
     }
     if (!missing.empty()) {
         const auto t = Clock::now();
-        std::string names;
-        for (const auto& m : missing)
-            names += (names.empty() ? "" : ", ") + m.image;
-        log::info("preload {}: sending {}", host, names);
+        log::info("preload {}: sending {}", host, image_names(missing));
         report.bytes_sent = send_images(session, missing, options);
         log::info("preload {}: {} image{} loaded, {} bytes in {}", host, missing.size(),
                   missing.size() == 1 ? "" : "s", report.bytes_sent, format_duration(since(t)));

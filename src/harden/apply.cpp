@@ -7,14 +7,13 @@
 
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/harden/apply.hpp>
 #include <labctl/harden/policy.hpp>
 
 namespace labctl::harden {
 
 namespace {
-
-using remote::shell_quote;
 
 // Target-side file names, all beside the drop-in and none ending in .conf (so sshd never reads
 // them).

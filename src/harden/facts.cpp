@@ -4,6 +4,7 @@
 
 #include <labctl/core/encoding.hpp>
 #include <labctl/core/error.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/harden/facts.hpp>
 #include <labctl/remote/session.hpp>
 
@@ -74,7 +75,7 @@ fi
 )SH";
     for (const auto& u : users)
         s += fmt::format("echo \"passwd.{}=$(passwd -S {} 2>/dev/null | awk '{{print $2}}')\"\n", u,
-                         remote::shell_quote(u));
+                         shell_quote(u));
     return s;
 }
 
@@ -129,9 +130,8 @@ TargetFacts parse_facts(const std::string& output) {
 
 TargetFacts probe_facts(remote::Session& session, const std::vector<std::string>& users) {
     const std::string script = facts_script(users);
-    const std::string cmd =
-        fmt::format("{}env LABCTL_SSH_CONNECTION=\"$SSH_CONNECTION\" sh -c {}",
-                    session.is_root() ? "" : "sudo -n ", remote::shell_quote(script));
+    const std::string cmd = fmt::format("{}env LABCTL_SSH_CONNECTION=\"$SSH_CONNECTION\" sh -c {}",
+                                        session.is_root() ? "" : "sudo -n ", shell_quote(script));
     const auto r = session.exec(cmd, {.timeout = std::chrono::seconds(60)});
     if (!r.ok())
         throw Error(ExitCode::harden,

@@ -1,13 +1,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
 
 #include <labctl/core/encoding.hpp>
 #include <labctl/core/error.hpp>
+#include <labctl/core/file.hpp>
 #include <labctl/core/text.hpp>
 #include <labctl/image/recipe.hpp>
 
@@ -32,13 +32,6 @@ bool contains(const std::vector<std::string>& v, std::string_view x) {
 bool is_release_suite(std::string_view suite) {
     return !suite.empty() && suite.find('-') == std::string_view::npos &&
            suite.find('/') == std::string_view::npos;
-}
-
-std::string read_text(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
 }
 
 struct Candidate {
@@ -321,11 +314,11 @@ std::string host_mirror(std::string_view suite, const std::filesystem::path& apt
     std::sort(one_line.begin(), one_line.end());
     one_line.insert(one_line.begin(), apt_dir / "sources.list");
     for (const auto& p : deb822)
-        if (auto m = mirror_from_deb822(read_text(p), suite))
+        if (auto m = mirror_from_deb822(read_file(p.string()), suite))
             return *m;
     for (const auto& p : one_line)
         if (fs::exists(p, ec))
-            if (auto m = mirror_from_sources_list(read_text(p), suite))
+            if (auto m = mirror_from_sources_list(read_file(p.string()), suite))
                 return *m;
     return std::string(k_default_mirror);
 }

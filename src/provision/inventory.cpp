@@ -69,6 +69,25 @@ const DomainFacts* Inventory::find_domain(std::string_view n) const {
     return find_named(domains, n);
 }
 
+void read_dhcp_hosts(const xml::Element& ip, std::vector<DhcpHost>& out) {
+    if (const auto* dhcp = ip.child("dhcp"))
+        for (const auto* host : dhcp->children_named("host"))
+            out.push_back(
+                {lower(host->attribute("mac")), host->attribute("name"), host->attribute("ip")});
+}
+
+std::vector<DnsHostFacts> read_dns_hosts(const xml::Element& network) {
+    std::vector<DnsHostFacts> out;
+    if (const auto* dns = network.child("dns"))
+        for (const auto* host : dns->children_named("host")) {
+            DnsHostFacts h{host->attribute("ip"), {}};
+            for (const auto* name : host->children_named("hostname"))
+                h.hostnames.push_back(name->text);
+            out.push_back(std::move(h));
+        }
+    return out;
+}
+
 NetworkFacts parse_network_xml(std::string_view text) {
     const xml::Element root = xml::parse(text);
     NetworkFacts n;
@@ -102,18 +121,9 @@ NetworkFacts parse_network_xml(std::string_view text) {
             continue;
         const config::Ipv4Network any{0, prefix};
         n.subnets.push_back({*address & any.netmask(), prefix});
-        if (const auto* dhcp = ip->child("dhcp"))
-            for (const auto* host : dhcp->children_named("host"))
-                n.dhcp_hosts.push_back({lower(host->attribute("mac")), host->attribute("name"),
-                                        host->attribute("ip")});
+        read_dhcp_hosts(*ip, n.dhcp_hosts); // of the IPv4 <ip> elements with a valid prefix only
     }
-    if (const auto* dns = root.child("dns"))
-        for (const auto* host : dns->children_named("host")) {
-            DnsHostFacts h{host->attribute("ip"), {}};
-            for (const auto* name : host->children_named("hostname"))
-                h.hostnames.push_back(name->text);
-            n.dns_hosts.push_back(std::move(h));
-        }
+    n.dns_hosts = read_dns_hosts(root);
     n.labctl = parse_labctl_metadata(text);
     return n;
 }

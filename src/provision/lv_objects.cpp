@@ -33,18 +33,18 @@ void update(virNetworkPtr net, unsigned command, unsigned section, const std::st
 }
 
 std::string dhcp_xml(const DhcpHost& h) {
-    std::string s = fmt::format("<host mac='{}'", xml::escape(h.mac));
+    std::string s = fmt::format("<host mac='{}'", xml_escape(h.mac));
     if (!h.name.empty())
-        s += fmt::format(" name='{}'", xml::escape(h.name));
+        s += fmt::format(" name='{}'", xml_escape(h.name));
     if (!h.ip.empty())
-        s += fmt::format(" ip='{}'", xml::escape(h.ip));
+        s += fmt::format(" ip='{}'", xml_escape(h.ip));
     return s + "/>";
 }
 
-std::string dns_xml(const DnsHost& h) {
-    std::string s = fmt::format("<host ip='{}'>", xml::escape(h.ip));
+std::string dns_xml(const DnsHostFacts& h) {
+    std::string s = fmt::format("<host ip='{}'>", xml_escape(h.ip));
     for (const auto& n : h.hostnames)
-        s += fmt::format("<hostname>{}</hostname>", xml::escape(n));
+        s += fmt::format("<hostname>{}</hostname>", xml_escape(n));
     return s + "</host>";
 }
 
@@ -159,18 +159,10 @@ HostEntries read_host_entries(virNetworkPtr net) {
         throw_last_error(fmt::format("cannot read the XML of network '{}'", name));
     const xml::Element root = xml::parse(text);
     HostEntries out;
+    // Every <ip>, whatever its family or prefix (parse_network_xml reads valid IPv4 ones only).
     for (const auto* ip : root.children_named("ip"))
-        if (const auto* dhcp = ip->child("dhcp"))
-            for (const auto* host : dhcp->children_named("host"))
-                out.dhcp.push_back({lower(host->attribute("mac")), host->attribute("name"),
-                                    host->attribute("ip")});
-    if (const auto* dns = root.child("dns"))
-        for (const auto* host : dns->children_named("host")) {
-            DnsHost h{host->attribute("ip"), {}};
-            for (const auto* n : host->children_named("hostname"))
-                h.hostnames.push_back(n->text);
-            out.dns.push_back(std::move(h));
-        }
+        read_dhcp_hosts(*ip, out.dhcp);
+    out.dns = read_dns_hosts(root);
     return out;
 }
 

@@ -11,6 +11,7 @@
 #include <labctl/provision/wait.hpp>
 
 #include "libvirt.hpp"
+#include "xml.hpp"
 
 namespace labctl::provision {
 
@@ -36,14 +37,14 @@ void destroy_network(const libvirt::Connection& conn, const std::string& name);
 bool delete_volume(virStoragePoolPtr pool, const std::string& name);
 std::uint64_t volume_capacity(virStorageVolPtr vol);
 
-struct DnsHost {
-    std::string ip;
-    std::vector<std::string> hostnames;
-};
+/// The <host> entries of a network <ip> element's <dhcp>, appended to `out` (MACs lower-cased).
+void read_dhcp_hosts(const xml::Element& ip, std::vector<DhcpHost>& out);
+/// The <dns><host> entries of a network's XML (`network` is its root), in document order.
+std::vector<DnsHostFacts> read_dns_hosts(const xml::Element& network);
 
 struct HostEntries {
     std::vector<DhcpHost> dhcp;
-    std::vector<DnsHost> dns;
+    std::vector<DnsHostFacts> dns;
 };
 
 /// The network's DHCP host reservations and DNS host entries (its persistent definition).

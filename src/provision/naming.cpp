@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include <labctl/core/encoding.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/provision/naming.hpp>
 
 #include "xml.hpp"
@@ -104,12 +105,12 @@ std::string vm_spec_hash(const config::LabSpec& spec, const config::VmSpec& vm) 
 std::string labctl_metadata_xml(const LabctlMetadata& metadata) {
     const auto p = k_metadata_prefix;
     std::string body =
-        fmt::format("<{0}:project>{1}</{0}:project>", p, xml::escape(metadata.project));
+        fmt::format("<{0}:project>{1}</{0}:project>", p, xml_escape(metadata.project));
     if (!metadata.vm.empty())
-        body += fmt::format("<{0}:vm>{1}</{0}:vm>", p, xml::escape(metadata.vm));
+        body += fmt::format("<{0}:vm>{1}</{0}:vm>", p, xml_escape(metadata.vm));
     if (!metadata.spec_hash.empty())
         body +=
-            fmt::format("<{0}:spec-hash>{1}</{0}:spec-hash>", p, xml::escape(metadata.spec_hash));
+            fmt::format("<{0}:spec-hash>{1}</{0}:spec-hash>", p, xml_escape(metadata.spec_hash));
     return fmt::format("<{0}:lab xmlns:{0}=\"{1}\">{2}</{0}:lab>", p, k_metadata_namespace, body);
 }
 

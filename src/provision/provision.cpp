@@ -23,6 +23,7 @@
 #include <labctl/core/parallel.hpp>
 #include <labctl/core/signals.hpp>
 #include <labctl/core/templates.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/core/version.hpp>
 #include <labctl/provision/checksum.hpp>
 #include <labctl/provision/host.hpp>
@@ -36,7 +37,6 @@
 #include "libvirt.hpp"
 #include "lv_objects.hpp"
 #include "provision_parts.hpp"
-#include "xml.hpp"
 
 namespace labctl::provision {
 
@@ -188,7 +188,7 @@ private:
             delete_volume(m_pool.get(), name);
         const std::string xml = templates::render(
             templates::load("libvirt/base-volume.xml"),
-            {{"name", xml::escape(name)}, {"capacity", std::to_string(bytes)}, {"format", "raw"}});
+            {{"name", xml_escape(name)}, {"capacity", std::to_string(bytes)}, {"format", "raw"}});
         StorageVolHandle v = create_volume(xml, name);
         const bool uploaded = uploader().file(v.get(), name, path, bytes, {});
         changed(act == PlanAction::replace ? "replace" : "create", "volume", name,
@@ -231,7 +231,7 @@ private:
         if (action(ResourceKind::pool, name) == PlanAction::create) {
             const std::string xml = templates::render(
                 templates::load("libvirt/pool.xml"),
-                {{"name", xml::escape(name)}, {"path", xml::escape(m_spec.libvirt.pool_path)}});
+                {{"name", xml_escape(name)}, {"path", xml_escape(m_spec.libvirt.pool_path)}});
             StoragePoolHandle p(virStoragePoolDefineXML(m_conn.get(), xml.c_str(), 0));
             if (!p)
                 throw_operation_error(m_conn.get(),
@@ -304,9 +304,9 @@ private:
         const auto bytes = static_cast<std::uint64_t>(fs::file_size(path));
         const std::string xml =
             templates::render(templates::load("libvirt/base-volume.xml"),
-                              {{"name", xml::escape(name)},
+                              {{"name", xml_escape(name)},
                                {"capacity", std::to_string(std::max(bytes, virtual_size))},
-                               {"format", xml::escape(m_spec.image.format)}});
+                               {"format", xml_escape(m_spec.image.format)}});
         // The marker says "this volume's contents are not complete" until the stream finished,
         // to the next provision and to down, also when this process cannot roll back.
         mark_upload_unfinished(marker, m_spec.libvirt.uri);

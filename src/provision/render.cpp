@@ -9,12 +9,12 @@
 #include <labctl/config/loader.hpp>
 #include <labctl/core/error.hpp>
 #include <labctl/core/templates.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/core/version.hpp>
 #include <labctl/provision/naming.hpp>
 #include <labctl/provision/provision.hpp>
 
 #include "provision_parts.hpp"
-#include "xml.hpp"
 
 namespace labctl::provision {
 
@@ -27,9 +27,9 @@ std::string network_xml(const config::LabSpec& spec) {
     const std::uint32_t size = net->broadcast() - net->address;
     const std::uint32_t start = net->address + std::max<std::uint32_t>((size + 1) / 2, 2);
     return templates::render(templates::load("libvirt/network.xml"),
-                             {{"name", xml::escape(spec.network.name)},
+                             {{"name", xml_escape(spec.network.name)},
                               {"metadata", labctl_metadata_xml({spec.project, {}, {}})},
-                              {"domain", xml::escape(spec.network.domain)},
+                              {"domain", xml_escape(spec.network.domain)},
                               {"gateway", config::format_ipv4(net->gateway())},
                               {"netmask", config::format_ipv4(net->netmask())},
                               {"dhcp_start", config::format_ipv4(start)},
@@ -39,16 +39,16 @@ std::string network_xml(const config::LabSpec& spec) {
 std::string overlay_volume_xml(const config::LabSpec& spec, const config::VmSpec& vm,
                                const std::string& backing_path) {
     return templates::render(templates::load("libvirt/overlay-volume.xml"),
-                             {{"name", xml::escape(overlay_volume_name(spec.project, vm.name))},
+                             {{"name", xml_escape(overlay_volume_name(spec.project, vm.name))},
                               {"capacity", std::to_string(vm.disk_bytes)},
-                              {"backing_path", xml::escape(backing_path)},
-                              {"backing_format", xml::escape(spec.image.format)}});
+                              {"backing_path", xml_escape(backing_path)},
+                              {"backing_format", xml_escape(spec.image.format)}});
 }
 
 std::string seed_volume_xml(const config::LabSpec& spec, const config::VmSpec& vm,
                             std::uint64_t bytes) {
     return templates::render(templates::load("libvirt/seed-volume.xml"),
-                             {{"name", xml::escape(seed_volume_name(spec.project, vm.name))},
+                             {{"name", xml_escape(seed_volume_name(spec.project, vm.name))},
                               {"capacity", std::to_string(bytes)}});
 }
 
@@ -81,17 +81,17 @@ std::string domain_xml(const config::LabSpec& spec, const config::VmSpec& vm,
     std::string metadata = labctl_metadata_xml({spec.project, vm.name, vm_spec_hash(spec, vm)});
     // The labctl version rides along (informational; not compared).
     const std::string version_element =
-        fmt::format("<{0}:version>{1}</{0}:version>", k_metadata_prefix, xml::escape(version()));
+        fmt::format("<{0}:version>{1}</{0}:version>", k_metadata_prefix, xml_escape(version()));
     metadata.insert(metadata.rfind("</"), version_element);
 
     std::string kernel_boot;
     if (!boot.kernel.empty())
         kernel_boot = fmt::format("\n    <kernel>{}</kernel>\n    <initrd>{}</initrd>\n    "
                                   "<cmdline>{}</cmdline>",
-                                  xml::escape(boot.kernel), xml::escape(boot.initrd),
-                                  xml::escape(spec.image.cmdline.empty()
-                                                  ? std::string(config::k_default_cmdline)
-                                                  : spec.image.cmdline));
+                                  xml_escape(boot.kernel), xml_escape(boot.initrd),
+                                  xml_escape(spec.image.cmdline.empty()
+                                                 ? std::string(config::k_default_cmdline)
+                                                 : spec.image.cmdline));
     std::string interface;
     std::string qemu_commandline;
     if (spec.user_network()) {
@@ -103,26 +103,25 @@ std::string domain_xml(const config::LabSpec& spec, const config::VmSpec& vm,
             "    <qemu:arg value='{}'/>\n    <qemu:arg value='-device'/>\n"
             "    <qemu:arg value='virtio-net-pci,netdev=lab0,mac={},bus=pci.0,addr=0x10'/>\n"
             "  </qemu:commandline>",
-            xml::escape(slirp_netdev(vm)), mac);
+            xml_escape(slirp_netdev(vm)), mac);
     } else {
         interface = fmt::format("    <interface type='network'>\n      <mac address='{}'/>\n"
                                 "      <source network='{}'/>\n      <model type='virtio'/>\n"
                                 "    </interface>\n",
-                                mac, xml::escape(spec.network.name));
+                                mac, xml_escape(spec.network.name));
     }
-    return templates::render(
-        templates::load("libvirt/domain.xml"),
-        {{"domain_type", domain_type},
-         {"name", xml::escape(name)},
-         {"metadata", metadata},
-         {"memory", std::to_string(vm.memory_bytes)},
-         {"cpus", std::to_string(vm.cpus)},
-         {"kernel_boot", kernel_boot},
-         {"disk_path", xml::escape(disk_path)},
-         {"seed_path", xml::escape(seed_path)},
-         {"console_log", xml::escape(console_log_path(spec.libvirt.uri, name))},
-         {"interface", interface},
-         {"qemu_commandline", qemu_commandline}});
+    return templates::render(templates::load("libvirt/domain.xml"),
+                             {{"domain_type", domain_type},
+                              {"name", xml_escape(name)},
+                              {"metadata", metadata},
+                              {"memory", std::to_string(vm.memory_bytes)},
+                              {"cpus", std::to_string(vm.cpus)},
+                              {"kernel_boot", kernel_boot},
+                              {"disk_path", xml_escape(disk_path)},
+                              {"seed_path", xml_escape(seed_path)},
+                              {"console_log", xml_escape(console_log_path(spec.libvirt.uri, name))},
+                              {"interface", interface},
+                              {"qemu_commandline", qemu_commandline}});
 }
 
 } // namespace labctl::provision

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include <labctl/core/error.hpp>
+#include <labctl/core/file.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/process.hpp>
 #include <labctl/core/templates.hpp>
@@ -32,15 +33,6 @@ namespace labctl::provision {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_text(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw Error(ExitCode::usage, fmt::format("cannot read {}", path.string()));
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 /// Every line of `text` prefixed with `indent` (for a YAML block scalar).
 std::string indent_lines(const std::string& text, std::string_view indent) {
@@ -146,7 +138,7 @@ HostKey ensure_host_key(const config::LabSpec& spec, const config::VmSpec& vm) {
         }
         log::debug("generated the SSH host key of VM '{}' in {}", vm.name, dir.string());
     }
-    return {std::string(trim(read_text(key))), std::string(trim(read_text(pub)))};
+    return {std::string(trim(read_file(key.string()))), std::string(trim(read_file(pub.string())))};
 }
 
 std::string read_authorized_key(const config::LabSpec& spec) {

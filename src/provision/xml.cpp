@@ -170,8 +170,4 @@ Element parse(std::string_view text) {
     return convert(root, 0);
 }
 
-std::string escape(std::string_view text) {
-    return xml_escape(text);
-}
-
 } // namespace labctl::provision::xml

@@ -38,7 +38,4 @@ struct Element {
 /// Parses a document and returns its root element; throws Error(internal) when malformed.
 Element parse(std::string_view text);
 
-/// Escapes text for element content and attribute values (core's xml_escape).
-std::string escape(std::string_view text);
-
 } // namespace labctl::provision::xml

@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <libssh2.h>
 #include <libssh2_sftp.h>
 #include <netdb.h>
@@ -148,10 +149,7 @@ std::string hostkey_preference(const std::vector<KnownHost>& pinned) {
             add(k.key_type);
         }
     }
-    std::string out;
-    for (const auto& p : prefs)
-        out += (out.empty() ? "" : ",") + p;
-    return out;
+    return fmt::format("{}", fmt::join(prefs, ","));
 }
 
 struct Connected {
@@ -328,17 +326,6 @@ Endpoint parse_endpoint(const std::string& text, const Endpoint& defaults) {
     if (ep.host.empty() || ep.user.empty())
         throw usage_error(fmt::format("bad host '{}'", text), "write [USER@]HOST[:PORT]");
     return ep;
-}
-
-std::string shell_quote(const std::string& s) {
-    std::string out = "'";
-    for (char c : s) {
-        if (c == '\'')
-            out += "'\\''";
-        else
-            out += c;
-    }
-    return out + "'";
 }
 
 Session::Impl::Impl() = default;

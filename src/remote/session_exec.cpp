@@ -15,6 +15,7 @@
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/signals.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/remote/session.hpp>
 
 #include "session_impl.hpp"
@@ -262,18 +263,10 @@ ExecResult Session::exec(const std::string& command, const ExecOptions& options)
     bool given_up = false; // options.cancelled said so
     auto last_keepalive = Clock::now();
     std::array<char, 32768> buf{};
-    auto emit_lines = [](std::string& partial, const std::function<void(const std::string&)>& cb) {
-        if (!cb)
-            return;
-        std::size_t start = 0;
-        for (std::size_t nl; (nl = partial.find('\n', start)) != std::string::npos; start = nl + 1)
-            cb(partial.substr(start, nl - start));
-        partial.erase(0, start);
-    };
     auto take_stderr = [&](std::string_view chunk) {
         result.err.append(chunk);
         err_partial.append(chunk);
-        emit_lines(err_partial, options.on_stderr_line);
+        take_lines(err_partial, options.on_stderr_line);
     };
     // The wrapper's first stderr line is the PGID; it is not the command's output.
     auto take_head = [&](bool at_end) {
@@ -338,7 +331,7 @@ ExecResult Session::exec(const std::string& command, const ExecOptions& options)
                 if (stream == 0) {
                     result.out.append(chunk);
                     out_partial.append(chunk);
-                    emit_lines(out_partial, options.on_stdout_line);
+                    take_lines(out_partial, options.on_stdout_line);
                 } else if (!pgid_known) {
                     err_head.append(chunk);
                     take_head(false);
@@ -390,10 +383,8 @@ ExecResult Session::exec(const std::string& command, const ExecOptions& options)
     }
     if (!pgid_known)
         take_head(true);
-    if (options.on_stdout_line && !out_partial.empty())
-        options.on_stdout_line(out_partial);
-    if (options.on_stderr_line && !err_partial.empty())
-        options.on_stderr_line(err_partial);
+    take_lines(out_partial, options.on_stdout_line, true);
+    take_lines(err_partial, options.on_stderr_line, true);
 
     const bool cancelled = result.timed_out || interrupted || given_up;
     if (cancelled) {

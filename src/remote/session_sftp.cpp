@@ -8,6 +8,7 @@
 #include <random>
 
 #include <labctl/core/error.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/remote/session.hpp>
 
 #include "session_impl.hpp"

@@ -138,10 +138,6 @@ nlohmann::json to_json(const std::string& host, const std::vector<CheckResult>& 
             {"checks", checks}};
 }
 
-std::string xml_escape(const std::string& text) {
-    return labctl::xml_escape(text); // core's one escaper, kept under this name for callers
-}
-
 std::string to_junit(const std::string& host, const std::vector<CheckResult>& results,
                      const Summary& summary) {
     const auto h = host_segment(host);

@@ -11,6 +11,7 @@
 
 #include <labctl/core/duration.hpp>
 #include <labctl/core/process.hpp>
+#include <labctl/core/text.hpp>
 
 #include "context.hpp"
 
@@ -92,9 +93,7 @@ CheckResult ssh_hardened(CheckContext& c) {
     const std::string where = options.endpoint.to_string();
 
     const auto facts = remote::Session::probe(options);
-    std::string methods;
-    for (const auto& m : facts.auth_methods)
-        methods += (methods.empty() ? "" : ",") + m;
+    const std::string methods = fmt::format("{}", fmt::join(facts.auth_methods, ","));
     Evidence offered;
     offered.url = "ssh " + where;
     offered.note = "authentication methods offered: " + methods;
@@ -108,11 +107,11 @@ CheckResult ssh_hardened(CheckContext& c) {
     exec.sudo = ssh.sudo && !session.is_root();
     exec.timeout = std::max(c.remaining(), std::chrono::milliseconds(1));
     // -C gives the connection context sshd needs to evaluate Match blocks.
-    std::string command = remote::shell_quote(ssh.sshd) + " -T";
+    std::string command = shell_quote(ssh.sshd) + " -T";
     if (!ssh.sshd_config.empty())
-        command += " -f " + remote::shell_quote(ssh.sshd_config);
-    command += " -C " + remote::shell_quote(fmt::format("user={},host=localhost,addr=127.0.0.1",
-                                                        options.endpoint.user));
+        command += " -f " + shell_quote(ssh.sshd_config);
+    command += " -C " + shell_quote(fmt::format("user={},host=localhost,addr=127.0.0.1",
+                                                options.endpoint.user));
     const auto r = session.exec(command, exec);
     Evidence e;
     e.url = "ssh " + where + " " + command;

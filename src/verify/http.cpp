@@ -8,10 +8,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cctype>
 #include <istream>
 #include <ostream>
 
+#include <labctl/core/text.hpp>
 #include <labctl/verify/http.hpp>
 
 namespace labctl::verify {
@@ -53,12 +53,8 @@ HttpResponse http_request(const HttpRequest& request) {
         Poco::Net::HTTPResponse resp;
         std::istream& in = session.receiveResponse(resp);
         out.status = static_cast<int>(resp.getStatus());
-        for (const auto& [k, v] : resp) {
-            std::string key = k;
-            std::transform(key.begin(), key.end(), key.begin(),
-                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-            out.headers[key] = v;
-        }
+        for (const auto& [k, v] : resp)
+            out.headers[lower(k)] = v;
         char buf[8192];
         while (in) {
             in.read(buf, sizeof buf);

@@ -19,10 +19,7 @@ bool is_hex(std::string_view s) {
 
 std::optional<std::string> normalize(std::string_view text, std::size_t bytes) {
     const std::size_t digits = bytes * 2;
-    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
-        text.remove_prefix(1);
-    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
-        text.remove_suffix(1);
+    text = trim(text);
     if (text.empty())
         return std::nullopt;
     std::string hex;

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <labctl/core/text.hpp>
 
@@ -40,10 +42,41 @@ TEST_CASE("tail_lines keeps the last non-empty lines", "[core][text]") {
     CHECK(tail_lines("", 3).empty());
 }
 
+TEST_CASE("shell quoting survives single quotes", "[core][text]") {
+    CHECK(labctl::shell_quote("a b") == "'a b'");
+    CHECK(labctl::shell_quote("it's") == "'it'\\''s'");
+}
+
 TEST_CASE("xml_escape makes text safe in content and in either quoted attribute", "[core][text]") {
     CHECK(labctl::xml_escape("a<b>&\"c\"'d'") == "a&lt;b&gt;&amp;&quot;c&quot;&apos;d&apos;");
     CHECK(labctl::xml_escape("tab\tnl\ncr\r") == "tab\tnl\ncr\r");
     CHECK(labctl::xml_escape(std::string("x\x01y\x1f") + '\0') == "x y  ");
     CHECK(labctl::xml_escape("\xc3\xa4 plain") == "\xc3\xa4 plain");
     CHECK(labctl::xml_escape("").empty());
+}
+
+TEST_CASE("take_lines hands over complete lines and keeps the unfinished rest", "[core][text]") {
+    std::vector<std::string> got;
+    const std::function<void(const std::string&)> collect = [&](const std::string& l) {
+        got.push_back(l);
+    };
+    std::string buf = "one\ntw";
+    labctl::take_lines(buf, collect);
+    CHECK(got == std::vector<std::string>{"one"});
+    CHECK(buf == "tw");
+    buf += "o\n\nthree"; // the next chunk completes "two"; an empty line is a line
+    labctl::take_lines(buf, collect);
+    CHECK(got == std::vector<std::string>{"one", "two", ""});
+    CHECK(buf == "three");
+    labctl::take_lines(buf, collect, true);
+    CHECK(got == std::vector<std::string>{"one", "two", "", "three"});
+    CHECK(buf.empty());
+    labctl::take_lines(buf, collect, true); // nothing left: no empty last line
+    CHECK(got.size() == 4);
+}
+
+TEST_CASE("take_lines without a callback leaves the buffer alone", "[core][text]") {
+    std::string buf = "a\nb";
+    labctl::take_lines(buf, {}, true);
+    CHECK(buf == "a\nb");
 }

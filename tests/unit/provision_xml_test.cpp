@@ -5,6 +5,7 @@
 #include <string>
 
 #include <labctl/core/error.hpp>
+#include <labctl/core/text.hpp>
 
 #include "../../src/provision/xml.hpp"
 
@@ -47,8 +48,9 @@ TEST_CASE("libvirt XML parses into elements, attributes, text and namespaces", "
 
 TEST_CASE("escaped text parses back to itself", "[provision][xml]") {
     const std::string nasty = "a<b>&\"c\"'d' \xc3\xa4";
-    const auto e = xml::parse("<x a='" + xml::escape(nasty) + "' b=\"" + xml::escape(nasty) +
-                              "\">" + xml::escape(nasty) + "</x>");
+    const auto e =
+        xml::parse("<x a='" + labctl::xml_escape(nasty) + "' b=\"" + labctl::xml_escape(nasty) +
+                   "\">" + labctl::xml_escape(nasty) + "</x>");
     CHECK(e.attribute("a") == nasty);
     CHECK(e.attribute("b") == nasty);
     CHECK(e.text == nasty);

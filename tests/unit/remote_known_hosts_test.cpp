@@ -60,11 +60,6 @@ TEST_CASE("endpoints parse user, host and port with defaults", "[remote]") {
     CHECK_THROWS_AS(remote::parse_endpoint("host:abc", defaults), Error);
 }
 
-TEST_CASE("shell quoting survives single quotes", "[remote]") {
-    CHECK(remote::shell_quote("a b") == "'a b'");
-    CHECK(remote::shell_quote("it's") == "'it'\\''s'");
-}
-
 TEST_CASE("labctl's SSH client reports the algorithms it supports", "[remote]") {
     const auto ciphers = remote::client_algorithms("cipher");
     CHECK(std::find(ciphers.begin(), ciphers.end(), "aes128-ctr") != ciphers.end());

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <labctl/core/text.hpp>
 #include <labctl/report/report.hpp>
 #include <labctl/verify/verify.hpp>
 
@@ -97,7 +98,7 @@ TEST_CASE("report: JUnit has classname labctl.<host>.<group>, failure, skipped, 
     CHECK(xml.find("<skipped message=\"no SSH settings\"/>") != std::string::npos);
     CHECK(xml.find("<system-out>7 services healthy\nGET http://h:9090/-/ready -&gt; 200: "
                    "prometheus\n") != std::string::npos);
-    CHECK(report::xml_escape(std::string("a\x01z\tb", 5)) == "a z\tb");
+    CHECK(labctl::xml_escape(std::string("a\x01z\tb", 5)) == "a z\tb");
 }
 
 TEST_CASE("verify endpoints: defaults follow the stack ports and bracket IPv6 hosts",

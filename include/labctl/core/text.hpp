@@ -2,6 +2,7 @@
 // Text helpers shared by modules.
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -11,11 +12,20 @@ namespace labctl {
 /// and preceded by a newline (for error messages); empty when there are none.
 std::string tail_lines(const std::string& text, std::size_t n);
 
+/// Hands every complete line of `buf` (without its '\n') to `cb` and leaves the unfinished rest
+/// in `buf`, for output that arrives in chunks. With `at_end` a non-empty rest is the last line and
+/// is handed over too. Nothing happens when `cb` is empty.
+void take_lines(std::string& buf, const std::function<void(const std::string&)>& cb,
+                bool at_end = false);
+
 /// `s` without leading and trailing ASCII whitespace (space, \t, \n, \v, \f, \r); a view into `s`.
 std::string_view trim(std::string_view s);
 
 /// `s` with ASCII letters A-Z lowered (locale-independent; other bytes unchanged).
 std::string lower(std::string_view s);
+
+/// `s` as one word for a POSIX shell (also zsh and bash): in single quotes, each ' written '\''.
+std::string shell_quote(std::string_view s);
 
 /// `text` escaped for XML element content and attribute values (quoted with ' or "): & < > " '
 /// become entities, control characters XML 1.0 forbids (all below 0x20 but tab, newline and

@@ -168,9 +168,6 @@ private:
 /// failures are final at once.
 Session wait_for_session(const ConnectOptions& options, std::chrono::milliseconds wait);
 
-/// Quotes `s` for a POSIX shell (single quotes).
-std::string shell_quote(const std::string& s);
-
 /// Algorithms labctl's own SSH client (libssh2) supports, per kind: "kex", "hostkey", "cipher",
 /// "mac". Hardening intersects its policy with these so labctl never locks itself out.
 std::vector<std::string> client_algorithms(const std::string& kind);

@@ -31,7 +31,4 @@ nlohmann::json to_json(const std::string& host, const std::vector<verify::CheckR
 std::string to_junit(const std::string& host, const std::vector<verify::CheckResult>& results,
                      const Summary& summary);
 
-/// Escapes text for XML attributes and character data (drops characters XML 1.0 forbids).
-std::string xml_escape(const std::string& text);
-
 } // namespace labctl::report
