@@ -1,11 +1,13 @@
-// The HTTP server side of App (server.hpp): writing replies, Poco's session and connection
-// classes adapted (one poll per keep-alive wait, JSON bodies for requests Poco cannot parse,
-// keep-alive ended by stopping), and the listening TCPServer.
+// The HTTP server side of App (server.hpp): writing replies, Poco's session, request and
+// connection classes adapted (one poll per keep-alive wait, the request head read and checked by
+// our HeadReader with JSON bodies for the heads it refuses, keep-alive ended by stopping), and
+// the listening TCPServer.
 
 #include <Poco/Exception.h>
+#include <Poco/Net/HTTPChunkedStream.h>
+#include <Poco/Net/HTTPFixedLengthStream.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/HTTPServerResponseImpl.h>
 #include <Poco/Net/HTTPServerSession.h>
@@ -23,11 +25,15 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "json_log.hpp"
 #include "json_text.hpp"
+#include "linger.hpp"
+#include "request_head.hpp"
 #include "server.hpp"
 
 namespace labctl::taskapi {
@@ -137,6 +143,19 @@ public:
         return getKeepAlive() && (buffered() > 0 || readable(m_params->getKeepAliveTimeout()));
     }
 
+    /// The next byte of the connection (0-255, through the session's buffer), or -1 when the
+    /// client closed its side. Throws Poco's exceptions on errors and on the receive timeout.
+    int next_byte() {
+        if (buffered() == 0) {
+            refill();
+            if (buffered() == 0) {
+                return -1;
+            }
+        }
+        // get() returns the byte as a plain char widened to int: take its 8 bits back.
+        return static_cast<unsigned char>(get());
+    }
+
 private:
     bool readable(const Poco::Timespan& timeout) {
         pollfd pfd{};
@@ -159,8 +178,59 @@ private:
     bool m_first = true;
 };
 
-/// Poco's HTTPServerConnection, except that requests Poco cannot parse (oversized headers, bad
-/// request lines) get a JSON error body, and that stopping ends keep-alive at once.
+/// Poco's HTTPServerRequestImpl, except that the head comes from our HeadReader (its limits
+/// and statuses are ours) rather than from Poco's parser. A request without Content-Length or
+/// Transfer-Encoding has no body (RFC 9112 §6.3), whatever its method.
+class Request final : public Poco::Net::HTTPServerRequest {
+public:
+    Request(RequestHead& head, Session& session, Poco::Net::HTTPServerResponse& response,
+            const Poco::Net::HTTPServerParams& params)
+        : m_session(session), m_response(response), m_params(params) {
+        setMethod(head.method);
+        setURI(head.target);
+        setVersion(head.version);
+        for (auto& [name, value] : head.fields) {
+            add(name, value);
+        }
+        if (head.chunked) {
+            m_stream = std::make_unique<Poco::Net::HTTPChunkedInputStream>(session);
+        } else {
+            // At most 18 digits (HeadReader): fits.
+            m_stream = std::make_unique<Poco::Net::HTTPFixedLengthInputStream>(
+                session, static_cast<Poco::Int64>(head.content_length.value_or(0)));
+        }
+    }
+
+    std::istream& stream() override { return *m_stream; }
+    const Poco::Net::SocketAddress& clientAddress() const override {
+        if (!m_client) {
+            m_client = m_session.clientAddress();
+        }
+        return *m_client;
+    }
+    const Poco::Net::SocketAddress& serverAddress() const override {
+        if (!m_server) {
+            m_server = m_session.serverAddress();
+        }
+        return *m_server;
+    }
+    const Poco::Net::HTTPServerParams& serverParams() const override { return m_params; }
+    Poco::Net::HTTPServerResponse& response() const override { return m_response; }
+    bool secure() const override { return false; }
+
+private:
+    Session& m_session;
+    Poco::Net::HTTPServerResponse& m_response;
+    const Poco::Net::HTTPServerParams& m_params;
+    std::unique_ptr<std::istream> m_stream;
+    // Looked up when asked for (two system calls Poco makes for every request).
+    mutable std::optional<Poco::Net::SocketAddress> m_client;
+    mutable std::optional<Poco::Net::SocketAddress> m_server;
+};
+
+/// Poco's HTTPServerConnection, except that the request head is read and checked by HeadReader
+/// (a head it refuses gets a JSON error body with the status it chose), and that stopping ends
+/// keep-alive at once.
 class Connection final : public Poco::Net::TCPServerConnection {
 public:
     Connection(const Poco::Net::StreamSocket& socket, Poco::Net::HTTPServerParams::Ptr params,
@@ -172,21 +242,35 @@ public:
         ConnectionPeer peer;
         while (!m_app.stopping() && session.has_more_requests()) {
             try {
+                HeadReader reader;
+                HeadReader::Step step = HeadReader::Step::more;
+                for (int c = session.next_byte(); c >= 0; c = session.next_byte()) {
+                    step = reader.feed(static_cast<char>(c));
+                    if (step != HeadReader::Step::more) {
+                        break;
+                    }
+                }
+                if (step == HeadReader::Step::more) {
+                    // The input ended: between requests that is the client closing its side.
+                    if (reader.started()) {
+                        send_error(session, {400, "the input ended inside the request head"});
+                    }
+                    break;
+                }
+                if (step == HeadReader::Step::refused) {
+                    send_error(session, reader.refusal());
+                    break;
+                }
                 Poco::Net::HTTPServerResponseImpl response(session);
-                Poco::Net::HTTPServerRequestImpl request(response, session, m_params);
+                Request request(reader.head(), session, response, *m_params);
                 response.setVersion(request.getVersion());
                 response.setKeepAlive(m_params->getKeepAlive() && request.getKeepAlive() &&
                                       session.canKeepAlive() && !m_app.stopping());
                 m_app.handle(request, response, session.socket(), peer);
                 session.setKeepAlive(m_params->getKeepAlive() && response.getKeepAlive() &&
                                      session.canKeepAlive() && !m_app.stopping());
-            } catch (const Poco::Net::NoMessageException&) {
-                break;
-            } catch (const Poco::Net::MessageException& e) {
-                send_error(session, e.message());
-                break;
             } catch (const Poco::Exception&) {
-                break; // network trouble: drop the connection
+                break; // network trouble (or a timeout): drop the connection
             } catch (const std::exception&) {
                 break;
             }
@@ -194,22 +278,14 @@ public:
     }
 
 private:
-    void send_error(Poco::Net::HTTPServerSession& session, const std::string& what) {
-        // Poco's messages: "Field name too long/no colon found", "Field value too long/no CRLF
-        // found", "Too many header fields", "HTTP request URI invalid or too long", ...
-        const bool header_fields = what.find("Field") != std::string::npos ||
-                                   what.find("header fields") != std::string::npos;
-        const bool uri = what.find("URI") != std::string::npos;
+    void send_error(Session& session, const HeadRefusal& refusal) {
         Reply reply;
-        reply.status = header_fields ? 431 : uri ? 414 : 400;
-        reply.body =
-            error_body(header_fields ? "request header fields too large or malformed: " + what
-                       : uri         ? std::string("request URI too long or invalid")
-                                     : "malformed HTTP request: " + what);
+        reply.status = refusal.status;
+        reply.body = error_body(refusal.reason);
         reply.close = true;
-        m_app.log().log(
-            LogLevel::warn, "rejected malformed request",
-            {{"status_code", std::int64_t{reply.status}}, {"reason", std::string_view(what)}});
+        m_app.log().log(LogLevel::warn, "rejected malformed request",
+                        {{"status_code", std::int64_t{reply.status}},
+                         {"reason", std::string_view(refusal.reason)}});
         try {
             // No request object exists, so sendBuffer() would skip the body: stream it.
             Poco::Net::HTTPServerResponseImpl response(session);
@@ -221,9 +297,16 @@ private:
             std::ostream& out = response.send();
             out << reply.body;
             out.flush();
+            // What the client still sends (the rest of a long head, a body) is unread: close
+            // the way a refused body is closed, so the client reads this answer, not a reset.
+            lingering_close(session.socket(), k_refused_head_drain, std::chrono::seconds(5),
+                            m_app.stop_flag());
         } catch (...) {
         }
     }
+
+    /// Bytes read and discarded after refusing a head.
+    static constexpr std::uint64_t k_refused_head_drain = 1024 * 1024;
 
     Poco::Net::HTTPServerParams::Ptr m_params;
     App& m_app;

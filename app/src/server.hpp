@@ -1,6 +1,6 @@
 #pragma once
 // The HTTP side: routing, handlers, per-request telemetry, and a Poco TCPServer whose connection
-// class answers even unparseable requests with a JSON error body.
+// class reads request heads itself and answers the ones it refuses with a JSON error body.
 
 #include <Poco/Event.h>
 #include <Poco/Net/TCPServer.h>
@@ -56,6 +56,8 @@ public:
                 Poco::Net::StreamSocket& socket, ConnectionPeer& peer);
 
     bool stopping() const { return m_stopping.load(std::memory_order_relaxed); }
+    /// The flag stopping() reads, for waits that poll it (lingering_close).
+    const std::atomic<bool>& stop_flag() const { return m_stopping; }
     /// Stop keeping connections alive and cut simulated delays short.
     void begin_stop();
     JsonLog& log() { return m_log; }

@@ -19,19 +19,23 @@ bool is_one(const std::string& s) {
     return digits != std::string::npos && s.substr(digits) == "1";
 }
 
+/// A hint for the syntax error yaml-cpp reported: its message is compared with yaml-cpp's own
+/// constants (YAML::ErrorMsg in <yaml-cpp/exceptions.h>), never with text copied from them.
 std::string syntax_hint(const std::string& msg, const std::string& line_text) {
+    namespace ErrorMsg = YAML::ErrorMsg;
     const auto indent_end = line_text.find_first_not_of(" \t");
     if (line_text.substr(0, indent_end).find('\t') != std::string::npos)
         return "indent with spaces: YAML does not allow tabs for indentation";
-    if (msg == "illegal map value")
+    if (msg == ErrorMsg::MAP_VALUE)
         return "a value that contains ': ' must be quoted, or this line is indented wrongly";
-    if (msg == "end of map flow not found")
+    if (msg == ErrorMsg::END_OF_MAP_FLOW)
         return "a '{' is not closed with '}'";
-    if (msg == "end of sequence flow not found")
+    if (msg == ErrorMsg::END_OF_SEQ_FLOW)
         return "a '[' is not closed with ']'";
-    if (msg == "the referenced anchor is not defined")
+    if (msg == ErrorMsg::UNKNOWN_ANCHOR)
         return "define the anchor with '&name' before referring to it with '*name'";
-    if (msg.rfind("unknown escape character", 0) == 0)
+    // INVALID_ESCAPE is a prefix: yaml-cpp appends the character it did not know.
+    if (msg.rfind(ErrorMsg::INVALID_ESCAPE, 0) == 0)
         return "inside double quotes a backslash starts an escape; use single quotes or '\\\\'";
     return "check the indentation and quoting of this line and the one before it";
 }

@@ -84,8 +84,8 @@ HttpResponse grafana_get(CheckContext& c, const std::string& path, const std::st
 
 std::string message_of(const HttpResponse& r) {
     const auto j = parse_json(r.body);
-    if (j && j->is_object() && j->contains("message") && (*j)["message"].is_string())
-        return fmt::format("HTTP {}: {}", r.status, (*j)["message"].get<std::string>());
+    if (const auto message = j ? string_member(*j, "message") : std::string(); !message.empty())
+        return fmt::format("HTTP {}: {}", r.status, message);
     return describe(r);
 }
 
@@ -95,8 +95,9 @@ std::string datasource_answers(CheckContext& c, const std::string& uid, const st
     const auto h = grafana_get(c, fmt::format("/api/datasources/uid/{}/health", uid),
                                "datasource " + uid + " health");
     const auto j = parse_json(h.body);
+    const std::string status = j ? string_member(*j, "status") : std::string();
     // Judge health by `status` only: the message wording differs between versions.
-    if (h.status == 200 && j && j->is_object() && j->value("status", "") == "OK") {
+    if (h.status == 200 && status == "OK") {
         how = "backend health check";
         c.result().evidence.back().note = "datasource " + uid + " health OK (backend check)";
         return {};
@@ -107,10 +108,12 @@ std::string datasource_answers(CheckContext& c, const std::string& uid, const st
                            uid, message_of(h));
     const bool no_backend_check = h.status == 404 || h.status == 501;
     if (!no_backend_check || (type != "tempo" && !(type.empty() && uid == "tempo"))) {
-        const std::string status =
-            j && j->is_object() ? j->value("status", std::string("?")) : std::string("?");
+        // Grafana's health answer: {"status":"OK"|"ERROR","message":"…"}.
+        if (status.empty())
+            return fmt::format("datasource '{}' health: Grafana {}", uid, describe_json(h, j));
+        const auto message = string_member(*j, "message");
         return fmt::format("datasource '{}' health {} ({})", uid, status,
-                           j && j->is_object() ? j->value("message", describe(h)) : describe(h));
+                           message.empty() ? describe(h) : message);
     }
     // No backend CheckHealth for Tempo: prove it the way Grafana's own test does.
     c.result().evidence.back().note =
@@ -141,8 +144,13 @@ CheckResult grafana_provisioned(CheckContext& c) {
                 grafana_get(c, fmt::format("/api/datasources/uid/{}", uid), "datasource " + uid);
             std::string type;
             if (r.status == 200) {
-                if (const auto j = parse_json(r.body); j && j->is_object())
-                    type = j->value("type", "");
+                const auto j = parse_json(r.body);
+                if (!j || !j->is_object()) {
+                    waiting.push_back(
+                        fmt::format("datasource '{}': Grafana {}", uid, describe_json(r, j)));
+                    continue;
+                }
+                type = string_member(*j, "type");
             } else if (r.status == 403) {
                 // An anonymous Viewer may not read datasource settings (datasources:read is
                 // Admin's); the health check or the proxy below still proves the datasource.
@@ -167,19 +175,33 @@ CheckResult grafana_provisioned(CheckContext& c) {
             const auto r =
                 grafana_get(c, fmt::format("/api/dashboards/uid/{}", uid), "dashboard " + uid);
             const auto j = parse_json(r.body);
-            if (r.status != 200 || !j || !j->contains("dashboard")) {
+            if (r.status != 200) {
                 waiting.push_back(fmt::format("dashboard '{}' missing ({})", uid, describe(r)));
                 continue;
             }
-            const auto meta = j->value("meta", nlohmann::json::object());
-            if (!meta.value("provisioned", false)) {
-                waiting.push_back(fmt::format("dashboard '{}' is not provisioned", uid));
+            // Grafana's answer: {"dashboard":{…},"meta":{"provisioned":true,…}}.
+            const auto* dash = j ? member(*j, "dashboard") : nullptr;
+            const auto* meta = j ? member(*j, "meta") : nullptr;
+            std::string title = uid;
+            std::vector<PanelQuery> queries;
+            bool readable = dash && dash->is_object() && (!meta || meta->is_object());
+            try {
+                if (readable) {
+                    if (!meta || !meta->value("provisioned", false)) {
+                        waiting.push_back(fmt::format("dashboard '{}' is not provisioned", uid));
+                        continue;
+                    }
+                    title = dash->value("title", uid);
+                    collect_panels(dash->value("panels", nlohmann::json::array()), queries);
+                }
+            } catch (const nlohmann::json::exception&) {
+                readable = false; // members of other types than documented
+            }
+            if (!readable) {
+                waiting.push_back(
+                    fmt::format("dashboard '{}': Grafana {}", uid, describe_json(r, j)));
                 continue;
             }
-            const auto& dash = (*j)["dashboard"];
-            const std::string title = dash.value("title", uid);
-            std::vector<PanelQuery> queries;
-            collect_panels(dash.value("panels", nlohmann::json::array()), queries);
             for (const auto& q : queries) {
                 const auto a = evaluate(c, substitute_grafana_variables(q.expr),
                                         fmt::format("{} / {}", title, q.panel));

@@ -167,15 +167,21 @@ CheckResult ssh_hardened(CheckContext& c) {
         ae.excerpt =
             excerpt(failures.empty() ? a.out : fmt::format("{}", fmt::join(failures, "\n")));
         c.result().evidence.push_back(ae);
-        // ssh-audit's exit status also flags algorithms it does not know (e.g. OpenSSH's
-        // kex-strict markers), so whether it reached the server is read from its banner line.
-        if (a.timed_out || a.out.find("(gen) banner:") == std::string::npos)
+        // The verdict is ssh-audit's exit status (ssh_audit/exitcodes.py, the same in 2.5 and
+        // 3.x): 0 good, 2 warnings only (also for algorithms it does not know, such as OpenSSH's
+        // kex-strict markers), 3 failures, 1 connection error. Its text only feeds the message.
+        // (Its JSON output, -j, lists the algorithms without their verdicts in Debian 12's 2.5.)
+        constexpr int k_audit_good = 0, k_audit_warning = 2, k_audit_failure = 3;
+        if (a.timed_out || (a.exit_code != k_audit_good && a.exit_code != k_audit_warning &&
+                            a.exit_code != k_audit_failure))
             return c.finish(Status::fail, fmt::format("ssh-audit could not audit {} (exit {})",
                                                       where, a.exit_code));
-        if (!failures.empty())
+        if (a.exit_code == k_audit_failure)
             return c.finish(Status::fail,
-                            fmt::format("ssh-audit reports {} failure{}: {}", failures.size(),
-                                        failures.size() == 1 ? "" : "s", failures.front()));
+                            failures.empty()
+                                ? std::string("ssh-audit reports failures (exit 3)")
+                                : fmt::format("ssh-audit reports {} failure{}: {}", failures.size(),
+                                              failures.size() == 1 ? "" : "s", failures.front()));
         audit_note = fmt::format("; ssh-audit: no failures, {} warnings", warnings);
     }
     return c.finish(Status::pass,

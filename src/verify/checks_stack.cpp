@@ -37,19 +37,22 @@ CheckResult stack_health(CheckContext& c) {
         {"collector", "/",
          [](const HttpResponse& r) {
              const auto j = parse_json(r.body);
-             if (r.status == 200 && j && j->is_object() &&
-                 j->value("status", "") == "Server available")
-                 return std::string();
-             return describe(r);
+             if (r.status != 200 || !j || !member(*j, "status") || !(*j)["status"].is_string())
+                 return describe_json(r, j);
+             const auto status = string_member(*j, "status");
+             return status == "Server available" ? std::string()
+                                                 : fmt::format("status is \"{}\"", status);
          }},
         {"api", "/health", status_200},
         {"nginx", "/", status_200},
         {"grafana", "/api/health",
          [](const HttpResponse& r) {
              const auto j = parse_json(r.body);
-             if (r.status == 200 && j && j->is_object() && j->value("database", "") == "ok")
-                 return std::string();
-             return r.status == 200 ? std::string("database is not \"ok\"") : describe(r);
+             if (r.status != 200 || !j || !member(*j, "database") || !(*j)["database"].is_string())
+                 return describe_json(r, j);
+             const auto database = string_member(*j, "database");
+             return database == "ok" ? std::string()
+                                     : fmt::format("database is \"{}\", not \"ok\"", database);
          }},
         {"prometheus", "/-/ready", status_200},
         {"tempo", "/ready", status_200},
@@ -85,49 +88,67 @@ CheckResult stack_health(CheckContext& c) {
     });
 }
 
+namespace {
+
+/// The verdict on Prometheus's active targets (an array): every expected job has targets, all
+/// "up". Throws nlohmann::json::exception on entries whose members are not of the documented types.
+Attempt judge_targets(CheckContext& c, const nlohmann::json& targets,
+                      const std::vector<std::string>& jobs) {
+    std::vector<std::string> waiting, down, up;
+    for (const auto& job : jobs) {
+        int n = 0, n_up = 0;
+        std::string problem;
+        for (const auto& t : targets) {
+            const auto labels = t.value("labels", nlohmann::json::object());
+            if (labels.value("job", t.value("scrapePool", "")) != job)
+                continue;
+            ++n;
+            const auto health = t.value("health", "unknown");
+            if (health == "up") {
+                ++n_up;
+            } else if (health == "unknown") {
+                if (problem.empty())
+                    problem = "unknown (not scraped yet)";
+            } else {
+                problem = fmt::format("{} {}: {}", t.value("scrapeUrl", "?"), health,
+                                      t.value("lastError", ""));
+            }
+        }
+        if (n == 0)
+            waiting.push_back(fmt::format("{} (no active target)", job));
+        else if (n_up == n)
+            up.push_back(job);
+        else
+            down.push_back(fmt::format("{} ({})", job, problem));
+    }
+    if (!c.result().evidence.empty())
+        c.result().evidence.back().note = fmt::format("{} of {} jobs up", up.size(), jobs.size());
+    if (waiting.empty() && down.empty())
+        return passed(fmt::format("all {} jobs up: {}", jobs.size(), fmt::join(up, ", ")));
+    std::vector<std::string> all = down;
+    all.insert(all.end(), waiting.begin(), waiting.end());
+    return again(fmt::format("not up: {}", fmt::join(all, "; ")));
+}
+
+} // namespace
+
 CheckResult prometheus_targets(CheckContext& c) {
     const auto& jobs = c.options().expected_jobs;
     return c.poll([&]() -> Attempt {
         const auto r = c.get(c.endpoint("prometheus") + "/api/v1/targets?state=active");
         const auto j = parse_json(r.body);
-        if (r.status != 200 || !j || !j->contains("data"))
-            return again(fmt::format("targets API: {}", describe(r)));
-        const auto& targets = (*j)["data"].value("activeTargets", nlohmann::json::array());
-        std::vector<std::string> waiting, down, up;
-        for (const auto& job : jobs) {
-            int n = 0, n_up = 0;
-            std::string problem;
-            for (const auto& t : targets) {
-                const auto labels = t.value("labels", nlohmann::json::object());
-                if (labels.value("job", t.value("scrapePool", "")) != job)
-                    continue;
-                ++n;
-                const auto health = t.value("health", "unknown");
-                if (health == "up") {
-                    ++n_up;
-                } else if (health == "unknown") {
-                    if (problem.empty())
-                        problem = "unknown (not scraped yet)";
-                } else {
-                    problem = fmt::format("{} {}: {}", t.value("scrapeUrl", "?"), health,
-                                          t.value("lastError", ""));
-                }
-            }
-            if (n == 0)
-                waiting.push_back(fmt::format("{} (no active target)", job));
-            else if (n_up == n)
-                up.push_back(job);
-            else
-                down.push_back(fmt::format("{} ({})", job, problem));
+        const auto* data = j ? member(*j, "data") : nullptr;
+        const auto* targets = data ? member(*data, "activeTargets") : nullptr;
+        const auto unusable = [&] {
+            return again(fmt::format("Prometheus targets API: {}", describe_json(r, j)));
+        };
+        if (r.status != 200 || !targets || !targets->is_array())
+            return unusable();
+        try {
+            return judge_targets(c, *targets, jobs);
+        } catch (const nlohmann::json::exception&) {
+            return unusable(); // a target entry with members of other types than documented
         }
-        if (!c.result().evidence.empty())
-            c.result().evidence.back().note =
-                fmt::format("{} of {} jobs up", up.size(), jobs.size());
-        if (waiting.empty() && down.empty())
-            return passed(fmt::format("all {} jobs up: {}", jobs.size(), fmt::join(up, ", ")));
-        std::vector<std::string> all = down;
-        all.insert(all.end(), waiting.begin(), waiting.end());
-        return again(fmt::format("not up: {}", fmt::join(all, "; ")));
     });
 }
 

@@ -38,13 +38,18 @@ std::string CheckContext::endpoint(const std::string& service) const {
 HttpResponse CheckContext::send(HttpRequest request, const std::string& note) {
     const auto left = remaining();
     if (left.count() <= 0) {
+        m_cut_short = true;
         HttpResponse r;
         r.error = "deadline reached before the request";
         record(request.method + " " + request.url, r, note);
         return r;
     }
-    request.timeout = std::min({request.timeout, k_request_cap, left});
+    const auto own = std::min(request.timeout, k_request_cap);
+    request.timeout = std::min(own, left);
     const auto r = http_request(request);
+    // No answer within a timeout the deadline shortened: the deadline, not the service, ended it.
+    if (r.status == 0 && left < own)
+        m_cut_short = true;
     record(request.method + " " + request.url, r, note);
     return r;
 }
@@ -116,6 +121,25 @@ std::string describe(const HttpResponse& r) {
     if (r.status == 0)
         return r.error.empty() ? "no answer" : r.error;
     return fmt::format("HTTP {}: {}", r.status, excerpt(r.body, 120));
+}
+
+std::string describe_json(const HttpResponse& r, const std::optional<nlohmann::json>& j) {
+    if (r.status != 200)
+        return describe(r);
+    return fmt::format("HTTP 200, {}: {}", j ? "JSON of an unexpected shape" : "not valid JSON",
+                       excerpt(r.body, 120));
+}
+
+const nlohmann::json* member(const nlohmann::json& j, const char* key) {
+    if (!j.is_object())
+        return nullptr;
+    const auto it = j.find(key);
+    return it == j.end() ? nullptr : &*it;
+}
+
+std::string string_member(const nlohmann::json& j, const char* key) {
+    const auto* m = member(j, key);
+    return m && m->is_string() ? m->get<std::string>() : std::string();
 }
 
 } // namespace labctl::verify::detail

@@ -52,15 +52,23 @@ public:
     /// Sleeps the poll interval ±25 % (never past the deadline); false when no time is left.
     bool sleep_poll();
 
-    /// Repeats `attempt` (evidence cleared before each) until it finishes or the deadline.
+    /// Repeats `attempt` (evidence cleared before each) until it finishes or the deadline. An
+    /// attempt the deadline cut short (a request it ended or never let start) says less than
+    /// the one before it, so the deadline message then quotes the last complete attempt.
     template <typename F>
     CheckResult poll(F attempt) {
+        std::string last_complete;
         for (;;) {
             ++m_result.attempts;
             m_result.evidence.clear();
-            const Attempt a = attempt();
+            m_cut_short = false;
+            Attempt a = attempt();
             if (a.kind != Attempt::again)
                 return finish(a.kind == Attempt::pass ? Status::pass : Status::fail, a.message);
+            if (!m_cut_short)
+                last_complete = a.message;
+            else if (!last_complete.empty())
+                a.message = last_complete;
             if (!sleep_poll())
                 return finish(Status::fail, deadline_message(a.message));
         }
@@ -75,6 +83,7 @@ private:
     Clock::time_point m_start;
     Clock::time_point m_deadline;
     std::chrono::milliseconds m_budget;
+    bool m_cut_short = false; ///< the current attempt had a request the deadline cut short
 };
 
 /// Parses a JSON body; nullopt when it is not JSON.
@@ -82,6 +91,17 @@ std::optional<nlohmann::json> parse_json(const std::string& body);
 
 /// The error text of a failed request: "HTTP 503: excerpt" or the network error.
 std::string describe(const HttpResponse& r);
+
+/// Why an answer that should be JSON cannot be used: describe(r) when its status is not 200, else
+/// "HTTP 200, not valid JSON: <excerpt>" (`j` empty) or "HTTP 200, JSON of an unexpected shape:
+/// <excerpt>" (it parsed, but lacks what the service's API documents).
+std::string describe_json(const HttpResponse& r, const std::optional<nlohmann::json>& j);
+
+/// The member `key` of `j`, or null when `j` is no object or has no such member.
+const nlohmann::json* member(const nlohmann::json& j, const char* key);
+/// The string member `key` of `j`, or "" when `j` is no object or the member is missing or is not
+/// a string (nlohmann's value() throws on a member of another type).
+std::string string_member(const nlohmann::json& j, const char* key);
 
 // The checks (checks_*.cpp).
 CheckResult stack_health(CheckContext& c);

@@ -15,23 +15,25 @@ PromAnswer evaluate(CheckContext& c, const std::string& expr, const std::string&
     const auto r = c.get(url, note);
     PromAnswer a;
     const auto j = parse_json(r.body);
-    const std::string error =
-        j && j->is_object()
-            ? fmt::format("{}: {}", j->value("errorType", "?"), j->value("error", ""))
-            : describe(r);
-    if (r.status == 200 && j && j->value("status", "") == "success") {
+    const auto* data = j ? member(*j, "data") : nullptr;
+    const auto* result = data ? member(*data, "result") : nullptr;
+    if (r.status == 200 && j && string_member(*j, "status") == "success" && result) {
         a.kind = PromAnswer::ok;
-        const auto& data = (*j)["data"];
-        if (data.contains("result") && data["result"].is_array() &&
-            data.value("resultType", "vector") != "scalar" &&
-            data.value("resultType", "vector") != "string")
-            a.series = data["result"].size();
-        else if (data.contains("result"))
-            a.series = 1; // a scalar or string always has a value
+        const auto type = member(*data, "resultType") ? string_member(*data, "resultType")
+                                                      : std::string("vector");
+        // A scalar or string always has a value; a vector or matrix has one entry per series.
+        a.series = result->is_array() && type != "scalar" && type != "string" ? result->size() : 1;
         return a;
     }
     a.kind = (r.status == 400 || r.status == 422) ? PromAnswer::bad_query : PromAnswer::unavailable;
-    a.detail = r.status == 0 ? describe(r) : error;
+    // Prometheus's errors: {"status":"error","errorType":"bad_data","error":"…"}.
+    const bool error_answer =
+        r.status != 0 && j && (member(*j, "errorType") || member(*j, "error"));
+    a.detail = error_answer ? fmt::format("{}: {}",
+                                          member(*j, "errorType") ? string_member(*j, "errorType")
+                                                                  : std::string("?"),
+                                          string_member(*j, "error"))
+                            : describe_json(r, j);
     return a;
 }
 

@@ -3,8 +3,11 @@
 // then run with LABCTL_PARSE_ONLY=config, which loads the lab file with the command's flags and
 // environment layered on (a documented `--host admin@host:22` once failed exactly there). The
 // commands that need no remote host also run for real in a lab `labctl init` made, on libvirt's
-// test driver. The comments of examples/lab.yaml and templates/lab.yaml that tell how to try
-// them without a hypervisor are run too.
+// test driver. The command lines in the comments of examples/lab.yaml, examples/lab-local.yaml
+// and templates/lab.yaml go through the same checks (in a copy of examples/ and stacks/, and in
+// the lab `labctl init` made), and so do the comments that tell how to try them without a
+// hypervisor. `labctl --help` and every subcommand's --help show no example command line: the
+// test that says so fails as soon as one appears, so that it gets extracted and run too.
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -170,6 +173,110 @@ struct InitLab {
     }
 };
 
+/// The command lines in the comments of a lab file, as in examples/lab.yaml's header:
+/// `#   labctl validate -f examples/lab.yaml     # check this file`. Prose that mentions labctl
+/// ("# ... 'labctl down' removes ...") is not indented like a command and is not taken.
+std::vector<Example> lab_file_examples(const std::string& relative) {
+    std::vector<Example> out;
+    std::istringstream in(test::read_file(test::source_dir() / relative));
+    static const std::regex k_command(R"(^#\s{2,}(labctl\s.*))");
+    int number = 0;
+    for (std::string line; std::getline(in, line);) {
+        ++number;
+        std::smatch m;
+        if (std::regex_search(line, m, k_command))
+            if (auto argv = labctl_call(m[1].str()))
+                out.push_back({fmt::format("{}:{}", relative, number), *argv});
+    }
+    return out;
+}
+
+/// A copy of examples/ and stacks/ in a temporary directory, so that the example files' relative
+/// paths resolve as in the source tree and `labctl init -f examples/...` writes its key pair into
+/// the copy. libvirt is the test driver, as for InitLab.
+struct ExamplesCopy {
+    test::TempDir dir;
+    std::map<std::string, std::string> env{{"LABCTL_LIBVIRT_URI", "test:///default"},
+                                           {"LABCTL_POOL", "default-pool"},
+                                           {"NO_COLOR", "1"}};
+    ExamplesCopy() {
+        std::filesystem::create_directories(dir.path() / "examples");
+        for (const char* name : {"lab.yaml", "lab-local.yaml"})
+            std::filesystem::copy_file(test::source_dir() / "examples" / name,
+                                       dir.path() / "examples" / name);
+        std::filesystem::copy(test::source_dir() / "stacks", dir.path() / "stacks",
+                              std::filesystem::copy_options::recursive);
+    }
+    ProcessResult run(const Argv& argv, std::map<std::string, std::string> extra = {}) const {
+        ProcessOptions o;
+        o.env = env;
+        for (auto& [k, v] : extra)
+            o.env[k] = v;
+        o.cwd = dir.path().string();
+        o.timeout = std::chrono::seconds(60);
+        return test::run_labctl(argv, o);
+    }
+};
+
+/// Runs one shown command the way the README's are checked: parsed (LABCTL_PARSE_ONLY=1), loaded
+/// with its lab file, flags and environment (LABCTL_PARSE_ONLY=config), and, when it needs no
+/// remote host and no hypervisor beyond the test driver (`runnable`), run as written.
+template <typename LabDir>
+void check_shown_command(const LabDir& lab, const Example& e, const std::set<std::string>& runnable,
+                         int& ran) {
+    INFO(fmt::format("{}: labctl {}", e.where, fmt::join(e.argv, " ")));
+    const auto parsed = lab.run(e.argv, {{"LABCTL_PARSE_ONLY", "1"}});
+    CHECK(parsed.exit_code == 0);
+    CHECK(parsed.err.empty());
+    const auto checked = lab.run(e.argv, {{"LABCTL_PARSE_ONLY", "config"}});
+    INFO(checked.err);
+    CHECK(checked.exit_code == 0);
+    if (e.argv.empty() || !runnable.count(e.argv.front()))
+        return;
+    const auto r = lab.run(e.argv);
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    ++ran;
+}
+
+/// The subcommands listed in the "Subcommands:" section of a --help text.
+std::vector<std::string> subcommands_in(const std::string& help) {
+    std::vector<std::string> out;
+    std::istringstream in(help);
+    bool listing = false;
+    for (std::string line; std::getline(in, line);) {
+        if (line == "Subcommands:") {
+            listing = true;
+            continue;
+        }
+        if (listing && (line.size() < 3 || line[0] != ' ' || line[2] == ' '))
+            break;
+        if (listing)
+            out.push_back(words_of(line).at(0));
+    }
+    return out;
+}
+
+/// Example command lines in a --help text: `labctl` followed by a subcommand or an option, as in
+/// "e.g. labctl up -f lab.yaml". CLI11's "Usage: labctl ..." line and placeholders such as
+/// "labctl <command>" are not examples.
+std::vector<std::string> help_examples(const std::string& help,
+                                       const std::set<std::string>& subcommands) {
+    std::vector<std::string> out;
+    std::istringstream in(help);
+    static const std::regex k_call(R"(\blabctl\s+([^\s'"]+))");
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("Usage: ", 0) == 0)
+            continue;
+        for (std::sregex_iterator it(line.begin(), line.end(), k_call), end; it != end; ++it) {
+            const std::string next = (*it)[1].str();
+            if (next.front() == '-' || subcommands.count(next))
+                out.push_back(line);
+        }
+    }
+    return out;
+}
+
 } // namespace
 
 TEST_CASE("the README and the man page show labctl commands, and the extraction finds them",
@@ -261,4 +368,86 @@ TEST_CASE("the lab.yaml comments that say how to try without a hypervisor work a
     const auto init_plan = lab.run({"plan"});
     INFO(init_plan.err);
     CHECK(init_plan.exit_code == 0);
+}
+
+TEST_CASE("the lab files' comments show labctl commands, and the extraction finds them", "[docs]") {
+    std::set<std::string> shown;
+    for (const char* file : {"examples/lab.yaml", "examples/lab-local.yaml", "templates/lab.yaml"})
+        for (const auto& e : lab_file_examples(file))
+            shown.insert(fmt::format("{}: {}", file, fmt::join(e.argv, " ")));
+    INFO(fmt::format("{}", fmt::join(shown, "\n")));
+    CHECK(shown == std::set<std::string>{
+                       "examples/lab.yaml: validate -f examples/lab.yaml",
+                       "examples/lab.yaml: init -f examples/lab.yaml",
+                       "examples/lab.yaml: up -f examples/lab.yaml",
+                       "examples/lab-local.yaml: validate -f examples/lab-local.yaml",
+                       "examples/lab-local.yaml: init -f examples/lab-local.yaml",
+                       "examples/lab-local.yaml: up -f examples/lab-local.yaml",
+                       "templates/lab.yaml: validate",
+                       "templates/lab.yaml: plan",
+                       "templates/lab.yaml: up",
+                       "templates/lab.yaml: down",
+                   });
+}
+
+TEST_CASE("every command the examples' comments show is accepted with its lab file, in the order "
+          "shown, and the local ones run as written",
+          "[docs]") {
+    // From the directory the paths are relative to (the source tree's root, here a copy), in the
+    // order a reader follows them: validate before init made the key pair, then up.
+    ExamplesCopy copy;
+    const std::set<std::string> runnable{"validate", "init"};
+    int ran = 0;
+    for (const char* file : {"examples/lab.yaml", "examples/lab-local.yaml"}) {
+        const auto examples = lab_file_examples(file);
+        REQUIRE(examples.size() == 3);
+        for (const auto& e : examples)
+            check_shown_command(copy, e, runnable, ran);
+        CHECK(std::filesystem::exists(copy.dir.path() / "examples" / ".labctl" / "id_ed25519"));
+    }
+    CHECK(ran == 4);
+}
+
+TEST_CASE("every command templates/lab.yaml's comments show is accepted in the lab labctl init "
+          "wrote, and validate and plan run as written on the test driver",
+          "[docs]") {
+    InitLab lab;
+    const std::set<std::string> runnable{"validate", "plan"};
+    int ran = 0;
+    const auto examples = lab_file_examples("templates/lab.yaml");
+    REQUIRE(examples.size() == 4);
+    for (const auto& e : examples)
+        check_shown_command(lab, e, runnable, ran);
+    CHECK(ran == 2);
+}
+
+TEST_CASE("labctl --help and every subcommand's --help show no example command line", "[docs]") {
+    // If one ever does, this fails: extract and run it like the README's examples instead.
+    const auto top = test::run_labctl({"--help"});
+    REQUIRE(top.exit_code == 0);
+    auto names = subcommands_in(top.out);
+    const std::set<std::string> subcommands(names.begin(), names.end());
+    CHECK(subcommands.size() >= 15);
+    CHECK(subcommands.count("up") == 1);
+    std::vector<Argv> helps{{"--help"}};
+    for (const auto& name : names) {
+        helps.push_back({name, "--help"});
+        // Nested subcommands (image build).
+        const auto nested = test::run_labctl({name, "--help"});
+        for (const auto& sub : subcommands_in(nested.out))
+            helps.push_back({name, sub, "--help"});
+    }
+    CHECK(helps.size() >= 17);
+    for (const auto& argv : helps) {
+        const auto r = test::run_labctl(argv);
+        INFO(fmt::format("labctl {}\n{}", fmt::join(argv, " "), r.out));
+        CHECK(r.exit_code == 0);
+        CHECK_FALSE(r.out.empty());
+        CHECK(help_examples(r.out, subcommands).empty());
+    }
+    // The detector sees an example where there is one (this test could fail).
+    CHECK(help_examples("  --host HOST   e.g. labctl harden --host admin@host:22\n", subcommands)
+              .size() == 1);
+    CHECK(help_examples("Usage: labctl up [OPTIONS]\nRun 'labctl <command> --help'\n", subcommands)
+              .empty());
 }

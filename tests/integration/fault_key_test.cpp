@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
@@ -84,6 +85,23 @@ Run harden(const std::string& lab, const std::vector<std::string>& prefix = {}) 
     return run;
 }
 
+/// Nothing left behind: labctl is gone (the sshd fixture is this test's only child), the fixture
+/// holds no session for it (sshd's per-connection children end soon after the client), and
+/// `dir` holds only the files the test put there.
+void check_nothing_left(const test::SshServer& sshd, const TempDir& dir,
+                        std::vector<std::string> expected) {
+    const pid_t listener = test::pid_of_listener(sshd);
+    CHECK(listener > 0);
+    CHECK(test::children_of(::getpid()) == std::vector<pid_t>{listener});
+    CHECK(test::wait_until([&] { return test::descendants(listener).empty(); }, 5s));
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(dir.path()))
+        files.push_back(e.path().filename().string());
+    std::sort(files.begin(), files.end());
+    std::sort(expected.begin(), expected.end());
+    CHECK(files == expected);
+}
+
 } // namespace
 
 TEST_CASE("a FIFO as the SSH private key is refused at once with exit 2 naming the path, "
@@ -102,7 +120,7 @@ TEST_CASE("a FIFO as the SSH private key is refused at once with exit 2 naming t
     CHECK(contains(run.r.err, key.string()));
     CHECK(contains(run.r.err, "is not a file"));
     CHECK(run.took < 5s);
-    CHECK(test::children_of(::getpid()).size() == 1); // only the sshd fixture
+    check_nothing_left(sshd, dir, {"id_fifo", "lab.yaml"});
 }
 
 TEST_CASE("a directory as the SSH private key is refused with exit 2 naming the path",
@@ -120,6 +138,7 @@ TEST_CASE("a directory as the SSH private key is refused with exit 2 naming the 
     CHECK(contains(run.r.err, key.string()));
     CHECK(contains(run.r.err, "is not a file"));
     CHECK(run.took < 5s);
+    check_nothing_left(sshd, dir, {"id_dir", "lab.yaml"});
 }
 
 TEST_CASE("an SSH private key the user running labctl cannot read is refused with exit 2 "
@@ -149,6 +168,7 @@ TEST_CASE("an SSH private key the user running labctl cannot read is refused wit
     CHECK(contains(run.r.err, key.string()));
     CHECK(contains(run.r.err, "cannot be read: Permission denied"));
     CHECK(run.took < 5s);
+    check_nothing_left(sshd, dir, {"id_ed25519", "lab.yaml"});
 }
 
 TEST_CASE("an SSH private key file holding garbage fails with exit 5 saying the key could not be "
@@ -167,4 +187,5 @@ TEST_CASE("an SSH private key file holding garbage fails with exit 5 saying the 
     CHECK(contains(run.r.err, "ssh-keygen -y -f " + key.string()));
     CHECK_FALSE(contains(run.r.err, "refused"));
     CHECK(run.took < 10s);
+    check_nothing_left(sshd, dir, {"id_garbage", "lab.yaml"});
 }

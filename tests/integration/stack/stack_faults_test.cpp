@@ -66,6 +66,7 @@
 
 #include <labctl/core/process.hpp>
 
+#include "fault_support.hpp"
 #include "harness.hpp"
 #include "skip.hpp"
 #include "stack_support.hpp"
@@ -421,6 +422,28 @@ struct Stack {
     }
 };
 
+/// The processes a Stack started: the task API, nginx and nginx's workers.
+std::vector<pid_t> started_processes() {
+    std::vector<pid_t> out;
+    for (const pid_t child : labctl::test::children_of_self()) {
+        out.push_back(child);
+        for (const pid_t d : labctl::test::descendants(child))
+            out.push_back(d);
+    }
+    return out;
+}
+
+/// Nothing left behind once the Stack is gone: none of `started` is alive (nginx's workers end
+/// just after their master) and this test has no child left, not even a zombie.
+void check_nothing_left(const std::vector<pid_t>& started) {
+    const auto alive = [](pid_t p) {
+        const auto [parent, state] = labctl::test::process_parent(p);
+        return parent != -1 && state != 'Z';
+    };
+    CHECK(wait_until_true([&] { return std::none_of(started.begin(), started.end(), alive); }, 5s));
+    CHECK(labctl::test::children_of_self().empty());
+}
+
 /// Per signal: how the sink saw the task API's exports of that signal.
 struct SignalStory {
     std::size_t refused = 0;        ///< answers that refused
@@ -463,9 +486,12 @@ SignalStory story(const std::vector<Exchange>& all, const std::string& signal) {
 
 /// The refusal scenario both answers share: a baseline, then `window` of refusals while bounded
 /// load goes through nginx, then acceptance; everything checked afterwards.
-void run_refusal_scenario(const Refusal& how, Clock::duration window, double expected_wait) {
+void run_refusal_scenario(const Refusal& how, Clock::duration window, double expected_wait,
+                          std::vector<pid_t>& started) {
     require_tools();
     Stack s;
+    started = started_processes();
+    REQUIRE(started.size() >= 3); // the task API, nginx and at least one worker
 
     // Baseline: the pipeline delivers.
     const auto before = load(s.nginx_port, 1, 600ms, 20ms);
@@ -600,51 +626,60 @@ void run_refusal_scenario(const Refusal& how, Clock::duration window, double exp
 } // namespace
 
 TEST_CASE("stack faults: a collector answering 429 with Retry-After never slows requests through "
-          "nginx; batches are retried after the Retry-After and final refusals are counted",
+          "nginx, and batches are retried after the Retry-After and final refusals are counted",
           "[stack][fault]") {
     // Retry-After 2 s, refusing for 3.5 s: the first batch (sent within 0.2 s of the first
     // refusal, up to 1.4 s on a slow machine) is retried inside the window and refused again;
     // the next batch's retry falls after it and is accepted.
-    run_refusal_scenario(throttled(2), 3500ms, 2.0);
+    std::vector<pid_t> started;
+    run_refusal_scenario(throttled(2), 3500ms, 2.0, started);
+    check_nothing_left(started);
 }
 
 TEST_CASE("stack faults: a collector whose memory limiter refuses (503, no Retry-After) is "
           "retried after the exporter's 1 s back-off, and final refusals are counted",
           "[stack][fault]") {
     // The task API's own back-off without a Retry-After: 1 s (app/src/otlp_http.hpp k_backoff).
-    run_refusal_scenario(memory_limiter(), 1800ms, 1.0);
+    std::vector<pid_t> started;
+    run_refusal_scenario(memory_limiter(), 1800ms, 1.0, started);
+    check_nothing_left(started);
 }
 
 TEST_CASE("stack faults: shutdown while the collector keeps refusing with a long Retry-After is "
           "bounded and clean",
           "[stack][fault]") {
     require_tools();
-    Stack s;
-    // Retry-After 30 s (the exporter's cap): an export thread waiting it out must not hold
-    // SIGTERM up.
-    s.collector.refuse_for(Clock::duration::max(), throttled(30));
-    const auto during = load(s.nginx_port, 2, 1500ms, 40ms);
-    REQUIRE_FALSE(during.empty());
-    for (const auto& x : during)
-        CHECK(x.status == 200);
-    REQUIRE(wait_until_true(
-        [&] {
-            const auto all = s.collector.exchanges();
-            return std::any_of(all.begin(), all.end(),
-                               [](const Exchange& e) { return e.status == 429; });
-        },
-        5s));
-    const auto t0 = Clock::now();
-    const auto code = s.api->terminate(15s);
-    const double took = std::chrono::duration<double>(Clock::now() - t0).count();
-    std::cout << "shutdown while refused (Retry-After 30 s): exit "
-              << (code ? std::to_string(*code) : "none") << " after " << took << " s\n";
-    REQUIRE(code.has_value());
-    CHECK(*code == 0);
-    // The telemetry flush is bounded at 2 s (app/src/main.cpp), far below the 30 s asked for.
-    CHECK(took < 4.0);
-    // nginx answers the stopped backend with its JSON 502, promptly.
-    const auto down = taskapi::http(s.nginx_port, "GET", "/api/tasks", {}, {}, {}, 10s);
-    CHECK(down.status == 502);
-    CHECK(down.seconds < 3.0);
+    std::vector<pid_t> started;
+    {
+        Stack s;
+        started = started_processes();
+        // Retry-After 30 s (the exporter's cap): an export thread waiting it out must not hold
+        // SIGTERM up.
+        s.collector.refuse_for(Clock::duration::max(), throttled(30));
+        const auto during = load(s.nginx_port, 2, 1500ms, 40ms);
+        REQUIRE_FALSE(during.empty());
+        for (const auto& x : during)
+            CHECK(x.status == 200);
+        REQUIRE(wait_until_true(
+            [&] {
+                const auto all = s.collector.exchanges();
+                return std::any_of(all.begin(), all.end(),
+                                   [](const Exchange& e) { return e.status == 429; });
+            },
+            5s));
+        const auto t0 = Clock::now();
+        const auto code = s.api->terminate(15s);
+        const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+        std::cout << "shutdown while refused (Retry-After 30 s): exit "
+                  << (code ? std::to_string(*code) : "none") << " after " << took << " s\n";
+        REQUIRE(code.has_value());
+        CHECK(*code == 0);
+        // The telemetry flush is bounded at 2 s (app/src/main.cpp), far below the 30 s asked for.
+        CHECK(took < 4.0);
+        // nginx answers the stopped backend with its JSON 502, promptly.
+        const auto down = taskapi::http(s.nginx_port, "GET", "/api/tasks", {}, {}, {}, 10s);
+        CHECK(down.status == 502);
+        CHECK(down.seconds < 3.0);
+    }
+    check_nothing_left(started);
 }

@@ -1,5 +1,7 @@
 // Fault cases of the task API over real sockets on loopback (issue 20): a client that sends a
-// whole oversized body before reading, a request that holds shutdown past its deadline.
+// whole oversized body before reading, a request that holds shutdown past its deadline, a request
+// whose handling runs out of memory. Each ends with nothing left behind: the service is gone and
+// this test has no child process left.
 
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/Net/StreamSocket.h>
@@ -10,10 +12,12 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
 
+#include "fault_support.hpp"
 #include "harness.hpp"
 
 using namespace labctl::test::taskapi;
@@ -22,6 +26,17 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// Stops the service if it still runs (a clean exit 0 is asserted then), and checks that it and
+/// everything else this test started are gone: no child process, not even a zombie.
+void check_nothing_left(ApiProcess& api) {
+    if (api.running()) {
+        const auto code = api.terminate(std::chrono::seconds(12));
+        CHECK(code == std::optional<int>(0));
+    }
+    CHECK_FALSE(api.running());
+    CHECK(labctl::test::children_of_self().empty());
 }
 
 } // namespace
@@ -50,6 +65,7 @@ TEST_CASE("taskapi faults: a request holding shutdown past its deadline makes th
     const bool watchdog = log.find("shutdown deadline exceeded") != std::string::npos;
     const bool undrained = log.find("\"in_flight_drained\":false") != std::string::npos;
     CHECK((watchdog || undrained));
+    check_nothing_left(api);
 }
 
 namespace {
@@ -125,4 +141,43 @@ TEST_CASE("taskapi faults: a client that writes a whole 20 MiB body before readi
     CHECK(took < 10.0); // the discard is bounded (5 s), and loopback moves 20 MiB much faster
     // The server is fine afterwards.
     CHECK(http(api.port(), "GET", "/api/tasks").status == 200);
+    check_nothing_left(api);
+}
+
+TEST_CASE("taskapi faults: a request whose handling runs out of memory gets 503 with its JSON "
+          "body, and the server keeps serving",
+          "[taskapi][faults]") {
+    // The real service with a preloaded operator new that fails every allocation over 256 KiB.
+    // Listing 20 tasks whose descriptions are 10000 three-byte characters builds a body of
+    // 600 KB: the allocation that grows it fails inside the handler (app/src/server.cpp's
+    // bad_alloc catch), while every other request stays far below the limit.
+    TempDir dir;
+    ApiProcess api(dir.path() / "tasks.db", dir.path() / "api.log",
+                   {{"LD_PRELOAD", FAIL_BIG_NEW_LIBRARY},
+                    {"LABCTL_TEST_FAIL_NEW_ABOVE", std::to_string(256 * 1024)}});
+    std::string description;
+    for (int i = 0; i < 10000; ++i) {
+        description += "\u20ac"; // €, three bytes in UTF-8
+    }
+    for (int i = 0; i < 20; ++i) {
+        const auto created = http(api.port(), "POST", "/api/tasks",
+                                  R"({"title":"big )" + std::to_string(i) + R"(","description":")" +
+                                      description + R"("})",
+                                  "application/json");
+        REQUIRE(created.status == 201);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const auto list = http(api.port(), "GET", "/api/tasks");
+    INFO(list.body.substr(0, 300) << "\n" << api.log_text().substr(0, 4000));
+    CHECK(list.status == 503);
+    CHECK(list.header("content-type").rfind("application/json", 0) == 0);
+    CHECK(list.header("connection") == "Close");
+    const auto body = nlohmann::json::parse(list.body, nullptr, false);
+    REQUIRE(body.is_object());
+    CHECK(body.value("error", "").find("out of memory") != std::string::npos);
+    CHECK(seconds_since(start) < 5.0);
+    // One task still comes back (a small body), and the service is healthy.
+    CHECK(http(api.port(), "GET", "/api/tasks/1").status == 200);
+    CHECK(http(api.port(), "GET", "/health").status == 200);
+    check_nothing_left(api);
 }

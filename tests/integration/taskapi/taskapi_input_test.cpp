@@ -1,5 +1,5 @@
-// The task API's input validation as pure functions (no server, no network): body parser,
-// traceparent validity, query values, ids, media types, UTF-8 and JSON text.
+// The task API's input validation as pure functions (no server, no network): request heads, body
+// parser, traceparent validity, query values, ids, media types, UTF-8 and JSON text.
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
@@ -7,6 +7,7 @@
 #include <new>
 
 #include "json_text.hpp"
+#include "request_head.hpp"
 #include "task_input.hpp"
 
 using namespace labctl::taskapi;
@@ -174,4 +175,76 @@ TEST_CASE("taskapi input: running out of memory while parsing a body throws bad_
     }
     CHECK(threw > 10); // the failures did hit the parser
     CHECK(parsed > 0); // and k went past its last allocation
+}
+
+namespace {
+
+struct HeadResult {
+    HeadReader::Step step = HeadReader::Step::more;
+    std::size_t consumed = 0; ///< bytes fed until the reader finished
+    HeadReader reader;        ///< head() after done, refusal() after refused
+};
+
+HeadResult read_head(const std::string& bytes) {
+    HeadResult out;
+    for (const char c : bytes) {
+        ++out.consumed;
+        out.step = out.reader.feed(c);
+        if (out.step != HeadReader::Step::more)
+            break;
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("taskapi input: request heads are read up to their empty line, with our limits and "
+          "statuses",
+          "[taskapi][unit]") {
+    const std::string body = "{\"title\":\"x\"}";
+    const std::string head = "POST /api/tasks?a=1 HTTP/1.1\r\nHost: h\r\nContent-Type:  "
+                             "application/json \r\nContent-Length: 13\r\n\r\n";
+    auto r = read_head(head + body);
+    REQUIRE(r.step == HeadReader::Step::done);
+    CHECK(r.consumed == head.size()); // the body is left for the body stream
+    const RequestHead& h = r.reader.head();
+    CHECK(h.method == "POST");
+    CHECK(h.target == "/api/tasks?a=1");
+    CHECK(h.version == "HTTP/1.1");
+    REQUIRE(h.fields.size() == 3);
+    CHECK(h.fields[1].first == "Content-Type");
+    CHECK(h.fields[1].second == "application/json");
+    CHECK(h.content_length == std::optional<std::uint64_t>(13));
+    CHECK_FALSE(h.chunked);
+
+    const auto status = [](const std::string& bytes) {
+        const auto x = read_head(bytes);
+        return x.step == HeadReader::Step::refused ? x.reader.refusal().status
+               : x.step == HeadReader::Step::done  ? 0
+                                                   : -1;
+    };
+    const auto get = [](const std::string& fields) {
+        return "GET / HTTP/1.1\r\n" + fields + "\r\n";
+    };
+    CHECK(status(get("X: " + std::string(k_max_field_value_bytes, 'v') + "\r\n")) == 0);
+    CHECK(status(get("X: " + std::string(k_max_field_value_bytes + 1, 'v') + "\r\n")) == 431);
+    CHECK(status(get(std::string(k_max_field_name_bytes, 'n') + ": v\r\n")) == 0);
+    CHECK(status(get(std::string(k_max_field_name_bytes + 1, 'n') + ": v\r\n")) == 431);
+    std::string many;
+    for (std::size_t i = 0; i < k_max_fields; ++i)
+        many += "X" + std::to_string(i) + ": v\r\n";
+    CHECK(status(get(many)) == 0);
+    CHECK(status(get(many + "One-More: v\r\n")) == 431);
+    CHECK(status("GET /" + std::string(k_max_target_bytes - 1, 'u') + " HTTP/1.1\r\n\r\n") == 0);
+    CHECK(status("GET /" + std::string(k_max_target_bytes, 'u') + " HTTP/1.1\r\n\r\n") == 414);
+    CHECK(status("GET /" + std::string(3 * k_max_target_bytes, 'u')) == 414); // cut short
+    CHECK(status(std::string(k_max_method_bytes + 1, 'M') + " / HTTP/1.1\r\n\r\n") == 400);
+    CHECK(status("GET / HTTP/3.0\r\n\r\n") == 505);
+    CHECK(status(get("Transfer-Encoding: gzip\r\n")) == 501);
+    CHECK(status(get("Transfer-Encoding: Chunked\r\n")) == 0);
+    CHECK(status(get("Content-Length: 1x\r\n")) == 400);
+    CHECK(status(get("Content-Length: 1234567890123456789\r\n")) == 400); // 19 digits
+    CHECK(status(get("X: a\r\n b\r\n")) == 400);                          // folding
+    CHECK(status(std::string("GET / HTTP/1.1\r\nX: a") + '\0' + "b\r\n\r\n") == 400);
+    CHECK(status("GET / HTTP/1.1\r\nHost: x\r\n") == -1); // no empty line yet: more
 }
