@@ -25,11 +25,18 @@ std::string facts_script(const std::vector<std::string>& users) {
 sshd=$(command -v sshd 2>/dev/null || true)
 [ -n "$sshd" ] || { [ -x /usr/sbin/sshd ] && sshd=/usr/sbin/sshd; }
 echo "sshd=$sshd"
+addr=$(echo "${LABCTL_SSH_CONNECTION:-}" | awk '{print $3}')
 port=$(echo "${LABCTL_SSH_CONNECTION:-}" | awk '{print $4}')
 echo "listen_port=${port:-0}"
 pid=""
 if [ -n "$port" ] && command -v ss >/dev/null 2>&1; then
-    pid=$(ss -Htlnp "sport = :$port" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n1)
+    # The listener bound to the very address this connection came in on, before any other on
+    # the port (several sshds on one port, on different addresses, would otherwise be guessed).
+    case "$addr" in *:*) src="[$addr]" ;; *) src=$addr ;; esac
+    [ -n "$addr" ] &&
+        pid=$(ss -Htlnp "src $src and sport = :$port" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n1)
+    [ -n "$pid" ] ||
+        pid=$(ss -Htlnp "sport = :$port" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n1)
 fi
 if [ -z "$pid" ]; then
     # Walk up from this shell to the listening sshd.
