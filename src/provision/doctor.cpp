@@ -403,10 +403,8 @@ DoctorReport run_doctor(const std::optional<config::LabSpec>& spec, const Doctor
         out.push_back(check_tool(program, package));
 
     out.push_back(spec ? check_ssh_key(spec->ssh.private_key) : skipped("ssh.key", no_spec));
-    if (spec) {
-        log::debug("checking the jump host");
-        out.push_back(check_jump(*spec));
-    }
+    log::debug("checking the jump host");
+    out.push_back(spec ? check_jump(*spec) : skipped("ssh.jump", no_spec));
 
     if (!spec) {
         out.push_back(skipped("disk.pool", no_spec));

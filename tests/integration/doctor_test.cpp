@@ -203,8 +203,8 @@ TEST_CASE("doctor --output json lists every check with status, required, detail 
     }
     CHECK(names == std::vector<std::string>{"kvm", "libvirt.uri", "libvirt.pool", "network.name",
                                             "network.cidr", "tools.qemu-img", "tools.rsync",
-                                            "tools.ssh", "tools.ssh-keygen", "ssh.key", "disk.pool",
-                                            "disk.state"});
+                                            "tools.ssh", "tools.ssh-keygen", "ssh.key", "ssh.jump",
+                                            "disk.pool", "disk.state"});
 }
 
 TEST_CASE("doctor works without a lab file and skips the lab checks", "[doctor]") {
@@ -215,8 +215,8 @@ TEST_CASE("doctor works without a lab file and skips the lab checks", "[doctor]"
     INFO(r.out << r.err);
     CHECK(r.exit_code == 0);
     CHECK(has_check(r.out, "libvirt.uri", "ok"));
-    for (const char* name :
-         {"libvirt.pool", "network.name", "network.cidr", "ssh.key", "disk.pool", "disk.state"})
+    for (const char* name : {"libvirt.pool", "network.name", "network.cidr", "ssh.key", "ssh.jump",
+                             "disk.pool", "disk.state"})
         CHECK(has_check(r.out, name, "skip"));
     CHECK(contains(r.out, "no lab file"));
     CHECK(has_check(r.out, "tools.rsync", "ok"));
