@@ -90,7 +90,9 @@ std::vector<std::string> rsync_argv(const SyncOptions& o) {
     for (const auto& e : o.excludes)
         argv.push_back("--exclude=" + e);
     argv.push_back("-e");
-    argv.push_back("ssh -F " + posix_quote(o.ssh_config));
+    // No ControlMaster for rsync: a master outlives rsync (ControlPersist) and, when rsync is
+    // ended (Ctrl-C), keeps the connection and with it the remote rsync running.
+    argv.push_back("ssh -F " + posix_quote(o.ssh_config) + " -o ControlPath=none");
     const std::string sudo = o.sudo ? "sudo -n " : "";
     argv.push_back(fmt::format("--rsync-path={}mkdir -p {} && {}rsync", sudo,
                                posix_quote(o.remote_dir), sudo));

@@ -7,6 +7,7 @@
 
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
+#include <labctl/core/signals.hpp>
 #include <labctl/core/text.hpp>
 #include <labctl/harden/apply.hpp>
 #include <labctl/harden/policy.hpp>
@@ -52,6 +53,9 @@ public:
     void done(const std::string& step, const std::string& detail) {
         log::info("harden {}: {}: {}", m_session.endpoint().host, step, detail);
         m_report.steps.push_back({step, detail});
+        // A Ctrl-C during a step that does not watch for it (a login, a probe) counts here,
+        // before the next step: the commands that start after a signal run to the end.
+        signals::check();
     }
 
 private:
@@ -120,6 +124,8 @@ remote::Session reconnect_with_retry(const remote::ConnectOptions& opts) {
                     ExitCode::harden,
                     fmt::format("a new key login after reloading sshd failed: {}", e.what()));
             std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        } catch (const Interrupted&) {
+            throw; // Ctrl-C: reverted by the caller, exit 130
         } catch (const Error& e) {
             // Host key or authentication refused: the new configuration is wrong, at once.
             throw Error(ExitCode::harden,
@@ -185,38 +191,53 @@ HardenReport apply(const HardenPlan& plan, const TargetFacts& facts, remote::Ses
     } else {
         session.upload(paths.fresh, plan.dropin, 0644, true);
         run.done("upload", paths.fresh);
-        // Swap in, then syntax-check the whole configuration. On failure put the old file back:
-        // sshd was not reloaded, so nothing has changed.
-        const auto check = session.exec(
-            fmt::format("set -e; rm -f {absent}; if [ -f {dropin} ]; then cp -p {dropin} {backup}; "
-                        "else rm -f {backup}; : > {absent}; fi; mv -f {fresh} {dropin}; "
-                        "mkdir -p /run/sshd; if ! out=$({sshd} -t -f {main} 2>&1); then {restore}; "
-                        "echo \"$out\" >&2; exit 3; fi",
-                        fmt::arg("absent", shell_quote(paths.absent)),
-                        fmt::arg("dropin", shell_quote(paths.dropin)),
-                        fmt::arg("backup", shell_quote(paths.backup)),
-                        fmt::arg("fresh", shell_quote(paths.fresh)),
-                        fmt::arg("sshd", shell_quote(facts.sshd)),
-                        fmt::arg("main", shell_quote(facts.main_config)),
-                        fmt::arg("restore", restore_snippet(paths))),
-            {.timeout = std::chrono::seconds(60), .sudo = true});
-        if (!check.ok())
-            throw Error(ExitCode::harden,
-                        fmt::format("sshd -t rejected the new configuration; nothing was changed: "
-                                    "{}",
-                                    check.err),
-                        "the target's OpenSSH may not know a setting; try hardening.profile: "
-                        "compat");
-        run.done("sshd -t", "configuration accepted");
-
-        // Arm the automatic revert before reloading: if this session dies from here on, the
-        // target restores the old configuration by itself.
-        // The script sleeps itself when started by the detached sleeper ("now" skips that). It
-        // writes its pid only after setsid made it a session leader, so once the pid file exists
-        // nothing that ends with this SSH session (sudo's pty, sshd's cleanup) can kill it.
         const auto secs = options.revert_after.count();
-        const std::string revert_script = fmt::format(
-            R"(#!/bin/sh
+        const std::string unit = "labctl-harden-revert";
+        // sshd re-executes on reload and opens a new listening socket: its inode tells when the
+        // new configuration is live, so the new-session check cannot reach the old process.
+        const std::string inode_cmd =
+            fmt::format("ss -Htlne 'sport = :{}' 2>/dev/null | grep -o 'ino:[0-9]*' | head -n1",
+                        facts.listen_port);
+        std::string inode_before;
+        bool rejected = false;
+        // From the swap on, every way out before the disarm (a failed step, a lost check, Ctrl-C)
+        // puts the old configuration back and makes it live before labctl exits.
+        try {
+            // Swap in, then syntax-check the whole configuration. On failure put the old file
+            // back: sshd was not reloaded, so nothing has changed.
+            const auto check = session.exec(
+                fmt::format(
+                    "set -e; rm -f {absent}; if [ -f {dropin} ]; then cp -p {dropin} {backup}; "
+                    "else rm -f {backup}; : > {absent}; fi; mv -f {fresh} {dropin}; "
+                    "mkdir -p /run/sshd; if ! out=$({sshd} -t -f {main} 2>&1); then {restore}; "
+                    "echo \"$out\" >&2; exit 3; fi",
+                    fmt::arg("absent", shell_quote(paths.absent)),
+                    fmt::arg("dropin", shell_quote(paths.dropin)),
+                    fmt::arg("backup", shell_quote(paths.backup)),
+                    fmt::arg("fresh", shell_quote(paths.fresh)),
+                    fmt::arg("sshd", shell_quote(facts.sshd)),
+                    fmt::arg("main", shell_quote(facts.main_config)),
+                    fmt::arg("restore", restore_snippet(paths))),
+                {.timeout = std::chrono::seconds(60), .sudo = true});
+            if (!check.ok()) {
+                rejected = true;
+                throw Error(ExitCode::harden,
+                            fmt::format("sshd -t rejected the new configuration; nothing was "
+                                        "changed: {}",
+                                        check.err),
+                            "the target's OpenSSH may not know a setting; try hardening.profile: "
+                            "compat");
+            }
+            run.done("sshd -t", "configuration accepted");
+
+            // Arm the automatic revert before reloading: if this session dies from here on, the
+            // target restores the old configuration by itself.
+            // The script sleeps itself when started by the detached sleeper ("now" skips that).
+            // It writes its pid only after setsid made it a session leader, so once the pid file
+            // exists nothing that ends with this SSH session (sudo's pty, sshd's cleanup) can
+            // kill it.
+            const std::string revert_script = fmt::format(
+                R"(#!/bin/sh
 if [ "${{1:-}}" != now ]; then
     trap '' HUP
     echo $$ > {pid}
@@ -226,47 +247,33 @@ fi
 {reload}
 rm -f {self} {pid}
 )",
-            fmt::arg("pid", shell_quote(paths.pid)), fmt::arg("secs", secs),
-            fmt::arg("restore", restore_snippet(paths)), fmt::arg("reload", facts.reload_command()),
-            fmt::arg("self", shell_quote(paths.revert)));
-        session.upload(paths.revert, revert_script, 0700, true);
-        const std::string unit = "labctl-harden-revert";
-        if (facts.systemd)
-            run.sudo("arm revert",
-                     fmt::format("systemctl stop {0}.timer 2>/dev/null; systemctl "
-                                 "reset-failed {0}.service 2>/dev/null; systemd-run "
-                                 "--quiet --unit={0} --on-active={1}s /bin/sh {2} now",
-                                 unit, secs, shell_quote(paths.revert)));
-        else
-            run.sudo("arm revert",
-                     fmt::format("rm -f {0}; setsid -f sh {1} </dev/null >/dev/null 2>&1; i=0; "
-                                 "while [ ! -s {0} ] && [ $i -lt 150 ]; do sleep 0.1; "
-                                 "i=$((i+1)); done; test -s {0}",
-                                 shell_quote(paths.pid), shell_quote(paths.revert)));
-        run.done("arm revert", fmt::format("restores the old configuration in {}s unless "
-                                           "disarmed",
-                                           secs));
-
-        const auto disarm = [&] {
+                fmt::arg("pid", shell_quote(paths.pid)), fmt::arg("secs", secs),
+                fmt::arg("restore", restore_snippet(paths)),
+                fmt::arg("reload", facts.reload_command()),
+                fmt::arg("self", shell_quote(paths.revert)));
+            session.upload(paths.revert, revert_script, 0700, true);
             if (facts.systemd)
-                return fmt::format("systemctl stop {}.timer 2>/dev/null; rm -f {} {}", unit,
-                                   shell_quote(paths.revert), shell_quote(paths.pid));
-            return fmt::format("if [ -s {0} ]; then kill -- -$(cat {0}) 2>/dev/null; fi; rm -f "
-                               "{0} {1}",
-                               shell_quote(paths.pid), shell_quote(paths.revert));
-        };
-        // sshd re-executes on reload and opens a new listening socket: its inode tells when the
-        // new configuration is live, so the new-session check cannot reach the old process.
-        const std::string inode_cmd =
-            fmt::format("ss -Htlne 'sport = :{}' 2>/dev/null | grep -o 'ino:[0-9]*' | head -n1",
-                        facts.listen_port);
-        // Under systemd the socket may be inherited (socket activation) and keep its inode, so
-        // there a short grace period stands in for the inode check.
-        const std::string inode_before =
-            facts.listen_port > 0 && !facts.systemd
-                ? session.exec(inode_cmd, {.timeout = std::chrono::seconds(30), .sudo = true}).out
-                : std::string();
-        try {
+                run.sudo("arm revert",
+                         fmt::format("systemctl stop {0}.timer 2>/dev/null; systemctl "
+                                     "reset-failed {0}.service 2>/dev/null; systemd-run "
+                                     "--quiet --unit={0} --on-active={1}s /bin/sh {2} now",
+                                     unit, secs, shell_quote(paths.revert)));
+            else
+                run.sudo("arm revert",
+                         fmt::format("rm -f {0}; setsid -f sh {1} </dev/null >/dev/null 2>&1; "
+                                     "i=0; while [ ! -s {0} ] && [ $i -lt 150 ]; do sleep 0.1; "
+                                     "i=$((i+1)); done; test -s {0}",
+                                     shell_quote(paths.pid), shell_quote(paths.revert)));
+            run.done("arm revert", fmt::format("restores the old configuration in {}s unless "
+                                               "disarmed",
+                                               secs));
+
+            // Under systemd the socket may be inherited (socket activation) and keep its inode,
+            // so there a short grace period stands in for the inode check.
+            if (facts.listen_port > 0 && !facts.systemd)
+                inode_before =
+                    session.exec(inode_cmd, {.timeout = std::chrono::seconds(30), .sudo = true})
+                        .out;
             run.sudo("reload sshd", facts.reload_command());
             wait_for_reload(session, inode_cmd, inode_before);
             run.done("reload sshd", facts.reload_command());
@@ -274,9 +281,10 @@ rm -f {self} {pid}
                 throw Error(ExitCode::harden, "injected fault: session lost after reload");
             verify_login(plan, facts, reconnect, options, user, run);
         } catch (const Error& e) {
-            if (options.fault == "after-reload")
-                throw; // the armed revert is what is being tested
-            // Revert now, over the first session, which the new configuration never touched.
+            if (rejected || options.fault == "after-reload")
+                throw; // nothing to revert / the armed revert is what is being tested
+            // Revert now, over the first session, which the new configuration never touched
+            // (the commands after a Ctrl-C still run: only those running at the signal stop).
             log::warn("harden {}: {}: reverting", session.endpoint().host, e.what());
             try {
                 const auto stop_timer =
@@ -285,12 +293,15 @@ rm -f {self} {pid}
                                                 "2>/dev/null; fi",
                                                 shell_quote(paths.pid));
                 const std::string inode_reverting =
-                    inode_before.empty()
-                        ? std::string()
-                        : session
+                    facts.listen_port > 0 && !facts.systemd
+                        ? session
                               .exec(inode_cmd, {.timeout = std::chrono::seconds(30), .sudo = true})
-                              .out;
-                run.sudo("revert", fmt::format("{}; sh {} now; rm -f {}", stop_timer,
+                              .out
+                        : std::string();
+                // What the revert script does, without it (the failure may come before it was
+                // uploaded); reloading an sshd that never saw the new file is harmless.
+                run.sudo("revert", fmt::format("{}; {}; {}; rm -f {} {}", stop_timer,
+                                               restore_snippet(paths), facts.reload_command(),
                                                shell_quote(paths.revert), shell_quote(paths.pid)));
                 // Return only once the restored configuration listens, so whoever acts on
                 // exit 6 (a retry, a human with ssh) reaches the old sshd and not a closed port.
@@ -304,12 +315,22 @@ rm -f {self} {pid}
                 log::error("harden: revert failed ({}); the armed timer will retry in {}s",
                            revert_error.what(), secs);
             }
+            if (e.code() == ExitCode::interrupted)
+                throw; // Ctrl-C: exit 130, after this cleanup
             throw Error(ExitCode::harden,
                         fmt::format("{} (the previous configuration was "
                                     "restored)",
                                     e.what()),
                         e.hint());
         }
+        const auto disarm = [&] {
+            if (facts.systemd)
+                return fmt::format("systemctl stop {}.timer 2>/dev/null; rm -f {} {}", unit,
+                                   shell_quote(paths.revert), shell_quote(paths.pid));
+            return fmt::format("if [ -s {0} ]; then kill -- -$(cat {0}) 2>/dev/null; fi; rm -f "
+                               "{0} {1}",
+                               shell_quote(paths.pid), shell_quote(paths.revert));
+        };
         run.sudo("disarm revert",
                  fmt::format("{}; rm -f {} {}", disarm(), shell_quote(paths.backup),
                              shell_quote(paths.absent)));
@@ -337,6 +358,8 @@ rm -f {self} {pid}
                 remote::Session::connect(reconnect);
             } catch (const Error& e) {
                 run.sudo("passwd -u", fmt::format("passwd -u {}", shell_quote(account)));
+                if (e.code() == ExitCode::interrupted)
+                    throw; // Ctrl-C before the login was proven: the lock is undone, exit 130
                 throw Error(ExitCode::harden,
                             fmt::format("locking the password of {} blocks key logins on this "
                                         "host ({}); the lock was undone",

@@ -9,6 +9,7 @@
 
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
+#include <labctl/core/signals.hpp>
 #include <labctl/provision/naming.hpp>
 #include <labctl/provision/provision.hpp>
 #include <labctl/remote/known_hosts.hpp>
@@ -119,10 +120,13 @@ std::vector<Change> down(const config::LabSpec& spec, LibvirtSession& session,
     };
     const std::vector<std::string> vms = lab_vms(spec, inv);
 
+    // Ctrl-C stops the removal between objects (each goes whole or stays, still labelled as the
+    // project's): exit 130, and the next down removes the rest.
     // Domains: only those whose metadata names this project.
     for (const auto& d : inv.domains) {
         if (!d.labctl || d.labctl->project != spec.project)
             continue;
+        signals::check();
         destroy_domain(conn, d.name);
         changed("delete", "domain", d.name, d.active ? "was running" : "");
     }
@@ -155,6 +159,7 @@ std::vector<Change> down(const config::LabSpec& spec, LibvirtSession& session,
                            vm);
                 continue;
             }
+            signals::check();
             for (const auto& name :
                  {overlay_volume_name(spec.project, vm), seed_volume_name(spec.project, vm)})
                 if (delete_volume(pool.get(), name))
@@ -231,6 +236,7 @@ std::vector<Change> down(const config::LabSpec& spec, LibvirtSession& session,
                     ip = h.ip;
             if (ip.empty())
                 continue;
+            signals::check();
             remove_host_entries(net.get(), mac, ip, vm);
             changed("delete", "dhcp-host", vm, fmt::format("{} -> {}", mac, ip));
         }

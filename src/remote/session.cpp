@@ -19,6 +19,7 @@
 #include <labctl/core/encoding.hpp>
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
+#include <labctl/core/signals.hpp>
 #include <labctl/remote/known_hosts.hpp>
 #include <labctl/remote/session.hpp>
 
@@ -181,7 +182,26 @@ Connected open_verified(const ConnectOptions& o) {
     if (const auto pref = hostkey_preference(pinned); !pref.empty())
         libssh2_session_method_pref(s, LIBSSH2_METHOD_HOSTKEY, pref.c_str());
 
-    if (const int rc = libssh2_session_handshake(s, c.sock.fd()); rc != 0) {
+    // Non-blocking, so the wait for the banner and the key exchange (a guest whose port is
+    // forwarded but whose sshd is not up yet keeps it waiting) ends at once on Ctrl-C; a silent
+    // server still ends at io_timeout.
+    libssh2_session_set_blocking(s, 0);
+    const auto handshake_until = Clock::now() + o.io_timeout;
+    int handshake = 0;
+    while ((handshake = libssh2_session_handshake(s, c.sock.fd())) == LIBSSH2_ERROR_EAGAIN) {
+        signals::check();
+        if (Clock::now() >= handshake_until) {
+            handshake = LIBSSH2_ERROR_TIMEOUT;
+            break;
+        }
+        const int dir = libssh2_session_block_directions(s);
+        pollfd p{c.sock.fd(), 0, 0};
+        p.events = static_cast<short>(((dir & LIBSSH2_SESSION_BLOCK_INBOUND) ? POLLIN : 0) |
+                                      ((dir & LIBSSH2_SESSION_BLOCK_OUTBOUND) ? POLLOUT : 0));
+        ::poll(&p, 1, 100);
+    }
+    libssh2_session_set_blocking(s, 1);
+    if (const int rc = handshake; rc != 0) {
         const auto err = last_error(s);
         // By error code, never by libssh2's English text: a silent server (no banner, no key
         // exchange) is a timeout, whatever message libssh2 wraps around it.
@@ -421,6 +441,7 @@ Session wait_for_session(const ConnectOptions& options, std::chrono::millisecond
             last = e.what();
             log::debug("ssh: {} not ready yet ({})", options.endpoint.to_string(), last);
         }
+        signals::check(); // Ctrl-C ends the wait between attempts, not at its end
         if (Clock::now() >= until)
             throw Error(ExitCode::timeout,
                         fmt::format("timed out after {}s waiting for ssh on {}:{} ({} attempts; "
@@ -432,6 +453,7 @@ Session wait_for_session(const ConnectOptions& options, std::chrono::millisecond
             std::chrono::milliseconds(500 * std::min(attempts, 4)),
             std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()) +
                 std::chrono::milliseconds(1)));
+        signals::check();
     }
 }
 

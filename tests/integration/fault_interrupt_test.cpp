@@ -1,284 +1,50 @@
-// Fault cases of issue #20, "Ctrl-C in every stage": SIGINT while a stage is busy ends it with
-// exit 130 ("interrupted") within a stated bound, and leaves nothing behind: no child process of
-// labctl, no remote command still running on the sshd fixture, no temp file in labctl's
-// $TMPDIR, no libvirt object of the run.
-// - provision: in-process (provision::provision, as `labctl provision` calls it), since the
-//   binary on libvirt's test driver skips the guest waits (the driver runs no guests) and a
-//   test:///<file> state dies with the process that opened it; 4 VMs under --parallel 4 with
-//   simulated guests: two never get a lease (ip wait), two reach the sshd fixture and block in
-//   `cloud-init status --wait` (a fake that sleeps). The test's own connection shows the rollback.
-// - harden, deploy, verify: the labctl binary against the sshd fixture as an existing host
-//   (--host / a lab whose VM is the fixture), the signal sent to labctl's process group as a
-//   terminal's Ctrl-C does. Harden blocks in its facts probe (a fake `ssh -Q` that sleeps on the
-//   target), deploy in compose detection after the rsync (a fake `docker` that sleeps), verify
-//   while polling endpoints where nothing answers. The fakes come first in the sshd fixture's
-//   PATH (sshd_config SetEnv) and carry a marker in their command lines.
+// Fault cases of issue #20, "Ctrl-C in every stage", for the stages that work on a host over SSH:
+// harden, deploy (rsync, preload's docker load), verify and `labctl up`. Each runs the labctl
+// binary against the sshd fixture as an existing host (a lab whose VM is the fixture), and sends
+// Ctrl-C as a terminal does: SIGINT to labctl's process group (tests/support/
+// interrupt_support.hpp says why that and not the process). Each asserts exit 130, "labctl:
+// error: interrupted", the end within a stated bound after the signal, nothing left of what
+// labctl ran here (its group, every descendant it had at the signal), nothing left running on
+// the target (the commands there carry a marker in their command lines, and the check looks for
+// exactly that marker), an empty $TMPDIR and no temp file in the lab's .labctl or on the target.
+// Where the stage blocks: programs standing in for the target's own come first in the fixture's
+// PATH (sshd_config SetEnv) and sudo's secure_path (a sudoers drop-in): an `sshd -T` that
+// sleeps, a link that feeds the receiving rsync slowly, a `docker load` that reads slowly. The
+// rest is real: OpenSSH, sudo, rsync, this machine's Docker for `docker save`.
+// The provision, down and image build cases are in fault_interrupt_libvirt_test.cpp.
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <pwd.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <set>
+#include <random>
 #include <thread>
 
-#include <labctl/config/loader.hpp>
-#include <labctl/core/error.hpp>
 #include <labctl/core/process.hpp>
-#include <labctl/core/signals.hpp>
-#include <labctl/provision/inventory.hpp>
-#include <labctl/provision/provision.hpp>
-#include <labctl/provision/wait.hpp>
+#include <labctl/remote/session.hpp>
 
 #include "fault_support.hpp"
+#include "interrupt_support.hpp"
+#include "skip.hpp"
 #include "sshd.hpp"
 #include "support.hpp"
 #include "test_user.hpp"
 
 using namespace labctl;
 using namespace std::chrono_literals;
+using labctl::test::contains;
+using labctl::test::LabctlJob;
 using labctl::test::TempDir;
-using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
 namespace {
 
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
-
-long ms(Clock::duration d) {
-    return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
-}
-
-/// Programs that block for 600 s, named so the target's PATH finds them first; each execs a copy
-/// of sleep named after `marker`, so the test sees them (and their absence) by command line.
-class Fakes {
-public:
-    Fakes(const std::string& marker, const std::vector<std::string>& names) {
-        fs::permissions(m_dir.path(), fs::perms::owner_all | fs::perms::group_read |
-                                          fs::perms::group_exec | fs::perms::others_read |
-                                          fs::perms::others_exec);
-        const auto sleeper = m_dir.path() / (marker + "-sleep");
-        fs::copy_file("/bin/sleep", sleeper);
-        fs::permissions(sleeper,
-                        fs::perms::all & ~fs::perms::group_write & ~fs::perms::others_write);
-        for (const auto& n : names) {
-            const auto p =
-                m_dir.write(n, fmt::format("#!/bin/sh\nexec {} 600\n", sleeper.string()));
-            fs::permissions(p, fs::perms::all & ~fs::perms::group_write & ~fs::perms::others_write);
-        }
-    }
-    std::string path() const { return m_dir.path().string(); }
-    /// The sshd_config line that puts the fakes first in every session's PATH.
-    std::string sshd_setenv() const {
-        return fmt::format("SetEnv PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
-                           "/sbin:/bin\n",
-                           m_dir.path().string());
-    }
-
-private:
-    TempDir m_dir;
-};
-
-/// sudo resets PATH to its secure_path: a sudoers drop-in of the test's own puts the fakes first
-/// there too for `user` (removed on destruction).
-class SudoPath {
-public:
-    SudoPath(const std::string& user, const Fakes& fakes)
-        : m_file("/etc/sudoers.d/labctl-test-path-" + user) {
-        std::ofstream(m_file)
-            << "Defaults:" << user << " secure_path=\"" << fakes.path()
-            << ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"\n";
-        fs::permissions(m_file, fs::perms::owner_read | fs::perms::group_read);
-    }
-    ~SudoPath() {
-        std::error_code ec;
-        fs::remove(m_file, ec);
-    }
-    SudoPath(const SudoPath&) = delete;
-    SudoPath& operator=(const SudoPath&) = delete;
-
-private:
-    fs::path m_file;
-};
-
-/// Makes `dir` and its parents up to the test's directory reachable and `dir` writable for user.
-void give_to(const fs::path& dir, const std::string& user) {
-    const passwd* pw = ::getpwnam(user.c_str());
-    REQUIRE(pw != nullptr);
-    REQUIRE(::chown(dir.c_str(), pw->pw_uid, pw->pw_gid) == 0);
-    for (auto p = dir.parent_path(); p != p.root_path() && p != "/tmp"; p = p.parent_path())
-        fs::permissions(p, fs::perms::others_exec | fs::perms::group_exec, fs::perm_options::add);
-}
-
-/// Members of process group `pgid` that are alive (not zombies).
-std::vector<pid_t> group_members(pid_t pgid) {
-    std::vector<pid_t> out;
-    for (const pid_t p : test::all_pids()) {
-        std::ifstream in("/proc/" + std::to_string(p) + "/stat");
-        std::string stat;
-        std::getline(in, stat);
-        const auto close = stat.rfind(')');
-        if (close == std::string::npos)
-            continue;
-        std::istringstream rest(stat.substr(close + 1));
-        char state = '?';
-        long ppid = 0, pgrp = 0;
-        rest >> state >> ppid >> pgrp;
-        if (pgrp == pgid && state != 'Z')
-            out.push_back(p);
-    }
-    return out;
-}
-
-bool alive(pid_t p) {
-    const auto [ppid, state] = test::process_parent(p);
-    return ppid >= 0 && state != 'Z';
-}
-
-/// The labctl binary run as a terminal's foreground job: its own process group, stdout/stderr to
-/// files, TMPDIR a fresh directory, CI unset, NO_COLOR set.
-class LabctlJob {
-public:
-    explicit LabctlJob(const std::vector<std::string>& args) {
-        fs::permissions(m_tmp.path(), fs::perms::owner_all);
-        const auto bin = test::labctl_binary().string();
-        m_out = m_files.path() / "stdout";
-        m_err = m_files.path() / "stderr";
-        std::vector<std::string> argv{bin};
-        argv.insert(argv.end(), args.begin(), args.end());
-        std::vector<char*> cargv;
-        for (auto& a : argv)
-            cargv.push_back(a.data());
-        cargv.push_back(nullptr);
-        const std::string tmpdir = m_tmp.path().string();
-        const std::string out = m_out.string(), err = m_err.string();
-        m_pid = ::fork();
-        REQUIRE(m_pid >= 0);
-        if (m_pid == 0) {
-            ::setpgid(0, 0);
-            const int in = ::open("/dev/null", O_RDONLY);
-            const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            if (in < 0 || o < 0 || e < 0)
-                ::_exit(127);
-            ::dup2(in, 0);
-            ::dup2(o, 1);
-            ::dup2(e, 2);
-            ::setenv("TMPDIR", tmpdir.c_str(), 1);
-            ::setenv("NO_COLOR", "1", 1);
-            ::unsetenv("CI");
-            // The signal handling labctl installs itself; start from the defaults.
-            ::signal(SIGINT, SIG_DFL);
-            ::signal(SIGTERM, SIG_DFL);
-            ::execv(cargv[0], cargv.data());
-            ::_exit(127);
-        }
-        ::setpgid(m_pid, m_pid); // also here, so the group exists before any signal
-        m_started = Clock::now();
-    }
-    ~LabctlJob() {
-        if (m_pid > 0 && !m_reaped) {
-            ::kill(-m_pid, SIGKILL);
-            int st = 0;
-            ::waitpid(m_pid, &st, 0);
-        }
-    }
-    LabctlJob(const LabctlJob&) = delete;
-    LabctlJob& operator=(const LabctlJob&) = delete;
-
-    pid_t pid() const { return m_pid; }
-    std::string err() const { return test::read_file(m_err); }
-    std::string out() const { return test::read_file(m_out); }
-    const fs::path& tmpdir() const { return m_tmp.path(); }
-    bool exited() {
-        siginfo_t info{};
-        return ::waitid(P_PID, static_cast<id_t>(m_pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-               info.si_pid == m_pid;
-    }
-
-    /// Ctrl-C: SIGINT to the whole foreground group (labctl and whatever it runs).
-    void ctrl_c() {
-        m_before_signal = test::descendants(m_pid);
-        m_signalled = Clock::now();
-        REQUIRE(::kill(-m_pid, SIGINT) == 0);
-    }
-
-    /// Waits (bounded) for the exit without reaping, checks the group is empty, then reaps.
-    /// Returns the exit code, -1 if it did not exit within `bound` (then it is killed).
-    int finish(std::chrono::milliseconds bound) {
-        if (!test::wait_until([&] { return exited(); }, bound)) {
-            ::kill(-m_pid, SIGKILL);
-            return -1;
-        }
-        m_ended = Clock::now();
-        // Still in labctl's group after it exited: something it started and left behind.
-        m_left_in_group = group_members(m_pid);
-        int st = 0;
-        ::waitpid(m_pid, &st, 0);
-        m_reaped = true;
-        for (const pid_t p : m_before_signal)
-            if (alive(p))
-                m_left_children.push_back(fmt::format("{} ({})", p, test::process_cmdline(p)));
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    }
-    std::chrono::milliseconds after_signal() const {
-        return std::chrono::duration_cast<std::chrono::milliseconds>(m_ended - m_signalled);
-    }
-    std::size_t children_at_signal() const { return m_before_signal.size(); }
-    const std::vector<pid_t>& left_in_group() const { return m_left_in_group; }
-    const std::vector<std::string>& left_children() const { return m_left_children; }
-    std::vector<std::string> tmp_left() const {
-        std::vector<std::string> out;
-        for (const auto& e : fs::recursive_directory_iterator(m_tmp.path()))
-            out.push_back(e.path().string());
-        return out;
-    }
-
-private:
-    TempDir m_tmp;
-    TempDir m_files;
-    fs::path m_out, m_err;
-    pid_t m_pid = -1;
-    bool m_reaped = false;
-    Clock::time_point m_started, m_signalled, m_ended;
-    std::vector<pid_t> m_before_signal, m_left_in_group;
-    std::vector<std::string> m_left_children;
-};
-
-/// What every interrupted binary run must show.
-void check_interrupted_cleanly(LabctlJob& job, std::chrono::milliseconds bound,
-                               const std::string& marker) {
-    const int code = job.finish(bound);
-    INFO("stderr:\n" << job.err());
-    REQUIRE(code != -1); // it ended within the bound
-    INFO("ended " << job.after_signal().count() << " ms after SIGINT (bound " << bound.count()
-                  << " ms); " << job.children_at_signal() << " descendants at the signal");
-    CHECK(code == 130);
-    CHECK(contains(job.err(), "labctl: error: interrupted"));
-    CHECK(job.left_in_group().empty());
-    CHECK(job.left_children().empty());
-    CHECK(job.tmp_left().empty());
-    const bool remote_gone = test::wait_gone(marker, 3s);
-    std::string left;
-    for (const pid_t p : test::processes_matching(marker))
-        left += fmt::format("\n  {} pgid? state {} ppid {}: {}", p, test::process_parent(p).second,
-                            test::process_parent(p).first, test::process_cmdline(p));
-    INFO("remote processes left:" << left);
-    if (!remote_gone)
-        test::kill_matching(marker);
-    CHECK(remote_gone);
-}
-
-std::string host_lab(const test::SshServer& sshd, const std::string& user, const std::string& ip,
-                     const TempDir& dir) {
+std::string host_lab(const test::SshServer& sshd, const std::string& user, const TempDir& dir,
+                     const std::string& deploy_extra = {}) {
     return fmt::format(R"(version: 1
 project: intr
 network:
@@ -298,202 +64,307 @@ deploy:
   remote_dir: {}/remote/stack
   project: intr
   wait_timeout: 60
-)",
+{})",
                        user, sshd.port(), sshd.client_key().string(), sshd.known_hosts().string(),
-                       ip, dir.path().string());
+                       sshd.host(), dir.path().string(), deploy_extra);
+}
+
+std::string random_bytes(std::size_t n) {
+    std::independent_bits_engine<std::mt19937_64, 8, unsigned> gen(std::random_device{}());
+    std::string s(n, '\0');
+    for (auto& c : s)
+        c = static_cast<char>(gen());
+    return s;
+}
+
+/// A `sshd` whose -T (the effective-settings dump) blocks; everything else is the real sshd.
+void fake_sshd_dump(const test::Fakes& fakes) {
+    fakes.script("sshd", fmt::format("case \"$1\" in -T) exec {} ;; esac\nexec /usr/sbin/sshd "
+                                     "\"$@\"\n",
+                                     fakes.sleeper()));
+}
+
+/// An `rsync` behind a slow link: the real rsync (a copy named after the marker) gets its input
+/// 32 KiB at a time, ten times a second, through a reader that also carries the marker. When the
+/// connection goes, the reader sees EOF and so does rsync: what a real slow link does.
+void slow_rsync(const test::Fakes& fakes, const std::string& marker) {
+    const auto rsync = fakes.copy_program("/usr/bin/rsync", marker + "-rsync");
+    fakes.script(
+        "rsync",
+        fmt::format("perl -e 'while (sysread(STDIN, $b, 32768)) {{ syswrite(STDOUT, $b) "
+                    "or exit 1; select(undef, undef, undef, 0.1) }}' {}-link | {} \"$@\"\n",
+                    marker, rsync.string()));
+}
+
+/// rsync's temp file of `name` in `dir` (".name.XXXXXX"), with its size; empty when none.
+std::vector<std::string> rsync_temps(const fs::path& dir, const std::string& name) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+        if (e.path().filename().string().rfind("." + name + ".", 0) == 0)
+            out.push_back(e.path().filename().string());
+    return out;
+}
+
+bool receiving(const fs::path& dir, const std::string& name) {
+    std::error_code ec;
+    for (const auto& t : rsync_temps(dir, name))
+        if (fs::file_size(dir / t, ec) > 0)
+            return true;
+    return false;
+}
+
+remote::ConnectOptions probe_options(const test::SshServer& sshd, const std::string& user) {
+    remote::ConnectOptions o;
+    o.endpoint = {sshd.host(), sshd.port(), user};
+    o.known_hosts = sshd.known_hosts().string();
+    o.private_key = sshd.client_key().string();
+    o.connect_timeout = 5s;
+    o.io_timeout = 5s;
+    return o;
+}
+
+bool offers_password(const remote::ConnectOptions& o) {
+    const auto methods = remote::Session::probe(o).auth_methods;
+    return std::find(methods.begin(), methods.end(), "password") != methods.end();
+}
+
+std::vector<std::string> files_in(const fs::path& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir))
+        out.push_back(e.path().filename().string());
+    return out;
 }
 
 } // namespace
 
-TEST_CASE("Ctrl-C while 4 VMs wait under --parallel 4 (ip wait, blocking cloud-init) ends the "
-          "run within 5 s, rolls back every object and leaves no remote command",
-          "[fault][interrupt][provision]") {
-    const auto marker = test::unique_marker("intr-provision");
-    Fakes fakes(marker, {"cloud-init"});
-    test::TestUser user; // labctl refuses ssh.user root
-    test::SshServer sshd({.extra_config = fakes.sshd_setenv()});
+TEST_CASE("Ctrl-C while harden waits for SSH on a host that refuses connections exits 130 "
+          "within 3 s, long before its --wait",
+          "[fault][interrupt][harden]") {
+    test::SshServer sshd({.listen_address = "127.0.0.7"}); // only for the key files
     TempDir dir;
-    const auto uri =
-        "test://" +
-        dir.write("node.xml", test::read_file(test::fixture("libvirt/pool_only.xml"))).string();
-    dir.write("images/base.qcow2", test::qcow2_header(2ULL << 30));
-    // The lab's key and pins are the fixture's: provision adds the VMs' own pins beside them.
-    const auto known = dir.write("known_hosts", test::read_file(sshd.known_hosts()));
-    std::string yaml =
-        fmt::format(R"(version: 1
-project: intr
-libvirt:
-  uri: {}
-  pool: default
-  domain_type: qemu
-network:
-  name: intr-net
-  cidr: 10.66.81.0/24
-image:
-  path: images/base.qcow2
-ssh:
-  user: {}
-  port: {}
-  private_key: {}
-  known_hosts: {}
-vms:
-)",
-                    uri, user.name(), sshd.port(), sshd.client_key().string(), known.string());
-    for (int i = 1; i <= 4; ++i)
-        yaml += fmt::format("  - name: vm{}\n    memory: 1GiB\n    disk: 20GiB\n", i);
-    config::LoadOptions lo;
-    lo.path = dir.write("lab.yaml", yaml).string();
-    const auto loaded = config::load_lab(lo);
-    std::string diagnostics;
-    for (const auto& d : loaded.diagnostics)
-        diagnostics += config::format(d) + "\n";
-    INFO(diagnostics);
-    REQUIRE(loaded.ok());
-    const auto spec = *loaded.spec;
-
-    auto session = provision::LibvirtSession::open(uri);
-    const auto inventory_names = [&] {
-        std::set<std::string> out;
-        const auto inv = session.inventory();
-        for (const auto& n : inv.networks)
-            out.insert("network:" + n.name);
-        for (const auto& p : inv.pools)
-            for (const auto& v : p.volumes)
-                out.insert("volume:" + v.name);
-        for (const auto& d : inv.domains)
-            out.insert("domain:" + d.name);
-        return out;
-    };
-    const auto before = inventory_names();
-
-    // vm1, vm2 get a lease (the fixture on 127.0.0.1) and block in cloud-init; vm3, vm4 never do.
-    struct Guest final : provision::GuestProbe {
-        bool leases = false;
-        bool running() override { return true; }
-        std::optional<std::string> reserved_ip() override { return std::nullopt; }
-        std::optional<std::string> lease_ip() override {
-            return leases ? std::optional<std::string>("127.0.0.1") : std::nullopt;
-        }
-        std::optional<std::string> agent_ip() override { return std::nullopt; }
-        std::vector<std::string> console_tail() override { return {}; }
-    };
-    std::atomic<int> waiting{0};
-    provision::ProvisionOptions po;
-    po.parallel = 4;
-    po.deadlines.ip = 120s;
-    po.deadlines.ssh = 60s;
-    po.deadlines.cloud_init = 300s;
-    po.deadlines.poll = 100ms;
-    po.probe_factory = [&](const config::VmSpec& vm) {
-        auto g = std::make_unique<Guest>();
-        g->leases = vm.name == "vm1" || vm.name == "vm2";
-        ++waiting;
-        return g;
-    };
-
-    signals::install();
-    signals::reset();
-    Clock::time_point signalled{};
-    std::atomic<bool> blocked{false};
-    std::thread ctrl_c([&] {
-        blocked = test::wait_until(
-            [&] { return waiting == 4 && test::processes_matching(marker).size() >= 2; }, 30s);
-        std::this_thread::sleep_for(200ms); // the ip waits are polling
-        signalled = Clock::now();
-        ::kill(::getpid(), SIGINT); // what the terminal sends; labctl's handler sets the flag
-    });
-    int code = 0;
-    std::string message;
-    const auto t0 = Clock::now();
-    try {
-        provision::provision(spec, session, po);
-    } catch (const Error& e) {
-        code = to_int(e.code());
-        message = e.what();
-    }
-    const auto ended = Clock::now();
-    ctrl_c.join();
-    signals::reset();
-    INFO(message);
-    REQUIRE(blocked);
-    INFO("ended " << ms(ended - signalled) << " ms after SIGINT; run took " << ms(ended - t0)
-                  << " ms");
-    CHECK(code == 130);
-    CHECK(contains(message, "interrupted"));
-    CHECK(ended - signalled < 5s);
-    CHECK(inventory_names() == before); // every network, volume and domain of the run is gone
-    const bool remote_gone = test::wait_gone(marker, 3s);
-    if (!remote_gone)
-        test::kill_matching(marker);
-    CHECK(remote_gone);
-    std::vector<pid_t> children;
-    for (const pid_t p : test::children_of_self())
-        if (p != test::pid_of_listener(sshd))
-            children.push_back(p);
-    CHECK(children.empty());
+    const auto lab = dir.write("lab.yaml", host_lab(sshd, "labctl", dir)).string();
+    const int closed = test::free_port();
+    LabctlJob job({"harden", "-vv", "-f", lab, "--wait", "120s", "--host",
+                   fmt::format("127.0.0.1:{}", closed)});
+    // A few connection attempts (refused) into the 120 s wait.
+    const bool waiting = job.wait_for([&] { return contains(job.err(), "not ready yet"); }, 20s);
+    INFO(job.err());
+    REQUIRE(waiting);
+    std::this_thread::sleep_for(1s);
+    job.ctrl_c();
+    // Nothing reached a host: the marker check is of nothing (no remote command could start).
+    test::check_interrupted_cleanly(job, 3s, test::unique_marker("intr-harden-wait"));
+    CHECK(test::temp_files_below(dir.path() / ".labctl").empty());
 }
 
-TEST_CASE("Ctrl-C during harden (blocked in its facts probe on the host) exits 130 within 10 s "
-          "and leaves no process, remote command or temp file",
+TEST_CASE("Ctrl-C during harden while the revert is armed (the new sshd configuration live, "
+          "labctl in its sshd -T check) restores the previous configuration before it exits 130 "
+          "within 10 s, and leaves no process, remote command or temp file",
           "[fault][interrupt][harden]") {
-    const auto marker = test::unique_marker("intr-harden");
-    Fakes fakes(marker, {"ssh"});
+    const auto marker = test::unique_marker("intr-harden-armed");
+    test::Fakes fakes(marker);
+    fake_sshd_dump(fakes);
     test::TestUser user;
-    SudoPath sudo_path(user.name(), fakes); // the facts probe runs through sudo
+    test::SudoPath sudo_path(user.name(), fakes); // harden runs sshd through sudo
     test::SshServer sshd({.extra_config = fakes.sshd_setenv(),
                           .include_dropins = true,
+                          .password_auth = true,
                           .listen_address = "127.0.0.2"});
     TempDir dir;
-    const auto lab = dir.write("lab.yaml", host_lab(sshd, user.name(), "127.0.0.2", dir)).string();
+    const auto probe = probe_options(sshd, user.name());
+    REQUIRE(offers_password(probe)); // the "before"
+    REQUIRE(files_in(sshd.dropin_dir()).empty());
+    const auto dropin = sshd.dropin_dir() / "01-labctl.conf";
+    const std::string revert_pid = dropin.string() + ".labctl-revert.pid";
+    const std::string revert_script = dropin.string() + ".labctl-revert.sh";
+
+    const auto lab = dir.write("lab.yaml", host_lab(sshd, user.name(), dir)).string();
     LabctlJob job({"harden", "-vv", "-f", lab});
-    const bool blocked = test::wait_until(
-        [&] { return !test::processes_matching(marker).empty() || job.exited(); }, 30s);
+    const bool blocked =
+        job.wait_for([&] { return !test::processes_matching(marker).empty(); }, 60s);
     INFO(job.err());
     REQUIRE(blocked);
-    REQUIRE(!job.exited());
+    // The armed window: the hardened drop-in is live (no password offered), the revert armed.
+    REQUIRE(fs::exists(dropin));
+    REQUIRE(fs::exists(revert_pid));
+    REQUIRE_FALSE(offers_password(probe));
     job.ctrl_c();
-    check_interrupted_cleanly(job, 10s, marker);
-    CHECK(user.password_state() != "L"); // harden never got past its read-only probe
+    test::check_interrupted_cleanly(job, 10s, marker);
+
+    // Designed (man page: "any failure reverts the change"; exit 130 is "after cleanup"): the
+    // old configuration is back and live now, not when the armed revert would have fired.
+    INFO("drop-in dir: " << fmt::format("{}", fmt::join(files_in(sshd.dropin_dir()), " ")));
+    CHECK(files_in(sshd.dropin_dir()).empty()); // no drop-in, backup, marker, revert script
+    CHECK(offers_password(probe));
+    CHECK(test::processes_matching(revert_script).empty()); // the armed revert is disarmed
+    CHECK(user.password_state() == "P");                    // harden never got to passwd -l
+    CHECK(test::temp_files_below(dir.path() / ".labctl").empty());
 }
 
-TEST_CASE("Ctrl-C during deploy (after the rsync, blocked in compose detection) exits 130 "
-          "within 10 s and leaves no process, remote command or temp file",
+TEST_CASE("Ctrl-C during deploy while rsync sends the stack exits 130 within 10 s and leaves no "
+          "rsync here or there and no partial file on the target",
           "[fault][interrupt][deploy]") {
-    const auto marker = test::unique_marker("intr-deploy");
-    Fakes fakes(marker, {"docker", "docker-compose"});
+    test::require_program("rsync");
+    test::require_program("perl");
+    const auto marker = test::unique_marker("intr-rsync");
+    test::Fakes fakes(marker);
+    slow_rsync(fakes, marker);
     test::TestUser user;
-    SudoPath sudo_path(user.name(), fakes); // compose may run through sudo
+    test::SudoPath sudo_path(user.name(), fakes); // rsync runs through sudo there
     test::SshServer sshd({.extra_config = fakes.sshd_setenv(), .listen_address = "127.0.0.3"});
     TempDir dir;
     dir.write("stack/docker-compose.yml", "services:\n  web:\n    image: busybox\n");
-    dir.write("stack/www/index.html", "hello\n");
-    fs::create_directories(dir.path() / "remote");
-    give_to(dir.path() / "remote", user.name());
-    const auto lab = dir.write("lab.yaml", host_lab(sshd, user.name(), "127.0.0.3", dir)).string();
+    dir.write("stack/big.bin", random_bytes(8 << 20)); // about 25 s through the slow link
+    const auto remote = dir.path() / "remote" / "stack";
+    fs::create_directories(remote.parent_path());
+    test::give_to(remote.parent_path(), user.name());
+    const auto lab = dir.write("lab.yaml", host_lab(sshd, user.name(), dir)).string();
     LabctlJob job({"deploy", "-vv", "-f", lab});
-    const bool blocked = test::wait_until(
-        [&] { return !test::processes_matching(marker).empty() || job.exited(); }, 60s);
+    const bool sending = job.wait_for([&] { return receiving(remote, "big.bin"); }, 60s);
     INFO(job.err());
-    REQUIRE(blocked);
-    REQUIRE(!job.exited());
+    REQUIRE(sending);
     job.ctrl_c();
-    check_interrupted_cleanly(job, 10s, marker);
+    CHECK(job.ran_at_signal("rsync"));
+    test::check_interrupted_cleanly(job, 10s, marker);
+    // The receiving rsync saw its input end and removed its partial file.
+    CHECK(test::wait_until([&] { return rsync_temps(remote, "big.bin").empty(); }, 3s));
+    CHECK_FALSE(fs::exists(remote / "big.bin"));
+    const auto temps = test::temp_files_below(dir.path() / ".labctl");
+    INFO("temp files in .labctl: " << fmt::format("{}", fmt::join(temps, " ")));
+    CHECK(temps.empty());
 }
 
-TEST_CASE("Ctrl-C during verify (polling endpoints where nothing answers) exits 130 within 5 s "
-          "and leaves no process or temp file",
-          "[fault][interrupt][verify]") {
-    const auto marker = test::unique_marker("intr-verify"); // nothing remote runs: stays unused
+TEST_CASE("Ctrl-C during deploy while preload streams an image into docker load on the target "
+          "exits 130 within 10 s and ends docker save here and docker load there",
+          "[fault][interrupt][deploy][preload]") {
+    test::require_program("docker");
+    test::require_program("rsync");
+    test::require_program("perl");
+    if (!run_process({"docker", "info"}, {.timeout = 30s}).ok())
+        test::skip("dockerd is not running (scripts/start-services starts it)");
+    const auto marker = test::unique_marker("intr-load");
+    test::Fakes fakes(marker);
+    // compose version: v2 (deploy's detection); image inspect: no such image (so it is sent);
+    // load: reads the stream 64 KiB at a time, ten times a second.
+    fakes.script("docker", fmt::format(R"(case "$1" in
+compose) echo 2.99.0 ;;
+load) exec perl -e 'while (sysread(STDIN, $b, 65536)) {{ select(undef, undef, undef, 0.1) }}' {}-load ;;
+*) exit 1 ;;
+esac
+)",
+                                       marker));
     test::TestUser user;
-    test::SshServer sshd({.listen_address = "127.0.0.4"});
+    test::SudoPath sudo_path(user.name(), fakes);
+    test::SshServer sshd({.extra_config = fakes.sshd_setenv(), .listen_address = "127.0.0.5"});
     TempDir dir;
-    const auto lab = dir.write("lab.yaml", host_lab(sshd, user.name(), "127.0.0.4", dir)).string();
-    LabctlJob job({"verify", "-f", lab, "--host", "127.0.0.4", "--deadline", "120s"});
-    // The checks poll for up to 120 s; interrupt them a few polls in.
-    std::this_thread::sleep_for(2s);
+    // A 16 MiB image (random, so nothing compresses it away): about 25 s through that reader.
+    const std::string image = fmt::format("labctl-test/intr-load:{}", ::getpid());
+    {
+        TempDir root;
+        root.write("blob", random_bytes(16 << 20));
+        const auto r = run_process(
+            {"sh", "-c",
+             fmt::format("tar -C {} -c . | docker import - {}", root.path().string(), image)},
+            {.timeout = 120s});
+        INFO(r.err);
+        REQUIRE(r.ok());
+    }
+    struct RemoveImage {
+        std::string name;
+        ~RemoveImage() { run_process({"docker", "image", "rm", "-f", name}, {.timeout = 60s}); }
+    } remove_image{image};
+    dir.write("stack/docker-compose.yml", "services: {}\n");
+    fs::create_directories(dir.path() / "remote");
+    test::give_to(dir.path() / "remote", user.name());
+    const auto lab = dir.write("lab.yaml", host_lab(sshd, user.name(), dir,
+                                                    fmt::format("  preload_images: [{}]\n", image)))
+                         .string();
+    LabctlJob job({"deploy", "-vv", "-f", lab});
+    const bool streaming = job.wait_for(
+        [&] {
+            if (test::processes_matching(marker + "-load").empty())
+                return false;
+            for (const pid_t p : test::descendants(job.pid()))
+                if (contains(test::process_cmdline(p), "docker save"))
+                    return true;
+            return false;
+        },
+        90s);
     INFO(job.err());
-    REQUIRE(!job.exited());
+    REQUIRE(streaming);
+    std::this_thread::sleep_for(1s);
     job.ctrl_c();
-    check_interrupted_cleanly(job, 5s, marker);
-    CHECK(job.after_signal() < 5s);
+    CHECK(job.ran_at_signal("docker save"));
+    test::check_interrupted_cleanly(job, 10s, marker);
+    CHECK(test::temp_files_below(dir.path() / ".labctl").empty());
+}
+
+TEST_CASE("Ctrl-C during verify --parallel 4 (endpoints that refuse, ssh.hardened blocked in "
+          "sshd -T on the host) exits 130 within 5 s and leaves no process, remote command or "
+          "temp file",
+          "[fault][interrupt][verify]") {
+    const auto marker = test::unique_marker("intr-verify");
+    test::Fakes fakes(marker);
+    fake_sshd_dump(fakes);
+    test::TestUser user;
+    test::SudoPath sudo_path(user.name(), fakes); // ssh.hardened runs sshd -T through sudo
+    test::SshServer sshd({.extra_config = fakes.sshd_setenv(), .listen_address = "127.0.0.4"});
+    TempDir dir;
+    const auto lab = dir.write("lab.yaml", host_lab(sshd, user.name(), dir)).string();
+    LabctlJob job(
+        {"verify", "-v", "-f", lab, "--host", sshd.host(), "--deadline", "120s", "--parallel", "4",
+         // 4 checks, all running at once under --parallel 4 (ssh.hardened is the last of the
+         // default 7, so with all of them it would start only when one of the first 4 ended).
+         "--skip", "prometheus.sli", "--skip", "logs.correlated", "--skip", "grafana.provisioned"});
+    // ssh.hardened's remote command is running; the other 3 checks poll for up to 120 s.
+    const bool blocked =
+        job.wait_for([&] { return !test::processes_matching(marker).empty(); }, 30s);
+    INFO(job.err());
+    REQUIRE(blocked);
+    std::this_thread::sleep_for(1s);
+    job.ctrl_c();
+    test::check_interrupted_cleanly(job, 5s, marker);
+    CHECK(job.out().empty()); // no report of half-run checks
+    CHECK(test::temp_files_below(dir.path() / ".labctl").empty());
+}
+
+TEST_CASE("Ctrl-C during labctl up, in its deploy stage after harden finished, exits 130 within "
+          "10 s, starts no later stage, keeps the finished stage and leaves nothing running",
+          "[fault][interrupt][up]") {
+    test::require_program("rsync");
+    test::require_program("perl");
+    const auto marker = test::unique_marker("intr-up");
+    test::Fakes fakes(marker);
+    slow_rsync(fakes, marker);
+    test::TestUser user;
+    test::SudoPath sudo_path(user.name(), fakes);
+    test::SshServer sshd({.extra_config = fakes.sshd_setenv(),
+                          .include_dropins = true,
+                          .listen_address = "127.0.0.6"});
+    TempDir dir;
+    dir.write("stack/docker-compose.yml", "services:\n  web:\n    image: busybox\n");
+    dir.write("stack/big.bin", random_bytes(8 << 20));
+    const auto remote = dir.path() / "remote" / "stack";
+    fs::create_directories(remote.parent_path());
+    test::give_to(remote.parent_path(), user.name());
+    const auto lab = dir.write("lab.yaml", host_lab(sshd, user.name(), dir)).string();
+    LabctlJob job({"up", "--from", "harden", "-f", lab});
+    const bool sending = job.wait_for([&] { return receiving(remote, "big.bin"); }, 120s);
+    INFO(job.err());
+    REQUIRE(sending);
+    job.ctrl_c();
+    test::check_interrupted_cleanly(job, 10s, marker);
+    const auto err = job.err();
+    CHECK(contains(err, "==> [1/3] harden"));
+    CHECK(contains(err, "<== harden done"));
+    CHECK(contains(err, "==> [2/3] deploy"));
+    CHECK_FALSE(contains(err, "==> [3/3] verify"));
+    CHECK(contains(err, "failed (exit 130)"));
+    CHECK(job.out().empty());
+    // Designed: up is resumable; a finished stage stays done (`labctl up --from deploy` resumes).
+    CHECK(fs::exists(sshd.dropin_dir() / "01-labctl.conf"));
+    CHECK(user.password_state() == "L");
+    CHECK(test::wait_until([&] { return rsync_temps(remote, "big.bin").empty(); }, 3s));
+    CHECK(test::temp_files_below(dir.path() / ".labctl").empty());
 }

@@ -26,9 +26,19 @@
 
 namespace labctl::test {
 
+/// The whole of /proc/<pid>/<file>, empty when the process is gone (a read of a process that ends
+/// meanwhile fails with ESRCH, which libstdc++'s filebuf throws even with no exceptions set).
+inline std::string proc_file(pid_t pid, const char* file) {
+    try {
+        std::ifstream in("/proc/" + std::to_string(pid) + "/" + file, std::ios::binary);
+        return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    } catch (const std::ios_base::failure&) {
+        return {};
+    }
+}
+
 inline std::string process_cmdline(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string s = proc_file(pid, "cmdline");
     for (auto& c : s)
         if (c == '\0')
             c = ' ';
@@ -36,17 +46,13 @@ inline std::string process_cmdline(pid_t pid) {
 }
 
 inline std::string process_name(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
-    std::string s;
-    std::getline(in, s);
-    return s;
+    std::string s = proc_file(pid, "comm");
+    return s.substr(0, s.find('\n'));
 }
 
 /// Parent pid and state letter from /proc/<pid>/stat (ppid -1 when gone).
 inline std::pair<pid_t, char> process_parent(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string stat;
-    std::getline(in, stat);
+    const std::string stat = proc_file(pid, "stat");
     const auto close = stat.rfind(')');
     if (close == std::string::npos)
         return {-1, '?'};

@@ -30,7 +30,7 @@ TEST_CASE("rsync mirrors the stack by content over the lab's ssh config", "[depl
     CHECK(has(argv, "--checksum"));
     CHECK(has(argv, "--exclude=.git/"));
     CHECK(has(argv, "--exclude=.labctl/"));
-    CHECK(has(argv, "ssh -F '/lab/.labctl/ssh_config'"));
+    CHECK(has(argv, "ssh -F '/lab/.labctl/ssh_config' -o ControlPath=none"));
     CHECK(has(argv, "--rsync-path=sudo -n mkdir -p '/opt/labctl/lab' && sudo -n rsync"));
     CHECK(argv[argv.size() - 2] == "/src/stacks/lab/");
     CHECK(argv.back() == "lab1:/opt/labctl/lab/");
