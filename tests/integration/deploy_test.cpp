@@ -379,7 +379,7 @@ TEST_CASE("deploy sets the generated password inside a running grafana service t
     run_process({"docker", "image", "rm", "-f", stack.project + "-grafana:latest"});
 }
 
-TEST_CASE("a one-shot service that exits 0 counts as done; one that exits 3 fails the deploy "
+TEST_CASE("a one-shot service that exits 0 counts as done, one that exits 3 fails the deploy "
           "with exit 7 naming its status",
           "[deploy][oneshot]") {
     require_docker();

@@ -126,7 +126,7 @@ std::vector<std::string> qemu_args(const xml::Element& domain) {
 
 } // namespace
 
-TEST_CASE("user mode: plan, provision and down create and remove no network or DHCP host; the "
+TEST_CASE("user mode: plan, provision and down create and remove no network or DHCP host, the "
           "key is pinned as [127.0.0.1]:port",
           "[provision][user]") {
     UserLab lab;
@@ -202,7 +202,7 @@ TEST_CASE("user mode domain XML before define: qemu namespace, netdev with restr
     CHECK(slirp_netdev(vm2).find("restrict=on") != std::string::npos);
 }
 
-TEST_CASE("user mode seed: static 10.0.2.15/24 via 10.0.2.2 without DNS; a labctl-built image "
+TEST_CASE("user mode seed: static 10.0.2.15/24 via 10.0.2.2 without DNS, a labctl-built image "
           "installs no packages and still enables the guest agent",
           "[provision][user][seed]") {
     UserLab lab;
@@ -306,7 +306,7 @@ TEST_CASE("user mode: a forward's host port already in use on 127.0.0.1 is refus
     CHECK_FALSE(loopback_port_busy(port).has_value());
 }
 
-TEST_CASE("user mode targets: 127.0.0.1 and the forwarded ssh port; verify's endpoints are the "
+TEST_CASE("user mode targets: 127.0.0.1 and the forwarded ssh port, verify's endpoints are the "
           "forwarded service ports",
           "[provision][user][targets]") {
     UserLab lab({.vms = 2,

@@ -228,7 +228,7 @@ TEST_CASE("mode user: forwards, the ssh forward added, every VM's host ports shi
     CHECK_FALSE(spec.image.labctl_built());
 }
 
-TEST_CASE("image.build is parsed into the spec; nat VMs are reached at their own address",
+TEST_CASE("image.build is parsed into the spec, nat VMs are reached at their own address",
           "[config][good][user]") {
     const auto spec = load_good("image_build.yaml");
     REQUIRE(spec.image.build);

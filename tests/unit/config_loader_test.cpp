@@ -522,7 +522,7 @@ TEST_CASE("known checks are in report order", "[config]") {
                                    "nginx.resilience", "ssh.hardened"});
 }
 
-TEST_CASE("deploy.pins names a pin set file of the stack; LAB_PINS overrides; a missing set is "
+TEST_CASE("deploy.pins names a pin set file of the stack, LAB_PINS overrides, a missing set is "
           "an error at the key with the sets that exist",
           "[config][pins]") {
     TempDir dir;

@@ -99,7 +99,7 @@ TEST_CASE("a report fails only on required failed checks", "[provision][doctor]"
 }
 
 TEST_CASE("network.forwards: a busy 127.0.0.1 port fails naming it, unless the lab's own running "
-          "VM holds it; a remote libvirt host is skipped",
+          "VM holds it, a remote libvirt host is skipped",
           "[provision][doctor][user]") {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd >= 0);
