@@ -32,9 +32,18 @@ int main(int argc, char** argv) {
     } catch (const labctl::Error& e) {
         return fail(e.what(), e.hint(), e.code());
     } catch (const std::filesystem::filesystem_error& e) {
-        // A file labctl needs on this machine could not be read or written: not a bug.
-        return fail(std::string("file system: ") + e.what(),
-                    "check the permissions of that path and the free space on this machine",
+        // A file labctl needs on this machine could not be read or written: not a bug. Said
+        // like any Unix tool says it: the path(s), then the system's message.
+        std::string what = "file system: ";
+        if (!e.path1().empty()) {
+            what += e.path1().string();
+            if (!e.path2().empty())
+                what += " -> " + e.path2().string();
+            what += ": " + e.code().message();
+        } else {
+            what += e.what();
+        }
+        return fail(what, "check the permissions of that path and the free space on this machine",
                     labctl::ExitCode::preflight);
     } catch (const std::bad_alloc&) {
         return fail("out of memory", {}, labctl::ExitCode::internal);

@@ -10,24 +10,28 @@ namespace labctl::provision {
 
 Journal::Outcome Journal::rollback() {
     // The undo steps run without the journal's lock: they take the network's lock, which
-    // dhcp_host holds while it adds to the journal (the opposite order would deadlock).
-    std::vector<Entry> entries;
-    {
-        const std::lock_guard lock(m_mutex);
-        entries.swap(m_entries);
-    }
+    // dhcp_host holds while it adds to the journal (the opposite order would deadlock). An entry
+    // added while a batch is undone is undone in the next batch, so nothing made is forgotten.
     Outcome out;
-    for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
-        try {
-            it->undo();
-            log::info("removed {} (created by this run)", it->what);
-            out.removed.push_back(it->what);
-        } catch (const std::exception& e) {
-            log::warn("could not remove {}: {}", it->what, e.what());
-            out.left.push_back(it->what);
+    for (;;) {
+        std::vector<Entry> entries;
+        {
+            const std::lock_guard lock(m_mutex);
+            entries.swap(m_entries);
+        }
+        if (entries.empty())
+            return out;
+        for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+            try {
+                it->undo();
+                log::info("removed {} (created by this run)", it->what);
+                out.removed.push_back(it->what);
+            } catch (const std::exception& e) {
+                log::warn("could not remove {}: {}", it->what, e.what());
+                out.left.push_back(it->what);
+            }
         }
     }
-    return out;
 }
 
 /// The hint of a failed provisioning: what was rolled back, or what is left and how it goes.

@@ -22,14 +22,14 @@ namespace {
 
 void update(virNetworkPtr net, unsigned command, unsigned section, const std::string& xml,
             std::string_view what) {
-    // Names are read first: every libvirt call resets the thread's last error.
+    // Name and connection are read first: every libvirt call resets the thread's last error.
     const std::string name = virNetworkGetName(net);
+    virConnectPtr conn = virNetworkGetConnect(net);
     unsigned flags = VIR_NETWORK_UPDATE_AFFECT_CONFIG;
     if (virNetworkIsActive(net) == 1)
         flags |= VIR_NETWORK_UPDATE_AFFECT_LIVE;
     if (virNetworkUpdate(net, command, section, -1, xml.c_str(), flags) != 0)
-        throw_operation_error(virNetworkGetConnect(net),
-                              fmt::format("{} in network '{}'", what, name));
+        throw_operation_error(conn, fmt::format("{} in network '{}'", what, name));
 }
 
 std::string dhcp_xml(const DhcpHost& h) {
@@ -132,22 +132,25 @@ bool delete_volume(virStoragePoolPtr pool, const std::string& name) {
     StorageVolHandle v = Connection::find_volume(pool, name);
     if (!v)
         return false;
+    virConnectPtr conn = virStoragePoolGetConnect(pool); // before: it resets the last error
     if (virStorageVolDelete(v.get(), 0) != 0)
-        throw_operation_error(virStoragePoolGetConnect(pool),
-                              fmt::format("deleting volume '{}'", name));
+        throw_operation_error(conn, fmt::format("deleting volume '{}'", name));
     return true;
 }
 
 std::uint64_t volume_capacity(virStorageVolPtr vol) {
     const std::string name = virStorageVolGetName(vol);
+    virConnectPtr conn = virStorageVolGetConnect(vol);
     virStorageVolInfo info{};
+    // Read mid-run (the volume exists, the run has begun): a failure is exit 9, like an operation.
     if (virStorageVolGetInfo(vol, &info) != 0)
-        throw_last_error(fmt::format("cannot read volume '{}'", name));
+        throw_operation_error(conn, fmt::format("reading volume '{}'", name));
     return info.capacity;
 }
 
 HostEntries read_host_entries(virNetworkPtr net) {
     const std::string name = virNetworkGetName(net);
+    virConnectPtr conn = virNetworkGetConnect(net);
     // The persistent definition; the test driver knows only the live one.
     std::string text = take_string(virNetworkGetXMLDesc(net, VIR_NETWORK_XML_INACTIVE));
     if (text.empty()) {
@@ -155,8 +158,8 @@ HostEntries read_host_entries(virNetworkPtr net) {
                    take_last_error().message);
         text = take_string(virNetworkGetXMLDesc(net, 0));
     }
-    if (text.empty())
-        throw_last_error(fmt::format("cannot read the XML of network '{}'", name));
+    if (text.empty()) // read mid-run (provision, its waits, down): exit 9, like an operation
+        throw_operation_error(conn, fmt::format("reading the XML of network '{}'", name));
     const xml::Element root = xml::parse(text);
     HostEntries out;
     // Every <ip>, whatever its family or prefix (parse_network_xml reads valid IPv4 ones only).

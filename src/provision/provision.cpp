@@ -98,6 +98,15 @@ private:
         return it == m_actions.end() ? PlanAction::keep : it->second;
     }
 
+    /// An object the plan found is gone when the run comes to use it: removed by someone else
+    /// since. Not a preflight refusal: the run has begun, so exit 9 and the rollback.
+    [[noreturn]] void disappeared(const std::string& what) const {
+        throw Error(ExitCode::provision,
+                    fmt::format("provision: {} disappeared after the plan was made (removed "
+                                "outside this run of labctl at {})",
+                                what, m_spec.libvirt.uri));
+    }
+
     void step(const std::string& name) {
         signals::check();
         if (m_options.before_step)
@@ -175,7 +184,7 @@ private:
         if (act == PlanAction::keep) {
             StorageVolHandle v = Connection::find_volume(m_pool.get(), name);
             if (!v)
-                throw Error(ExitCode::preflight, fmt::format("volume '{}' disappeared", name));
+                disappeared(fmt::format("volume '{}'", name));
             return v;
         }
         std::error_code ec;
@@ -218,7 +227,7 @@ private:
         }
         m_network = m_conn.find_network(name);
         if (!m_network)
-            throw Error(ExitCode::preflight, fmt::format("network '{}' disappeared", name));
+            disappeared(fmt::format("network '{}'", name));
         if (virNetworkIsActive(m_network.get()) == 0) {
             if (virNetworkCreate(m_network.get()) != 0)
                 throw_operation_error(m_conn.get(), fmt::format("starting network '{}'", name));
@@ -260,7 +269,7 @@ private:
         }
         m_pool = m_conn.find_pool(name);
         if (!m_pool)
-            throw Error(ExitCode::preflight, fmt::format("storage pool '{}' does not exist", name));
+            disappeared(fmt::format("storage pool '{}'", name));
         if (virStoragePoolIsActive(m_pool.get()) == 0) {
             if (virStoragePoolCreate(m_pool.get(), 0) != 0)
                 throw_operation_error(m_conn.get(),
@@ -277,7 +286,7 @@ private:
         if (action(ResourceKind::base_volume, name) != PlanAction::create) {
             m_base = Connection::find_volume(m_pool.get(), name);
             if (!m_base)
-                throw Error(ExitCode::preflight, fmt::format("volume '{}' disappeared", name));
+                disappeared(fmt::format("volume '{}'", name));
             if (!upload_unfinished(marker)) {
                 check_disk_sizes(m_spec, volume_capacity(m_base.get()));
                 return;
@@ -526,9 +535,11 @@ private:
         const std::string name = vm.name;
         const std::string ip = vm.ip;
         m_journal.add(fmt::format("DHCP/DNS host '{}' in network '{}'", name, net),
-                      [this, mac, ip, name] {
+                      [this, mac, ip, name, net] {
                           const std::lock_guard l(m_network_mutex);
-                          remove_host_entries(m_network.get(), mac, ip, name);
+                          // Looked up again: a network removed meanwhile took its hosts along.
+                          if (const NetworkHandle n = m_conn.find_network(net))
+                              remove_host_entries(n.get(), mac, ip, name);
                       });
         changed(removed ? "replace" : "create", "dhcp-host", vm.name,
                 fmt::format("{} -> {} in {} (+ DNS {}.{})", mac, vm.ip, net, vm.name,

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <sstream>
 
@@ -27,6 +28,7 @@
 #include <labctl/remote/known_hosts.hpp>
 
 #include "libvirt.hpp"
+#include "seed_iso.hpp"
 
 namespace labctl::provision {
 
@@ -234,28 +236,51 @@ std::string build_seed_iso(const SeedFiles& files) {
     // In C++ libburn declares its structs in namespace burn; libisofs forward-declares the same C
     // struct globally.
     auto* source = reinterpret_cast<burn::burn_source*>(created);
+    // The size libisofs announced: the image is complete only when every byte of it was read.
+    const std::int64_t expected = source->get_size != nullptr ? source->get_size(source) : -1;
+    // The source is freed on every way out, a failed read included.
+    const std::unique_ptr<burn::burn_source, void (*)(burn::burn_source*)> owned(
+        source, [](burn::burn_source* s) {
+            s->free_data(s);
+            std::free(s);
+        });
+    return read_iso_image(
+        [source](unsigned char* buf, int size) {
+            return source->read_xt != nullptr ? source->read_xt(source, buf, size)
+                                              : source->read(source, buf, size);
+        },
+        expected);
+}
+
+std::string read_iso_image(const std::function<int(unsigned char* buf, int size)>& read,
+                           std::int64_t expected) {
     std::string iso;
     unsigned char block[2048];
-    // The size libisofs announced: the image is complete only when every byte of it was read.
-    const auto expected = source->get_size != nullptr ? source->get_size(source) : -1;
     int n = 0;
     for (;;) {
-        n = source->read_xt != nullptr ? source->read_xt(source, block, sizeof block)
-                                       : source->read(source, block, sizeof block);
+        n = read(block, static_cast<int>(sizeof block));
         if (n <= 0)
             break; // 0: the end; < 0: libisofs failed (reported below, never a shorter image)
         iso.append(reinterpret_cast<const char*>(block), static_cast<std::size_t>(n));
         if (n < static_cast<int>(sizeof block))
             break;
     }
-    source->free_data(source);
-    std::free(source);
-    if (n < 0 || iso.empty() || iso.size() % 2048 != 0 ||
+    const std::string of =
+        expected >= 0 ? fmt::format("{} of the {} bytes it announced", iso.size(), expected)
+                      : fmt::format("{} bytes (it announced no size)", iso.size());
+    if (n < 0)
+        throw Error(ExitCode::internal,
+                    fmt::format("cannot build the cloud-init seed: reading the ISO image from "
+                                "libisofs failed (error {}) after {}",
+                                n, of));
+    if (iso.empty() || iso.size() % 2048 != 0 ||
         (expected >= 0 && iso.size() != static_cast<std::uint64_t>(expected)))
         throw Error(ExitCode::internal,
-                    fmt::format("cannot build the cloud-init seed: libisofs {} after {} of {} "
-                                "bytes",
-                                n < 0 ? "failed" : "stopped", iso.size(), expected));
+                    fmt::format("cannot build the cloud-init seed: libisofs gave {} ISO image: {}",
+                                expected >= 0 && iso.size() > static_cast<std::uint64_t>(expected)
+                                    ? "a longer"
+                                    : "an incomplete",
+                                of));
     return iso;
 }
 

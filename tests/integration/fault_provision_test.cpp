@@ -340,3 +340,46 @@ TEST_CASE("labctl image build into a full cache names the build directory and EN
     CHECK(test::processes_matching(cache.string()).empty());
     CHECK(test::children_of_self().empty());
 }
+
+TEST_CASE("a file system error labctl cannot turn into its own (a symlink loop under the host "
+          "keys) is exit 3 'file system: ...' naming the path, not a bug report, and rolls "
+          "libvirt back",
+          "[fault][provision]") {
+    // The seed step asks whether the VM's host key exists with std::filesystem's throwing
+    // overload; a loop in the path makes it throw filesystem_error (ELOOP) mid-run.
+    Lab lab;
+    const auto vm_dir = lab.dir().path() / ".labctl" / "hostkeys" / "vm1";
+    fs::create_directories(vm_dir.parent_path());
+    fs::create_symlink("vm1", vm_dir);
+    const auto key = (vm_dir / "ssh_host_ed25519_key").string();
+
+    // In process: what provision throws, and that the run's objects are gone.
+    {
+        auto session = lab.open();
+        const auto before = names(session.inventory());
+        std::string what;
+        try {
+            provision::provision(lab.spec, session);
+        } catch (const fs::filesystem_error& e) {
+            what = e.what();
+        }
+        INFO(what);
+        CHECK(contains(what, "Too many levels of symbolic links"));
+        CHECK(names(session.inventory()) == before);
+    }
+
+    // The binary: exit 3, labctl's one-line error naming the path, a hint, nothing of a bug.
+    const auto t0 = Clock::now();
+    const auto r = test::run_labctl({"provision", "-f", lab.file()});
+    const auto took = Clock::now() - t0;
+    INFO(r.err);
+    CHECK(r.exit_code == 3);
+    CHECK(contains(r.err,
+                   "labctl: error: file system: " + key + ": Too many levels of symbolic links\n"));
+    CHECK(contains(r.err, "hint: check the permissions of that path"));
+    CHECK_FALSE(contains(r.err, "bug"));
+    CHECK_FALSE(contains(r.err, "please report"));
+    CHECK_FALSE(contains(r.err, "internal error"));
+    CHECK(took < 10s);
+    CHECK(test::children_of_self().empty());
+}

@@ -1,6 +1,7 @@
 // File checksums for image verification (the SHA-256 itself is core's, tested in core).
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 
 #include <labctl/core/encoding.hpp>
 #include <labctl/core/error.hpp>
@@ -31,5 +32,22 @@ TEST_CASE("the sha256 of a missing file is an error naming it", "[provision][che
     } catch (const labctl::Error& e) {
         CHECK(e.code() == labctl::ExitCode::usage);
         CHECK(std::string(e.what()) == "cannot read " + missing + ": No such file or directory");
+    }
+}
+
+TEST_CASE("the sha256 of a file that opens but cannot be read is an error naming it and the "
+          "errno, never the digest of what was read so far",
+          "[provision][checksum]") {
+    // A directory opens O_RDONLY like a file; read(2) on it then fails with EISDIR.
+    labctl::test::TempDir dir;
+    const auto path = (dir.path() / "image.qcow2").string();
+    std::filesystem::create_directory(path);
+    try {
+        const auto digest = sha256_file_hex(path);
+        FAIL("no error, digest " << digest);
+    } catch (const labctl::Error& e) {
+        CHECK(e.code() == labctl::ExitCode::usage);
+        CHECK(std::string(e.what()) == "error while reading " + path + ": Is a directory");
+        CHECK_FALSE(e.hint().empty());
     }
 }

@@ -82,8 +82,10 @@ struct ProvisionResult {
 
 /// Makes the lab's objects (network, DHCP/DNS hosts, pool, base image, overlays, seeds, domains),
 /// starts the domains and waits for them. Errors: the plan's preflight refusals (exit 3), bad
-/// image (exit 2), a timed-out wait (exit 4, phase named), cloud-init failure (exit 5),
-/// Ctrl-C (130). On failure whatever this run created is removed unless keep_on_failure.
+/// image (exit 2), a timed-out wait (exit 4, phase named), cloud-init failure (exit 5), libvirt
+/// refusing, losing or failing to read an object once the run has begun, or an object the plan
+/// found gone since (exit 9, phase and object named), Ctrl-C (130). On failure whatever this run
+/// created is removed unless keep_on_failure.
 ProvisionResult provision(const config::LabSpec& spec, LibvirtSession& session,
                           const ProvisionOptions& options = {});
 ProvisionResult provision(const config::LabSpec& spec, const ProvisionOptions& options = {});
