@@ -317,13 +317,18 @@ TEST_CASE("labctl image build into a full cache names the build directory and EN
     const auto t0 = Clock::now();
     ProcessOptions po;
     po.timeout = 300s;
-    const auto r = test::run_labctl({"image", "build", "--cache-dir", cache.string()}, po);
+    // The network rule: the mirror is a loopback port nothing listens on. apt's update fails to
+    // fetch from it, and still writes its caches into the build tree, which the full disk
+    // refuses: the error this case is about.
+    const auto mirror = fmt::format("http://127.0.0.1:{}/debian", test::free_port());
+    const auto r =
+        test::run_labctl({"image", "build", "--cache-dir", cache.string(), "--mirror", mirror}, po);
     const auto took = Clock::now() - t0;
     INFO(r.err);
     CHECK(r.exit_code == 3);
     CHECK(contains(r.err, fmt::format("(building in {}/.build-", cache.string())));
     CHECK(contains(r.err, "No space left on device"));
-    CHECK(contains(r.err, fmt::format("hint: check that ")));
+    CHECK(contains(r.err, fmt::format("hint: check that {} is reachable", mirror)));
     CHECK(took < 120s);
     // Only the entry's lock file is left: no build directory, no entry, nothing to trust.
     std::vector<std::string> left;
