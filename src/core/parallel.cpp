@@ -35,10 +35,14 @@ void parallel_for(std::size_t n, std::size_t workers, const std::function<void(s
             try {
                 body(i);
             } catch (...) {
+                // Recorded before the others are told to stop: a sibling that gives up because
+                // of the flag ("wait cancelled") must not be reported in place of the cause.
+                {
+                    const std::lock_guard lock(error_mutex);
+                    if (!first_error)
+                        first_error = std::current_exception();
+                }
                 stop = true;
-                const std::lock_guard lock(error_mutex);
-                if (!first_error)
-                    first_error = std::current_exception();
             }
         }
     };

@@ -86,6 +86,38 @@ TEST_CASE("parallel_for: a failure cancels the running items, starts no new one 
     CHECK(saw_cancel.load() == 3);
 }
 
+TEST_CASE("parallel_for reports the failure that stopped the run, never a sibling's reaction to "
+          "the stop",
+          "[core][parallel]") {
+    // A sibling that spins on the flag throws the moment it flips: were the flag set before the
+    // cause is recorded, its "given up" would now and then win the race for first_error.
+    int wrong = 0;
+    for (int round = 0; round < 2000; ++round) {
+        std::atomic<bool> cancelled{false};
+        std::atomic<bool> spinning{false};
+        try {
+            parallel_for(
+                2, 2,
+                [&](std::size_t i) {
+                    if (i == 0) {
+                        while (!spinning.load())
+                            std::this_thread::yield();
+                        throw std::runtime_error("cause");
+                    }
+                    spinning = true;
+                    while (!cancelled.load()) {
+                    }
+                    throw std::runtime_error("given up");
+                },
+                &cancelled);
+        } catch (const std::runtime_error& e) {
+            if (std::string(e.what()) != "cause")
+                ++wrong;
+        }
+    }
+    CHECK(wrong == 0);
+}
+
 TEST_CASE("parallel_for starts nothing when already cancelled, and zero items is a no-op",
           "[core][parallel]") {
     std::atomic<bool> cancelled{true};
