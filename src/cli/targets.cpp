@@ -6,6 +6,7 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <labctl/core/duration.hpp>
 #include <labctl/core/error.hpp>
@@ -44,10 +45,9 @@ std::string Target::alias() const {
 
 std::vector<Target> resolve_targets(const config::LabSpec& spec, const std::string& host_flag,
                                     const std::string& vm_filter) {
-    const bool jump = spec.jump_host().has_value();
     if (!host_flag.empty())
         return {{host_flag, remote::parse_endpoint(host_flag, {"", spec.ssh.port, spec.ssh.user}),
-                 jump && spec.ssh.jump != "auto"}};
+                 spec.ssh.jump != "auto" && spec.jump_host().has_value(), ""}};
     // mode nat: the VM's address and ssh.port; mode user: 127.0.0.1 and the host side of the
     // VM's ssh forward, the same host:port its key is pinned under in known_hosts.
     std::vector<Target> out;
@@ -55,7 +55,9 @@ std::vector<Target> resolve_targets(const config::LabSpec& spec, const std::stri
         if (!vm_filter.empty() && vm.name != vm_filter)
             continue;
         const auto at = spec.ssh_address(vm);
-        out.push_back({vm.name, {at.host, at.port, spec.ssh.user}, jump});
+        const auto& host = spec.host_of(vm);
+        out.push_back({vm.name, {at.host, at.port, spec.ssh.user},
+                       spec.jump_for(host).has_value(), host.name});
     }
     if (out.empty())
         throw usage_error(vm_filter.empty()
@@ -71,10 +73,17 @@ remote::ConnectOptions connect_options(const config::LabSpec& spec, const Target
     o.known_hosts = spec.ssh.known_hosts;
     o.private_key = spec.ssh.private_key;
     o.use_agent = false;
-    if (target.via_jump)
-        if (const auto j = spec.jump_host())
-            o.jump = remote::JumpHost{{j->host, j->port, j->user}, j->private_key, true};
+    if (const auto j = target_jump(spec, target))
+        o.jump = remote::JumpHost{{j->host, j->port, j->user}, j->private_key, true};
     return o;
+}
+
+std::optional<config::JumpSpec> target_jump(const config::LabSpec& spec, const Target& target) {
+    if (!target.via_jump)
+        return std::nullopt;
+    if (const config::HostSpec* host = spec.find_host(target.lab_host))
+        return spec.jump_for(*host);
+    return spec.jump_host();
 }
 
 std::map<std::string, std::string> vm_endpoints(const config::LabSpec& spec,
@@ -103,8 +112,10 @@ std::map<std::string, std::string> vm_endpoints(const config::LabSpec& spec,
 std::string write_ssh_config(const config::LabSpec& spec, const std::vector<Target>& targets) {
     std::string text = "# Written by labctl for this lab: host keys are pinned, never trusted on "
                        "first use.\n";
-    const auto jump = spec.jump_host();
-    bool any_jump = false;
+    // One Host entry per jump in use: "labctl-jump", or "labctl-jump-<host>" per lab host when
+    // the lab has several. ssh runs the jump through this same file (-F is passed on), so the
+    // jump host's key is checked against the lab's known_hosts like the guests'.
+    std::map<std::string, config::JumpSpec> jumps;
     for (const auto& t : targets) {
         text += fmt::format("\nHost {}\n    HostName {}\n    Port {}\n    User {}\n"
                             "    IdentityFile {}\n    IdentitiesOnly yes\n"
@@ -113,21 +124,22 @@ std::string write_ssh_config(const config::LabSpec& spec, const std::vector<Targ
                             "    ControlPath {}/cm-%C\n    ControlPersist 60s\n",
                             t.alias(), t.endpoint.host, t.endpoint.port, t.endpoint.user,
                             spec.ssh.private_key, spec.ssh.known_hosts, spec.state_dir());
-        if (t.via_jump && jump) {
-            text += "    ProxyJump labctl-jump\n";
-            any_jump = true;
+        if (const auto jump = target_jump(spec, t)) {
+            const std::string alias = spec.several_hosts() && !t.lab_host.empty()
+                                          ? "labctl-jump-" + t.lab_host
+                                          : std::string("labctl-jump");
+            text += fmt::format("    ProxyJump {}\n", alias);
+            jumps.emplace(alias, *jump);
         }
     }
-    // ssh runs the jump through this same file (-F is passed on), so the jump host's key is
-    // checked against the lab's known_hosts like the guests'.
-    if (any_jump)
-        text += fmt::format("\nHost labctl-jump\n    HostName {}\n    Port {}\n    User {}\n"
+    for (const auto& [alias, jump] : jumps)
+        text += fmt::format("\nHost {}\n    HostName {}\n    Port {}\n    User {}\n"
                             "{}    UserKnownHostsFile {}\n    StrictHostKeyChecking yes\n"
                             "    HashKnownHosts no\n",
-                            jump->host, jump->port, jump->user,
-                            jump->private_key.empty()
+                            alias, jump.host, jump.port, jump.user,
+                            jump.private_key.empty()
                                 ? std::string()
-                                : fmt::format("    IdentityFile {}\n", jump->private_key),
+                                : fmt::format("    IdentityFile {}\n", jump.private_key),
                             spec.ssh.known_hosts);
     std::filesystem::create_directories(spec.state_dir());
     const auto path = spec.state_dir() + "/ssh_config";

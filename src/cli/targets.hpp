@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,9 +35,12 @@ struct HostOptions {
 struct Target {
     std::string name; ///< VM name, or the host as given
     remote::Endpoint endpoint;
-    /// Reached through LabSpec::jump_host(): every VM when there is one; a --host only when
-    /// ssh.jump names the jump host explicitly (auto follows libvirt.uri, which is about VMs).
+    /// Reached through a jump host: a VM when its lab host has one (LabSpec::jump_for); a --host
+    /// only when ssh.jump names the jump host explicitly (auto follows the URI, which is about
+    /// VMs).
     bool via_jump = false;
+    /// The lab host the VM runs on (hosts: in lab.yaml); "" for a --host.
+    std::string lab_host;
 
     /// The Host alias in the lab's ssh_config: the name with anything but [A-Za-z0-9._-]
     /// replaced by '-'.
@@ -62,6 +66,9 @@ inline const std::vector<std::pair<std::string, int>> k_service_ports{
 std::map<std::string, std::string> vm_endpoints(const config::LabSpec& spec,
                                                 const std::string& vm_name,
                                                 const std::vector<std::string>& needed = {});
+
+/// The jump host `target` is reached through, or nullopt (reached directly).
+std::optional<config::JumpSpec> target_jump(const config::LabSpec& spec, const Target& target);
 
 remote::ConnectOptions connect_options(const config::LabSpec& spec, const Target& target);
 

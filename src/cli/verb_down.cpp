@@ -1,9 +1,10 @@
 #include <labctl/core/log.hpp>
 #include <labctl/core/table.hpp>
-#include <labctl/provision/provision.hpp>
+#include <labctl/provision/lab.hpp>
 
 #include "app.hpp"
 #include "built_image.hpp"
+#include "lab_output.hpp"
 
 namespace labctl::cli {
 
@@ -18,28 +19,21 @@ Runner register_down(CLI::App& app, Context& ctx) {
         resolve_built_image(spec, ImageNeed::cached_only); // names the base volume for --purge
         provision::DownOptions opts;
         opts.purge = *purge;
-        const auto changes = provision::down(spec, opts);
+        const auto lab = provision::down_lab(spec, opts);
+        const auto& changes = lab.changes;
         if (ctx.global.json()) {
-            nlohmann::json list = nlohmann::json::array();
-            for (const auto& c : changes)
-                list.push_back({{"action", c.action},
-                                {"kind", c.kind},
-                                {"name", c.name},
-                                {"detail", c.detail}});
             print_json({{"project", spec.project},
                         {"uri", spec.libvirt.uri},
+                        {"hosts", hosts_json(spec)},
                         {"changed", !changes.empty()},
-                        {"changes", list}});
-            return 0;
-        }
-        if (changes.empty()) {
+                        {"changes", changes_json(changes)}});
+        } else if (changes.empty() && lab.failures.empty()) {
             print("Nothing to remove.\n");
-            return 0;
+        } else if (!changes.empty()) {
+            print(changes_table(changes, spec.several_hosts()).render() + "\n");
         }
-        Table t({"ACTION", "KIND", "NAME", "DETAIL"});
-        for (const auto& c : changes)
-            t.add({c.action, c.kind, c.name, c.detail});
-        print(t.render() + "\n");
+        // The other hosts were cleaned; the failed one is the command's error.
+        throw_host_failures(spec, lab.failures, "cleaned");
         return 0;
     };
 }

@@ -3,6 +3,7 @@
 #include <labctl/core/exit_code.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/table.hpp>
+#include <labctl/provision/lab.hpp>
 #include <labctl/provision/plan.hpp>
 
 #include "app.hpp"
@@ -54,17 +55,39 @@ int run_plan(const Context& ctx, const PlanOptions& opts) {
                   "image build') builds it first, then uploads it as the base volume",
                   spec.image.build->suite);
     if (!opts.offline)
-        log::info("reading libvirt at {}", spec.libvirt.uri);
+        for (const auto& h : spec.hosts)
+            log::info("reading libvirt at {}", h.libvirt.uri);
     provision::PlanOptions popts;
     popts.offline = opts.offline;
-    const auto plan = provision::make_plan(spec, popts);
-    for (const auto& w : plan.warnings)
-        log::warn("{}", w);
-    if (ctx.global.json())
-        print_json(plan_json(plan));
-    else
-        print(plan_table(plan));
-    return opts.detailed_exitcode && plan.has_changes() ? to_int(ExitCode::changes) : 0;
+    const auto plans = provision::plan_lab(spec, popts);
+    bool changes = false;
+    for (const auto& [host, plan] : plans) {
+        for (const auto& w : plan.warnings)
+            log::warn("{}{}", spec.several_hosts() ? fmt::format("host '{}': ", host) : "", w);
+        changes = changes || plan.has_changes();
+    }
+    if (!spec.several_hosts()) {
+        // One host: the plan itself, as it always was.
+        if (ctx.global.json())
+            print_json(plan_json(plans.front().plan));
+        else
+            print(plan_table(plans.front().plan));
+    } else if (ctx.global.json()) {
+        nlohmann::json hosts = nlohmann::json::array();
+        for (const auto& [host, plan] : plans) {
+            auto j = plan_json(plan);
+            j["host"] = host;
+            hosts.push_back(std::move(j));
+        }
+        print_json({{"project", spec.project}, {"changes", changes}, {"hosts", hosts}});
+    } else {
+        std::string out;
+        for (const auto& [host, plan] : plans)
+            out += fmt::format("{}Host {} ({}):\n{}", out.empty() ? "" : "\n", host, plan.uri,
+                               plan_table(plan));
+        print(out);
+    }
+    return opts.detailed_exitcode && changes ? to_int(ExitCode::changes) : 0;
 }
 
 } // namespace

@@ -2,9 +2,11 @@
 
 #include <labctl/core/log.hpp>
 #include <labctl/core/table.hpp>
+#include <labctl/provision/lab.hpp>
 #include <labctl/provision/provision.hpp>
 
 #include "app.hpp"
+#include "lab_output.hpp"
 #include "built_image.hpp"
 
 namespace labctl::cli {
@@ -20,14 +22,6 @@ struct ProvisionOptions {
     int cloud_init_timeout = 900;
 };
 
-nlohmann::json changes_json(const std::vector<provision::Change>& changes) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& c : changes)
-        out.push_back(
-            {{"action", c.action}, {"kind", c.kind}, {"name", c.name}, {"detail", c.detail}});
-    return out;
-}
-
 int run_provision(const Context& ctx, const ProvisionOptions& opts) {
     auto spec = load_spec(ctx, {}, true);
     // image.build: build the image (or take it from the cache) before anything in libvirt.
@@ -39,12 +33,16 @@ int run_provision(const Context& ctx, const ProvisionOptions& opts) {
     p.deadlines.ip = std::chrono::seconds(opts.ip_timeout);
     p.deadlines.ssh = std::chrono::seconds(opts.ssh_timeout);
     p.deadlines.cloud_init = std::chrono::seconds(opts.cloud_init_timeout);
-    log::info("provisioning lab '{}' at {}", spec.project, spec.libvirt.uri);
-    const auto result = provision::provision(spec, p);
+    for (const auto& h : spec.hosts)
+        log::info("provisioning lab '{}' at {}{}", spec.project, h.libvirt.uri,
+                  spec.several_hosts() ? fmt::format(" (host '{}')", h.name) : "");
+    const auto result = provision::provision_lab(spec, p);
+    const bool several = spec.several_hosts();
     if (ctx.global.json()) {
         nlohmann::json vms = nlohmann::json::array();
         for (const auto& vm : result.vms)
             vms.push_back({{"vm", vm.vm},
+                           {"host", vm.host},
                            {"domain", vm.domain},
                            {"ip", vm.ip},
                            {"ip_source", vm.ip_source},
@@ -52,6 +50,7 @@ int run_provision(const Context& ctx, const ProvisionOptions& opts) {
                            {"cloud_init", vm.cloud_init}});
         print_json({{"project", spec.project},
                     {"uri", spec.libvirt.uri},
+                    {"hosts", hosts_json(spec)},
                     {"changed", !result.changes.empty()},
                     {"changes", changes_json(result.changes)},
                     {"vms", vms},
@@ -62,14 +61,17 @@ int run_provision(const Context& ctx, const ProvisionOptions& opts) {
     if (result.changes.empty()) {
         out += "No changes: the lab is up to date.\n";
     } else {
-        Table t({"ACTION", "KIND", "NAME", "DETAIL"});
-        for (const auto& c : result.changes)
-            t.add({c.action, c.kind, c.name, c.detail});
-        out += t.render();
+        out += changes_table(result.changes, several).render();
     }
-    Table vms({"VM", "DOMAIN", "ADDRESS", "CLOUD-INIT"});
-    for (const auto& vm : result.vms)
-        vms.add({vm.vm, vm.domain, vm.ip, vm.waited ? vm.cloud_init : "not waited for"});
+    Table vms = several ? Table({"HOST", "VM", "DOMAIN", "ADDRESS", "CLOUD-INIT"})
+                        : Table({"VM", "DOMAIN", "ADDRESS", "CLOUD-INIT"});
+    for (const auto& vm : result.vms) {
+        std::vector<std::string> row{vm.vm, vm.domain, vm.ip,
+                                     vm.waited ? vm.cloud_init : "not waited for"};
+        if (several)
+            row.insert(row.begin(), vm.host);
+        vms.add(std::move(row));
+    }
     out += "\n" + vms.render() + "\n";
     print(out);
     return 0;

@@ -1,7 +1,9 @@
+#include <labctl/core/log.hpp>
 #include <labctl/core/table.hpp>
-#include <labctl/provision/provision.hpp>
+#include <labctl/provision/lab.hpp>
 
 #include "app.hpp"
+#include "lab_output.hpp"
 
 namespace labctl::cli {
 
@@ -9,22 +11,37 @@ Runner register_status(CLI::App& app, Context& ctx) {
     app.add_subcommand("status", "Show the lab's VMs, their state and addresses");
     return [&ctx]() -> int {
         const auto spec = load_spec(ctx);
-        const auto vms = provision::status(spec);
+        const auto lab = provision::status_lab(spec);
+        const bool several = spec.several_hosts();
+        for (const auto& f : lab.unreachable)
+            log::warn("host '{}' ({}) could not be read: {}", f.host, f.uri, f.message);
         if (ctx.global.json()) {
             nlohmann::json list = nlohmann::json::array();
-            for (const auto& v : vms)
+            for (const auto& v : lab.vms)
                 list.push_back({{"vm", v.vm},
+                                {"host", v.host},
                                 {"domain", v.domain},
                                 {"state", v.state},
                                 {"address", v.address},
                                 {"spec", v.spec}});
-            print_json({{"project", spec.project}, {"uri", spec.libvirt.uri}, {"vms", list}});
-            return 0;
+            print_json({{"project", spec.project},
+                        {"uri", spec.libvirt.uri},
+                        {"hosts", hosts_json(spec)},
+                        {"vms", list}});
+        } else {
+            Table t = several ? Table({"HOST", "VM", "DOMAIN", "STATE", "ADDRESS", "SPEC"})
+                              : Table({"VM", "DOMAIN", "STATE", "ADDRESS", "SPEC"});
+            for (const auto& v : lab.vms) {
+                std::vector<std::string> row{v.vm, v.domain.empty() ? "-" : v.domain, v.state,
+                                             v.address.empty() ? "-" : v.address, v.spec};
+                if (several)
+                    row.insert(row.begin(), v.host);
+                t.add(std::move(row));
+            }
+            print(t.render() + "\n");
         }
-        Table t({"VM", "DOMAIN", "STATE", "ADDRESS", "SPEC"});
-        for (const auto& v : vms)
-            t.add({v.vm, v.domain, v.state, v.address.empty() ? "-" : v.address, v.spec});
-        print(t.render() + "\n");
+        // What could be read is shown first; an unreachable host still fails the command.
+        throw_host_failures(spec, lab.unreachable, "read");
         return 0;
     };
 }

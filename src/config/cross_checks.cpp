@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 
 #include <labctl/config/suggest.hpp>
 
@@ -76,6 +77,7 @@ void Loader::finish() {
                            "add it to verify.checks, or delete the deadline");
 
     finish_pins();
+    finish_hosts();
     finish_target_vm();
     finish_allow_users();
     finish_network();
@@ -117,16 +119,96 @@ void Loader::finish_pins() {
         hint);
 }
 
+// The hosts the VMs run on: hosts: as written, with the libvirt section's values (after the
+// environment and flags) for what an entry leaves out; without hosts:, the libvirt section is the
+// one host. Every VM is placed on a known host (default: the first).
+void Loader::finish_hosts() {
+    auto& s = m_spec;
+    s.hosts.clear();
+    if (!m_hosts_given) {
+        HostSpec h;
+        h.name = k_default_host;
+        h.libvirt = s.libvirt;
+        h.jump = s.ssh.jump;
+        h.where = source_of("libvirt.uri").where;
+        s.hosts.push_back(std::move(h));
+    } else {
+        if (given("libvirt.uri")) {
+            const auto src = source_of("libvirt.uri");
+            m_sink.error(src.where,
+                         src.origin == Origin::environment
+                             ? "LABCTL_LIBVIRT_URI is set, but lab.yaml names its libvirt hosts "
+                               "under 'hosts'"
+                             : "libvirt.uri and hosts both say where the VMs run",
+                         "give each host its uri under 'hosts' (libvirt: keeps the defaults of "
+                         "pool, pool_path and domain_type)");
+        }
+        std::map<std::string, std::string> uris; // uri -> host
+        for (auto& entry : m_hosts) {
+            auto& h = entry.spec;
+            if (!entry.has_pool)
+                h.libvirt.pool = s.libvirt.pool;
+            if (!entry.has_pool_path)
+                h.libvirt.pool_path = s.libvirt.pool_path;
+            if (!entry.has_domain_type)
+                h.libvirt.domain_type = s.libvirt.domain_type;
+            if (!entry.has_jump)
+                h.jump = s.ssh.jump;
+            if (entry.valid) {
+                if (const auto [it, fresh] = uris.emplace(h.libvirt.uri, h.name); !fresh)
+                    m_sink.error(entry.uri_where,
+                                 fmt::format("hosts.{}.uri '{}' is also the uri of host '{}'",
+                                             h.name, h.libvirt.uri, it->second),
+                                 "two hosts on one libvirt would fight over the lab's network "
+                                 "and volumes: give each host its own libvirt");
+            }
+            s.hosts.push_back(h);
+        }
+        // The lab's first host (for the libvirt.* views of code that knows one host).
+        if (!s.hosts.empty())
+            s.libvirt = s.hosts.front().libvirt;
+    }
+    std::vector<std::string> names;
+    for (const auto& h : s.hosts)
+        names.push_back(h.name);
+    for (std::size_t i = 0; i < s.vms.size(); ++i) {
+        auto& vm = s.vms[i];
+        if (vm.host.empty()) {
+            if (!s.hosts.empty())
+                vm.host = s.hosts.front().name;
+            continue;
+        }
+        if (!m_hosts_given) {
+            m_sink.error(m_vm_facts[i].host_where,
+                         fmt::format("vms[{}].host '{}': lab.yaml names no hosts", i, vm.host),
+                         "add 'hosts:' with that host and its uri, or delete the line");
+            vm.host = names.front();
+        } else if (!s.find_host(vm.host)) {
+            std::string hint = fmt::format("the hosts are: {}", fmt::join(names, ", "));
+            if (const auto guess = did_you_mean(vm.host, names))
+                hint = fmt::format("did you mean '{}'?", *guess);
+            m_sink.error(m_vm_facts[i].host_where,
+                         fmt::format("vms[{}].host '{}' is not one of the hosts", i, vm.host),
+                         hint);
+            if (!names.empty())
+                vm.host = names.front();
+        }
+    }
+}
+
 void Loader::finish_target_vm() {
     auto& s = m_spec;
     std::vector<std::string> names;
     for (std::size_t i = 0; i < s.vms.size(); ++i)
         if (m_vm_facts[i].name_valid)
             names.push_back(s.vms[i].name);
+    s.deploy.target_vms.clear();
     if (given("deploy.target_vm")) {
         if (names.empty() ||
-            std::find(names.begin(), names.end(), s.deploy.target_vm) != names.end())
+            std::find(names.begin(), names.end(), s.deploy.target_vm) != names.end()) {
+            s.deploy.target_vms = {s.deploy.target_vm};
             return;
+        }
         std::string hint = fmt::format("the VMs are: {}", fmt::join(names, ", "));
         if (const auto guess = did_you_mean(s.deploy.target_vm, names))
             hint = fmt::format("did you mean '{}'?", *guess);
@@ -135,14 +217,22 @@ void Loader::finish_target_vm() {
                      hint);
         return;
     }
-    for (const auto& vm : s.vms) {
-        if (std::find(vm.roles.begin(), vm.roles.end(), "stack") != vm.roles.end()) {
-            s.deploy.target_vm = vm.name;
-            return;
-        }
+    for (const auto& vm : s.vms)
+        if (std::find(vm.roles.begin(), vm.roles.end(), s.deploy.role) != vm.roles.end())
+            s.deploy.target_vms.push_back(vm.name);
+    if (s.deploy.target_vms.empty()) {
+        if (given("deploy.role") && !s.vms.empty())
+            m_sink.warning(source_of("deploy.role").where,
+                           fmt::format("no VM has the role '{}': the stack goes to the first VM, "
+                                       "'{}'",
+                                       s.deploy.role, s.vms.front().name),
+                           fmt::format("add '{}' to the roles of the VM that should run it",
+                                       s.deploy.role));
+        if (!s.vms.empty())
+            s.deploy.target_vms.push_back(s.vms.front().name);
     }
-    if (!s.vms.empty())
-        s.deploy.target_vm = s.vms.front().name;
+    if (!s.deploy.target_vms.empty())
+        s.deploy.target_vm = s.deploy.target_vms.front();
 }
 
 void Loader::finish_allow_users() {

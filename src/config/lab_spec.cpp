@@ -77,28 +77,29 @@ JumpSpec parse_jump(std::string rest, int default_port) {
     return j;
 }
 
-} // namespace
-
-std::optional<JumpSpec> LabSpec::jump_host() const {
+/// The jump of a host whose jump setting is `setting` and whose URI is `uri`.
+std::optional<JumpSpec> resolve_jump(const std::string& setting, const std::string& uri,
+                                     const std::string& jump_key) {
     std::optional<JumpSpec> out;
-    if (ssh.jump == "none")
+    if (setting == "none")
         return out;
-    if (ssh.jump != "auto") {
-        out = parse_jump(ssh.jump, 22);
+    if (setting != "auto") {
+        out = parse_jump(setting, 22);
     } else {
-        // qemu+ssh://[user@]host[:port]/system?...: libvirt reaches that host over ssh, and so
-        // does labctl, to reach the guests on its networks.
-        constexpr std::string_view scheme = "+ssh://";
-        const auto at = libvirt.uri.find(scheme);
-        if (at == std::string::npos)
-            return out;
-        const auto rest = libvirt.uri.substr(at + scheme.size());
-        const auto authority = rest.substr(0, rest.find_first_of("/?"));
+        // qemu+ssh://[user@]host[:port]/system?... (also +libssh and +libssh2): libvirt reaches
+        // that host over ssh, and so does labctl, to reach the guests on its networks.
+        std::string authority;
+        for (const std::string_view scheme : {"+ssh://", "+libssh://", "+libssh2://"})
+            if (const auto at = uri.find(scheme); at != std::string::npos) {
+                const auto rest = uri.substr(at + scheme.size());
+                authority = rest.substr(0, rest.find_first_of("/?"));
+                break;
+            }
         if (authority.empty())
             return out;
         out = parse_jump(authority, 22);
     }
-    out->private_key = ssh.jump_key;
+    out->private_key = jump_key;
     if (out->private_key.empty())
         if (const char* home = std::getenv("HOME"))
             for (const char* name : {"id_ed25519", "id_ecdsa", "id_rsa"}) {
@@ -109,6 +110,53 @@ std::optional<JumpSpec> LabSpec::jump_host() const {
                     break;
                 }
             }
+    return out;
+}
+
+} // namespace
+
+std::optional<JumpSpec> LabSpec::jump_host() const {
+    return resolve_jump(ssh.jump, libvirt.uri, ssh.jump_key);
+}
+
+std::optional<JumpSpec> LabSpec::jump_for(const HostSpec& host) const {
+    return resolve_jump(host.jump, host.libvirt.uri, ssh.jump_key);
+}
+
+const HostSpec* LabSpec::find_host(const std::string& name) const {
+    for (const auto& h : hosts)
+        if (h.name == name)
+            return &h;
+    return nullptr;
+}
+
+const HostSpec& LabSpec::host_of(const VmSpec& vm) const {
+    if (const HostSpec* h = find_host(vm.host))
+        return *h;
+    static const HostSpec k_none;
+    return hosts.empty() ? k_none : hosts.front();
+}
+
+LabSpec LabSpec::for_host(const HostSpec& host) const {
+    LabSpec view = *this;
+    view.libvirt = host.libvirt;
+    view.ssh.jump = host.jump;
+    view.hosts = {host};
+    view.vms.clear();
+    for (const auto& vm : vms)
+        if (&host_of(vm) == find_host(host.name))
+            view.vms.push_back(vm);
+    return view;
+}
+
+std::vector<const VmSpec*> LabSpec::deploy_vms() const {
+    std::vector<const VmSpec*> out;
+    for (const auto& name : deploy.target_vms)
+        if (const VmSpec* vm = find_vm(name))
+            out.push_back(vm);
+    if (out.empty())
+        if (const VmSpec* vm = find_vm(deploy.target_vm))
+            out.push_back(vm);
     return out;
 }
 

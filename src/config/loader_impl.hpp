@@ -22,10 +22,12 @@ namespace labctl::config::detail {
 
 using Validator = std::function<Check(std::string_view, const std::string&)>;
 
-inline const std::vector<std::string> k_root_keys{"version", "project", "libvirt", "network",
-                                                  "image",   "ssh",     "vms",     "hardening",
-                                                  "deploy",  "verify"};
+inline const std::vector<std::string> k_root_keys{
+    "version", "project", "libvirt",   "hosts",  "network", "image",
+    "ssh",     "vms",     "hardening", "deploy", "verify"};
 inline const std::vector<std::string> k_libvirt_keys{"uri", "pool", "pool_path", "domain_type"};
+inline const std::vector<std::string> k_host_keys{"uri", "pool", "pool_path", "domain_type",
+                                                  "jump"};
 inline const std::vector<std::string> k_network_keys{"name", "mode", "cidr", "domain", "forwards"};
 inline const std::vector<std::string> k_forward_keys{"guest", "host"};
 inline const std::vector<std::string> k_image_keys{"path",   "url",    "sha256",  "format",
@@ -33,10 +35,12 @@ inline const std::vector<std::string> k_image_keys{"path",   "url",    "sha256",
 inline const std::vector<std::string> k_build_keys{"suite", "packages"};
 inline const std::vector<std::string> k_ssh_keys{"user",        "private_key", "known_hosts",
                                                 "port",        "jump",        "jump_key"};
-inline const std::vector<std::string> k_vm_keys{"name", "cpus", "memory", "disk", "ip", "roles"};
+inline const std::vector<std::string> k_vm_keys{"name", "cpus", "memory", "disk",
+                                                "ip",   "roles", "host"};
 inline const std::vector<std::string> k_hardening_keys{"profile", "allow_users", "revert_seconds"};
 inline const std::vector<std::string> k_deploy_keys{
-    "target_vm",    "host",           "stack_dir",      "remote_dir",      "project",
+    "role",         "target_vm",      "host",           "stack_dir",       "remote_dir",
+    "project",
     "wait_timeout", "image_registry", "preload_images", "preload_timeout", "pins"};
 inline const std::vector<std::string> k_verify_keys{"checks",    "deadline", "deadlines",
                                                     "endpoints", "services", "prometheus_jobs"};
@@ -54,6 +58,15 @@ struct Source {
     SourceLocation where;
 };
 
+/// A host entry as written (hosts: in lab.yaml): what it leaves empty comes from the libvirt
+/// section and ssh.jump once the environment and flags are layered.
+struct HostEntry {
+    HostSpec spec;
+    bool valid = false; ///< its name and URI are good
+    bool has_pool = false, has_pool_path = false, has_domain_type = false, has_jump = false;
+    SourceLocation uri_where;
+};
+
 /// What the loader remembers about each VM beyond VmSpec.
 struct VmFacts {
     SourceLocation name_where;
@@ -61,6 +74,7 @@ struct VmFacts {
     bool name_valid = false;
     std::optional<std::uint32_t> ip; ///< given and well-formed
     bool ip_given = false;
+    SourceLocation host_where; ///< of vms[i].host when given
 };
 
 class Loader {
@@ -89,6 +103,8 @@ private:
 
     // libvirt, network, image, ssh (sections_host.cpp)
     void read_libvirt(const Mapping& m);
+    void read_hosts(const Mapping& root);
+    void read_host(const Entry& e);
     void read_network(const Mapping& m);
     void read_forwards(const Entry& e);
     void read_image(const Mapping& m);
@@ -116,6 +132,7 @@ private:
     void finish();
     void resolve(const std::string& field, std::string& path);
     void finish_pins();
+    void finish_hosts();
     void finish_target_vm();
     void finish_allow_users();
     void finish_network();
@@ -130,6 +147,8 @@ private:
     LabSpec m_spec;
     std::map<std::string, Source> m_sources;
     std::vector<VmFacts> m_vm_facts;
+    std::vector<HostEntry> m_hosts; ///< as written; empty without hosts: in lab.yaml
+    bool m_hosts_given = false;
     std::map<std::string, SourceLocation> m_deadline_where;
     std::string m_key_as_given;
     std::set<std::string> m_bad; ///< fields whose given value was rejected

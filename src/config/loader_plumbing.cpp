@@ -177,6 +177,7 @@ bool Loader::read_root(const YAML::Node& root) {
 
     if (auto s = section(*m, "libvirt", k_libvirt_keys))
         read_libvirt(*s);
+    read_hosts(*m);
     if (auto s = section(*m, "network", k_network_keys))
         read_network(*s);
     if (auto s = section(*m, "image", k_image_keys))

@@ -2,6 +2,7 @@
 // image (with its build) and ssh. Single values only; what spans sections is in cross_checks.cpp.
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cctype>
@@ -59,6 +60,69 @@ void Loader::read_libvirt(const Mapping& m) {
     read_string(m, "domain_type", lv.domain_type,
                 choice(k_domain_types, "kvm needs /dev/kvm; qemu emulates (slow, works "
                                        "anywhere); auto uses kvm when it is usable"));
+}
+
+// hosts: name -> {uri, pool, pool_path, domain_type, jump}. Only what is written is read here;
+// the defaults from the libvirt section and ssh.jump are filled in by finish_hosts, after the
+// environment and the flags (LABCTL_POOL applies to every host that names no pool).
+void Loader::read_hosts(const Mapping& root) {
+    const Entry* e = root.find("hosts");
+    if (!e)
+        return;
+    m_hosts_given = true;
+    record(e->path, e->where, Origin::file);
+    const auto map = m_reader.mapping(*e, nullptr,
+                                      "map host names to their libvirt URI, e.g. 'hosts: "
+                                      "{kvm1: {uri: qemu+ssh://admin@kvm1/system}}'");
+    if (!map)
+        return;
+    if (map->entries.empty())
+        m_sink.error(e->where, "hosts is empty",
+                     "name at least one host with its uri, or delete 'hosts' to use libvirt.uri");
+    for (const auto& h : map->entries)
+        read_host(h);
+}
+
+void Loader::read_host(const Entry& e) {
+    HostEntry host;
+    host.spec.name = e.name;
+    host.spec.where = e.key_where;
+    bool name_ok = true;
+    if (auto p = check_vm_name(e.path, e.name)) {
+        m_sink.error(e.key_where,
+                     fmt::format("{} '{}' is not a valid host name", e.path, e.name),
+                     "lowercase letters, digits and '-', e.g. 'kvm1'");
+        name_ok = false;
+    }
+    const auto m = m_reader.mapping(
+        e, &k_host_keys,
+        fmt::format("write its keys indented below '{}:' ({})", e.name, fmt::join(k_host_keys, ", ")));
+    if (!m)
+        return;
+    auto& lv = host.spec.libvirt;
+    if (const Entry* u = m->find("uri"); !u || u->empty())
+        m_sink.error(u ? u->where : e.key_where, fmt::format("host '{}' has no uri", e.name),
+                     "e.g. 'uri: qemu+ssh://admin@kvm1.example.org/system' or 'uri: "
+                     "qemu:///system'");
+    else if (read_string(*m, "uri", lv.uri, check_libvirt_uri))
+        host.valid = name_ok;
+    if (const Entry* u = m->find("uri"))
+        host.uri_where = u->where;
+    host.has_pool = read_string(*m, "pool", lv.pool, check_pool);
+    host.has_pool_path =
+        read_string(*m, "pool_path", lv.pool_path, [](std::string_view label, const std::string& v) {
+            return !v.empty() && v.front() == '/'
+                       ? Check()
+                       : Problem{fmt::format("{} '{}' must be an absolute path", label, v),
+                                 "a directory on that libvirt host, e.g. "
+                                 "/var/lib/libvirt/images/lab"};
+        });
+    host.has_domain_type = read_string(
+        *m, "domain_type", lv.domain_type,
+        choice(k_domain_types, "kvm needs /dev/kvm on that host; qemu emulates; auto uses kvm "
+                               "when it is usable"));
+    host.has_jump = read_string(*m, "jump", host.spec.jump, check_jump);
+    m_hosts.push_back(std::move(host));
 }
 
 void Loader::read_network(const Mapping& m) {

@@ -168,6 +168,12 @@ void Loader::read_vm_fields(const Mapping& m, const Entry& item, VmSpec& vm, VmF
             }
         }
     }
+    if (const Entry* e = m.get("host")) {
+        if (const auto name = m_reader.string(*e)) {
+            vm.host = *name; // checked against hosts: by finish_hosts
+            facts.host_where = e->where;
+        }
+    }
     if (const Entry* e = m.get("roles")) {
         if (const auto roles = m_reader.strings(*e)) {
             for (const auto& role : *roles) {
@@ -222,6 +228,16 @@ void Loader::read_hardening(const Mapping& m) {
 
 void Loader::read_deploy(const Mapping& m) {
     auto& d = m_spec.deploy;
+    read_string(m, "role", d.role, [](std::string_view label, const std::string& v) -> Check {
+        const bool ok = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                   c == '.';
+        });
+        if (ok)
+            return std::nullopt;
+        return Problem{fmt::format("{} '{}' is not a valid role", label, v),
+                       "roles are lowercase words such as 'stack', as in vms[].roles"};
+    });
     read_string(m, "target_vm", d.target_vm, not_empty("name one of the VMs, or delete the line"));
     read_string(m, "host", d.host, check_host);
     read_string(m, "stack_dir", d.stack_dir, not_empty("e.g. stacks/lab"));

@@ -37,7 +37,7 @@ std::vector<std::string> DoctorReport::failed_required() const {
     std::vector<std::string> out;
     for (const auto& c : checks)
         if (c.required && c.status == CheckStatus::fail)
-            out.push_back(c.name);
+            out.push_back(c.host.empty() ? c.name : fmt::format("{} ({})", c.name, c.host));
     return out;
 }
 
@@ -338,6 +338,11 @@ DoctorCheck check_forwards(const config::LabSpec& spec, const Inventory* inv, bo
         c.detail += fmt::format("{}{} held by the lab's running VMs", c.detail.empty() ? "" : "; ",
                                 fmt::join(held, ", "));
     return c;
+}
+
+bool is_host_check(const std::string& name) {
+    return name == "kvm" || name == "ssh.jump" || name == "disk.pool" ||
+           name.rfind("libvirt.", 0) == 0 || name.rfind("network.", 0) == 0;
 }
 
 DoctorReport run_doctor(const std::optional<config::LabSpec>& spec, const DoctorOptions& options) {

@@ -258,35 +258,60 @@ std::vector<Change> down(const config::LabSpec& spec, LibvirtSession& session,
         }
     }
 
-    if (options.purge) {
-        namespace fs = std::filesystem;
-        const fs::path keys = fs::path(spec.state_dir()) / "hostkeys";
-        std::error_code ec;
-        // Every pin of the VMs' keys goes, under whatever address it was made (an ip that
-        // changed since), then the current addresses' entries, then the keys themselves.
-        std::vector<std::string> pinned;
-        for (const auto& entry : fs::recursive_directory_iterator(keys, ec))
-            if (entry.path().extension() == ".pub")
-                if (std::ifstream in(entry.path()); in)
-                    for (std::string line; std::getline(in, line);)
-                        pinned.push_back(line);
-        if (fs::exists(spec.ssh.known_hosts, ec)) {
-            remote::forget_host_keys(spec.ssh.known_hosts, pinned);
-            for (const auto& vm : spec.vms) {
-                const auto at = spec.ssh_address(vm);
-                if (!remote::find_known_hosts(spec.ssh.known_hosts, at.host, at.port).empty())
-                    remote::pin_host_keys(spec.ssh.known_hosts, at.host, at.port, {});
-            }
-        }
-        if (fs::exists(keys, ec)) {
-            fs::remove_all(keys, ec);
-            changed("delete", "state", keys.string(), "the VMs' SSH host keys");
-        }
-    }
+    if (options.purge && !options.keep_state)
+        if (auto c = purge_host_keys(spec, std::nullopt))
+            changes.push_back(std::move(*c));
     if (changes.empty())
         log::info("nothing to remove: no objects of project '{}' at {}", spec.project,
                   spec.libvirt.uri);
     return changes;
+}
+
+std::optional<Change> purge_host_keys(const config::LabSpec& spec,
+                                      const std::optional<std::vector<std::string>>& only) {
+    namespace fs = std::filesystem;
+    const fs::path keys = fs::path(spec.state_dir()) / "hostkeys";
+    std::error_code ec;
+    const auto wanted = [&](const std::string& vm) {
+        return !only || std::find(only->begin(), only->end(), vm) != only->end();
+    };
+    // Every pin of the VMs' keys goes, under whatever address it was made (an ip that changed
+    // since), then the current addresses' entries, then the keys themselves.
+    std::vector<std::string> pinned;
+    for (const auto& entry : fs::recursive_directory_iterator(keys, ec))
+        if (entry.path().extension() == ".pub" &&
+            wanted(entry.path().parent_path().filename().string()))
+            if (std::ifstream in(entry.path()); in)
+                for (std::string line; std::getline(in, line);)
+                    pinned.push_back(line);
+    if (fs::exists(spec.ssh.known_hosts, ec)) {
+        remote::forget_host_keys(spec.ssh.known_hosts, pinned);
+        for (const auto& vm : spec.vms) {
+            if (!wanted(vm.name))
+                continue;
+            const auto at = spec.ssh_address(vm);
+            if (!remote::find_known_hosts(spec.ssh.known_hosts, at.host, at.port).empty())
+                remote::pin_host_keys(spec.ssh.known_hosts, at.host, at.port, {});
+        }
+    }
+    if (!fs::exists(keys, ec))
+        return std::nullopt;
+    if (!only) {
+        fs::remove_all(keys, ec);
+        log::info("delete state {}: the VMs' SSH host keys", keys.string());
+        return Change{"delete", "state", keys.string(), "the VMs' SSH host keys", {}};
+    }
+    std::vector<std::string> removed;
+    for (const auto& vm : *only)
+        if (fs::exists(keys / vm, ec)) {
+            fs::remove_all(keys / vm, ec);
+            removed.push_back(vm);
+        }
+    if (removed.empty())
+        return std::nullopt;
+    log::info("delete state {}: the SSH host keys of {}", keys.string(), fmt::join(removed, ", "));
+    return Change{"delete", "state", keys.string(),
+                  fmt::format("the SSH host keys of {}", fmt::join(removed, ", ")), {}};
 }
 
 std::vector<Change> down(const config::LabSpec& spec, const DownOptions& options) {

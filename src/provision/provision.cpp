@@ -52,7 +52,12 @@ class Provisioner {
 public:
     Provisioner(const config::LabSpec& spec, LibvirtSession& session,
                 const ProvisionOptions& options)
-        : m_spec(spec), m_conn(session.impl().conn), m_options(options) {}
+        : m_spec(spec), m_conn(session.impl().conn), m_options(options),
+          m_cancel(options.cancelled != nullptr ? options.cancelled : &m_cancelled) {}
+
+    /// After run() succeeded: removes what it made, newest first (another host of the lab
+    /// failed). What could not be removed is in the outcome.
+    Journal::Outcome undo() { return m_journal.rollback(); }
 
     ProvisionResult run() {
         m_test_driver = m_conn.driver() == "TEST" || m_conn.driver() == "Test";
@@ -389,7 +394,7 @@ private:
         // A VM that fails sets m_cancelled: the other VMs' waits stop at their next poll.
         parallel_for(
             n, static_cast<std::size_t>(std::max(1, m_options.parallel)),
-            [this](std::size_t i) { vm(i); }, &m_cancelled);
+            [this](std::size_t i) { vm(i); }, m_cancel);
     }
 
     void vm(std::size_t index) {
@@ -500,7 +505,7 @@ private:
         // A guest on a remote hypervisor's network is reached through that host (ssh.jump).
         if (const auto j = m_spec.jump_host())
             target.ssh.jump = remote::JumpHost{{j->host, j->port, j->user}, j->private_key, true};
-        target.cancelled = &m_cancelled;
+        target.cancelled = m_cancel;
         const WaitResult w = wait_for_guest(*probe, target, m_options.deadlines);
         if (!target.address_known) {
             result.ip = w.ip;
@@ -558,6 +563,7 @@ private:
     std::mutex m_network_mutex;
     std::mutex m_known_hosts_mutex;
     std::atomic<bool> m_cancelled{false}; ///< a VM failed under --parallel: the others stop
+    std::atomic<bool>* m_cancel;          ///< m_cancelled, or the lab's flag across its hosts
     NetworkHandle m_network;
     StoragePoolHandle m_pool;
     StorageVolHandle m_base;
@@ -572,6 +578,25 @@ private:
 ProvisionResult provision(const config::LabSpec& spec, LibvirtSession& session,
                           const ProvisionOptions& options) {
     return Provisioner(spec, session, options).run();
+}
+
+struct HostProvisioning::Impl {
+    Impl(const config::LabSpec& spec, LibvirtSession& session, const ProvisionOptions& options)
+        : provisioner(spec, session, options) {}
+    Provisioner provisioner;
+};
+
+HostProvisioning::HostProvisioning(const config::LabSpec& host_view, LibvirtSession& session,
+                                   const ProvisionOptions& options)
+    : m_impl(std::make_unique<Impl>(host_view, session, options)) {}
+HostProvisioning::~HostProvisioning() = default;
+
+ProvisionResult HostProvisioning::run() {
+    return m_impl->provisioner.run();
+}
+
+Journal::Outcome HostProvisioning::undo() {
+    return m_impl->provisioner.undo();
 }
 
 ProvisionResult provision(const config::LabSpec& spec, const ProvisionOptions& options) {

@@ -6,11 +6,39 @@
 #include <functional>
 #include <string>
 
-#include <labctl/config/lab_spec.hpp>
+#include <memory>
+#include <optional>
+#include <vector>
 
+#include <labctl/config/lab_spec.hpp>
+#include <labctl/provision/provision.hpp>
+
+#include "journal.hpp"
 #include "libvirt.hpp"
 
 namespace labctl::provision {
+
+/// One host's provisioning in a lab of several (lab.cpp): run() is provision() for the host's
+/// view of the lab; after it succeeded, undo() removes what it made when another host failed.
+class HostProvisioning {
+public:
+    HostProvisioning(const config::LabSpec& host_view, LibvirtSession& session,
+                     const ProvisionOptions& options);
+    ~HostProvisioning();
+    HostProvisioning(const HostProvisioning&) = delete;
+    HostProvisioning& operator=(const HostProvisioning&) = delete;
+    ProvisionResult run();
+    Journal::Outcome undo();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> m_impl;
+};
+
+/// down --purge's local part: the VMs' host keys (all, or those of `only`) and every pin of them
+/// in known_hosts. The change to report, or nullopt when there was nothing.
+std::optional<Change> purge_host_keys(const config::LabSpec& spec,
+                                      const std::optional<std::vector<std::string>>& only);
 
 /// Where libvirt writes the serial console log of `domain` for this URI.
 std::string console_log_path(const std::string& uri, const std::string& domain);

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include <labctl/core/encoding.hpp>
@@ -15,6 +16,10 @@
 namespace labctl::remote {
 
 namespace {
+
+/// known_hosts is read, changed and replaced whole: in one process (provision on a lab's several
+/// hosts at once, VMs in parallel) two such updates must not interleave, or one is lost.
+std::mutex g_update_mutex;
 
 std::vector<std::string> split_ws(const std::string& line) {
     std::istringstream in(line);
@@ -61,6 +66,7 @@ std::vector<KnownHost> find_known_hosts(const std::string& path, const std::stri
 
 void pin_host_keys(const std::string& path, const std::string& host, int port,
                    const std::vector<std::string>& public_key_lines) {
+    const std::lock_guard lock(g_update_mutex);
     const auto pattern = known_hosts_pattern(host, port);
     std::string kept;
     {
@@ -86,6 +92,7 @@ void pin_host_keys(const std::string& path, const std::string& host, int port,
 
 std::size_t forget_host_keys(const std::string& path,
                              const std::vector<std::string>& public_key_lines) {
+    const std::lock_guard lock(g_update_mutex);
     std::vector<std::string> blobs;
     for (const auto& key : public_key_lines)
         if (const auto words = split_ws(key); words.size() >= 2)

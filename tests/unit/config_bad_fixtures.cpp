@@ -390,7 +390,7 @@ const std::vector<Expectation> k_expectations{
     {"unknown_key_no_suggestion.yaml",
      {
          "unknown_key_no_suggestion.yaml:5:5: error: unknown key 'color' in vms[0]\n"
-         "  hint: valid keys here: name, cpus, memory, disk, ip, roles",
+         "  hint: valid keys here: name, cpus, memory, disk, ip, roles, host",
      }},
     {"unknown_key_typo.yaml",
      {

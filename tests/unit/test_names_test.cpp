@@ -41,7 +41,8 @@ TEST_CASE("test case names are read from adjacent string literals", "[tests]") {
     CHECK(names[1] == "plain");
 }
 
-TEST_CASE("no test case name has a ';', which would keep ctest from ever running it", "[tests]") {
+TEST_CASE("no test case name has a semicolon, which would keep ctest from ever running it",
+          "[tests]") {
     std::size_t files = 0;
     std::vector<std::string> bad;
     for (const auto& entry :

@@ -90,6 +90,21 @@ struct SshSpec {
     std::string jump_key;
 };
 
+/// One libvirt host of the lab: `hosts:` in lab.yaml names several; without it the lab has one,
+/// named k_default_host, made of the libvirt section and ssh.jump.
+struct HostSpec {
+    std::string name;
+    /// Its URI, pool, pool_path and domain_type: what the host entry leaves out comes from the
+    /// libvirt section (after the environment and flags), so LABCTL_POOL applies to every host.
+    LibvirtSpec libvirt;
+    /// How its VMs are reached from here, as ssh.jump (auto, none, [USER@]HOST[:PORT]); ssh.jump
+    /// when the entry has none.
+    std::string jump = "auto";
+    SourceLocation where; ///< its entry in lab.yaml (the libvirt section for the implicit host)
+};
+
+inline constexpr const char* k_default_host = "default";
+
 /// A jump host as LabSpec::jump_host() resolves it.
 struct JumpSpec {
     std::string user;
@@ -105,6 +120,7 @@ struct VmSpec {
     std::uint64_t disk_bytes = 20ULL << 30;
     std::string ip; ///< IPv4 inside network.cidr; empty = assigned in order from .10
     std::vector<std::string> roles;
+    std::string host; ///< the HostSpec it runs on; after loading always one of LabSpec::hosts
     SourceLocation where; ///< the VM's entry in lab.yaml
     /// network.mode user: this VM's forwards. The n-th VM (from 0) binds every host port + n, so
     /// several VMs never fight over one port. Empty in mode nat.
@@ -121,7 +137,13 @@ struct HardeningSpec {
 };
 
 struct DeploySpec {
-    std::string target_vm; ///< default: the first VM with role "stack", else the first VM
+    /// The VMs the stack goes to: those with this role (every one of them), unless target_vm
+    /// names one; without any, the first VM.
+    std::string role = "stack";
+    /// One VM named in lab.yaml; after loading the first of target_vms (whichever way chosen).
+    std::string target_vm;
+    /// After loading: the VMs the stack goes to, in lab.yaml order (see LabSpec::deploy_vms).
+    std::vector<std::string> target_vms;
     std::string host;      ///< deploy to an existing host instead (LAB_HOST overrides)
     std::string stack_dir = "stacks/lab";
     std::string remote_dir = "/opt/labctl/lab";
@@ -154,6 +176,9 @@ struct LabSpec {
     ImageSpec image;
     SshSpec ssh;
     std::vector<VmSpec> vms;
+    /// Where the VMs run; after loading at least one, in lab.yaml order (the first is where a VM
+    /// without `host:` goes). Without `hosts:` in lab.yaml, the one host of the libvirt section.
+    std::vector<HostSpec> hosts;
     HardeningSpec hardening;
     DeploySpec deploy;
     VerifySpec verify;
@@ -174,8 +199,22 @@ struct LabSpec {
     std::optional<Address> service_address(const VmSpec& vm, int guest_port) const;
     const VmSpec* find_vm(const std::string& name) const;
     /// The jump host the VMs are reached through (ssh.jump; with "auto", the user, host and
-    /// port of a qemu+ssh:// libvirt.uri), or nullopt when they are reached directly.
+    /// port of a qemu+ssh:// libvirt.uri), or nullopt when they are reached directly. In a lab
+    /// of several hosts this is the first host's; jump_for() says it per host.
     std::optional<JumpSpec> jump_host() const;
+    /// The jump host of `host`'s VMs (its jump setting and URI), or nullopt: reached directly.
+    std::optional<JumpSpec> jump_for(const HostSpec& host) const;
+    /// The host `vm` runs on (the first host when its name is unknown, which loading refuses).
+    const HostSpec& host_of(const VmSpec& vm) const;
+    const HostSpec* find_host(const std::string& name) const;
+    /// More than one host: outputs name the host of each VM and object.
+    bool several_hosts() const { return hosts.size() > 1; }
+    /// The lab as one of its hosts sees it: libvirt is the host's, ssh.jump its jump, vms only
+    /// those placed there, hosts only that one. The provision module works on such views.
+    LabSpec for_host(const HostSpec& host) const;
+    /// The VMs `deploy` (and `verify`) go to: deploy.target_vm when lab.yaml names it, else
+    /// every VM with deploy.role, else the first VM.
+    std::vector<const VmSpec*> deploy_vms() const;
 };
 
 /// All check names `verify` knows, in report order.

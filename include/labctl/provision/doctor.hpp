@@ -25,7 +25,12 @@ struct DoctorCheck {
     bool required = true; ///< a failed required check makes doctor exit 3
     std::string detail;
     std::string hint; ///< what to do about a warn or fail
+    std::string host; ///< the lab host it is about, in a lab of several; "" otherwise
 };
+
+/// Whether a check is about one libvirt host (kvm, libvirt.*, network.*, ssh.jump, disk.pool):
+/// a lab of several hosts runs those once per host, the others once.
+bool is_host_check(const std::string& name);
 
 struct DoctorReport {
     std::string uri;

@@ -4,6 +4,7 @@
 // that opens its own. Tests keep one session across calls because libvirt's test:///<file> driver
 // holds its state only for the life of a connection.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -46,6 +47,7 @@ struct Change {
     std::string kind; ///< "network", "pool", "volume", "dhcp-host", "dns-host", "domain"
     std::string name;
     std::string detail;
+    std::string host; ///< the lab host it happened on (set by the *_lab functions)
 };
 
 struct ProvisionOptions {
@@ -63,6 +65,9 @@ struct ProvisionOptions {
     /// "overlay:<vm>", "seed:<vm>", "domain:<vm>", "start:<vm>", "wait:<vm>"); tests throw here to
     /// inject a failure.
     std::function<void(std::string_view step)> before_step;
+    /// Shared by the runs on a lab's several hosts: set when one fails, so the others stop
+    /// (their waits at the next poll, no new VM started). Null: the run's own flag.
+    std::atomic<bool>* cancelled = nullptr;
 };
 
 struct VmResult {
@@ -72,6 +77,7 @@ struct VmResult {
     std::string ip_source; ///< "reservation", "lease", "agent"; "" when not waited for
     bool waited = false;
     std::string cloud_init; ///< "done", "degraded" (warnings), "" when not waited for
+    std::string host;       ///< the lab host (set by provision_lab)
 };
 
 struct ProvisionResult {
@@ -96,6 +102,7 @@ struct VmStatus {
     std::string state;   ///< "running", "shut off", "paused", ..., "missing"
     std::string address; ///< the VM's IP (DHCP lease if any, else its reservation) or ""
     std::string spec;    ///< "current", "changed" (will be replaced), "not in lab.yaml"
+    std::string host;    ///< the lab host (set by status_lab)
 };
 
 /// The lab's VMs: those in the spec and those labctl made for this project (by metadata).
@@ -104,6 +111,9 @@ std::vector<VmStatus> status(const config::LabSpec& spec);
 
 struct DownOptions {
     bool purge = false; ///< also the base image volume and the VMs' host keys
+    /// With purge: leave the host keys and their pins (down_lab removes them once for the lab,
+    /// after every host's down).
+    bool keep_state = false;
 };
 
 /// Removes exactly what labctl made for this project: its domains (by metadata), their volumes,
