@@ -13,8 +13,10 @@ Runner register_status(CLI::App& app, Context& ctx) {
         const auto spec = load_spec(ctx);
         const auto lab = provision::status_lab(spec);
         const bool several = spec.several_hosts();
-        for (const auto& f : lab.unreachable)
-            log::warn("host '{}' ({}) could not be read: {}", f.host, f.uri, f.message);
+        // The first unreachable host is the command's error (below); the others are said here.
+        for (std::size_t i = 1; i < lab.unreachable.size(); ++i)
+            log::warn("host '{}' ({}) could not be read: {}", lab.unreachable[i].host,
+                      lab.unreachable[i].uri, lab.unreachable[i].message);
         if (ctx.global.json()) {
             nlohmann::json list = nlohmann::json::array();
             for (const auto& v : lab.vms)
