@@ -151,11 +151,24 @@ Runner register_up(CLI::App& app, Context& ctx) {
                        ? fmt::format("(guest port {} is not forwarded)", port)
                        : it->second;
         };
-        const std::vector<std::pair<std::string, std::string>> urls{
-            {"frontend", url_of("nginx", 8080)},
-            {"grafana", url_of("grafana", 3000)},
-            {"prometheus", url_of("prometheus", 9090)},
-            {"tempo", url_of("tempo", 3200)}};
+        struct Shown {
+            const char* name;
+            const char* service;
+            int port;
+        };
+        const Shown shown[] = {{"frontend", "nginx", 8080},
+                               {"grafana", "grafana", 3000},
+                               {"prometheus", "prometheus", 9090},
+                               {"tempo", "tempo", 3200}};
+        std::vector<std::pair<std::string, std::string>> urls;
+        std::vector<int> ports;
+        for (const auto& u : shown) {
+            urls.emplace_back(u.name, url_of(u.service, u.port));
+            ports.push_back(u.port);
+        }
+        // Behind the jump host those addresses answer only there: say how to reach them.
+        const auto hint = uses_target_vm(spec) ? jump_url_hint(spec, spec.deploy.target_vm, ports)
+                                               : std::string();
         // Where Grafana's generated admin password is (the password itself is never printed).
         std::string password_file = deploy::grafana_password_file(spec.state_dir());
         if (!std::filesystem::exists(password_file))
@@ -170,6 +183,8 @@ Runner register_up(CLI::App& app, Context& ctx) {
                      {"seconds", static_cast<double>(r.elapsed.count()) / 1000.0}});
             for (const auto& [name, url] : urls)
                 j["urls"][name] = url;
+            if (!hint.empty())
+                j["urls_hint"] = hint;
             if (!password_file.empty())
                 j["grafana_admin_password_file"] = password_file;
             print_json(j);
@@ -177,6 +192,8 @@ Runner register_up(CLI::App& app, Context& ctx) {
             std::string text = "\n" + timing_table(runs) + "\n";
             for (const auto& [name, url] : urls)
                 text += fmt::format("{:<11} {}\n", name, url);
+            if (!hint.empty())
+                text += fmt::format("{:<11} {}\n", "", hint);
             if (!password_file.empty())
                 text += fmt::format("{:<11} user admin, password in {} (anonymous visitors are "
                                     "Viewers)\n",

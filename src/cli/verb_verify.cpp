@@ -164,6 +164,10 @@ Runner register_verify(CLI::App& app, Context& ctx) {
         if (host_flag.empty())
             for (const auto& [name, url] : vm_endpoints(spec, target.name, services_needed(v)))
                 v.endpoints[name] = url;
+        // Behind the jump host: each service through a local forward, open for the whole run.
+        const auto forwards = open_forwards(spec, target, services_needed(v));
+        for (const auto& [name, url] : forwards.endpoints())
+            v.endpoints[name] = url;
         for (const auto& [name, url] : spec.verify.endpoints) {
             const auto& known = verify::endpoint_names();
             if (std::find(known.begin(), known.end(), name) == known.end())
@@ -227,8 +231,10 @@ Runner register_verify(CLI::App& app, Context& ctx) {
         log::info("verify {}: {} check{} ({} each unless set per check)", target.name,
                   v.checks.size(), v.checks.size() == 1 ? "" : "s", format_duration(v.deadline));
         const auto t0 = std::chrono::steady_clock::now();
-        const auto results = verify::run_checks(v);
+        auto results = verify::run_checks(v);
         signals::check(); // Ctrl-C during the checks: exit 130, no report of half-run checks
+        forwards.annotate(results);
+        forwards.warn_failures();
         const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
             std::chrono::steady_clock::now() - t0);
         const auto summary = report::summarize(results, wall);
