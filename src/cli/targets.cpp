@@ -1,8 +1,10 @@
 #include "targets.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
@@ -109,6 +111,11 @@ std::map<std::string, std::string> vm_endpoints(const config::LabSpec& spec,
     return out;
 }
 
+std::string jump_alias(const config::LabSpec& spec, const std::string& lab_host) {
+    return spec.several_hosts() && !lab_host.empty() ? "labctl-jump-" + lab_host
+                                                     : std::string("labctl-jump");
+}
+
 std::string write_ssh_config(const config::LabSpec& spec, const std::vector<Target>& targets) {
     std::string text = "# Written by labctl for this lab: host keys are pinned, never trusted on "
                        "first use.\n";
@@ -125,9 +132,7 @@ std::string write_ssh_config(const config::LabSpec& spec, const std::vector<Targ
                             t.alias(), t.endpoint.host, t.endpoint.port, t.endpoint.user,
                             spec.ssh.private_key, spec.ssh.known_hosts, spec.state_dir());
         if (const auto jump = target_jump(spec, t)) {
-            const std::string alias = spec.several_hosts() && !t.lab_host.empty()
-                                          ? "labctl-jump-" + t.lab_host
-                                          : std::string("labctl-jump");
+            const std::string alias = jump_alias(spec, t.lab_host);
             text += fmt::format("    ProxyJump {}\n", alias);
             jumps.emplace(alias, *jump);
         }
@@ -145,6 +150,104 @@ std::string write_ssh_config(const config::LabSpec& spec, const std::vector<Targ
     const auto path = spec.state_dir() + "/ssh_config";
     write_file_atomic(path, text, 0644);
     return path;
+}
+
+namespace {
+
+/// "host:port", an IPv6 host bracketed.
+std::string host_port(const std::string& host, int port) {
+    return host.find(':') == std::string::npos ? fmt::format("{}:{}", host, port)
+                                               : fmt::format("[{}]:{}", host, port);
+}
+
+/// Where the jump host reaches `guest_port` of `target`: a VM's service address (its own address,
+/// or in mode user the hypervisor's 127.0.0.1 and the forwarded port), or --host's address.
+std::optional<config::LabSpec::Address> address_behind_jump(const config::LabSpec& spec,
+                                                            const Target& target, int guest_port) {
+    if (const auto* vm = spec.find_vm(target.name)) {
+        const auto ssh = spec.ssh_address(*vm);
+        if (ssh.host == target.endpoint.host && ssh.port == target.endpoint.port)
+            return spec.service_address(*vm, guest_port);
+    }
+    return config::LabSpec::Address{target.endpoint.host, guest_port};
+}
+
+} // namespace
+
+JumpForwards open_forwards(const config::LabSpec& spec, const Target& target,
+                           const std::vector<std::string>& needed) {
+    JumpForwards out;
+    auto options = connect_options(spec, target);
+    if (!target.via_jump || !options.jump)
+        return out;
+    std::vector<std::string> opened;
+    for (const auto& service : needed) {
+        if (spec.verify.endpoints.count(service) != 0)
+            continue; // the lab says where it is: labctl takes it as given
+        const auto it = std::find_if(k_service_ports.begin(), k_service_ports.end(),
+                                     [&](const auto& sp) { return sp.first == service; });
+        if (it == k_service_ports.end())
+            continue;
+        // mode user and the port not forwarded: vm_endpoints already gave it port 0 and warned.
+        const auto at = address_behind_jump(spec, target, it->second);
+        if (!at)
+            continue;
+        options.endpoint = {at->host, at->port, target.endpoint.user};
+        auto forward = remote::Forward::open(options);
+        const auto local = fmt::format("http://127.0.0.1:{}", forward->local_port());
+        opened.push_back(fmt::format("{} {} at 127.0.0.1:{}", service,
+                                     host_port(at->host, at->port), forward->local_port()));
+        out.m_endpoints[service] = local;
+        out.m_entries.push_back({service, local, std::move(forward)});
+    }
+    if (!out.m_entries.empty())
+        log::info("verify: {} is reached through the jump host {}: local forward{} {}", target.name,
+                  out.m_entries.front().forward->via(), out.m_entries.size() == 1 ? "" : "s",
+                  fmt::join(opened, ", "));
+    return out;
+}
+
+void JumpForwards::annotate(std::vector<verify::CheckResult>& results) const {
+    for (auto& r : results)
+        for (auto& e : r.evidence)
+            for (const auto& entry : m_entries) {
+                const auto at = e.url.find(entry.local);
+                const auto end = at + entry.local.size();
+                if (at == std::string::npos ||
+                    (end < e.url.size() && e.url[end] != '/' && e.url[end] != '?'))
+                    continue;
+                const auto& t = entry.forward->target();
+                e.note += fmt::format("{}({} is {} through the jump host {})",
+                                      e.note.empty() ? "" : " ", entry.local.substr(7),
+                                      host_port(t.host, t.port), entry.forward->via());
+                break;
+            }
+}
+
+void JumpForwards::warn_failures() const {
+    for (const auto& entry : m_entries)
+        if (const auto why = entry.forward->failure(); !why.empty()) {
+            const auto& t = entry.forward->target();
+            log::warn("verify: the forward to {} ({}) through the jump host {} stopped: {}",
+                      host_port(t.host, t.port), entry.service, entry.forward->via(), why);
+        }
+}
+
+std::string jump_url_hint(const config::LabSpec& spec, const std::string& vm_name,
+                          const std::vector<int>& guest_ports) {
+    const auto* vm = spec.find_vm(vm_name);
+    if (vm == nullptr || !resolve_targets(spec, "", vm_name).front().via_jump)
+        return {};
+    std::string forwards;
+    for (const int guest_port : guest_ports)
+        if (const auto at = spec.service_address(*vm, guest_port))
+            forwards += fmt::format(" -L {}:{}", at->port, host_port(at->host, at->port));
+    const auto config = write_ssh_config(spec, resolve_targets(spec, ""));
+    // The same path verify takes: the jump host connects to each address (the jump host's
+    // entry in that ssh_config).
+    return fmt::format("these addresses are reachable only from the jump host; to open them here "
+                       "as http://127.0.0.1:<port>: ssh -F {} -N{} {}",
+                       config, forwards, jump_alias(spec, vm->host));
 }
 
 } // namespace labctl::cli

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -11,7 +12,9 @@
 
 #include <labctl/config/lab_spec.hpp>
 #include <labctl/config/loader.hpp>
+#include <labctl/remote/forward.hpp>
 #include <labctl/remote/session.hpp>
+#include <labctl/verify/check.hpp>
 
 namespace CLI {
 class App;
@@ -72,8 +75,50 @@ std::optional<config::JumpSpec> target_jump(const config::LabSpec& spec, const T
 
 remote::ConnectOptions connect_options(const config::LabSpec& spec, const Target& target);
 
+/// The Host alias of the jump host of `lab_host`'s VMs in the lab's ssh_config: "labctl-jump",
+/// or "labctl-jump-<host>" when the lab has several hosts.
+std::string jump_alias(const config::LabSpec& spec, const std::string& lab_host);
+
 /// Writes <state_dir>/ssh_config for the system ssh/rsync: pinned known_hosts, strict checking,
 /// only the lab's key. Returns its path.
 std::string write_ssh_config(const config::LabSpec& spec, const std::vector<Target>& targets);
+
+/// verify's way to the services of a target behind the jump host: a local port forward through
+/// the jump host (remote::Forward) per service, open while this object lives.
+class JumpForwards {
+public:
+    /// service -> http://127.0.0.1:<local port>, for every forwarded service.
+    const std::map<std::string, std::string>& endpoints() const { return m_endpoints; }
+    /// Names, in the note of every evidence whose URL went through a forward, the address it
+    /// stands for: "(127.0.0.1:41235 is 10.78.0.10:9090 through the jump host u@h:22)".
+    void annotate(std::vector<verify::CheckResult>& results) const;
+    /// Warns about each forward that stopped serving during the run (the jump session was lost).
+    void warn_failures() const;
+
+private:
+    friend JumpForwards open_forwards(const config::LabSpec&, const Target&,
+                                      const std::vector<std::string>&);
+    struct Entry {
+        std::string service;
+        std::string local; ///< http://127.0.0.1:<port>
+        std::unique_ptr<remote::Forward> forward;
+    };
+    std::vector<Entry> m_entries;
+    std::map<std::string, std::string> m_endpoints;
+};
+
+/// When `target` is reached through the jump host: one forward for every service of `needed`
+/// that lab.yaml's verify.endpoints does not set, to where the jump host reaches it (a VM's
+/// service address, or --host's address and the service's guest port). Empty otherwise.
+/// Throws what connecting to the jump host throws (HostKeyError, ConnectError, Error).
+JumpForwards open_forwards(const config::LabSpec& spec, const Target& target,
+                           const std::vector<std::string>& needed);
+
+/// For `labctl up`'s URLs of VM `vm_name` when it is behind the jump host: one line saying the
+/// URLs are reachable only from there, with the ssh command (through the lab's ssh_config, which
+/// this writes) that forwards `guest_ports` to the same ports on 127.0.0.1 here. "" when the VM
+/// is reached directly.
+std::string jump_url_hint(const config::LabSpec& spec, const std::string& vm_name,
+                          const std::vector<int>& guest_ports);
 
 } // namespace labctl::cli

@@ -139,23 +139,48 @@ Runner register_up(CLI::App& app, Context& ctx) {
             }
         }
 
-        const auto host = lab_host(spec);
-        // mode user (and no other host named): the forwarded host ports on 127.0.0.1.
-        const auto forwarded = uses_target_vm(spec) ? vm_endpoints(spec, spec.deploy.target_vm)
-                                                    : std::map<std::string, std::string>{};
-        const auto url_of = [&](const std::string& service, int port) {
-            const auto it = forwarded.find(service);
-            if (it == forwarded.end())
-                return fmt::format("http://{}:{}", host, port);
-            return it->second == "http://127.0.0.1:0"
-                       ? fmt::format("(guest port {} is not forwarded)", port)
-                       : it->second;
+        struct Shown {
+            const char* name;
+            const char* service;
+            int port;
         };
-        const std::vector<std::pair<std::string, std::string>> urls{
-            {"frontend", url_of("nginx", 8080)},
-            {"grafana", url_of("grafana", 3000)},
-            {"prometheus", url_of("prometheus", 9090)},
-            {"tempo", url_of("tempo", 3200)}};
+        const Shown shown[] = {{"frontend", "nginx", 8080},
+                               {"grafana", "grafana", 3000},
+                               {"prometheus", "prometheus", 9090},
+                               {"tempo", "tempo", 3200}};
+        std::vector<int> ports;
+        for (const auto& u : shown)
+            ports.push_back(u.port);
+        // The URLs of one VM running the stack (or of LAB_HOST / deploy.host).
+        const auto urls_of = [&](const std::string& vm_name) {
+            std::string host = lab_host(spec);
+            if (uses_target_vm(spec))
+                if (const auto* vm = spec.find_vm(vm_name))
+                    host = spec.network.mode == "nat" ? vm->ip : "127.0.0.1";
+            // mode user (and no other host named): the forwarded host ports on 127.0.0.1.
+            const auto forwarded = uses_target_vm(spec) ? vm_endpoints(spec, vm_name)
+                                                        : std::map<std::string, std::string>{};
+            std::vector<std::pair<std::string, std::string>> out;
+            for (const auto& u : shown) {
+                const auto it = forwarded.find(u.service);
+                out.emplace_back(u.name,
+                                 it == forwarded.end() ? fmt::format("http://{}:{}", host, u.port)
+                                 : it->second == "http://127.0.0.1:0"
+                                     ? fmt::format("(guest port {} is not forwarded)", u.port)
+                                     : it->second);
+            }
+            return out;
+        };
+        const auto urls = urls_of(spec.deploy.target_vm);
+        // The stack on several VMs (deploy.role): the others' URLs too.
+        std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> more;
+        if (uses_target_vm(spec))
+            for (const auto* vm : spec.deploy_vms())
+                if (vm->name != spec.deploy.target_vm)
+                    more.emplace_back(vm->name, urls_of(vm->name));
+        // Behind the jump host those addresses answer only there: say how to reach them.
+        const auto hint = uses_target_vm(spec) ? jump_url_hint(spec, spec.deploy.target_vm, ports)
+                                               : std::string();
         // Where Grafana's generated admin password is (the password itself is never printed).
         std::string password_file = deploy::grafana_password_file(spec.state_dir());
         if (!std::filesystem::exists(password_file))
@@ -170,6 +195,11 @@ Runner register_up(CLI::App& app, Context& ctx) {
                      {"seconds", static_cast<double>(r.elapsed.count()) / 1000.0}});
             for (const auto& [name, url] : urls)
                 j["urls"][name] = url;
+            for (const auto& [vm, vm_urls] : more)
+                for (const auto& [name, url] : vm_urls)
+                    j["more_urls"][vm][name] = url;
+            if (!hint.empty())
+                j["urls_hint"] = hint;
             if (!password_file.empty())
                 j["grafana_admin_password_file"] = password_file;
             print_json(j);
@@ -177,6 +207,13 @@ Runner register_up(CLI::App& app, Context& ctx) {
             std::string text = "\n" + timing_table(runs) + "\n";
             for (const auto& [name, url] : urls)
                 text += fmt::format("{:<11} {}\n", name, url);
+            for (const auto& [vm, vm_urls] : more) {
+                text += fmt::format("{:<11} the stack also runs on VM '{}':\n", "", vm);
+                for (const auto& [name, url] : vm_urls)
+                    text += fmt::format("{:<11} {}\n", name, url);
+            }
+            if (!hint.empty())
+                text += fmt::format("{:<11} {}\n", "", hint);
             if (!password_file.empty())
                 text += fmt::format("{:<11} user admin, password in {} (anonymous visitors are "
                                     "Viewers)\n",

@@ -106,6 +106,107 @@ std::vector<std::string> services_needed(const verify::Options& v) {
 
 } // namespace
 
+namespace {
+
+/// verify on one target: its checks (in parallel), with its endpoints (forwarded through the jump
+/// host when it is behind one). Ctrl-C throws.
+report::HostReport verify_target(const config::LabSpec& spec, const Target& target, bool from_flag,
+                                 const VerifyOptions& opts,
+                                 std::optional<std::chrono::milliseconds> deadline) {
+    verify::Options v;
+    v.host = target.endpoint.host;
+    v.checks = select_checks(spec, opts);
+    if (!spec.verify.services.empty())
+        v.services = spec.verify.services;
+    if (!spec.verify.prometheus_jobs.empty())
+        v.expected_jobs = spec.verify.prometheus_jobs;
+    v.deadline = deadline ? *deadline : spec.verify.deadline;
+    if (!deadline)
+        for (const auto& [name, d] : spec.verify.check_deadlines)
+            v.deadlines[name] = d;
+    v.endpoints = verify::default_endpoints(v.host);
+    // mode user: the services answer on 127.0.0.1 at their forwarded host ports.
+    if (!from_flag)
+        for (const auto& [name, url] : vm_endpoints(spec, target.name, services_needed(v)))
+            v.endpoints[name] = url;
+    // Behind the jump host: each service through a local forward, open for the whole run.
+    const auto forwards = open_forwards(spec, target, services_needed(v));
+    for (const auto& [name, url] : forwards.endpoints())
+        v.endpoints[name] = url;
+    for (const auto& [name, url] : spec.verify.endpoints) {
+        const auto& known = verify::endpoint_names();
+        if (std::find(known.begin(), known.end(), name) == known.end())
+            log::warn("verify.endpoints.{} is not used: endpoints are {}", name,
+                      fmt::join(known, ", "));
+        v.endpoints[name] = url;
+    }
+    v.parallel = opts.parallel;
+    // Grafana's datasource settings need more than an anonymous Viewer: sign in as the admin
+    // with the password labctl generated for this lab (when it has one; never printed).
+    if (auto password = deploy::read_secret(deploy::grafana_password_file(spec.state_dir()))) {
+        const auto pins = deploy::pin_set_file(spec);
+        const auto vars =
+            pins.empty() ? std::map<std::string, std::string>{} : deploy::read_env_file(pins);
+        const auto user = vars.find("GRAFANA_ADMIN_USER");
+        v.grafana_user = user != vars.end() ? user->second : "admin";
+        v.grafana_password = *password;
+    }
+    const bool want_ssh =
+        std::find(v.checks.begin(), v.checks.end(), "ssh.hardened") != v.checks.end() ||
+        std::find(v.checks.begin(), v.checks.end(), "nginx.resilience") != v.checks.end();
+    if (want_ssh && std::filesystem::exists(spec.ssh.private_key)) {
+        const auto connect = connect_options(spec, target);
+        v.ssh.connect = connect;
+        v.ssh.expected = harden::required_settings();
+        v.ssh.audit = opts.ssh_audit;
+        const auto remote_dir = spec.deploy.remote_dir;
+        const auto project = spec.deploy.project;
+        // compose interpolates the whole file for `restart` too: it needs the lab's variables.
+        const auto env = deploy::stack_compose_env(spec, false);
+        v.restart_backend = [connect, remote_dir, project, env]() -> std::string {
+            try {
+                auto session = remote::Session::connect(connect);
+                const bool sudo = !session.is_root();
+                const auto facts = deploy::detect_compose(session, sudo);
+                const auto cmd = deploy::compose_command(facts.command(), remote_dir, project, env,
+                                                         "restart backend");
+                remote::ExecOptions exec;
+                exec.sudo = sudo;
+                exec.timeout = std::chrono::minutes(3);
+                exec.stdin_data = cmd.stdin_data;
+                const auto r = session.exec(cmd.command, exec);
+                return r.ok() ? std::string() : fmt::format("exit {}: {}", r.exit_status, r.err);
+            } catch (const std::exception& e) {
+                return e.what();
+            }
+        };
+    } else if (want_ssh) {
+        log::info("verify: no SSH key at {}: ssh.hardened and nginx.resilience are skipped",
+                  spec.ssh.private_key);
+    }
+    v.on_start = [](const std::string& name) {
+        log::debug("verify: {} started", name);
+    };
+    v.on_result = [](const verify::CheckResult& r) {
+        log::info("verify: {} {} in {}: {}", r.name, verify::to_string(r.status),
+                  format_duration(r.duration), r.message);
+    };
+
+    log::info("verify {}: {} check{} ({} each unless set per check)", target.name, v.checks.size(),
+              v.checks.size() == 1 ? "" : "s", format_duration(v.deadline));
+    const auto t0 = std::chrono::steady_clock::now();
+    auto results = verify::run_checks(v);
+    signals::check(); // Ctrl-C during the checks: exit 130, no report of half-run checks
+    forwards.annotate(results);
+    forwards.warn_failures();
+    const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - t0);
+    const auto summary = report::summarize(results, wall);
+    return {target.name, std::move(results), summary};
+}
+
+} // namespace
+
 Runner register_verify(CLI::App& app, Context& ctx) {
     auto opts = std::make_shared<VerifyOptions>();
     auto* sub = app.add_subcommand(
@@ -144,104 +245,42 @@ Runner register_verify(CLI::App& app, Context& ctx) {
         if (!junit.empty())
             check_report_path(junit);
         const std::string host_flag = !opts->host.empty() ? opts->host : spec.deploy.host;
-        const auto target =
-            resolve_targets(spec, host_flag, host_flag.empty() ? spec.deploy.target_vm : "")
-                .front();
-
-        verify::Options v;
-        v.host = target.endpoint.host;
-        v.checks = select_checks(spec, *opts);
-        if (!spec.verify.services.empty())
-            v.services = spec.verify.services;
-        if (!spec.verify.prometheus_jobs.empty())
-            v.expected_jobs = spec.verify.prometheus_jobs;
-        v.deadline = deadline ? *deadline : spec.verify.deadline;
-        if (!deadline)
-            for (const auto& [name, d] : spec.verify.check_deadlines)
-                v.deadlines[name] = d;
-        v.endpoints = verify::default_endpoints(v.host);
-        // mode user: the services answer on 127.0.0.1 at their forwarded host ports.
-        if (host_flag.empty())
-            for (const auto& [name, url] : vm_endpoints(spec, target.name, services_needed(v)))
-                v.endpoints[name] = url;
-        for (const auto& [name, url] : spec.verify.endpoints) {
-            const auto& known = verify::endpoint_names();
-            if (std::find(known.begin(), known.end(), name) == known.end())
-                log::warn("verify.endpoints.{} is not used: endpoints are {}", name,
-                          fmt::join(known, ", "));
-            v.endpoints[name] = url;
-        }
-        v.parallel = opts->parallel;
-        // Grafana's datasource settings need more than an anonymous Viewer: sign in as the admin
-        // with the password labctl generated for this lab (when it has one; never printed).
-        if (auto password = deploy::read_secret(deploy::grafana_password_file(spec.state_dir()))) {
-            const auto pins = deploy::pin_set_file(spec);
-            const auto vars =
-                pins.empty() ? std::map<std::string, std::string>{} : deploy::read_env_file(pins);
-            const auto user = vars.find("GRAFANA_ADMIN_USER");
-            v.grafana_user = user != vars.end() ? user->second : "admin";
-            v.grafana_password = *password;
-        }
-        const bool want_ssh =
-            std::find(v.checks.begin(), v.checks.end(), "ssh.hardened") != v.checks.end() ||
-            std::find(v.checks.begin(), v.checks.end(), "nginx.resilience") != v.checks.end();
-        if (want_ssh && std::filesystem::exists(spec.ssh.private_key)) {
-            const auto connect = connect_options(spec, target);
-            v.ssh.connect = connect;
-            v.ssh.expected = harden::required_settings();
-            v.ssh.audit = opts->ssh_audit;
-            const auto remote_dir = spec.deploy.remote_dir;
-            const auto project = spec.deploy.project;
-            // compose interpolates the whole file for `restart` too: it needs the lab's variables.
-            const auto env = deploy::stack_compose_env(spec, false);
-            v.restart_backend = [connect, remote_dir, project, env]() -> std::string {
-                try {
-                    auto session = remote::Session::connect(connect);
-                    const bool sudo = !session.is_root();
-                    const auto facts = deploy::detect_compose(session, sudo);
-                    const auto cmd = deploy::compose_command(facts.command(), remote_dir, project,
-                                                             env, "restart backend");
-                    remote::ExecOptions exec;
-                    exec.sudo = sudo;
-                    exec.timeout = std::chrono::minutes(3);
-                    exec.stdin_data = cmd.stdin_data;
-                    const auto r = session.exec(cmd.command, exec);
-                    return r.ok() ? std::string()
-                                  : fmt::format("exit {}: {}", r.exit_status, r.err);
-                } catch (const std::exception& e) {
-                    return e.what();
-                }
-            };
-        } else if (want_ssh) {
-            log::info("verify: no SSH key at {}: ssh.hardened and nginx.resilience are skipped",
-                      spec.ssh.private_key);
-        }
-        v.on_start = [](const std::string& name) {
-            log::debug("verify: {} started", name);
-        };
-        v.on_result = [](const verify::CheckResult& r) {
-            log::info("verify: {} {} in {}: {}", r.name, verify::to_string(r.status),
-                      format_duration(r.duration), r.message);
-        };
-
-        log::info("verify {}: {} check{} ({} each unless set per check)", target.name,
-                  v.checks.size(), v.checks.size() == 1 ? "" : "s", format_duration(v.deadline));
-        const auto t0 = std::chrono::steady_clock::now();
-        const auto results = verify::run_checks(v);
-        signals::check(); // Ctrl-C during the checks: exit 130, no report of half-run checks
-        const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::steady_clock::now() - t0);
-        const auto summary = report::summarize(results, wall);
-
-        if (ctx.global.json())
-            print_json(report::to_json(target.name, results, summary));
+        // --host: that host; else every VM that runs the stack (deploy.role), one after the other.
+        std::vector<Target> targets;
+        if (!host_flag.empty())
+            targets = resolve_targets(spec, host_flag);
         else
-            print(report::human(results, summary));
+            for (const auto* vm : spec.deploy_vms())
+                targets.push_back(resolve_targets(spec, "", vm->name).front());
+        std::vector<report::HostReport> runs;
+        for (const auto& target : targets)
+            runs.push_back(verify_target(spec, target, !host_flag.empty(), *opts, deadline));
+        bool ok = true;
+        for (const auto& r : runs)
+            ok = ok && r.summary.ok();
+        if (runs.size() == 1) {
+            const auto& r = runs.front();
+            if (ctx.global.json())
+                print_json(report::to_json(r.host, r.results, r.summary));
+            else
+                print(report::human(r.results, r.summary));
+        } else if (ctx.global.json()) {
+            nlohmann::json hosts = nlohmann::json::array();
+            for (const auto& r : runs)
+                hosts.push_back(report::to_json(r.host, r.results, r.summary));
+            print_json({{"schema", 1}, {"ok", ok}, {"hosts", hosts}});
+        } else {
+            std::string text;
+            for (const auto& r : runs)
+                text += fmt::format("{}== {}\n{}", text.empty() ? "" : "\n", r.host,
+                                    report::human(r.results, r.summary));
+            print(text);
+        }
         if (!junit.empty()) {
-            write_report(junit, report::to_junit(target.name, results, summary));
+            write_report(junit, report::to_junit(runs));
             log::info("verify: JUnit report written to {}", junit);
         }
-        return summary.ok() ? 0 : to_int(ExitCode::verify);
+        return ok ? 0 : to_int(ExitCode::verify);
     };
 }
 

@@ -195,9 +195,17 @@ HardenReport apply(const HardenPlan& plan, const TargetFacts& facts, remote::Ses
         const std::string unit = "labctl-harden-revert";
         // sshd re-executes on reload and opens a new listening socket: its inode tells when the
         // new configuration is live, so the new-session check cannot reach the old process.
-        const std::string inode_cmd =
-            fmt::format("ss -Htlne 'sport = :{}' 2>/dev/null | grep -o 'ino:[0-9]*' | head -n1",
-                        facts.listen_port);
+        // The listener bound to the address we came in on first: another sshd on the same port
+        // (on another address) never reopens and must not be the one watched.
+        const std::string src = facts.listen_address.find(':') != std::string::npos
+                                    ? "[" + facts.listen_address + "]"
+                                    : facts.listen_address;
+        const std::string inode_cmd = fmt::format(
+            "{{ {}ss -Htlne 'sport = :{}'; }} 2>/dev/null | grep -o 'ino:[0-9]*' | head -n1",
+            src.empty() ? std::string()
+                        : fmt::format("ss -Htlne 'src {} and sport = :{}'; ", src,
+                                      facts.listen_port),
+            facts.listen_port);
         std::string inode_before;
         bool rejected = false;
         // From the swap on, every way out before the disarm (a failed step, a lost check, Ctrl-C)

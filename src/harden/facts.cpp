@@ -28,6 +28,7 @@ echo "sshd=$sshd"
 addr=$(echo "${LABCTL_SSH_CONNECTION:-}" | awk '{print $3}')
 port=$(echo "${LABCTL_SSH_CONNECTION:-}" | awk '{print $4}')
 echo "listen_port=${port:-0}"
+echo "listen_address=${addr:-}"
 pid=""
 if [ -n "$port" ] && command -v ss >/dev/null 2>&1; then
     # The listener bound to the very address this connection came in on, before any other on
@@ -109,6 +110,8 @@ TargetFacts parse_facts(const std::string& output) {
             f.listener_pid = std::atoi(value.c_str());
         else if (key == "listen_port")
             f.listen_port = std::atoi(value.c_str());
+        else if (key == "listen_address")
+            f.listen_address = value;
         else if (key == "main_config") {
             f.main_config = value;
             saw_config = true;

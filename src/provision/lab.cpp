@@ -108,7 +108,11 @@ ProvisionResult provision_lab(const config::LabSpec& spec, const HostSessions& s
     std::vector<std::unique_ptr<HostProvisioning>> runs(n);
     std::vector<ProvisionResult> results(n);
     std::mutex mutex;
-    std::optional<std::size_t> first; // the host that failed first: the cause
+    // The cause: the first host whose failure is its own. A host whose waits stopped because
+    // another failed ("wait cancelled") ends with exit 130 too, and may well get here first:
+    // it only counts when nothing else failed (Ctrl-C, which every host sees).
+    std::optional<std::size_t> first;
+    bool first_is_own = false;
     const auto errors = each_host(spec, [&](std::size_t i) {
         if (views[i].vms.empty() && spec.several_hosts()) {
             results[i].notes.push_back(
@@ -119,13 +123,26 @@ ProvisionResult provision_lab(const config::LabSpec& spec, const HostSessions& s
             auto& session = session_for(sessions, i, views[i].libvirt.uri, owned[i]);
             runs[i] = std::make_unique<HostProvisioning>(views[i], session, o);
             results[i] = runs[i]->run();
+        } catch (const Error& e) {
+            const bool own = e.code() != ExitCode::interrupted;
+            {
+                const std::lock_guard lock(mutex);
+                if (!first || (own && !first_is_own)) {
+                    first = i;
+                    first_is_own = own;
+                }
+            }
+            cancel = true; // after the cause is recorded: see parallel_for
+            throw;
         } catch (...) {
             {
                 const std::lock_guard lock(mutex);
-                if (!first)
+                if (!first || !first_is_own) {
                     first = i;
+                    first_is_own = true;
+                }
             }
-            cancel = true; // after the cause is recorded: see parallel_for
+            cancel = true;
             throw;
         }
     });
@@ -134,8 +151,16 @@ ProvisionResult provision_lab(const config::LabSpec& spec, const HostSessions& s
         // The hosts that succeeded keep nothing either (unless --keep-on-failure).
         std::vector<std::string> others;
         for (std::size_t i = 0; i < n; ++i) {
-            if (errors[i] || !runs[i])
+            if (i == *first || !runs[i])
                 continue;
+            if (errors[i]) {
+                // It failed too (stopped by the cause, or on its own): it rolled itself back
+                // (or kept what it made), as its run does.
+                others.push_back(fmt::format("'{}' stopped and {}", spec.hosts[i].name,
+                                             options.keep_on_failure ? "kept what it made"
+                                                                     : "rolled back"));
+                continue;
+            }
             if (options.keep_on_failure) {
                 others.push_back(fmt::format("kept on '{}' (--keep-on-failure)", spec.hosts[i].name));
                 continue;

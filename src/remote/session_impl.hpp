@@ -110,3 +110,14 @@ struct Session::Impl {
 };
 
 } // namespace labctl::remote
+
+namespace labctl::remote::detail {
+
+/// What the pumps of the jump tunnel and the port forwards need of a connected Session: its
+/// libssh2 handle and socket, used from the one thread that owns the session.
+struct SessionAccess {
+    static LIBSSH2_SESSION* raw(Session& s) { return s.m_impl->s(); }
+    static int fd(Session& s) { return s.m_impl->sock.fd(); }
+};
+
+} // namespace labctl::remote::detail

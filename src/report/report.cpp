@@ -140,34 +140,50 @@ nlohmann::json to_json(const std::string& host, const std::vector<CheckResult>& 
 
 std::string to_junit(const std::string& host, const std::vector<CheckResult>& results,
                      const Summary& summary) {
-    const auto h = host_segment(host);
-    std::string cases;
-    for (const auto& r : results) {
-        cases += fmt::format(
-            "    <testcase classname=\"labctl.{}.{}\" name=\"{}\" time=\"{:.3f}\">\n",
-            xml_escape(h), xml_escape(r.group()), xml_escape(r.name), seconds(r.duration));
-        if (r.status == Status::fail)
+    return to_junit({{host, results, summary}});
+}
+
+std::string to_junit(const std::vector<HostReport>& hosts) {
+    std::string suites;
+    int tests = 0, failed = 0, skipped = 0;
+    std::chrono::milliseconds wall{0};
+    for (const auto& [host, results, summary] : hosts) {
+        const auto h = host_segment(host);
+        std::string cases;
+        for (const auto& r : results) {
             cases += fmt::format(
-                "      <failure message=\"{}\" type=\"labctl.verify.{}\">{}</failure>\n",
-                xml_escape(one_line(r.message, 300)), xml_escape(r.name), xml_escape(r.message));
-        else if (r.status == Status::skip)
-            cases += fmt::format("      <skipped message=\"{}\"/>\n", xml_escape(r.message));
-        cases += fmt::format("      <system-out>{}{}</system-out>\n", xml_escape(r.message + "\n"),
-                             xml_escape(evidence_text(r)));
-        cases += "    </testcase>\n";
+                "    <testcase classname=\"labctl.{}.{}\" name=\"{}\" time=\"{:.3f}\">\n",
+                xml_escape(h), xml_escape(r.group()), xml_escape(r.name), seconds(r.duration));
+            if (r.status == Status::fail)
+                cases += fmt::format(
+                    "      <failure message=\"{}\" type=\"labctl.verify.{}\">{}</failure>\n",
+                    xml_escape(one_line(r.message, 300)), xml_escape(r.name),
+                    xml_escape(r.message));
+            else if (r.status == Status::skip)
+                cases += fmt::format("      <skipped message=\"{}\"/>\n", xml_escape(r.message));
+            cases += fmt::format("      <system-out>{}{}</system-out>\n",
+                                 xml_escape(r.message + "\n"), xml_escape(evidence_text(r)));
+            cases += "    </testcase>\n";
+        }
+        const int n = static_cast<int>(results.size());
+        suites += fmt::format(
+            "  <testsuite name=\"labctl.verify.{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" "
+            "skipped=\"{}\" time=\"{:.3f}\" timestamp=\"{}\" hostname=\"{}\">\n"
+            "{}"
+            "  </testsuite>\n",
+            xml_escape(h), n, summary.failed, summary.skipped, seconds(summary.wall), iso_now(),
+            xml_escape(host), cases);
+        tests += n;
+        failed += summary.failed;
+        skipped += summary.skipped;
+        wall += summary.wall;
     }
-    const int tests = static_cast<int>(results.size());
-    return fmt::format(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        "<testsuites name=\"labctl verify\" tests=\"{}\" failures=\"{}\" errors=\"0\" "
-        "skipped=\"{}\" time=\"{:.3f}\">\n"
-        "  <testsuite name=\"labctl.verify.{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" "
-        "skipped=\"{}\" time=\"{:.3f}\" timestamp=\"{}\" hostname=\"{}\">\n"
-        "{}"
-        "  </testsuite>\n"
-        "</testsuites>\n",
-        tests, summary.failed, summary.skipped, seconds(summary.wall), xml_escape(h), tests,
-        summary.failed, summary.skipped, seconds(summary.wall), iso_now(), xml_escape(host), cases);
+    return fmt::format("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                       "<testsuites name=\"labctl verify\" tests=\"{}\" failures=\"{}\" "
+                       "errors=\"0\" skipped=\"{}\" time=\"{:.3f}\">\n"
+                       "{}"
+                       "</testsuites>\n",
+                       tests, failed, skipped, seconds(wall), suites);
 }
 
 } // namespace labctl::report

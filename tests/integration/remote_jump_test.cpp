@@ -1,10 +1,8 @@
 // labctl's SSH sessions through a jump host (issue #15 §2), against real OpenSSH servers: the
-// "guest" sshd is reachable only through the jump. The test binary moves into a network
-// namespace of its own (unshare(CLONE_NEWNET), root only), where a firewall rule rejects every
-// connection to the guest's port unless the connecting process runs as the jump host's login
-// user, which only the jump sshd's session process does. So a session that works proves the
-// path went through the jump; the host's own network stack is never touched (the rule and both
-// servers live in the namespace, which ends with the process).
+// "guest" sshd is reachable only through the jump (tests/support/jump_lab.hpp: a network
+// namespace of the test's own where a firewall rule lets only the jump's login user reach the
+// guest's port). So a session that works proves the path went through the jump; the host's own
+// network stack is never touched.
 
 #include <fmt/format.h>
 #include <sched.h>
@@ -21,7 +19,7 @@
 #include <labctl/core/process.hpp>
 #include <labctl/remote/session.hpp>
 
-#include "fault_support.hpp"
+#include "jump_lab.hpp"
 #include "skip.hpp"
 #include "sshd.hpp"
 #include "support.hpp"
@@ -29,6 +27,8 @@
 
 using namespace labctl;
 using namespace std::chrono_literals;
+using labctl::test::enter_private_netns;
+using labctl::test::JumpLab;
 using labctl::test::read_file;
 using labctl::test::SshServer;
 using labctl::test::TempDir;
@@ -39,96 +39,6 @@ namespace {
 bool contains(const std::string& hay, const std::string& needle) {
     return hay.find(needle) != std::string::npos;
 }
-
-/// Moves this test process into a fresh network namespace with only `lo` (once per binary).
-void enter_private_netns() {
-    if (::geteuid() != 0)
-        test::skip("a network namespace of the test's own needs root");
-    for (const char* p : {"ip", "iptables", "pkill"})
-        test::require_program(p);
-    static const bool entered = [] {
-        if (::unshare(CLONE_NEWNET) != 0)
-            throw std::runtime_error(std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno));
-        const auto r = run_process({"ip", "link", "set", "lo", "up"});
-        if (!r.ok())
-            throw std::runtime_error("ip link set lo up: " + r.err);
-        return true;
-    }();
-    (void)entered;
-}
-
-/// The jump sshd, the guest sshd, the jump's login user and one known_hosts pinning both.
-struct JumpLab {
-    test::TestUser jump_user;
-    SshServer guest;
-    SshServer jump;
-    TempDir dir;
-    fs::path known_hosts;
-
-    explicit JumpLab(const std::string& jump_extra = "AllowTcpForwarding yes",
-                     SshServer::Options guest_options = {})
-        : guest(std::move(guest_options)), jump(SshServer::Options{jump_extra}) {
-        // The jump sshd reads authorized_keys as its login user.
-        fs::permissions(jump.dir(), fs::perms(0755));
-        fs::permissions(jump.dir() / "authorized_keys", fs::perms(0644));
-        known_hosts = dir.path() / "known_hosts";
-        dir.write("known_hosts", read_file(guest.known_hosts()) + read_file(jump.known_hosts()));
-        // Only the jump host's session process (running as its login user) may reach the guest.
-        const auto r = run_process({"iptables",
-                                    "-w",
-                                    "5",
-                                    "-A",
-                                    "OUTPUT",
-                                    "-o",
-                                    "lo",
-                                    "-p",
-                                    "tcp",
-                                    "-d",
-                                    guest.host(),
-                                    "--dport",
-                                    std::to_string(guest.port()),
-                                    "-m",
-                                    "owner",
-                                    "!",
-                                    "--uid-owner",
-                                    jump_user.name(),
-                                    "-j",
-                                    "REJECT",
-                                    "--reject-with",
-                                    "tcp-reset"});
-        if (!r.ok())
-            throw std::runtime_error("iptables: " + r.err);
-    }
-    ~JumpLab() { run_process({"iptables", "-w", "5", "-F", "OUTPUT"}); }
-
-    /// True when every child of this process is one of the two sshd listeners: no ssh, no
-    /// helper process, nothing labctl started is left.
-    bool only_listeners_left() const {
-        const auto children = test::children_of_self();
-        for (const pid_t p : children) {
-            const auto cmd = test::process_cmdline(p);
-            if (!contains(cmd, guest.config().string()) && !contains(cmd, jump.config().string()))
-                return false;
-        }
-        return children.size() == 2;
-    }
-
-    remote::ConnectOptions direct() const {
-        remote::ConnectOptions o;
-        o.endpoint = {guest.host(), guest.port(), guest.user()};
-        o.known_hosts = known_hosts.string();
-        o.private_key = guest.client_key().string();
-        o.connect_timeout = 3s;
-        o.io_timeout = 5s;
-        return o;
-    }
-    remote::ConnectOptions through_jump() const {
-        auto o = direct();
-        o.jump = remote::JumpHost{
-            {jump.host(), jump.port(), jump_user.name()}, jump.client_key().string(), false};
-        return o;
-    }
-};
 
 } // namespace
 

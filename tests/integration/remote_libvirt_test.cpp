@@ -1,10 +1,11 @@
-// A remote libvirt host for real (issue #15 §2): labctl provisions through `qemu+ssh://` on a
-// libvirtd it reaches only over SSH, and reaches the VM only through that host as a jump.
-// remote_libvirt_test.sh builds two network namespaces (A: labctl; B: the hypervisor with its
-// own private libvirtd and sshd, joined to A by a veth pair) inside `unshare --net --mount
-// --fork`; B's NAT network has no route from A. The host's own libvirtd, network stack and
-// libvirt's `default` network are never touched. The guest is a stand-in sshd in B at the VM's
-// reserved address with the host key labctl pinned for the VM (no VM boots in CI).
+// A lab on two libvirt hosts for real (issue #15 §2 and §3): this machine's libvirtd ("local")
+// and a remote one ("kvm") that labctl reaches only over `qemu+ssh://`, whose VM it reaches only
+// through that host as an SSH jump. remote_libvirt_test.sh builds two network namespaces inside
+// `unshare --net --mount --fork` (A: labctl and the local host's private libvirtd; B: the remote
+// hypervisor with its own private libvirtd and sshd, joined to A by a veth pair); B's NAT network
+// has no route from A. The machine's own libvirtd, network stack and libvirt's `default` network
+// are never touched. The guests are stand-in sshds at the VMs' reserved addresses with the host
+// keys labctl pinned for them (no VM boots in CI).
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -69,9 +70,9 @@ Run result(const fs::path& w, const std::string& name) {
 
 } // namespace
 
-TEST_CASE("a remote libvirt host over qemu+ssh: doctor, plan, provision (volumes through libvirt "
-          "streams over ssh), status and down there, and the VM reached only through the host "
-          "as an SSH jump (harden, ssh)",
+TEST_CASE("a lab on two libvirt hosts, this machine's and a remote one over qemu+ssh: doctor, "
+          "plan, provision (all or nothing across hosts, volumes streamed over ssh), status and "
+          "down on both, the remote VM reached only through its host as an SSH jump",
           "[remote][provision][jump]") {
     if (::geteuid() != 0)
         test::skip("network and mount namespaces with a private libvirtd need root");
@@ -85,8 +86,9 @@ TEST_CASE("a remote libvirt host over qemu+ssh: doctor, plan, provision (volumes
 
     keygen(w / ".labctl" / "id_ed25519");                                // the lab's key
     keygen(w / ".labctl" / "hostkeys" / "vm1" / "ssh_host_ed25519_key"); // the VM's host key
-    keygen(w / "jump_key");                                              // root on B
-    keygen(w / "b_host_key");                                            // B's sshd
+    keygen(w / ".labctl" / "hostkeys" / "vm0" / "ssh_host_ed25519_key");
+    keygen(w / "jump_key");   // root on B
+    keygen(w / "b_host_key"); // B's sshd
     fs::create_directories(w / "guest-dropins");
     dir.write("b-authorized_keys", read_file(w / "jump_key.pub"));
     dir.write("guest_authorized_keys", read_file(w / ".labctl" / "id_ed25519.pub"));
@@ -107,6 +109,15 @@ TEST_CASE("a remote libvirt host over qemu+ssh: doctor, plan, provision (volumes
                     "KbdInteractiveAuthentication no\nPermitRootLogin no\n"
                     "Subsystem sftp internal-sftp\n",
                     w.string()));
+    fs::create_directories(w / "guest0-dropins");
+    dir.write("guest0-sshd_config",
+              fmt::format("Include {0}/guest0-dropins/*.conf\nListenAddress 10.78.0.20\nPort 22\n"
+                          "HostKey {0}/.labctl/hostkeys/vm0/ssh_host_ed25519_key\n"
+                          "PidFile {0}/guest0-sshd.pid\nAuthorizedKeysFile "
+                          "{0}/guest_authorized_keys\nStrictModes no\nUsePAM yes\n"
+                          "PasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
+                          "PermitRootLogin no\nSubsystem sftp internal-sftp\n",
+                          w.string()));
     const std::string b_key = public_key(w / "b_host_key.pub");
     // libvirt's ssh transport runs this instead of plain ssh (the URI's command=): B's key pinned,
     // never trusted on first use, and the key for root on B.
@@ -128,20 +139,30 @@ TEST_CASE("a remote libvirt host over qemu+ssh: doctor, plan, provision (volumes
     dir.write("lab.yaml", fmt::format(R"(version: 1
 project: labremote
 libvirt:
-  uri: "{}"
   pool: labremote-pool
-  pool_path: {}/b-pool
   domain_type: qemu
+hosts:
+  local:
+    uri: qemu:///system
+    pool_path: {1}/a-pool
+  kvm:
+    uri: "{0}"
+    pool_path: {1}/b-pool
 network:
   mode: nat
   cidr: 10.78.0.0/24
 image:
   path: base.qcow2
 ssh:
-  user: {}
+  user: {2}
   jump_key: jump_key
 vms:
+  - name: vm0
+    memory: 512MiB
+    disk: 2GiB
+    ip: 10.78.0.20
   - name: vm1
+    host: kvm
     memory: 512MiB
     disk: 2GiB
     ip: 10.78.0.10
@@ -169,29 +190,57 @@ hardening:
     const auto doctor = result(w, "doctor");
     INFO("doctor: " << doctor.out << doctor.err);
     const auto dj = nlohmann::json::parse(doctor.out);
-    std::map<std::string, nlohmann::json> rows;
+    std::map<std::string, nlohmann::json> rows; // "name@host"
     for (const auto& c : dj["checks"])
-        rows[c["name"].get<std::string>()] = c;
-    CHECK(rows["kvm"]["status"] == "skip"); // B's KVM is not this machine's to probe
-    CHECK(rows["libvirt.uri"]["status"] == "ok");
-    CHECK(contains(rows["libvirt.uri"]["detail"].get<std::string>(), "QEMU driver"));
-    CHECK(rows["libvirt.pool"]["status"] == "warn"); // missing: labctl creates it at pool_path
-    CHECK(contains(rows["libvirt.pool"]["detail"].get<std::string>(), "it will be created"));
-    CHECK(rows["ssh.jump"]["status"] == "ok");
-    CHECK(contains(rows["ssh.jump"]["detail"].get<std::string>(), "root@10.79.0.2:22 answers"));
+        rows[c["name"].get<std::string>() + "@" + c.value("host", std::string())] = c;
+    CHECK(rows["kvm@kvm"]["status"] == "skip"); // B's KVM is not this machine's to probe
+    for (const char* host : {"local", "kvm"}) {
+        const std::string h = host;
+        CHECK(rows["libvirt.uri@" + h]["status"] == "ok");
+        CHECK(contains(rows["libvirt.uri@" + h]["detail"].get<std::string>(), "QEMU driver"));
+        // Missing: labctl creates it at pool_path.
+        CHECK(rows["libvirt.pool@" + h]["status"] == "warn");
+        CHECK(
+            contains(rows["libvirt.pool@" + h]["detail"].get<std::string>(), "it will be created"));
+    }
+    CHECK(rows["ssh.jump@kvm"]["status"] == "ok");
+    CHECK(contains(rows["ssh.jump@kvm"]["detail"].get<std::string>(), "root@10.79.0.2:22 answers"));
+    CHECK(rows["ssh.jump@local"]["status"] == "skip"); // a local host's VMs: reached directly
+    CHECK(rows.count("tools.rsync@") == 1);
 
     const auto plan = result(w, "plan");
     INFO("plan: " << plan.out << plan.err);
     CHECK(plan.rc == 10);
+    CHECK(contains(plan.out, "Host local (qemu:///system)"));
+    CHECK(contains(plan.out, "labremote-vm0"));
+    CHECK(contains(plan.out, "Host kvm (qemu+ssh://"));
     CHECK(contains(plan.out, "labremote-vm1"));
 
-    // No guest boots from a blank disk: the wait ends at its deadline (exit 4) after every
-    // object was made on B, the base image streamed through libvirt over ssh.
+    // No guest boots from a blank disk: the waits end at their deadline (exit 4) after every
+    // object was made on both hosts. Without --keep-on-failure both hosts are rolled back.
+    const auto rollback = result(w, "provision-rollback");
+    INFO("provision without --keep-on-failure: " << rollback.err);
+    CHECK(rollback.rc == 4);
+    CHECK(contains(rollback.err, "labctl: error: host '"));
+    // The cause is a host's own timeout, not the other host's reaction to it.
+    CHECK(contains(rollback.err, "(phase ip"));
+    CHECK_FALSE(contains(rollback.err, "labctl: error: host 'local': VM 'vm0': wait cancelled"));
+    CHECK_FALSE(contains(rollback.err, "labctl: error: host 'kvm': VM 'vm1': wait cancelled"));
+    CHECK(contains(rollback.err, "the other hosts: '"));
+    CHECK(contains(rollback.err, "rolled back"));
+    const auto after_rollback = read_file(w / "after-rollback.txt");
+    INFO("left after the rollback:\n" << after_rollback);
+    CHECK_FALSE(contains(after_rollback, "labremote-"));
+    CHECK_FALSE(contains(after_rollback, "base.qcow2"));
+
+    // With it: what was made stays, on both hosts (the base image streamed to B over ssh).
     const auto prov = result(w, "provision");
     INFO("provision: " << prov.err);
     CHECK(prov.rc == 4);
     CHECK((contains(prov.err, "(phase ip") || contains(prov.err, "phase ssh")));
     CHECK(contains(prov.err, "create volume base.qcow2"));
+    CHECK(contains(read_file(w / "local-domains-after-provision.txt"), "labremote-vm0"));
+    CHECK_FALSE(contains(read_file(w / "domains-after-provision.txt"), "labremote-vm0"));
     const auto vols = read_file(w / "vols-after-provision.txt");
     INFO("volumes on B: " << vols);
     CHECK(contains(vols, "base.qcow2"));
@@ -204,10 +253,12 @@ hardening:
     INFO("status: " << status.out << status.err);
     REQUIRE(status.rc == 0);
     const auto sj = nlohmann::json::parse(status.out);
-    REQUIRE(sj["vms"].size() == 1);
-    CHECK(sj["vms"][0]["vm"] == "vm1");
-    CHECK(sj["vms"][0]["state"] == "running");
-    CHECK(sj["vms"][0]["address"] == "10.78.0.10");
+    REQUIRE(sj["vms"].size() == 2);
+    for (const auto& vm : sj["vms"]) {
+        CHECK(vm["state"] == "running");
+        CHECK(vm["host"] == (vm["vm"] == "vm1" ? "kvm" : "local"));
+        CHECK(vm["address"] == (vm["vm"] == "vm1" ? "10.78.0.10" : "10.78.0.20"));
+    }
 
     // The guest's network is B's alone: from A only the jump reaches it.
     CHECK(trimmed(read_file(w / "direct.rc")) != "0");
@@ -220,8 +271,14 @@ hardening:
     INFO("ssh: " << ssh.err);
     CHECK(ssh.rc == 0);
     CHECK(ssh.out == "hello-through-the-hypervisor\n");
+    const auto ssh0 = result(w, "ssh0");
+    INFO("ssh vm0: " << ssh0.err);
+    CHECK(ssh0.rc == 0);
+    CHECK(ssh0.out == "hello-from-the-local-host\n");
+    CHECK(
+        contains(read_file(w / "guest0-dropins" / "01-labctl.conf"), "PasswordAuthentication no"));
     CHECK(contains(read_file(w / ".labctl" / "ssh_config"),
-                   "Host labctl-jump\n    HostName 10.79.0.2\n    Port 22\n    User root"));
+                   "Host labctl-jump-kvm\n    HostName 10.79.0.2\n    Port 22\n    User root"));
 
     const auto down = result(w, "down");
     INFO("down: " << down.out << down.err);
@@ -232,5 +289,9 @@ hardening:
     CHECK_FALSE(contains(left_vols, "labremote"));
     CHECK_FALSE(contains(left_vols, "base.qcow2"));
     CHECK_FALSE(contains(read_file(w / "nets-after-down.txt"), "labremote-net"));
+    const auto after_down = read_file(w / "after-down.txt");
+    INFO("left after down --purge:\n" << after_down);
+    CHECK_FALSE(contains(after_down, "labremote-"));
+    CHECK_FALSE(contains(after_down, "base.qcow2"));
     CHECK(test::children_of_self().empty());
 }

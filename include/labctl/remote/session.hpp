@@ -16,7 +16,7 @@
 namespace labctl::remote {
 
 namespace detail {
-class Tunnel;
+struct SessionAccess;
 }
 
 /// The TCP connection or SSH handshake could not be made (refused, unreachable, timed out): the
@@ -157,7 +157,7 @@ public:
     bool is_root() const;
 
 private:
-    friend class detail::Tunnel; // runs the jump session's channel on its pump thread
+    friend struct detail::SessionAccess; // the jump tunnel and port forwards pump its channels
     struct Impl;
     explicit Session(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> m_impl;

@@ -31,4 +31,15 @@ nlohmann::json to_json(const std::string& host, const std::vector<verify::CheckR
 std::string to_junit(const std::string& host, const std::vector<verify::CheckResult>& results,
                      const Summary& summary);
 
+/// One host's verify run, for the reports of a lab whose stack runs on several VMs.
+struct HostReport {
+    std::string host;
+    std::vector<verify::CheckResult> results;
+    Summary summary;
+};
+
+/// The same with a <testsuite> per host (the run's time is the hosts' times added: they run one
+/// after the other).
+std::string to_junit(const std::vector<HostReport>& hosts);
+
 } // namespace labctl::report
