@@ -10,6 +10,7 @@
 #include <labctl/core/log.hpp>
 #include <labctl/core/process.hpp>
 #include <labctl/core/templates.hpp>
+#include <labctl/remote/known_hosts.hpp>
 
 #include "app.hpp"
 
@@ -83,15 +84,40 @@ Runner register_init(CLI::App& app, Context& ctx) {
             log::info("created key pair {} (+.pub)", key.string());
             done["key"] = {{"path", key.string()}, {"created", true}};
         }
+        // Jump hosts are pinned by hand (labctl pins only the guests' keys it makes): say which
+        // are not yet, and how.
+        std::string jump_lines;
+        done["jumps"] = nlohmann::json::array();
+        config::LoadOptions lo;
+        lo.path = lab_file.string();
+        lo.env = config::environment_snapshot();
+        if (const auto loaded = config::load_lab(lo); loaded.spec)
+            for (const auto& host : loaded.spec->hosts)
+                if (const auto jump = loaded.spec->jump_for(host)) {
+                    const auto pattern = remote::known_hosts_pattern(jump->host, jump->port);
+                    const auto& kh = loaded.spec->ssh.known_hosts;
+                    const bool pinned =
+                        !remote::find_known_hosts(kh, jump->host, jump->port).empty();
+                    done["jumps"].push_back(
+                        {{"host", host.name},
+                         {"jump", fmt::format("{}@{}:{}", jump->user, jump->host, jump->port)},
+                         {"pinned", pinned}});
+                    if (!pinned)
+                        jump_lines += fmt::format(
+                            "jump:     the VMs of host '{}' are reached through {}@{}:{}, whose "
+                            "key is not pinned in {}: check its fingerprint out of band, then: "
+                            "ssh-keygen -F '{}' | grep -v '^#' >> {}\n",
+                            host.name, jump->user, jump->host, jump->port, kh, pattern, kh);
+                }
         if (ctx.global.json())
             print_json(done);
         else
-            print(fmt::format("lab file: {} ({})\nkey:      {} ({})\nnext:     labctl validate "
+            print(fmt::format("lab file: {} ({})\nkey:      {} ({})\n{}next:     labctl validate "
                               "-f {} && labctl up -f {}\n",
                               lab_file.string(),
                               done["lab_file"]["created"].get<bool>() ? "created" : "kept",
                               key.string(), done["key"]["created"].get<bool>() ? "created" : "kept",
-                              lab_file.string(), lab_file.string()));
+                              jump_lines, lab_file.string(), lab_file.string()));
         return 0;
     };
 }

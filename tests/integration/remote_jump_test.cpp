@@ -285,5 +285,17 @@ vms:
             named = c["status"] == "fail" && contains(c["hint"].get<std::string>(),
                                                       fmt::format("ssh-keygen -F '{}'", pattern));
     CHECK(named);
+    // labctl init on that lab file says the same: which jump is not pinned, and how.
+    const auto init = test::run_labctl({"init", "-f", yaml.string()});
+    INFO("init: " << init.out << init.err);
+    CHECK(init.exit_code == 0);
+    CHECK(contains(init.out, fmt::format("jump:     the VMs of host 'default' are reached through "
+                                         "{}@{}:{}, whose key is not pinned in ",
+                                         lab.jump_user.name(), lab.jump.host(), lab.jump.port())));
+    CHECK(contains(init.out, fmt::format("ssh-keygen -F '{}'", pattern)));
+    const auto init_json = test::run_labctl({"init", "-f", yaml.string(), "--output", "json"});
+    const auto ij = nlohmann::json::parse(init_json.out);
+    REQUIRE(ij["jumps"].size() == 1);
+    CHECK(ij["jumps"][0]["pinned"] == false);
     CHECK(lab.only_listeners_left());
 }
