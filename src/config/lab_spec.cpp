@@ -1,6 +1,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
@@ -52,8 +53,9 @@ std::string local_user() {
     return "root";
 }
 
-/// "[USER@]HOST[:PORT]" (validated by the loader; "[v6]:port" too) into a JumpSpec.
-JumpSpec parse_jump(std::string rest, int default_port) {
+/// "[USER@]HOST[:PORT]" (validated by the loader; "[v6]:port" and a bare v6 address too) into a
+/// JumpSpec; the user stays empty when the text names none.
+JumpSpec parse_user_host_port(std::string rest, int default_port) {
     JumpSpec j;
     j.port = default_port;
     if (const auto at = rest.rfind('@'); at != std::string::npos) {
@@ -72,9 +74,21 @@ JumpSpec parse_jump(std::string rest, int default_port) {
     } else {
         j.host = rest;
     }
+    return j;
+}
+
+/// A jump host's "[USER@]HOST[:PORT]": without USER, the local user (as ssh would log in).
+JumpSpec parse_jump(const std::string& text, int default_port) {
+    JumpSpec j = parse_user_host_port(text, default_port);
     if (j.user.empty())
         j.user = local_user();
     return j;
+}
+
+/// "user@host:port", an IPv6 address in brackets so that it reads back the same.
+std::string destination(const std::string& user, const std::string& host, int port) {
+    const bool v6 = host.find(':') != std::string::npos;
+    return user + "@" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 /// The jump of a host whose jump setting is `setting` and whose URI is `uri`.
@@ -157,6 +171,23 @@ std::vector<const VmSpec*> LabSpec::deploy_vms() const {
     if (out.empty())
         if (const VmSpec* vm = find_vm(deploy.target_vm))
             out.push_back(vm);
+    return out;
+}
+
+std::vector<std::string> LabSpec::ssh_destinations() const {
+    std::vector<std::string> out;
+    auto add = [&out](std::string d) {
+        if (std::find(out.begin(), out.end(), d) == out.end())
+            out.push_back(std::move(d));
+    };
+    for (const auto& vm : vms) {
+        const auto at = ssh_address(vm);
+        add(destination(ssh.user, at.host, at.port));
+    }
+    if (!deploy.host.empty()) {
+        auto d = parse_user_host_port(deploy.host, ssh.port);
+        add(destination(d.user.empty() ? ssh.user : d.user, d.host, d.port));
+    }
     return out;
 }
 

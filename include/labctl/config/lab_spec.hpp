@@ -120,7 +120,7 @@ struct VmSpec {
     std::uint64_t disk_bytes = 20ULL << 30;
     std::string ip; ///< IPv4 inside network.cidr; empty = assigned in order from .10
     std::vector<std::string> roles;
-    std::string host; ///< the HostSpec it runs on; after loading always one of LabSpec::hosts
+    std::string host;     ///< the HostSpec it runs on; after loading always one of LabSpec::hosts
     SourceLocation where; ///< the VM's entry in lab.yaml
     /// network.mode user: this VM's forwards. The n-th VM (from 0) binds every host port + n, so
     /// several VMs never fight over one port. Empty in mode nat.
@@ -144,7 +144,7 @@ struct DeploySpec {
     std::string target_vm;
     /// After loading: the VMs the stack goes to, in lab.yaml order (see LabSpec::deploy_vms).
     std::vector<std::string> target_vms;
-    std::string host;      ///< deploy to an existing host instead (LAB_HOST overrides)
+    std::string host; ///< deploy to an existing host instead (LAB_HOST overrides)
     std::string stack_dir = "stacks/lab";
     std::string remote_dir = "/opt/labctl/lab";
     std::string project = "lab"; ///< compose project name (PROJECT overrides)
@@ -215,6 +215,11 @@ struct LabSpec {
     /// The VMs `deploy` (and `verify`) go to: deploy.target_vm when lab.yaml names it, else
     /// every VM with deploy.role, else the first VM.
     std::vector<const VmSpec*> deploy_vms() const;
+    /// The SSH destinations labctl works on, each once as USER@HOST:PORT (an IPv6 address in
+    /// brackets): every VM at its ssh_address() as ssh.user, in lab.yaml order, then deploy.host
+    /// with ssh.user and ssh.port for what it leaves out. Jump hosts are not among them (labctl
+    /// only passes through them). Shell completion offers these for --host.
+    std::vector<std::string> ssh_destinations() const;
 };
 
 /// All check names `verify` knows, in report order.
