@@ -38,10 +38,11 @@ __labctl_files()
     fi
 }
 
-# Sets COMPREPLY to the lab's VM names that start with $1; $2 is the lab file given with -f.
-__labctl_vms()
+# Prints what the lab knows of kind $1 (vms, hosts: the hidden `labctl __complete $1`), one a
+# line; $2 is the lab file given with -f. A broken or missing lab file prints nothing.
+__labctl_lab_values()
 {
-    local cur="$1" file="$2"
+    local what="$1" file="$2"
     local -a args=()
     if [[ -n $file ]]; then
         file="${file#[\"\']}"
@@ -51,7 +52,27 @@ __labctl_vms()
         [[ $file == "~/"* ]] && file="$HOME/${file#"~/"}"
         args=(--file "$file")
     fi
-    __labctl_words "$(command labctl "${args[@]}" __complete vms 2>/dev/null)" "$cur"
+    command labctl "${args[@]}" __complete "$what" 2>/dev/null
+}
+
+# Sets COMPREPLY to the lab's VM names that start with $1; $2 is the lab file given with -f.
+__labctl_vms()
+{
+    __labctl_words "$(__labctl_lab_values vms "$2")" "$1"
+}
+
+# Sets COMPREPLY to the lab's SSH destinations (USER@HOST:PORT of each VM, deploy.host) that
+# start with $1; $2 is the lab file given with -f. Compared as plain text: compgen -W would
+# expand an IPv6 destination's "[...]" as a pattern.
+__labctl_hosts()
+{
+    local cur="$1" host
+    local -a hosts=()
+    mapfile -t hosts < <(__labctl_lab_values hosts "$2")
+    COMPREPLY=()
+    for host in "${hosts[@]}"; do
+        [[ $host == "$cur"* ]] && COMPREPLY+=("$host")
+    done
 }
 
 # Sets COMPREPLY to the values of option $2 of verb $1 that start with $3 ($4: the lab file).
@@ -66,12 +87,12 @@ __labctl_option_value()
         provision:--ip-timeout) COMPREPLY=() ;;
         provision:--ssh-timeout) COMPREPLY=() ;;
         provision:--cloud-init-timeout) COMPREPLY=() ;;
-        harden:--host) COMPREPLY=() ;;
+        harden:--host) __labctl_hosts "$3" "$4" ;;
         harden:--wait) COMPREPLY=() ;;
         harden:--profile) __labctl_words 'modern compat' "$3" ;;
-        deploy:--host) COMPREPLY=() ;;
+        deploy:--host) __labctl_hosts "$3" "$4" ;;
         deploy:--wait) COMPREPLY=() ;;
-        verify:--host) COMPREPLY=() ;;
+        verify:--host) __labctl_hosts "$3" "$4" ;;
         verify:--only) __labctl_words 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened' "$3" ;;
         verify:--skip) __labctl_words 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened' "$3" ;;
         verify:--deadline) COMPREPLY=() ;;
@@ -129,16 +150,53 @@ __labctl_options()
     esac
 }
 
-_labctl()
+# bash splits the line at each character of COMP_WORDBREAKS, "@" and ":" among them, so that
+# admin@10.0.0.1:22 reaches _labctl as five words. Sets the caller's words and cword to the words
+# up to the cursor with such pieces joined again where no blank parts them on the line.
+__labctl_join_words()
 {
-    local cword=$COMP_CWORD
-    local cur="${COMP_WORDS[cword]}" prev=""
-    (( cword > 0 )) && prev="${COMP_WORDS[cword - 1]}"
+    local line="${COMP_LINE:0:COMP_POINT}" w i blank glue=0
+    words=()
+    for (( i = 0; i <= COMP_CWORD && i < ${#COMP_WORDS[@]}; i++ )); do
+        w="${COMP_WORDS[i]}"
+        blank=0
+        [[ $line == [[:blank:]]* ]] && blank=1
+        line="${line#"${line%%[![:blank:]]*}"}"
+        line="${line#"$w"}"
+        if (( ${#words[@]} > 1 && !blank )) && [[ $glue == 1 || $w =~ ^[@:]+$ ]]; then
+            words[${#words[@]} - 1]+="$w"
+        else
+            words+=("$w")
+        fi
+        glue=0
+        [[ $w =~ ^[@:]+$ ]] && glue=1
+    done
+    cword=$(( ${#words[@]} - 1 ))
+}
+
+# bash replaces only $2, the part of the word after its last COMP_WORDBREAKS character, while the
+# candidates in COMPREPLY complete the whole word $1: keep what follows the part before $2.
+__labctl_trim_replies()
+{
+    local word="$1" part="$2" n i
+    [[ $word == *"$part" ]] || return 0
+    n=$(( ${#word} - ${#part} ))
+    (( n > 0 )) || return 0
+    for i in "${!COMPREPLY[@]}"; do
+        [[ ${COMPREPLY[i]} == "${word:0:n}"* ]] && COMPREPLY[i]="${COMPREPLY[i]:n}"
+    done
+}
+
+# Sets COMPREPLY for the line in words, the word at cword being completed.
+__labctl_complete_words()
+{
+    local cur="${words[cword]}" prev=""
+    (( cword > 0 )) && prev="${words[cword - 1]}"
     local verb="" file="" npos=0 dashdash=0 i w
 
     # The words before the cursor: the verb, the lab file, how many positional arguments.
     for (( i = 1; i < cword; i++ )); do
-        w="${COMP_WORDS[i]}"
+        w="${words[i]}"
         if (( dashdash )); then
             (( npos++ ))
             continue
@@ -149,9 +207,9 @@ _labctl()
             -*)
                 if __labctl_takes_value "$verb" "$w"; then
                     (( i++ ))
-                    [[ ${COMP_WORDS[i]} == "=" ]] && (( i++ ))
+                    [[ ${words[i]} == "=" ]] && (( i++ ))
                     if (( i < cword )) && [[ $w == -f || $w == --file ]]; then
-                        file="${COMP_WORDS[i]}"
+                        file="${words[i]}"
                     fi
                 fi
                 ;;
@@ -177,7 +235,7 @@ _labctl()
         opt="$prev"
         cur=""
     elif [[ $prev == "=" ]] && (( cword >= 2 )); then
-        opt="${COMP_WORDS[cword - 2]}"
+        opt="${words[cword - 2]}"
     elif [[ $cur == --*=* ]]; then
         # COMP_WORDBREAKS without "=": complete the whole word.
         opt="${cur%%=*}"
@@ -202,6 +260,16 @@ _labctl()
     else
         __labctl_positional "$verb" "$npos" "$cur" "$file"
     fi
+    return 0
+}
+
+_labctl()
+{
+    local -a words=()
+    local cword=0
+    __labctl_join_words
+    __labctl_complete_words
+    __labctl_trim_replies "${words[cword]}" "$2"
     return 0
 }
 

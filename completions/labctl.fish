@@ -71,13 +71,24 @@ function __labctl_positional --argument-names verb index more
     test "$more" = +; and test $__labctl_npos -gt $index
 end
 
-# The lab's VM names, from the hidden `labctl __complete vms` (with the -f/--file given).
-function __labctl_vms
+# What the lab knows of kind $what (vms, hosts: the hidden `labctl __complete $what`), with the
+# -f/--file given.
+function __labctl_lab_values --argument-names what
     __labctl_parse
     set -l args
     set -l file (string replace -r '^~/' "$HOME/" -- $__labctl_file)
     test -n "$file"; and set args --file $file
-    labctl $args __complete vms 2>/dev/null
+    labctl $args __complete $what 2>/dev/null
+end
+
+# The lab's VM names.
+function __labctl_vms
+    __labctl_lab_values vms
+end
+
+# The lab's SSH destinations: USER@HOST:PORT of each VM as labctl reaches it, and deploy.host.
+function __labctl_hosts
+    __labctl_lab_values hosts
 end
 
 # No file names unless an option or argument asks for them.
@@ -135,21 +146,21 @@ complete -c labctl -n '__labctl_using_verb provision' -l cloud-init-timeout -x -
 # labctl harden
 complete -c labctl -n '__labctl_using_verb harden' -s h -l help -d 'Print this help message and exit'
 complete -c labctl -n '__labctl_using_verb harden' -l help-all -d 'Print help for every command'
-complete -c labctl -n '__labctl_using_verb harden' -l host -x -d 'Harden an existing host instead of the lab\'s VMs'
+complete -c labctl -n '__labctl_using_verb harden' -l host -x -a '(__labctl_hosts)' -d 'Harden an existing host instead of the lab\'s VMs'
 complete -c labctl -n '__labctl_using_verb harden' -l wait -x -d 'How long to wait for SSH to answer (default 60s)'
 complete -c labctl -n '__labctl_using_verb harden' -l profile -x -a 'modern compat' -d 'Algorithm profile (default from lab.yaml: modern)'
 
 # labctl deploy
 complete -c labctl -n '__labctl_using_verb deploy' -s h -l help -d 'Print this help message and exit'
 complete -c labctl -n '__labctl_using_verb deploy' -l help-all -d 'Print help for every command'
-complete -c labctl -n '__labctl_using_verb deploy' -l host -x -d 'Deploy to an existing host (no libvirt needed)'
+complete -c labctl -n '__labctl_using_verb deploy' -l host -x -a '(__labctl_hosts)' -d 'Deploy to an existing host (no libvirt needed)'
 complete -c labctl -n '__labctl_using_verb deploy' -l wait -x -d 'How long to wait for SSH to answer (default 60s)'
 complete -c labctl -n '__labctl_using_verb deploy' -l dry-run -d 'Show what rsync would change; change nothing'
 
 # labctl verify
 complete -c labctl -n '__labctl_using_verb verify' -s h -l help -d 'Print this help message and exit'
 complete -c labctl -n '__labctl_using_verb verify' -l help-all -d 'Print help for every command'
-complete -c labctl -n '__labctl_using_verb verify' -l host -x -d 'Verify an existing host (no libvirt needed)'
+complete -c labctl -n '__labctl_using_verb verify' -l host -x -a '(__labctl_hosts)' -d 'Verify an existing host (no libvirt needed)'
 complete -c labctl -n '__labctl_using_verb verify' -l only -x -a 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened' -d 'Run only this check (repeatable): stack.health, prometheus.targets, prometheus.sli, trace.e2e, logs.correlated, grafana.provisioned, nginx.resilience, ssh.hardened'
 complete -c labctl -n '__labctl_using_verb verify' -l skip -x -a 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened' -d 'Skip this check (repeatable)'
 complete -c labctl -n '__labctl_using_verb verify' -l deadline -x -d 'Deadline per check, e.g. 90s or 3m'

@@ -35,6 +35,8 @@ std::string bash_value_action(ValueKind kind, const std::vector<std::string>& ch
         return "__labctl_files \"$3\"";
     case ValueKind::vm:
         return "__labctl_vms \"$3\" \"$4\"";
+    case ValueKind::host:
+        return "__labctl_hosts \"$3\" \"$4\"";
     case ValueKind::none:
     case ValueKind::text:
         break;
@@ -93,6 +95,8 @@ std::string zsh_action(ValueKind kind, const std::vector<std::string>& choices) 
         return "_files";
     case ValueKind::vm:
         return "_labctl_vms";
+    case ValueKind::host:
+        return "_labctl_hosts";
     case ValueKind::none:
     case ValueKind::text:
         break;
@@ -157,6 +161,9 @@ std::string fish_option_args(const OptionSpec& o) {
     case ValueKind::vm:
         args += " -x -a '(__labctl_vms)'";
         break;
+    case ValueKind::host:
+        args += " -x -a '(__labctl_hosts)'";
+        break;
     case ValueKind::text:
         args += " -x";
         break;
@@ -177,6 +184,9 @@ std::string fish_positional_args(const PositionalSpec& p) {
         break;
     case ValueKind::vm:
         args = " -a '(__labctl_vms)'";
+        break;
+    case ValueKind::host:
+        args = " -a '(__labctl_hosts)'";
         break;
     case ValueKind::none:
     case ValueKind::text:

@@ -6,7 +6,8 @@
 // one generator per shell (completion.cpp) renders that description into its script template,
 // templates/completions/*.in. Value completion is derived from each option: its one_of check
 // (app.hpp) gives the choices, PATH/FILE/DIR type names complete file names, VM completes the
-// lab's VM names through the hidden `labctl __complete vms`.
+// lab's VM names through the hidden `labctl __complete vms`, [USER@]HOST[:PORT] the lab's SSH
+// destinations through `labctl __complete hosts`.
 
 #include <CLI/CLI.hpp>
 #include <string>
@@ -21,6 +22,7 @@ enum class ValueKind {
     choice, ///< one of a fixed list
     path,   ///< a file or directory name
     vm,     ///< a VM name from the lab file
+    host,   ///< an SSH destination of the lab file (USER@HOST:PORT of a VM, deploy.host)
     text,   ///< free text: nothing to complete
 };
 

@@ -25,7 +25,8 @@ struct ValueInfo {
 };
 
 // What an option's value completes to: the choices of its one_of check, else what its type name
-// says (labctl's type names: PATH, FILE, DIR, VM; CLI::ExistingFile-style checks add ":FILE").
+// says (labctl's type names: PATH, FILE, DIR, VM, [USER@]HOST[:PORT]; CLI::ExistingFile-style
+// checks add ":FILE").
 // one_of blanks its validator's description, so the type name is the one the verb set.
 ValueInfo classify(CLI::Option& opt) {
     ValueInfo v;
@@ -39,6 +40,8 @@ ValueInfo classify(CLI::Option& opt) {
         v.kind = ValueKind::path;
     else if (name == "VM")
         v.kind = ValueKind::vm;
+    else if (name == "[USER@]HOST[:PORT]")
+        v.kind = ValueKind::host;
     return v;
 }
 

@@ -1,8 +1,8 @@
 // Shell completion: the committed scripts are exactly what `labctl completion <shell>` prints, the
 // scripts pass `bash -n`, shellcheck, `zsh -n` and `fish -n`, their bodies are templates a site can
 // override, every choice they offer is a value labctl accepts, and they really complete in bash,
-// zsh and fish (verbs, options, option values, file names and the lab's VM names through the
-// hidden `labctl __complete vms`).
+// zsh and fish (verbs, options, option values, file names, the lab's VM names through the hidden
+// `labctl __complete vms` and its SSH destinations for --host through `labctl __complete hosts`).
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -18,6 +18,7 @@
 #include <labctl/config/lab_spec.hpp>
 #include <labctl/core/process.hpp>
 
+#include "completion_shells.hpp"
 #include "skip.hpp"
 #include "support.hpp"
 
@@ -27,7 +28,7 @@ using labctl::test::read_file;
 using labctl::test::run_labctl;
 using labctl::test::source_dir;
 using labctl::test::TempDir;
-using Words = std::set<std::string>;
+using namespace labctl::test::completion;
 
 namespace {
 
@@ -37,20 +38,24 @@ const std::string k_lab_yaml = "version: 1\n"
                                "  - name: alpha\n"
                                "  - name: beta\n";
 
+// A lab with SSH destinations of every kind: VMs at their own address (mode nat), deploy.host, and
+// a jump host that is not a destination.
+const std::string k_hosts_lab_yaml = "version: 1\n"
+                                     "project: demo\n"
+                                     "ssh:\n"
+                                     "  user: admin\n"
+                                     "  jump: ops@jump.example.org:2200\n"
+                                     "deploy:\n"
+                                     "  host: deployer@192.0.2.7\n"
+                                     "vms:\n"
+                                     "  - name: alpha\n"
+                                     "    ip: 10.66.77.10\n"
+                                     "  - name: beta\n"
+                                     "    ip: 10.66.77.11\n";
+const Words k_destinations{"admin@10.66.77.10:22", "admin@10.66.77.11:22", "deployer@192.0.2.7:22"};
+const Words k_admin_destinations{"admin@10.66.77.10:22", "admin@10.66.77.11:22"};
+
 const std::vector<std::string> k_stages{"provision", "harden", "deploy", "verify"};
-
-std::vector<std::string> lines(const std::string& text) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);)
-        if (!line.empty())
-            out.push_back(line);
-    return out;
-}
-
-Words word_set(const std::vector<std::string>& words) {
-    return Words(words.begin(), words.end());
-}
 
 /// The verbs `labctl --help` lists (hidden ones are not listed).
 std::vector<std::string> help_verbs() {
@@ -72,23 +77,6 @@ std::vector<std::string> help_verbs() {
     return verbs;
 }
 
-std::string completion_script(const std::string& shell) {
-    const auto r = run_labctl({"completion", shell});
-    INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-    REQUIRE(r.err.empty());
-    return r.out;
-}
-
-/// Environment for the shells: the built labctl first on PATH (the scripts call `labctl`).
-std::map<std::string, std::string> shell_env() {
-    const char* path = std::getenv("PATH");
-    return {{"PATH", labctl_binary().parent_path().string() + ":" +
-                         (path ? path : "/usr/local/bin:/usr/bin:/bin")},
-            {"NO_COLOR", "1"},
-            {"HOME", std::filesystem::temp_directory_path().string()}};
-}
-
 /// Skips (or, under CI=true or LABCTL_NO_SKIP=1, fails) unless `program` is on PATH. CI installs
 /// every checker the completion scripts are held to (scripts/install-deps).
 void require_tool(const std::string& program) {
@@ -107,72 +95,6 @@ ProcessResult check_script(const std::vector<std::string>& argv) {
     INFO(argv.front() << " stdout: " << r.out << "\nstderr: " << r.err);
     CHECK_FALSE(r.timed_out);
     return r;
-}
-
-std::string sh_quote(const std::string& s) {
-    std::string out = "'";
-    for (char c : s) {
-        if (c == '\'')
-            out += "'\\''";
-        else
-            out += c;
-    }
-    return out + "'";
-}
-
-struct BashOptions {
-    std::string cwd;
-    bool with_bash_completion = false; ///< source the bash-completion package first
-};
-
-/// Runs the generated bash completion for the command line `words` (the last word is the one
-/// being completed) and returns COMPREPLY.
-std::vector<std::string> bash_complete(const std::filesystem::path& script,
-                                       const std::vector<std::string>& words,
-                                       const BashOptions& options = {}) {
-    std::string line, array;
-    for (const auto& w : words) {
-        line += (line.empty() ? "" : " ") + w;
-        array += sh_quote(w) + " ";
-    }
-    std::string program;
-    if (options.with_bash_completion)
-        program += "source /usr/share/bash-completion/bash_completion || exit 3\n";
-    program += "source " + sh_quote(script.string()) + " || exit 3\n" + "COMP_WORDS=(" + array +
-               ")\n" + "COMP_CWORD=" + std::to_string(words.size() - 1) + "\n" +
-               "COMP_LINE=" + sh_quote(line) + "\n" + "COMP_POINT=${#COMP_LINE}\n" +
-               "COMPREPLY=()\n"
-               "_labctl labctl \"${COMP_WORDS[COMP_CWORD]}\" \"${COMP_WORDS[COMP_CWORD-1]}\"\n"
-               "printf '%s\\n' \"${COMPREPLY[@]}\"\n";
-    ProcessOptions po;
-    po.env = shell_env();
-    po.timeout = std::chrono::seconds(60);
-    if (!options.cwd.empty())
-        po.cwd = options.cwd;
-    const auto r = run_process({"bash", "--norc", "--noprofile", "-c", program}, po);
-    INFO("bash stderr: " << r.err);
-    REQUIRE(r.exit_code == 0);
-    return lines(r.out);
-}
-
-/// Runs fish's own completion for `commandline` with the generated script loaded.
-std::vector<std::string> fish_complete(const std::filesystem::path& script,
-                                       const std::string& commandline, const std::string& cwd) {
-    const std::string program = "source " + sh_quote(script.string()) +
-                                "; or exit 3\n"
-                                "complete -C " +
-                                sh_quote(commandline) + "\n";
-    ProcessOptions po;
-    po.env = shell_env();
-    po.timeout = std::chrono::seconds(60);
-    po.cwd = cwd;
-    const auto r = run_process({"fish", "--no-config", "-c", program}, po);
-    INFO("fish stderr: " << r.err);
-    REQUIRE(r.exit_code == 0);
-    std::vector<std::string> out;
-    for (const auto& l : lines(r.out))
-        out.push_back(l.substr(0, l.find('\t'))); // drop the description
-    return out;
 }
 
 void check_contains_all(const std::vector<std::string>& offered,
@@ -405,6 +327,134 @@ TEST_CASE("bash completes ssh with the VM names of the lab file", "[completion][
     CHECK(bash_complete(script, {"labctl", "ssh", ""}, away).empty());
 }
 
+TEST_CASE("labctl __complete hosts prints the lab's SSH destinations and not its jump host",
+          "[completion]") {
+    TempDir tmp;
+    const auto lab = tmp.write("lab.yaml", k_hosts_lab_yaml).string();
+    auto r = run_labctl({"-f", lab, "__complete", "hosts"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.empty());
+    CHECK(lines(r.out) == std::vector<std::string>{"admin@10.66.77.10:22", "admin@10.66.77.11:22",
+                                                   "deployer@192.0.2.7:22"});
+    CHECK(r.out.find("jump.example.org") == std::string::npos);
+
+    // mode user: 127.0.0.1 and each VM's own ssh forward
+    const auto user_lab = tmp.write("user/lab.yaml", "version: 1\nproject: demo\n"
+                                                     "network: {mode: user}\n"
+                                                     "vms:\n  - name: one\n  - name: two\n");
+    r = run_labctl({"-f", user_lab.string(), "__complete", "hosts"});
+    CHECK(r.exit_code == 0);
+    CHECK(lines(r.out) ==
+          std::vector<std::string>{"labctl@127.0.0.1:2222", "labctl@127.0.0.1:2223"});
+
+    // a broken or missing lab file: nothing at all, and no failure
+    const auto broken = tmp.write("broken.yaml", "version: 1\nvms: [\n");
+    for (const auto& file : {broken.string(), (tmp.path() / "missing.yaml").string()}) {
+        INFO(file);
+        r = run_labctl({"-f", file, "__complete", "hosts"});
+        CHECK(r.exit_code == 0);
+        CHECK(r.out.empty());
+        CHECK(r.err.empty());
+    }
+}
+
+TEST_CASE("bash completes --host with the lab's SSH destinations", "[completion][bash]") {
+    labctl::test::require_program("bash");
+    TempDir tmp;
+    const auto script = tmp.write("labctl.bash", completion_script("bash"));
+    const auto lab = tmp.write("lab/lab.yaml", k_hosts_lab_yaml).string();
+    TempDir elsewhere;
+    const BashOptions away{.cwd = elsewhere.path().string()};
+    // every verb with --host; -f before or after the verb
+    for (const std::string verb : {"harden", "deploy", "verify"}) {
+        INFO(verb);
+        CHECK(word_set(bash_complete(script, {"labctl", "-f", lab, verb, "--host", ""}, away)) ==
+              k_destinations);
+        CHECK(word_set(bash_complete(script, {"labctl", verb, "--file", lab, "--host", ""},
+                                     away)) == k_destinations);
+    }
+    // "--host=" (bash splits the word at "="); a prefix narrows them
+    CHECK(word_set(bash_complete(script, {"labctl", "-f", lab, "harden", "--host", "=", ""},
+                                 away)) == k_destinations);
+    CHECK(word_set(bash_complete(script, {"labctl", "-f", lab, "harden", "--host", "adm"}, away)) ==
+          k_admin_destinations);
+    CHECK(bash_complete(script, {"labctl", "-f", lab, "deploy", "--host", "=", "d"}, away) ==
+          std::vector<std::string>{"deployer@192.0.2.7:22"});
+    // without -f: ./lab.yaml of the current directory
+    const BashOptions here{.cwd = (tmp.path() / "lab").string()};
+    CHECK(word_set(bash_complete(script, {"labctl", "verify", "--host", ""}, here)) ==
+          k_destinations);
+    // a broken or missing lab file completes nothing, quietly
+    const auto broken = tmp.write("broken.yaml", "version: 1\nvms: [\n").string();
+    std::string err = "(not run)";
+    const BashOptions quiet{.cwd = elsewhere.path().string(), .err = &err};
+    CHECK(bash_complete(script, {"labctl", "-f", broken, "harden", "--host", ""}, quiet).empty());
+    CHECK(err.empty());
+    err = "(not run)";
+    CHECK(bash_complete(script, {"labctl", "harden", "--host", ""}, quiet).empty());
+    CHECK(err.empty());
+}
+
+namespace {
+
+/// Types command lines with destinations cut at "@" and ":" into an interactive bash and checks
+/// the line bash makes of one TAB: the words bash split at COMP_WORDBREAKS are read as one.
+void check_bash_tabs_over_wordbreaks(bool with_bash_completion) {
+    TempDir tmp;
+    const auto script = tmp.write("labctl.bash", completion_script("bash"));
+    tmp.write("lab/lab.yaml", k_hosts_lab_yaml);
+    tmp.write("broken.yaml", "version: 1\nvms: [\n");
+    const std::string f = "labctl -f lab/lab.yaml ";
+    // typed -> the line after one TAB
+    const std::vector<std::pair<std::string, std::string>> cases{
+        {f + "harden --host ", f + "harden --host "},
+        {f + "harden --host adm", f + "harden --host admin@10.66.77.1"},
+        {f + "harden --host admin@", f + "harden --host admin@10.66.77.1"},
+        {f + "harden --host admin@10.66.77.11", f + "harden --host admin@10.66.77.11:22 "},
+        {f + "deploy --host admin@10.66.77.10:", f + "deploy --host admin@10.66.77.10:22 "},
+        {"labctl deploy --file lab/lab.yaml --host=admin@10.66.77.10:2",
+         "labctl deploy --file lab/lab.yaml --host=admin@10.66.77.10:22 "},
+        {f + "verify --host de", f + "verify --host deployer@192.0.2.7:22 "},
+        {"labctl -f broken.yaml verify --host adm", "labctl -f broken.yaml verify --host adm"},
+        {f + "ssh a", f + "ssh alpha "},
+    };
+    std::vector<std::string> typed;
+    for (const auto& c : cases)
+        typed.push_back(c.first);
+    const auto tabs = bash_interactive(tmp.path() / "driver", script, tmp.path().string(), typed,
+                                       with_bash_completion);
+    for (const auto& [line, expected] : cases) {
+        INFO("typed: '" << line << "'");
+        REQUIRE(tabs.contains(line));
+        CHECK(tabs.at(line).line == expected);
+    }
+    // what _labctl offered: whole destinations for a whole word, else what follows the part
+    // before bash's last word break
+    CHECK(word_set(tabs.at(f + "harden --host ").replies) == k_destinations);
+    CHECK(word_set(tabs.at(f + "harden --host adm").replies) == k_admin_destinations);
+    CHECK(tabs.at(f + "deploy --host admin@10.66.77.10:").replies ==
+          std::vector<std::string>{"22"});
+    CHECK(tabs.at("labctl -f broken.yaml verify --host adm").replies.empty());
+}
+
+} // namespace
+
+TEST_CASE("bash completes a destination typed up to its '@' or ':' (COMP_WORDBREAKS)",
+          "[completion][bash]") {
+    labctl::test::require_program("bash");
+    require_zpty(); // the interactive bash runs on a pseudo-terminal zsh's zpty provides
+    check_bash_tabs_over_wordbreaks(false);
+}
+
+TEST_CASE("bash completes a destination over '@' and ':' with the bash-completion package loaded",
+          "[completion][bash]") {
+    labctl::test::require_program("bash");
+    if (!std::filesystem::exists("/usr/share/bash-completion/bash_completion"))
+        labctl::test::skip("the bash-completion package is not installed");
+    require_zpty();
+    check_bash_tabs_over_wordbreaks(true);
+}
+
 TEST_CASE("bash completion also works with the bash-completion package loaded",
           "[completion][bash]") {
     labctl::test::require_program("bash");
@@ -461,74 +511,37 @@ TEST_CASE("the zsh script is valid zsh", "[completion][zsh]") {
 }
 
 TEST_CASE("zsh completes verbs, option values and VM names", "[completion][zsh]") {
-    labctl::test::require_program("zsh");
-    if (!run_process({"zsh", "-fc", "zmodload zsh/zpty"}).ok())
-        labctl::test::skip("zsh's zpty module is not available");
+    require_zpty();
     TempDir tmp;
-    tmp.write("fpath/_labctl", completion_script("zsh"));
     tmp.write("lab.yaml", k_lab_yaml);
-    const auto out = tmp.path() / "completions.txt";
-    // An interactive zsh on a pseudo-terminal, with compadd wrapped to record every candidate:
-    // one "[line]" marker, then the candidates, then DONE after each compadd.
-    const std::string driver = R"ZSH(
-zmodload zsh/zpty
-out=$1; fpath_dir=$2; shift 2
-count() { [[ -f $out ]] && grep -cxF -- "$1" $out || print 0 }
-wait_for() {
-  local i
-  for i in {1..400}; do
-    (( $(count "$1") >= $2 )) && return 0
-    sleep 0.05
-  done
-  print -u2 "timed out waiting for $1"; return 1
-}
-zpty z zsh -f -i
-zpty -w z "PS1='' PROMPT='' RPROMPT=''; fpath=($fpath_dir \$fpath); autoload -Uz compinit; compinit -u -D"
-zpty -w z "compadd() { local -a h; builtin compadd -A h \"\$@\"; print -l -- \$h >> $out; builtin compadd \"\$@\"; print -- DONE >> $out }"
-n=0
-for l in "$@"; do
-  zpty -w z "print -r -- '[$l]' >> $out"
-  wait_for "[$l]" 1 || exit 1
-  zpty -w -n z "$l"$'\t'
-  n=$(( n + 1 ))
-  wait_for DONE $n || exit 1
-  sleep 0.3
-  n=$(count DONE)
-  zpty -w -n z $'\C-e\C-u'
-done
-zpty -w z "print -- END >> $out"
-wait_for END 1 || exit 1
-zpty -d z
-)ZSH";
-    const auto driver_path = tmp.write("driver.zsh", driver);
-    const std::vector<std::string> commandlines{"labctl ", "labctl --output ",
-                                                "labctl verify --only ", "labctl ssh ",
-                                                "labctl ssh -f lab.yaml "};
-    std::vector<std::string> argv{"zsh", "-f", driver_path.string(), out.string(),
-                                  (tmp.path() / "fpath").string()};
-    argv.insert(argv.end(), commandlines.begin(), commandlines.end());
-    ProcessOptions po;
-    po.env = shell_env();
-    po.cwd = tmp.path().string();
-    po.timeout = std::chrono::seconds(120);
-    const auto r = run_process(argv, po);
-    INFO("zsh driver stderr: " << r.err);
-    REQUIRE(r.exit_code == 0);
-
-    // Candidates per command line.
-    std::map<std::string, Words> offered;
-    std::string current;
-    for (const auto& line : lines(read_file(out))) {
-        if (line.starts_with("[") && line.ends_with("]"))
-            current = line.substr(1, line.size() - 2);
-        else if (line != "DONE" && line != "END" && !current.empty())
-            offered[current].insert(line);
-    }
+    auto offered = zsh_complete(tmp.path(), completion_script("zsh"), tmp.path().string(),
+                                {"labctl ", "labctl --output ", "labctl verify --only ",
+                                 "labctl ssh ", "labctl ssh -f lab.yaml "});
     CHECK(offered["labctl "] == word_set(help_verbs()));
     CHECK(offered["labctl --output "] == Words{"table", "json"});
     CHECK(offered["labctl verify --only "] == word_set(config::known_checks()));
     CHECK(offered["labctl ssh "] == Words{"alpha", "beta"});
     CHECK(offered["labctl ssh -f lab.yaml "] == Words{"alpha", "beta"});
+}
+
+TEST_CASE("zsh completes --host with the lab's SSH destinations", "[completion][zsh]") {
+    require_zpty();
+    TempDir tmp;
+    tmp.write("lab/lab.yaml", k_hosts_lab_yaml);
+    tmp.write("broken.yaml", "version: 1\nvms: [\n");
+    auto offered = zsh_complete(
+        tmp.path() / "driver", completion_script("zsh"), tmp.path().string(),
+        {"labctl -f lab/lab.yaml harden --host ", "labctl deploy --file lab/lab.yaml --host adm",
+         "labctl -f lab/lab.yaml verify --host=admin@10.66.77.11",
+         "labctl -f lab/lab.yaml harden --host admin@10.66.77.10:",
+         "labctl -f broken.yaml harden --host "});
+    CHECK(offered["labctl -f lab/lab.yaml harden --host "] == k_destinations);
+    CHECK(offered["labctl deploy --file lab/lab.yaml --host adm"] == k_admin_destinations);
+    CHECK(offered["labctl -f lab/lab.yaml verify --host=admin@10.66.77.11"] ==
+          Words{"admin@10.66.77.11:22"});
+    CHECK(offered["labctl -f lab/lab.yaml harden --host admin@10.66.77.10:"] ==
+          Words{"admin@10.66.77.10:22"});
+    CHECK(offered["labctl -f broken.yaml harden --host "].empty());
 }
 
 TEST_CASE("the fish script is valid fish", "[completion][fish]") {
@@ -562,4 +575,24 @@ TEST_CASE("fish completes verbs, options, option values and VM names", "[complet
           Words{"alpha", "beta"});
     CHECK(fish_complete(script, "labctl ssh alpha ", dir).empty());
     CHECK(fish_complete(script, "labctl -f lab.", dir) == std::vector<std::string>{"lab.yaml"});
+}
+
+TEST_CASE("fish completes --host with the lab's SSH destinations", "[completion][fish]") {
+    labctl::test::require_program("fish");
+    TempDir tmp;
+    const auto script = tmp.write("labctl.fish", completion_script("fish"));
+    tmp.write("lab/lab.yaml", k_hosts_lab_yaml);
+    tmp.write("broken.yaml", "version: 1\nvms: [\n");
+    const auto dir = tmp.path().string();
+    CHECK(word_set(fish_complete(script, "labctl -f lab/lab.yaml harden --host ", dir)) ==
+          k_destinations);
+    CHECK(word_set(fish_complete(script, "labctl deploy --file lab/lab.yaml --host adm", dir)) ==
+          k_admin_destinations);
+    CHECK(fish_complete(script, "labctl -f lab/lab.yaml verify --host=admin@10.66.77.11", dir) ==
+          std::vector<std::string>{"--host=admin@10.66.77.11:22"});
+    CHECK(fish_complete(script, "labctl -f lab/lab.yaml harden --host admin@10.66.77.10:", dir) ==
+          std::vector<std::string>{"admin@10.66.77.10:22"});
+    std::string err = "(not run)";
+    CHECK(fish_complete(script, "labctl -f broken.yaml harden --host ", dir, &err).empty());
+    CHECK(err.empty());
 }
