@@ -47,9 +47,19 @@ std::string Target::alias() const {
 
 std::vector<Target> resolve_targets(const config::LabSpec& spec, const std::string& host_flag,
                                     const std::string& vm_filter) {
-    if (!host_flag.empty())
-        return {{host_flag, remote::parse_endpoint(host_flag, {"", spec.ssh.port, spec.ssh.user}),
-                 spec.ssh.jump != "auto" && spec.jump_host().has_value(), ""}};
+    if (!host_flag.empty()) {
+        const auto ep = remote::parse_endpoint(host_flag, {"", spec.ssh.port, spec.ssh.user});
+        // A --host that is a lab VM's own SSH address (what completion offers) is that VM: it is
+        // reached as the VM is, through its host's jump.
+        for (const auto& vm : spec.vms) {
+            const auto at = spec.ssh_address(vm);
+            if (at.host == ep.host && at.port == ep.port) {
+                const auto& host = spec.host_of(vm);
+                return {{host_flag, ep, spec.jump_for(host).has_value(), host.name}};
+            }
+        }
+        return {{host_flag, ep, spec.ssh.jump != "auto" && spec.jump_host().has_value(), ""}};
+    }
     // mode nat: the VM's address and ssh.port; mode user: 127.0.0.1 and the host side of the
     // VM's ssh forward, the same host:port its key is pinned under in known_hosts.
     std::vector<Target> out;

@@ -38,9 +38,9 @@ struct HostOptions {
 struct Target {
     std::string name; ///< VM name, or the host as given
     remote::Endpoint endpoint;
-    /// Reached through a jump host: a VM when its lab host has one (LabSpec::jump_for); a --host
-    /// only when ssh.jump names the jump host explicitly (auto follows the URI, which is about
-    /// VMs).
+    /// Reached through a jump host: a VM when its lab host has one (LabSpec::jump_for), also
+    /// when a --host names the VM's own SSH address; another --host only when ssh.jump names
+    /// the jump host explicitly (auto follows the URI, which is about VMs).
     bool via_jump = false;
     /// The lab host the VM runs on (hosts: in lab.yaml); "" for a --host.
     std::string lab_host;

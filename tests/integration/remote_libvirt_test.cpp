@@ -267,6 +267,10 @@ hardening:
     CHECK(harden.rc == 0);
     CHECK(guest_user.password_state() == "L");
     CHECK(contains(read_file(w / "guest-dropins" / "01-labctl.conf"), "PasswordAuthentication no"));
+    const auto harden_host = result(w, "harden-host");
+    INFO("harden --host: " << harden_host.out << harden_host.err);
+    CHECK(harden_host.rc == 0);
+    CHECK(contains(harden_host.err, "already hardened, nothing changed"));
     const auto ssh = result(w, "ssh");
     INFO("ssh: " << ssh.err);
     CHECK(ssh.rc == 0);

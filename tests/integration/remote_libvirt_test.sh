@@ -125,6 +125,8 @@ for _ in $(seq 100); do [ -f "$W/guest.ready" ] && break; sleep 0.1; done
 timeout 5 bash -c 'exec 3<>/dev/tcp/10.78.0.10/22' 2>"$W/direct.err"
 echo $? >"$W/direct.rc"
 run harden harden -f lab.yaml --wait 30s
+# --host naming vm1's own address is vm1: reached through its host's jump like the VM.
+run harden-host harden -f lab.yaml --wait 30s --host "$GUSER@10.78.0.10:22"
 run ssh ssh -f lab.yaml vm1 -- echo hello-through-the-hypervisor
 run ssh0 ssh -f lab.yaml vm0 -- echo hello-from-the-local-host
 
