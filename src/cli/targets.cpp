@@ -68,8 +68,10 @@ std::vector<Target> resolve_targets(const config::LabSpec& spec, const std::stri
             continue;
         const auto at = spec.ssh_address(vm);
         const auto& host = spec.host_of(vm);
-        out.push_back({vm.name, {at.host, at.port, spec.ssh.user},
-                       spec.jump_for(host).has_value(), host.name});
+        out.push_back({vm.name,
+                       {at.host, at.port, spec.ssh.user},
+                       spec.jump_for(host).has_value(),
+                       host.name});
     }
     if (out.empty())
         throw usage_error(vm_filter.empty()
@@ -77,6 +79,15 @@ std::vector<Target> resolve_targets(const config::LabSpec& spec, const std::stri
                               : fmt::format("no VM named '{}' in {}", vm_filter, spec.source_file),
                           "VM names are listed under vms: in lab.yaml");
     return out;
+}
+
+std::vector<Target> stack_targets(const config::LabSpec& spec, const std::string& host) {
+    if (!host.empty())
+        return resolve_targets(spec, host);
+    std::vector<Target> targets;
+    for (const auto* vm : spec.deploy_vms())
+        targets.push_back(resolve_targets(spec, "", vm->name).front());
+    return targets;
 }
 
 remote::ConnectOptions connect_options(const config::LabSpec& spec, const Target& target) {

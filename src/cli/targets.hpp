@@ -55,6 +55,10 @@ struct Target {
 std::vector<Target> resolve_targets(const config::LabSpec& spec, const std::string& host_flag,
                                     const std::string& vm_filter = {});
 
+/// Where the stack runs: `host` (--host or deploy.host) when set, else every VM with the role the
+/// stack names (deploy.role, or deploy.target_vm) at its SSH address. deploy and verify share it.
+std::vector<Target> stack_targets(const config::LabSpec& spec, const std::string& host);
+
 /// The stack's services and the guest ports it publishes them on (stacks/lab/README.md), in the
 /// names verify uses for its endpoints.
 inline const std::vector<std::pair<std::string, int>> k_service_ports{

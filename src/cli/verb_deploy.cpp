@@ -135,12 +135,7 @@ Runner register_deploy(CLI::App& app, Context& ctx) {
         // --host (or LAB_HOST / deploy.host) deploys to an existing host; else the VMs that
         // run the stack (deploy.role, or deploy.target_vm), all at once.
         const std::string host = !opts->target.host.empty() ? opts->target.host : spec.deploy.host;
-        std::vector<Target> targets;
-        if (!host.empty())
-            targets = resolve_targets(spec, host);
-        else
-            for (const auto* vm : spec.deploy_vms())
-                targets.push_back(resolve_targets(spec, "", vm->name).front());
+        const std::vector<Target> targets = stack_targets(spec, host);
         // One ssh_config for them all: written once, before the parallel syncs read it.
         const auto ssh_config = write_ssh_config(spec, targets);
         std::vector<Deployed> done(targets.size());

@@ -246,12 +246,7 @@ Runner register_verify(CLI::App& app, Context& ctx) {
             check_report_path(junit);
         const std::string host_flag = !opts->host.empty() ? opts->host : spec.deploy.host;
         // --host: that host; else every VM that runs the stack (deploy.role), one after the other.
-        std::vector<Target> targets;
-        if (!host_flag.empty())
-            targets = resolve_targets(spec, host_flag);
-        else
-            for (const auto* vm : spec.deploy_vms())
-                targets.push_back(resolve_targets(spec, "", vm->name).front());
+        const std::vector<Target> targets = stack_targets(spec, host_flag);
         std::vector<report::HostReport> runs;
         for (const auto& target : targets)
             runs.push_back(verify_target(spec, target, !host_flag.empty(), *opts, deadline));
