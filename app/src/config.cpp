@@ -52,6 +52,11 @@ Config config_from_env() {
     c.max_threads = static_cast<int>(env_int("MAX_THREADS", c.max_threads, 2, 1024));
     c.busy_timeout = std::chrono::milliseconds(
         env_int("DB_BUSY_TIMEOUT_MS", c.busy_timeout.count(), 0, 600'000));
+    const std::string group = lower(env("DB_GROUP_COMMIT", "on"));
+    if (group != "on" && group != "off") {
+        throw std::invalid_argument("DB_GROUP_COMMIT must be on|off, got '" + group + "'");
+    }
+    c.group_commit = group == "on";
 
     const std::string level = lower(env("LOG_LEVEL", "info"));
     if (level == "debug") {

@@ -15,7 +15,10 @@ struct Config {
     std::string db_path = "/data/tasks.db";       ///< DB_PATH
     int max_threads = 64;                         ///< MAX_THREADS: concurrent requests
     std::chrono::milliseconds busy_timeout{5000}; ///< DB_BUSY_TIMEOUT_MS
-    LogLevel log_level = LogLevel::info;          ///< LOG_LEVEL: debug|info|warn|error
+    /// DB_GROUP_COMMIT (on|off): concurrent writes share one transaction and fsync
+    /// (group_commit.hpp); off commits each request's write on its own, as before.
+    bool group_commit = true;
+    LogLevel log_level = LogLevel::info; ///< LOG_LEVEL: debug|info|warn|error
 
     bool otel_enabled = true;                            ///< !OTEL_SDK_DISABLED
     std::string otlp_endpoint = "http://localhost:4318"; ///< OTEL_EXPORTER_OTLP_ENDPOINT

@@ -36,7 +36,8 @@ constexpr int k_exit_shutdown_deadline = 3;
 constexpr const char* k_usage =
     "usage: labctl-taskapi [--trivial] [--healthcheck] [--version]\n"
     "Configuration comes from the environment: HOST, PORT, DB_PATH, MAX_THREADS,\n"
-    "DB_BUSY_TIMEOUT_MS, LOG_LEVEL, OTEL_SDK_DISABLED, OTEL_EXPORTER_OTLP_ENDPOINT,\n"
+    "DB_BUSY_TIMEOUT_MS, DB_GROUP_COMMIT, LOG_LEVEL, OTEL_SDK_DISABLED, "
+    "OTEL_EXPORTER_OTLP_ENDPOINT,\n"
     "OTEL_EXPORTER_OTLP_{TRACES,LOGS}_ENDPOINT, OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_SERVICE_NAME,\n"
     "OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_SCHEDULE_DELAY,\n"
     "DEPLOYMENT_ENVIRONMENT.\n"

@@ -18,6 +18,7 @@ const prometheus::Histogram::BucketBoundaries k_http_buckets = {0.005, 0.01, 0.0
                                                                 0.5,   1.0,  2.5,   5.0,  10.0};
 const prometheus::Histogram::BucketBoundaries k_db_buckets = {0.002, 0.005, 0.01, 0.025, 0.05,
                                                               0.1,   0.25,  0.5,  1.0,   2.0};
+const prometheus::Histogram::BucketBoundaries k_group_buckets = {1, 2, 4, 8, 16, 32, 64, 128, 256};
 
 } // namespace
 
@@ -40,6 +41,11 @@ Metrics::Metrics() : m_registry(std::make_shared<prometheus::Registry>()) {
                          .Name("db_query_duration_seconds")
                          .Help("SQLite statement latency in seconds, by SQL operation")
                          .Register(*m_registry);
+    m_commit_groups = &prometheus::BuildHistogram()
+                           .Name("db_commit_group_writes")
+                           .Help("Writes made durable by one transaction (and one fsync) of the "
+                                 "group-commit writer")
+                           .Register(*m_registry);
     m_dropped = &prometheus::BuildCounter()
                      .Name("otel_export_dropped_total")
                      .Help("Telemetry items dropped because the bounded OTLP export queue was "
@@ -112,6 +118,13 @@ void Metrics::observe_db(std::string_view operation, double seconds) {
         slot.store(child, std::memory_order_release);
     }
     child->Observe(seconds);
+}
+
+void Metrics::observe_commit_group(std::size_t writes) {
+    if (m_commit_group == nullptr) {
+        m_commit_group = &m_commit_groups->Add({}, k_group_buckets);
+    }
+    m_commit_group->Observe(static_cast<double>(writes));
 }
 
 void Metrics::count_export_dropped(const std::string& signal, double n) {

@@ -30,6 +30,9 @@ public:
                          double seconds);
     /// One SQL statement; `operation` is SELECT/INSERT/UPDATE/DELETE.
     void observe_db(std::string_view operation, double seconds);
+    /// One transaction of the group-commit writer and how many writes it made durable at once
+    /// (one thread calls this: the writer's).
+    void observe_commit_group(std::size_t writes);
     /// Telemetry items dropped because the bounded export queue was full.
     void count_export_dropped(const std::string& signal, double n = 1);
     /// Export batches the OTLP exporter reported as failed.
@@ -44,6 +47,8 @@ private:
     prometheus::Family<prometheus::Counter>* m_errors = nullptr;
     prometheus::Family<prometheus::Histogram>* m_duration = nullptr;
     prometheus::Family<prometheus::Histogram>* m_db_duration = nullptr;
+    prometheus::Family<prometheus::Histogram>* m_commit_groups = nullptr;
+    prometheus::Histogram* m_commit_group = nullptr; ///< on the first commit: absent when unused
     prometheus::Family<prometheus::Counter>* m_dropped = nullptr;
     prometheus::Family<prometheus::Counter>* m_export_failed = nullptr;
     // Children of fixed label sets, created once: Family::Add builds a label map, hashes it and

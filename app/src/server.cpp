@@ -508,6 +508,11 @@ void App::handle(HTTPServerRequest& request, HTTPServerResponse& response,
                                          {"exception.message", e.displayText()}});
             m_log.log(LogLevel::error, "request failed: " + e.displayText(), span_context);
             reply = error_reply(500, "Internal server error");
+        } catch (const WriteNotConfirmed& e) {
+            // Not acknowledged (it may still be stored): the client may retry.
+            span->AddEvent("exception", {{"exception.message", e.what()}});
+            m_log.log(LogLevel::error, std::string("request failed: ") + e.what(), span_context);
+            reply = error_reply(503, "The database did not confirm the write in time");
         } catch (const std::bad_alloc&) {
             reply = out_of_memory_reply(); // allocates nothing: no message, no event
         } catch (const std::exception& e) {

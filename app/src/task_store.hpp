@@ -2,7 +2,9 @@
 // The tasks table in SQLite through Poco::Data: WAL, busy timeout, synchronous=FULL (a 2xx means
 // the row is on disk), parameterised statements only, schema created on start. Every SQL
 // statement is a CLIENT span (child of the active SERVER span) and a db_query_duration_seconds
-// observation.
+// observation. Writes (create, update, delete) go through the group-commit writer
+// (group_commit.hpp) unless DB_GROUP_COMMIT=off; for them the span and the observation cover
+// the wait for the group's durable COMMIT, which is what the request waited for.
 
 #include <array>
 #include <atomic>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "group_commit.hpp"
 #include "task_input.hpp"
 
 namespace Poco::Data {
@@ -84,6 +87,7 @@ private:
     std::size_t m_open = 0;
     std::size_t m_max_open;
     std::mutex m_write_mutex; ///< one writer at a time inside this process: short write txns
+    std::unique_ptr<GroupCommit> m_group; ///< null with DB_GROUP_COMMIT=off
 
     /// The current cache epoch after checking one probe (-1 when the probe failed).
     std::int64_t cache_epoch();

@@ -11,6 +11,11 @@
 # Each round runs at every log level of LOG_LEVELS: at `warn` a request writes no log line, so
 # on/off measures tracing alone; at `info` (the deployed default) every request also writes a
 # JSON line to stdout and, with telemetry on, an OTLP log record.
+# POST /api/tasks also runs with one transaction per request (DB_GROUP_COMMIT=off, mode
+# `percommit`, tracing on) beside the default group commit (mode `on`), at 64 connections and
+# with a lone writer (1 connection: group commit must not delay it); the summary compares their
+# medians, with the disk's synchronous 4 KiB write rate (dd oflag=dsync) measured on the same
+# file system for scale (issue 16).
 # usage: tests/bench/api/run.sh [build-dir]   (env: DURATION=10 THREADS=2 CONNECTIONS=64 ROUNDS=3
 #        LOG_LEVELS="warn info")
 set -euo pipefail
@@ -61,15 +66,16 @@ sink_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' 
 
 api_pid=""
 api_port=""
-start_api() { # $1: otel on|off|trivial
+start_api() { # $1: otel on|off|trivial, or percommit (on, one transaction per request)
     api_port=$(free_port)
     rm -f "$work/tasks.db"*
-    local args=() disabled=true
+    local args=() disabled=true group=on
     [ "$1" = on ] && disabled=false
+    [ "$1" = percommit ] && disabled=false group=off
     [ "$1" = trivial ] && args=(--trivial)
     HOST=127.0.0.1 PORT=$api_port DB_PATH=$work/tasks.db LOG_LEVEL=$log_level \
         OTEL_SDK_DISABLED=$disabled OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$sink_port \
-        "$bin" "${args[@]}" >"$work/api-$1.log" 2>&1 &
+        DB_GROUP_COMMIT=$group "$bin" "${args[@]}" >"$work/api-$1.log" 2>&1 &
     api_pid=$!
     pids+=("$api_pid")
     for _ in $(seq 100); do
@@ -93,10 +99,20 @@ seed_tasks() {
     done
 }
 
-printf '%-6s %-8s %-16s %10s %9s %9s %7s %7s %7s %6s %6s\n' log tracing endpoint "req/s" p50 p99 \
+# The disk's synchronous-write rate where the database lives: the ceiling of one fsync per write.
+dsync_rate=$(cd "$work" && dd if=/dev/zero of=dsync.probe bs=4k count=2000 oflag=dsync 2>&1 |
+    awk '/copied/ {for (i = 1; i <= NF; i++) if ($i == "s,") print int(2000 / $(i - 1))}')
+rm -f "$work/dsync.probe"
+echo "disk: ${dsync_rate:-?} synchronous 4 KiB writes/s (dd oflag=dsync, 2000 writes, same file system)"
+
+printf '%-6s %-9s %-16s %10s %9s %9s %7s %7s %7s %6s %6s\n' log mode endpoint "req/s" p50 p99 \
     non2xx usr_us sys_us rss_mb sink_s
 # CPU seconds (user, system) the server process has used, all its threads included.
 server_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f %.3f", $14 / hz, $15 / hz}' "/proc/$api_pid/stat"; }
+# wrk's latencies (e.g. 512.00us, 30.12ms, 1.02s) in milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN {
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+    printf "%.3f", (u == "us") ? n / 1000 : (u == "s") ? n * 1000 : (u == "m") ? n * 60000 : n }'; }
 run() { # $1 label, $2 mode, $3 path, $4 extra wrk args
     local label=$1 mode=$2 path=$3
     shift 3
@@ -122,10 +138,10 @@ run() { # $1 label, $2 mode, $3 path, $4 extra wrk args
     rss=$(peak_rss_mb)
     local level=$log_level
     [ "$mode" = trivial ] && level=-
-    printf '%-6s %-8s %-16s %10s %9s %9s %7s %7s %7s %6s %6s\n' "$level" "$mode" "$label" "$rps" \
+    printf '%-6s %-9s %-16s %10s %9s %9s %7s %7s %7s %6s %6s\n' "$level" "$mode" "$label" "$rps" \
         "$p50" "$p99" "${non2xx:-0}" "$usr" "$sys" "$rss" \
         "$(awk -v a="$sink_before" -v b="$(sink_cpu)" 'BEGIN {printf "%.2f", b - a}')"
-    echo "$level|$mode|$label|$rps|${non2xx:-0}|$rss|$usr|$sys" >>"$work/results"
+    echo "$level|$mode|$label|$rps|${non2xx:-0}|$rss|$usr|$sys|$(to_ms "$p99")" >>"$work/results"
 }
 
 for round in $(seq "$rounds"); do
@@ -136,6 +152,9 @@ for round in $(seq "$rounds"); do
             seed_tasks
             run "GET /api/tasks" "$mode" /api/tasks
             run "GET /health" "$mode" /health
+            # The lone writer first: after the 64-connection POST run the exporter still sends
+            # its backlog for seconds and would take CPU from whichever mode followed it.
+            [ "$mode" = on ] && run "POST 1 writer" "$mode" /api/tasks -s "$here/post.lua" -t1 -c1
             run "POST /api/tasks" "$mode" /api/tasks -s "$here/post.lua"
             if [ "$mode" = on ]; then
                 # Telemetry the bounded export queues had to drop at saturation (counted,
@@ -145,6 +164,12 @@ for round in $(seq "$rounds"); do
             fi
             stop_api
         done
+        # The same POST runs with one transaction (and one fsync) per request.
+        start_api percommit
+        seed_tasks
+        run "POST 1 writer" percommit /api/tasks -s "$here/post.lua" -t1 -c1
+        run "POST /api/tasks" percommit /api/tasks -s "$here/post.lua"
+        stop_api
     done
     log_level=warn
     start_api trivial
@@ -190,6 +215,17 @@ for level in dict.fromkeys(r[0] for r in rows if r[0] != "-"):
           "  (target >= 40 %%)" %
           (100 * med(level, "off", "GET /api/tasks") / ceiling,
            100 * cpu("-", "trivial", "trivial") / cpu(level, "off", "GET /api/tasks")))
+def p99(level, mode, label):
+    v = values(level, mode, label, 8)
+    return statistics.median(v) if v else float("nan")
+for level in dict.fromkeys(r[0] for r in rows if r[0] != "-"):
+    print("  LOG_LEVEL=%s POST, group commit vs one transaction per request (tracing on):" % level)
+    for label in ("POST /api/tasks", "POST 1 writer"):
+        g, p = med(level, "on", label), med(level, "percommit", label)
+        print("    %-16s group %7.0f [%s] p99 %7.2f ms | per request %7.0f [%s] p99 %7.2f ms"
+              "  -> %4.2fx req/s" % (label, g, spread(level, "on", label), p99(level, "on", label),
+                                    p, spread(level, "percommit", label),
+                                    p99(level, "percommit", label), g / p))
 print("  POST non-2xx, all runs         %d  (target 0)" %
       sum(int(r[4]) for r in rows if r[2] == "POST /api/tasks"))
 print("  peak RSS, all runs             %.1f MB  (target <= 40 MB)" %
