@@ -1,5 +1,6 @@
 #include "group_commit.hpp"
 
+#include <algorithm>
 #include <exception>
 #include <utility>
 #include <vector>
@@ -65,55 +66,58 @@ void WriterConnection::exec(const char* sql) {
     }
 }
 
-/// One queued write and how its caller learns the outcome. Shared between the caller and the
-/// writer thread, so a caller that gave up (confirm bound) leaves nothing dangling.
+/// One queued write and how its caller learns the outcome. Shared between its caller and the
+/// leader committing it, so a caller that gave up (confirm bound) leaves nothing dangling. All
+/// fields but `write` are guarded by GroupCommit::m_mutex, which `cv` waits on.
 struct GroupCommit::Pending {
     explicit Pending(Write w) : write(std::move(w)) {}
     Write write;
     std::int64_t result = 0;
     std::exception_ptr error;
-    std::mutex mutex;
     std::condition_variable cv;
-    bool done = false;
-
-    void finish() {
-        {
-            const std::lock_guard<std::mutex> lock(mutex);
-            done = true;
-        }
-        cv.notify_one();
-    }
+    bool done = false; ///< its group's COMMIT returned (or failed): result or error is set
+    bool lead = false; ///< its caller commits the next group
 };
 
 GroupCommit::GroupCommit(const std::string& db_path, std::chrono::milliseconds busy_timeout,
                          std::chrono::milliseconds confirm_bound, std::mutex& write_mutex,
                          Metrics& metrics)
     : m_connection(db_path, busy_timeout), m_confirm_bound(confirm_bound),
-      m_write_mutex(write_mutex), m_metrics(metrics), m_writer([this] { writer_loop(); }) {}
+      m_write_mutex(write_mutex), m_metrics(metrics) {
+    m_group.reserve(k_max_group); // the leader never allocates to take a group
+}
 
 GroupCommit::~GroupCommit() {
-    {
-        const std::lock_guard<std::mutex> lock(m_mutex);
-        m_stopping = true;
-    }
-    m_wake.notify_one();
-    m_writer.join();
+    // The server has stopped calling; a leader still committing finishes first. Bounded by its
+    // statements' busy timeout, and the whole shutdown by main's 9.5 s watchdog.
+    std::unique_lock<std::mutex> lock(m_mutex);
+    m_stopping = true;
+    m_idle.wait(lock, [&] { return !m_leader_active; });
 }
 
 std::int64_t GroupCommit::run(Write write) {
     auto pending = std::make_shared<Pending>(std::move(write));
-    {
-        const std::lock_guard<std::mutex> lock(m_mutex);
-        if (m_stopping) {
-            throw WriteNotConfirmed("the database writer is stopping");
-        }
-        m_queue.push_back(pending);
+    std::unique_lock<std::mutex> lock(m_mutex);
+    if (m_stopping) {
+        throw WriteNotConfirmed("the database writer is stopping");
     }
-    m_wake.notify_one();
-    std::unique_lock<std::mutex> lock(pending->mutex);
-    if (!pending->cv.wait_for(lock, m_confirm_bound, [&] { return pending->done; })) {
+    m_queue.push_back(pending);
+    if (!m_leader_active) {
+        // Nobody is committing: this caller commits its own write at once (a group of one
+        // unless others queue meanwhile), with no hand-off to another thread.
+        m_leader_active = true;
+        pending->lead = true;
+    } else if (!pending->cv.wait_for(lock, m_confirm_bound,
+                                     [&] { return pending->done || pending->lead; })) {
+        const auto queued = std::find(m_queue.begin(), m_queue.end(), pending);
+        if (queued != m_queue.end()) {
+            m_queue.erase(queued); // never taken: it will not be written
+        }                          // else taken by a leader: it may still land, unacknowledged
         throw WriteNotConfirmed("the database writer did not confirm the write within " +
                                 std::to_string(m_confirm_bound.count()) + " ms");
+    }
+    if (pending->lead && !pending->done) {
+        lead(lock);
     }
     if (pending->error) {
         std::rethrow_exception(pending->error);
@@ -121,29 +125,35 @@ std::int64_t GroupCommit::run(Write write) {
     return pending->result;
 }
 
-void GroupCommit::writer_loop() {
-    std::deque<std::shared_ptr<Pending>> group;
-    for (;;) {
-        {
-            std::unique_lock<std::mutex> lock(m_mutex);
-            m_wake.wait(lock, [&] { return m_stopping || !m_queue.empty(); });
-            if (m_queue.empty()) {
-                return; // stopping, and everything queued has been committed
-            }
-            // Everything that queued while the previous group committed, up to the cap.
-            while (!m_queue.empty() && group.size() < k_max_group) {
-                group.push_back(std::move(m_queue.front()));
-                m_queue.pop_front();
-            }
-        }
-        commit_group(group);
-        group.clear();
+void GroupCommit::lead(std::unique_lock<std::mutex>& lock) {
+    // Everything queued, up to the cap, in arrival order: the leader's own write is first (it
+    // was alone in the queue, or it was handed the lead as the queue's front).
+    while (!m_queue.empty() && m_group.size() < k_max_group) {
+        m_group.push_back(std::move(m_queue.front()));
+        m_queue.pop_front();
     }
+    lock.unlock();
+    commit_group(m_group);
+    lock.lock();
+    for (auto& pending : m_group) {
+        pending->done = true;
+        pending->cv.notify_one();
+    }
+    m_group.clear();
+    if (m_queue.empty()) {
+        m_leader_active = false;
+        m_idle.notify_all();
+        return;
+    }
+    // Writes queued while this group committed: the first one's caller commits them next, and
+    // this caller answers its own request now.
+    m_queue.front()->lead = true;
+    m_queue.front()->cv.notify_one();
 }
 
-void GroupCommit::commit_group(std::deque<std::shared_ptr<Pending>>& group) {
-    // Nothing here may escape: the writer thread must survive any failure and answer every
-    // caller. bad_alloc included (a caller then gets it, and the server answers 503).
+void GroupCommit::commit_group(std::vector<std::shared_ptr<Pending>>& group) {
+    // Nothing here may escape: the leader must mark every write of its group done whatever
+    // happens. bad_alloc included (a caller then gets it, and the server answers 503).
     std::exception_ptr group_error;
     try {
         const std::lock_guard<std::mutex> write(m_write_mutex);
@@ -173,7 +183,6 @@ void GroupCommit::commit_group(std::deque<std::shared_ptr<Pending>>& group) {
         if (group_error && !pending->error) {
             pending->error = group_error; // not stored: the caller must not acknowledge it
         }
-        pending->finish();
     }
 }
 

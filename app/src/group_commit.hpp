@@ -1,10 +1,12 @@
 #pragma once
-// Group commit: one writer thread owns a write connection; the writes of concurrent requests
-// that queued while the previous transaction was committing join the next transaction, so N
-// writers share one COMMIT and one fsync (WAL, synchronous=FULL) instead of paying one each.
-// Each caller gets its result only after COMMIT has returned (its row is durable). There is no
-// deliberate delay: a lone writer is committed as soon as the writer thread wakes, and a batch is
-// simply whatever arrived during the previous commit (at most k_max_group writes).
+// Group commit: one write connection; the writes of concurrent requests that queued while the
+// previous transaction was committing join the next transaction, so N writers share one COMMIT
+// and one fsync (WAL, synchronous=FULL) instead of paying one each. Each caller gets its result
+// only after COMMIT has returned (its row is durable). Leader/follower: a caller that finds
+// nobody committing commits itself at once (a lone writer waits for nothing and no other
+// thread); callers that queue meanwhile wait, and the first of them commits all of them next
+// (at most k_max_group writes), so a group is simply whatever arrived during the previous
+// commit.
 
 #include <sqlite3.h>
 
@@ -19,7 +21,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <thread>
+#include <vector>
 
 namespace labctl::taskapi {
 
@@ -44,7 +46,7 @@ private:
     std::map<std::string, sqlite3_stmt*, std::less<>> m_statements;
 };
 
-/// The writer thread did not confirm a write within the caller's bound: it may or may not be
+/// The group commit did not confirm a write within the caller's bound: it may or may not be
 /// stored, and it was not acknowledged (the server answers 503).
 class WriteNotConfirmed : public std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -52,31 +54,35 @@ class WriteNotConfirmed : public std::runtime_error {
 
 class GroupCommit {
 public:
-    /// A write: runs on the writer thread inside the group's transaction and returns what the
+    /// A write: runs on the leader's thread inside the group's transaction and returns what the
     /// caller needs (a row id, a change count). It owns its data (the caller may have given up).
     using Write = std::function<std::int64_t(WriterConnection&)>;
 
     static constexpr std::size_t k_max_group = 256;
 
-    /// Opens the write connection and starts the writer thread. `write_mutex` is held around each
+    /// Opens the write connection. `write_mutex` is held around each
     /// group's transaction so other writers of this process (the DB smoke test) never contend
     /// inside SQLite's busy handler. Throws when the database cannot be opened.
     GroupCommit(const std::string& db_path, std::chrono::milliseconds busy_timeout,
                 std::chrono::milliseconds confirm_bound, std::mutex& write_mutex, Metrics& metrics);
-    /// Commits what is queued, then stops the writer thread.
+    /// Waits for a group being committed (callers have stopped: the server stopped first).
     ~GroupCommit();
     GroupCommit(const GroupCommit&) = delete;
     GroupCommit& operator=(const GroupCommit&) = delete;
 
-    /// Queues `write` for the next group and waits until that group's COMMIT returned. Returns
+    /// Queues `write` for the next group (committing that group itself when it is the first in
+    /// line) and returns once that group's COMMIT returned. Returns
     /// the write's result; throws its error, the group's (nothing of the group was stored), or
     /// WriteNotConfirmed after the confirm bound.
     std::int64_t run(Write write);
 
 private:
     struct Pending;
-    void writer_loop();
-    void commit_group(std::deque<std::shared_ptr<Pending>>& group);
+    /// With m_mutex held (and released while committing): commits the queue's front group, marks
+    /// it done, then hands the lead to the next queued write or goes idle.
+    void lead(std::unique_lock<std::mutex>& lock);
+    /// Runs a group's writes in one transaction; sets each result or error (done is lead()'s).
+    void commit_group(std::vector<std::shared_ptr<Pending>>& group);
     /// Rolls back a transaction an error left open; a failed ROLLBACK is added to `error`.
     void abandon_transaction(std::exception_ptr& error);
 
@@ -84,11 +90,12 @@ private:
     std::chrono::milliseconds m_confirm_bound;
     std::mutex& m_write_mutex;
     Metrics& m_metrics;
-    std::mutex m_mutex;
-    std::condition_variable m_wake;
+    std::mutex m_mutex; ///< guards the queue, the leader flag and every Pending's state
+    std::condition_variable m_idle;
     std::deque<std::shared_ptr<Pending>> m_queue;
+    std::vector<std::shared_ptr<Pending>> m_group; ///< the leader's; capacity k_max_group
+    bool m_leader_active = false;
     bool m_stopping = false;
-    std::thread m_writer; ///< last: started after everything it uses
 };
 
 } // namespace labctl::taskapi
