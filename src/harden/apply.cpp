@@ -202,9 +202,9 @@ HardenReport apply(const HardenPlan& plan, const TargetFacts& facts, remote::Ses
                                     : facts.listen_address;
         const std::string inode_cmd = fmt::format(
             "{{ {}ss -Htlne 'sport = :{}'; }} 2>/dev/null | grep -o 'ino:[0-9]*' | head -n1",
-            src.empty() ? std::string()
-                        : fmt::format("ss -Htlne 'src {} and sport = :{}'; ", src,
-                                      facts.listen_port),
+            src.empty()
+                ? std::string()
+                : fmt::format("ss -Htlne 'src {} and sport = :{}'; ", src, facts.listen_port),
             facts.listen_port);
         std::string inode_before;
         bool rejected = false;

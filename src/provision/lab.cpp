@@ -85,8 +85,8 @@ std::vector<HostPlan> plan_lab(const config::LabSpec& spec, const HostSessions& 
     for (std::size_t i = 0; i < spec.hosts.size(); ++i) {
         std::optional<LibvirtSession> owned;
         auto& s = session_for(sessions, i, spec.hosts[i].libvirt.uri, owned);
-        out.push_back({spec.hosts[i].name,
-                       plan_against(spec.for_host(spec.hosts[i]), s.inventory(), {})});
+        out.push_back(
+            {spec.hosts[i].name, plan_against(spec.for_host(spec.hosts[i]), s.inventory(), {})});
     }
     return out;
 }
@@ -156,22 +156,23 @@ ProvisionResult provision_lab(const config::LabSpec& spec, const HostSessions& s
             if (errors[i]) {
                 // It failed too (stopped by the cause, or on its own): it rolled itself back
                 // (or kept what it made), as its run does.
-                others.push_back(fmt::format("'{}' stopped and {}", spec.hosts[i].name,
-                                             options.keep_on_failure ? "kept what it made"
-                                                                     : "rolled back"));
+                others.push_back(
+                    fmt::format("'{}' stopped and {}", spec.hosts[i].name,
+                                options.keep_on_failure ? "kept what it made" : "rolled back"));
                 continue;
             }
             if (options.keep_on_failure) {
-                others.push_back(fmt::format("kept on '{}' (--keep-on-failure)", spec.hosts[i].name));
+                others.push_back(
+                    fmt::format("kept on '{}' (--keep-on-failure)", spec.hosts[i].name));
                 continue;
             }
             const auto outcome = runs[i]->undo();
-            others.push_back(
-                outcome.left.empty()
-                    ? fmt::format("rolled back on '{}' ({} object{})", spec.hosts[i].name,
-                                  outcome.removed.size(), outcome.removed.size() == 1 ? "" : "s")
-                    : fmt::format("on '{}' left for 'labctl down': {}", spec.hosts[i].name,
-                                  fmt::join(outcome.left, ", ")));
+            others.push_back(outcome.left.empty()
+                                 ? fmt::format("rolled back on '{}' ({} object{})",
+                                               spec.hosts[i].name, outcome.removed.size(),
+                                               outcome.removed.size() == 1 ? "" : "s")
+                                 : fmt::format("on '{}' left for 'labctl down': {}",
+                                               spec.hosts[i].name, fmt::join(outcome.left, ", ")));
         }
         try {
             std::rethrow_exception(errors[*first]);
@@ -215,8 +216,8 @@ LabStatus status_lab(const config::LabSpec& spec, const HostSessions& sessions) 
             out.unreachable.push_back(failure_of(spec.hosts[i], errors[i]));
             for (const auto& vm : spec.vms)
                 if (vm.host == spec.hosts[i].name)
-                    out.vms.push_back({vm.name, "", "unknown", "", "host unreachable",
-                                       spec.hosts[i].name});
+                    out.vms.push_back(
+                        {vm.name, "", "unknown", "", "host unreachable", spec.hosts[i].name});
             continue;
         }
         for (auto& r : rows[i]) {

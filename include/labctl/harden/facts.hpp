@@ -16,9 +16,9 @@ namespace labctl::harden {
 struct TargetFacts {
     std::string sshd = "/usr/sbin/sshd";
     std::string main_config = "/etc/ssh/sshd_config";
-    std::string dropin_dir; ///< from the main config's Include line; empty = none
-    int listener_pid = 0;   ///< the sshd that serves our connection (HUP reloads it)
-    int listen_port = 0;    ///< the port we came in on (from SSH_CONNECTION)
+    std::string dropin_dir;     ///< from the main config's Include line; empty = none
+    int listener_pid = 0;       ///< the sshd that serves our connection (HUP reloads it)
+    int listen_port = 0;        ///< the port we came in on (from SSH_CONNECTION)
     std::string listen_address; ///< the address we came in on (from SSH_CONNECTION)
     bool systemd = false;
     std::string systemd_unit; ///< "ssh" or "sshd" when systemd manages sshd
