@@ -19,9 +19,7 @@ const std::vector<std::string> k_verbs{"up",     "provision", "harden",     "dep
                                        "down",   "plan",      "validate",   "status", "ssh",
                                        "doctor", "init",      "completion", "version"};
 
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
+using labctl::test::contains;
 
 } // namespace
 

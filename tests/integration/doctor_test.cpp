@@ -19,9 +19,7 @@ using labctl::test::TempDir;
 
 namespace {
 
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
+using labctl::test::contains;
 
 /// Skips unless the tools doctor requires are installed (scripts/install-deps installs them).
 void require_tools() {

@@ -39,9 +39,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
+using labctl::test::contains;
 
 std::string lab_yaml(const test::SshServer& sshd, const std::string& user, const std::string& key) {
     return fmt::format(R"(version: 1

@@ -48,9 +48,7 @@ std::string trimmed(std::string s) {
     return s;
 }
 
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
+using labctl::test::contains;
 
 bool has_line(const std::string& text, const std::string& line) {
     std::istringstream in(text);

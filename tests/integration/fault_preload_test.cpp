@@ -36,9 +36,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
+using labctl::test::contains;
 
 /// A tiny image in this machine's Docker (one file, `docker import`), removed on destruction.
 struct LocalImage {

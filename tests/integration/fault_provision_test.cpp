@@ -139,9 +139,7 @@ Failure provision_failure(const Lab& lab, LibvirtSession& session) {
     return f;
 }
 
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
+using labctl::test::contains;
 
 /// Real qcow2 images made by qemu-img from `mib` MiB of random data, plain and compressed.
 fs::path make_qcow2(const TempDir& dir, const std::string& name, int mib, bool compressed) {

@@ -49,9 +49,7 @@ remote::ConnectOptions options_for(const test::SshServer& sshd, int port = 0) {
     return o;
 }
 
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
+using labctl::test::contains;
 
 /// The known_hosts of `sshd`, re-pinned for the relay's port.
 std::string known_hosts_for_port(const test::SshServer& sshd, int port, const fs::path& dir) {

@@ -33,9 +33,7 @@ hardening:
                        user, sshd.port(), sshd.client_key().string(), known_hosts);
 }
 
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
+using labctl::test::contains;
 
 } // namespace
 

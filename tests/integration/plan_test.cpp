@@ -23,9 +23,7 @@ using labctl::test::TempDir;
 
 namespace {
 
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
+using labctl::test::contains;
 
 struct LabOptions {
     std::string uri = "test:///default";

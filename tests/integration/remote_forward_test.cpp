@@ -39,9 +39,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
+using labctl::test::contains;
 
 // The HTTP server standing in for a VM's service: /hello, /big/<n> (n bytes), /slow (64 KiB every
 // 50 ms for a minute, no length), POST echoes its body.

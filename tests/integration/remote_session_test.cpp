@@ -34,9 +34,7 @@ remote::ConnectOptions options_for(const test::SshServer& sshd) {
     return o;
 }
 
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
+using labctl::test::contains;
 
 } // namespace
 

@@ -33,9 +33,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
+using labctl::test::contains;
 
 std::string taskapi_binary() {
 #ifdef LABCTL_TASKAPI_BINARY

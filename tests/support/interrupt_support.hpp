@@ -33,10 +33,6 @@
 
 namespace labctl::test {
 
-inline bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
-
 inline long ms(std::chrono::steady_clock::duration d) {
     return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
 }

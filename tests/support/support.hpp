@@ -11,6 +11,11 @@
 
 namespace labctl::test {
 
+/// Whether `hay` holds `needle` (the tests' one substring check).
+inline bool contains(const std::string& hay, const std::string& needle) {
+    return hay.find(needle) != std::string::npos;
+}
+
 std::filesystem::path source_dir();                         ///< the repository root
 std::filesystem::path labctl_binary();                      ///< the built labctl executable
 std::filesystem::path fixture(const std::string& relative); ///< tests/fixtures/<relative>
