@@ -5,10 +5,13 @@
 #include <labctl/core/log.hpp>
 #include <labctl/core/parallel.hpp>
 #include <labctl/core/table.hpp>
+#include <labctl/core/version.hpp>
 #include <labctl/deploy/compose.hpp>
+#include <labctl/deploy/converge.hpp>
 #include <labctl/deploy/preload.hpp>
 #include <labctl/deploy/stack_env.hpp>
 #include <labctl/deploy/sync.hpp>
+#include <labctl/deploy/tree.hpp>
 
 #include "app.hpp"
 #include "targets.hpp"
@@ -19,12 +22,47 @@ namespace {
 struct DeployOptions {
     HostOptions target;
     bool dry_run = false;
+    bool force = false;
 };
 
 struct Deployed {
     nlohmann::json json;
     std::string text;
 };
+
+double seconds(std::chrono::milliseconds d) {
+    return static_cast<double>(d.count()) / 1000.0;
+}
+
+std::chrono::milliseconds since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 t);
+}
+
+/// Today's inputs of a deploy to `remote_dir`; the preloaded images' local ids where their list
+/// is known without asking the target (explicit, or "auto" as the record resolved it for the
+/// same compose inputs).
+deploy::DeployInputs local_inputs(const config::LabSpec& spec, const deploy::ComposeEnv& env,
+                                  const std::vector<std::string>& excludes,
+                                  const deploy::TargetObservation& seen) {
+    deploy::DeployInputs in;
+    in.labctl_version = std::string(labctl::version());
+    in.project = spec.deploy.project;
+    in.remote_dir = spec.deploy.remote_dir;
+    in.tree = deploy::local_tree_fingerprint(spec.deploy.stack_dir, excludes);
+    in.env = deploy::env_fingerprint(env);
+    in.compose_inputs = deploy::compose_inputs_fingerprint(spec.deploy.stack_dir, env);
+    const auto& images = spec.deploy.preload_images;
+    const bool automatic = images.size() == 1 && images.front() == "auto";
+    std::vector<std::string> names = images;
+    if (automatic)
+        names = seen.record && seen.record->inputs.compose_inputs == in.compose_inputs
+                    ? seen.record->auto_images
+                    : std::vector<std::string>{};
+    for (const auto& image : names)
+        in.images[image] = deploy::local_image_id(image);
+    return in;
+}
 
 /// Syncs and brings the stack up on one target (or only shows what rsync would change).
 Deployed deploy_to(const config::LabSpec& spec, const Target& target, const DeployOptions& opts,
@@ -40,6 +78,61 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
     sync_opts.dry_run = opts.dry_run;
     // rsync goes through the system ssh, which needs the host to answer first.
     auto session = remote::wait_for_session(connect_options(spec, target), wait);
+    const auto env = deploy::stack_compose_env(spec, true);
+
+    // The converge check: one round trip shows whether the target still is what the last
+    // deploy left and this machine's inputs are the same; then there is nothing to do.
+    const auto check_started = std::chrono::steady_clock::now();
+    const auto seen = deploy::observe(session, spec.deploy.remote_dir, spec.deploy.project,
+                                      sync_opts.excludes, sudo);
+    const auto inputs = local_inputs(spec, env, sync_opts.excludes, seen);
+    auto drift = deploy::drift(seen, inputs);
+    const auto& preload_list = spec.deploy.preload_images;
+    const bool automatic = preload_list.size() == 1 && preload_list.front() == "auto";
+    if (automatic && seen.record && inputs.compose_inputs != seen.record->inputs.compose_inputs &&
+        drift.empty())
+        drift.push_back("the compose inputs changed"); // "auto" must be resolved again
+    const auto check_elapsed = since(check_started);
+    nlohmann::json converge{{"drift", drift}, {"check_seconds", seconds(check_elapsed)}};
+    if (drift.empty() && !opts.force && !opts.dry_run) {
+        converge["result"] = "unchanged";
+        log::info("deploy {}: up to date: the target matches the deploy of {} (checked in {})",
+                  target.name, seen.record->applied_at, format_duration(check_elapsed));
+        nlohmann::json services = nlohmann::json::array();
+        Table table({"SERVICE", "STATE", "HEALTH"});
+        for (const auto& c : seen.containers) {
+            services.push_back({{"service", c.service}, {"state", c.state}, {"health", c.health}});
+            table.add({c.service, c.state, c.health.empty() ? "-" : c.health});
+        }
+        nlohmann::json j{
+            {"host", target.name},
+            {"dry_run", false},
+            {"converge", converge},
+            {"sync",
+             {{"files_transferred", 0},
+              {"bytes_sent", 0},
+              {"changes", nlohmann::json::array()},
+              {"skipped", true},
+              {"seconds", 0.0}}},
+            {"compose",
+             {{"flavor", seen.record->compose_flavor == "v2" ? "docker compose" : "docker-compose"},
+              {"version", seen.record->compose_version},
+              {"project", spec.deploy.project},
+              {"services", services},
+              {"skipped", true},
+              {"seconds", 0.0}}}};
+        return {j, fmt::format("{}\nup to date: the target matches the deploy of {}; nothing "
+                               "synced or restarted (checked in {})\n",
+                               table.render(), seen.record->applied_at,
+                               format_duration(check_elapsed))};
+    }
+    converge["result"] = opts.dry_run ? "dry-run" : "applied";
+    if (!drift.empty())
+        log::info("deploy {}: {}: {}", target.name, opts.dry_run ? "would deploy" : "deploying",
+                  fmt::join(drift, "; "));
+    else if (opts.force)
+        log::info("deploy {}: no drift; deploying anyway (--force)", target.name);
+
     log::info("deploy {}: syncing {} to {}", target.name, sync_opts.local_dir,
               sync_opts.remote_dir);
     const auto synced = deploy::sync(sync_opts);
@@ -49,13 +142,17 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
 
     nlohmann::json j{{"host", target.name},
                      {"dry_run", opts.dry_run},
+                     {"converge", converge},
                      {"sync",
                       {{"files_transferred", synced.files_transferred},
                        {"bytes_sent", synced.bytes_sent},
                        {"changes", synced.changes},
-                       {"seconds", static_cast<double>(synced.elapsed.count()) / 1000.0}}}};
+                       {"seconds", seconds(synced.elapsed)}}}};
     if (opts.dry_run) {
-        std::string text =
+        std::string text;
+        for (const auto& d : drift)
+            text += "drift: " + d + "\n";
+        text +=
             fmt::format("rsync would change {} path{} on {}:{}\n", synced.changes.size(),
                         synced.changes.size() == 1 ? "" : "s", target.name, spec.deploy.remote_dir);
         for (const auto& c : synced.changes)
@@ -63,7 +160,16 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
         return {j, text};
     }
 
-    const auto facts = deploy::detect_compose(session, sudo);
+    // The compose found by the check; docker-compose (v1, Python) only says its version slowly,
+    // so the record's is kept while v1 is still there.
+    deploy::ComposeFacts facts;
+    if (!seen.compose_v2_version.empty())
+        facts = {deploy::ComposeFlavor::v2, seen.compose_v2_version};
+    else if (seen.compose_v1 && seen.record && seen.record->compose_flavor == "v1" &&
+             !seen.record->compose_version.empty())
+        facts = {deploy::ComposeFlavor::v1, seen.record->compose_version};
+    else
+        facts = deploy::detect_compose(session, sudo);
     log::info("deploy {}: {} {}", target.name, facts.command(), facts.version);
     deploy::ComposeOptions compose;
     compose.remote_dir = spec.deploy.remote_dir;
@@ -73,7 +179,7 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
     compose.log_prefix = target.name + " | ";
     compose.sudo = sudo;
     // The pin set, the registry prefix and the generated secrets (Grafana's password).
-    compose.env = deploy::stack_compose_env(spec, true);
+    compose.env = env;
     // Images first: an air-gapped target cannot pull what `up` needs.
     deploy::PreloadOptions preload;
     preload.images = spec.deploy.preload_images;
@@ -83,6 +189,8 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
     preload.log_prefix = compose.log_prefix;
     preload.sudo = sudo;
     preload.load_timeout = spec.deploy.preload_timeout;
+    if (automatic && seen.record && seen.record->inputs.compose_inputs == inputs.compose_inputs)
+        preload.auto_resolved = seen.record->auto_images;
     const auto preloaded = deploy::preload_images(session, facts, preload);
     nlohmann::json preload_json = nlohmann::json::array();
     for (const auto& img : preloaded.images)
@@ -94,6 +202,24 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
 
     const auto report = deploy::compose_up(session, facts, compose);
     deploy::apply_grafana_password(session, facts, compose, report.services);
+
+    // What was applied and what the target looks like now: the next deploy's proof.
+    const auto after = deploy::observe(session, spec.deploy.remote_dir, spec.deploy.project,
+                                       sync_opts.excludes, sudo);
+    deploy::DeployRecord record;
+    record.inputs = inputs;
+    record.inputs.images.clear();
+    for (const auto& img : preloaded.images) {
+        record.inputs.images[img.image] = img.id;
+        if (automatic)
+            record.auto_images.push_back(img.image);
+    }
+    record.remote_tree = after.remote_tree;
+    record.compose_flavor = facts.flavor == deploy::ComposeFlavor::v2 ? "v2" : "v1";
+    record.compose_version = facts.version;
+    record.services = after.containers;
+    record.applied_at = utc_now("%Y-%m-%dT%H:%M:%SZ");
+    deploy::write_record(session, spec.deploy.remote_dir, record, sudo);
 
     nlohmann::json services = nlohmann::json::array();
     Table table({"SERVICE", "STATE", "HEALTH"});
@@ -128,7 +254,10 @@ Runner register_deploy(CLI::App& app, Context& ctx) {
     auto* sub = app.add_subcommand(
         "deploy", "Sync the stack with rsync and run 'docker compose up -d --build --wait'");
     opts->target.add_to(*sub, "Deploy to an existing host (no libvirt needed)");
-    sub->add_flag("--dry-run", opts->dry_run, "Show what rsync would change; change nothing");
+    sub->add_flag("--dry-run", opts->dry_run,
+                  "Show the drift and what rsync would change; change nothing");
+    sub->add_flag("--force", opts->force,
+                  "Run the full deploy even when the target matches the last one");
     return [&ctx, opts]() -> int {
         const auto wait = opts->target.wait_duration();
         const auto spec = load_spec(ctx, opts->target.overrides(), true);

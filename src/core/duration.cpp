@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include <cctype>
+#include <ctime>
 #include <limits>
 
 #include <labctl/core/duration.hpp>
@@ -66,6 +67,14 @@ std::string format_duration(std::chrono::milliseconds d) {
     if (secs < 3600)
         return fmt::format("{}m{:02d}s", secs / 60, secs % 60);
     return fmt::format("{}h{:02d}m", secs / 3600, (secs % 3600) / 60);
+}
+
+std::string utc_now(const char* format) {
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    return std::string(buf, std::strftime(buf, sizeof buf, format, &tm));
 }
 
 } // namespace labctl

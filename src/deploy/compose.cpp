@@ -1,13 +1,13 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
+#include <labctl/core/duration.hpp>
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/text.hpp>
@@ -50,31 +50,12 @@ remote::ExecResult run_compose(remote::Session& session, const ComposeFacts& fac
     return session.exec(cmd.command, exec);
 }
 
-std::string inspect_command(const std::string& project) {
-    return fmt::format(
-        "ids=$(docker ps -aq --filter label=com.docker.compose.project={0}); [ -z \"$ids\" ] || "
-        "docker inspect --format '{{{{index .Config.Labels \"com.docker.compose.service\"}}}} "
-        "{{{{.State.Status}}}} {{{{.State.ExitCode}}}} "
-        "{{{{if .State.Health}}}}{{{{.State.Health.Status}}}}{{{{end}}}}' "
-        "$ids",
-        shell_quote(project));
-}
-
-std::string timestamp() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-    return buf;
-}
-
 // Saves `compose ps` as JSON and the last 200 log lines of every service that is not healthy.
 std::string collect_evidence(remote::Session& session, const ComposeFacts& facts,
                              const ComposeOptions& o, const std::vector<ServiceState>& states) {
     if (o.reports_dir.empty())
         return {};
-    const auto dir = std::filesystem::path(o.reports_dir) / ("deploy-" + timestamp());
+    const auto dir = std::filesystem::path(o.reports_dir) / ("deploy-" + utc_now("%Y%m%dT%H%M%SZ"));
     std::filesystem::create_directories(dir);
     nlohmann::json ps = nlohmann::json::array();
     for (const auto& s : states)
@@ -140,16 +121,37 @@ RemoteCommand up_command(const ComposeFacts& facts, const ComposeOptions& o) {
     return compose_command(facts.command(), o.remote_dir, o.project, o.env, args);
 }
 
-std::vector<ServiceState> parse_service_states(const std::string& out) {
+std::string inspect_command(const std::string& project) {
+    return fmt::format("ids=$(docker ps -aq --no-trunc --filter "
+                       "label=com.docker.compose.project={}) || exit 3; if [ -z \"$ids\" ]; "
+                       "then echo; else docker inspect --type container $ids || exit 3; fi",
+                       shell_quote(project));
+}
+
+std::vector<ServiceState> parse_inspect(const std::string& json) {
     std::vector<ServiceState> states;
-    std::istringstream in(out);
-    for (std::string line; std::getline(in, line);) {
-        std::istringstream words(line);
-        ServiceState s;
-        if (words >> s.service >> s.state >> s.exit_code) {
-            words >> s.health;
+    if (trim(json).empty())
+        return states;
+    try {
+        for (const auto& c : nlohmann::json::parse(json)) {
+            ServiceState s;
+            s.container_id = c.at("Id").get<std::string>();
+            s.image_id = c.at("Image").get<std::string>();
+            const auto& labels = c.at("Config").at("Labels");
+            s.service = labels.is_object()
+                            ? labels.value("com.docker.compose.service", std::string())
+                            : std::string();
+            const auto& st = c.at("State");
+            s.state = st.at("Status").get<std::string>();
+            s.exit_code = st.at("ExitCode").get<int>();
+            if (const auto h = st.find("Health"); h != st.end() && h->is_object())
+                s.health = h->value("Status", std::string());
             states.push_back(s);
         }
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(
+            ExitCode::deploy,
+            fmt::format("cannot read the containers' state (docker inspect): {}", e.what()));
     }
     return states;
 }
@@ -171,10 +173,25 @@ DeployReport compose_up(remote::Session& session, const ComposeFacts& facts,
     auto states_now = [&] {
         const auto r = session.exec(inspect_command(o.project),
                                     {.timeout = std::chrono::seconds(60), .sudo = o.sudo});
-        return parse_service_states(r.out);
+        if (!r.ok())
+            throw Error(ExitCode::deploy,
+                        fmt::format("reading the containers' state on {} failed{}: {}",
+                                    session.endpoint().host,
+                                    r.timed_out ? " (timed out after 60s)"
+                                                : fmt::format(" (exit {})", r.exit_status),
+                                    trim(r.err)),
+                        "is Docker running on the target?");
+        return parse_inspect(r.out);
     };
     if (!up.ok()) {
-        const auto states = states_now();
+        std::vector<ServiceState> states; // evidence only: compose's failure is what is reported
+        try {
+            states = states_now();
+        } catch (const Error& e) {
+            if (e.code() == ExitCode::interrupted)
+                throw;
+            log::warn("{}{}", o.log_prefix, e.what());
+        }
         const auto evidence = collect_evidence(session, facts, o, states);
         if (up.timed_out)
             throw Error(ExitCode::timeout,
@@ -207,8 +224,7 @@ DeployReport compose_up(remote::Session& session, const ComposeFacts& facts,
                                         session.endpoint().host),
                             "evidence: " + evidence);
             }
-            ready = ready && (s.completed() || (s.state == "running" &&
-                                                (s.health.empty() || s.health == "healthy")));
+            ready = ready && s.serving();
         }
         if (ready) {
             const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(

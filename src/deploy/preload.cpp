@@ -35,18 +35,22 @@ std::string image_names(const std::vector<PreloadedImage>& images) {
     return fmt::format("{}", fmt::join(names, ", "));
 }
 
-std::string local_image_id(const std::string& image) {
-    const auto r = run_process({"docker", "image", "inspect", "--format", "{{.Id}}", image},
-                               {.timeout = std::chrono::seconds(60)});
-    return r.ok() ? std::string(trim(r.out)) : std::string();
-}
-
-std::string remote_image_id(remote::Session& session, const std::string& image, bool sudo) {
-    const auto r =
-        session.exec(fmt::format("docker image inspect --format '{{{{.Id}}}}' {} 2>/dev/null",
-                                 shell_quote(image)),
-                     {.timeout = std::chrono::seconds(60), .sudo = sudo});
-    return r.ok() ? std::string(trim(r.out)) : std::string();
+/// The target's ids of `images` in one round trip ("" for an image it lacks).
+std::vector<std::string> remote_image_ids(remote::Session& session,
+                                          const std::vector<std::string>& images, bool sudo) {
+    if (images.empty())
+        return {};
+    std::string names;
+    for (const auto& i : images)
+        names += " " + shell_quote(i);
+    const auto r = session.exec(
+        fmt::format("for i in{}; do echo \"id $(docker image inspect --format '{{{{.Id}}}}' "
+                    "\"$i\" 2>/dev/null)\"; done",
+                    names),
+        {.timeout = std::chrono::seconds(60), .sudo = sudo});
+    if (!r.ok())
+        return std::vector<std::string>(images.size());
+    return parse_image_ids(r.out, images.size());
 }
 
 std::vector<std::string> images_from_compose(remote::Session& session, const ComposeFacts& facts,
@@ -144,8 +148,13 @@ std::uint64_t send_images(remote::Session& session, const std::vector<PreloadedI
                                 trim(loaded.err.empty() ? loaded.out : loaded.err)),
                     "is there enough disk space for Docker on the target? (df -h /var/lib/docker)");
     // What arrived must be what was sent: the ids are content hashes.
-    for (const auto& i : images) {
-        const auto arrived = remote_image_id(session, i.image, options.sudo);
+    std::vector<std::string> sent;
+    for (const auto& i : images)
+        sent.push_back(i.image);
+    const auto arrived_ids = remote_image_ids(session, sent, options.sudo);
+    for (std::size_t n = 0; n < images.size(); ++n) {
+        const auto& i = images[n];
+        const auto& arrived = arrived_ids[n];
         if (arrived != i.id)
             throw Error(ExitCode::deploy,
                         fmt::format("{} on {} has id {} after loading, expected {}", i.image,
@@ -185,6 +194,22 @@ std::vector<std::string> parse_compose_images(const std::string& config_yaml) {
     return images;
 }
 
+std::string local_image_id(const std::string& image) {
+    const auto r = run_process({"docker", "image", "inspect", "--format", "{{.Id}}", image},
+                               {.timeout = std::chrono::seconds(60)});
+    return r.ok() ? std::string(trim(r.out)) : std::string();
+}
+
+std::vector<std::string> parse_image_ids(const std::string& out, std::size_t count) {
+    std::vector<std::string> ids;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line) && ids.size() < count;)
+        if (line.rfind("id", 0) == 0)
+            ids.emplace_back(trim(std::string_view(line).substr(2)));
+    ids.resize(count); // a cut-short answer: the rest count as absent (and are sent)
+    return ids;
+}
+
 std::string to_string(PreloadAction action) {
     switch (action) {
     case PreloadAction::sent:
@@ -209,11 +234,26 @@ PreloadReport preload_images(remote::Session& session, const ComposeFacts& facts
                     "install docker.io (scripts/install-deps) and start dockerd, or remove "
                     "deploy.preload_images");
     const bool automatic = options.images.size() == 1 && options.images.front() == "auto";
-    const auto images = automatic ? images_from_compose(session, facts, options) : options.images;
+    const auto images = !automatic              ? options.images
+                        : options.auto_resolved ? *options.auto_resolved
+                                                : images_from_compose(session, facts, options);
     const auto& host = session.endpoint().host;
+    if (automatic && options.auto_resolved)
+        log::info("preload {}: the images the last deploy's compose config named (same compose "
+                  "inputs): {}",
+                  host, fmt::join(images, ", "));
     std::vector<PreloadedImage> missing;
+    std::vector<std::string> local_ids;
+    std::vector<std::string> known; // the images this machine has: their ids there, in one trip
     for (const auto& image : images) {
-        const auto id = local_image_id(image);
+        local_ids.push_back(local_image_id(image));
+        if (!local_ids.back().empty())
+            known.push_back(image);
+    }
+    const auto remote_ids = remote_image_ids(session, known, options.sudo);
+    for (std::size_t n = 0, k = 0; n < images.size(); ++n) {
+        const auto& image = images[n];
+        const auto& id = local_ids[n];
         if (id.empty()) {
             if (!automatic)
                 throw Error(ExitCode::deploy,
@@ -225,7 +265,7 @@ PreloadReport preload_images(remote::Session& session, const ComposeFacts& facts
                       "build it",
                       host, image);
             report.images.push_back({image, "", PreloadAction::missing_locally});
-        } else if (remote_image_id(session, image, options.sudo) == id) {
+        } else if (remote_ids[k++] == id) {
             log::info("preload {}: {} already present ({})", host, image, id.substr(0, 19));
             report.images.push_back({image, id, PreloadAction::present});
         } else {

@@ -69,15 +69,6 @@ std::string evidence_text(const CheckResult& r) {
     return out;
 }
 
-std::string iso_now() {
-    const std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    return buf;
-}
-
 } // namespace
 
 Summary summarize(const std::vector<CheckResult>& results, std::chrono::milliseconds wall) {
@@ -171,8 +162,8 @@ std::string to_junit(const std::vector<HostReport>& hosts) {
             "skipped=\"{}\" time=\"{:.3f}\" timestamp=\"{}\" hostname=\"{}\">\n"
             "{}"
             "  </testsuite>\n",
-            xml_escape(h), n, summary.failed, summary.skipped, seconds(summary.wall), iso_now(),
-            xml_escape(host), cases);
+            xml_escape(h), n, summary.failed, summary.skipped, seconds(summary.wall),
+            utc_now("%Y-%m-%dT%H:%M:%S"), xml_escape(host), cases);
         tests += n;
         failed += summary.failed;
         skipped += summary.skipped;

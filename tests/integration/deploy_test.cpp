@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
@@ -285,6 +286,144 @@ TEST_CASE("deploy syncs the stack, brings it up healthy, and a second deploy sen
     CHECK(j2["sync"]["changes"].empty());
     CHECK(run_process({"docker", "exec", stack.container(), "cat", "/data/marker"}).out ==
           "keep\n");
+    // Nothing changed on either side: the converge check proves it, nothing is synced or
+    // restarted (the same container still runs).
+    CHECK(j2["converge"]["result"] == "unchanged");
+    CHECK(j2["converge"]["drift"].empty());
+    CHECK(j2["sync"]["skipped"] == true);
+    CHECK(j2["compose"]["skipped"] == true);
+    REQUIRE(j2["compose"]["services"].size() == 1);
+    CHECK(j2["compose"]["services"][0]["health"] == "healthy");
+}
+
+namespace {
+
+/// `labctl deploy --output json` on the stack; requires exit 0.
+nlohmann::json deploy_json(const Stack& stack, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"deploy", "-f", stack.lab(), "--output", "json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = test::run_labctl(args, {.timeout = 300s});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return nlohmann::json::parse(r.out);
+}
+
+bool drift_says(const nlohmann::json& j, const std::string& words) {
+    for (const auto& d : j["converge"]["drift"])
+        if (test::contains(d.get<std::string>(), words))
+            return true;
+    return false;
+}
+
+} // namespace
+
+TEST_CASE("each kind of drift is detected and repaired by a full deploy, and the deploy after the "
+          "repair changes nothing",
+          "[deploy][converge]") {
+    require_docker();
+    Stack stack;
+    REQUIRE(deploy_json(stack)["converge"]["result"] == "applied");
+    const auto record = stack.remote() / ".labctl" / "deployed.json";
+    REQUIRE(std::filesystem::exists(record));
+    CHECK((std::filesystem::status(record).permissions() & std::filesystem::perms::all) ==
+          (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+    const auto running = [&] {
+        return run_process(
+                   {"docker", "inspect", "--format", "{{.State.Status}}", stack.container()})
+            .out;
+    };
+
+    struct Case {
+        std::string name;
+        std::function<void()> cause;
+        std::string drift;              // the sentence that names it
+        std::function<void()> repaired; // asserts the repair
+    };
+    const std::vector<Case> cases{
+        {"a file edited on the target",
+         [&] { stack.dir.write("remote/stack/www/index.html", "edited by hand\n"); },
+         "were changed on the target",
+         [&] {
+             CHECK(test::read_file(stack.remote() / "www/index.html") == "hello from the lab\n");
+         }},
+        {"a file added on the target",
+         [&] { stack.dir.write("remote/stack/www/extra.html", "stray\n"); },
+         "were changed on the target",
+         [&] {
+             CHECK_FALSE(std::filesystem::exists(stack.remote() / "www/extra.html"));
+         }},
+        {"a file changed here", [&] { stack.dir.write("stack/www/index.html", "new content\n"); },
+         "the stack directory changed here",
+         [&] {
+             CHECK(test::read_file(stack.remote() / "www/index.html") == "new content\n");
+         }},
+        {"a stopped container",
+         [&] {
+             REQUIRE(run_process({"docker", "stop", "-t", "1", stack.container()}).ok());
+         },
+         "service web exited with status",
+         [&] {
+             CHECK(running() == "running\n");
+         }},
+        {"a removed container",
+         [&] {
+             REQUIRE(run_process({"docker", "rm", "-f", stack.container()}).ok());
+         },
+         "service web has no container",
+         [&] {
+             CHECK(running() == "running\n");
+         }},
+        {"changed compose variables",
+         [&] {
+             stack.dir.write("stack/pins/current.env", "TEMPO_VERSION=1.2.3\n");
+             std::ofstream(stack.lab(), std::ios::app) << "  pins: current\n";
+         },
+         "the compose variables or secrets changed",
+         [] {
+         }},
+        {"a deleted record", [&] { std::filesystem::remove(record); },
+         "no record of an earlier deploy",
+         [&] {
+             CHECK(std::filesystem::exists(record));
+         }},
+        {"a corrupt record", [&] { std::ofstream(record) << "{\"format\": 1, \"tree\": "; },
+         "unreadable",
+         [&] {
+             CHECK(nlohmann::json::parse(test::read_file(record))["format"] == 1);
+         }},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.name);
+        c.cause();
+        const auto fixed = deploy_json(stack);
+        INFO(fixed["converge"].dump());
+        CHECK(fixed["converge"]["result"] == "applied");
+        CHECK(drift_says(fixed, c.drift));
+        c.repaired();
+        const auto again = deploy_json(stack);
+        INFO(again["converge"].dump());
+        CHECK(again["converge"]["result"] == "unchanged");
+    }
+    // --force runs the whole deploy without drift.
+    const auto forced = deploy_json(stack, {"--force"});
+    CHECK(forced["converge"]["result"] == "applied");
+    CHECK(forced["converge"]["drift"].empty());
+    CHECK(forced["compose"].value("skipped", false) == false);
+}
+
+TEST_CASE("deploy --dry-run names the drift it would repair and changes nothing",
+          "[deploy][converge]") {
+    require_docker();
+    Stack stack;
+    REQUIRE(deploy_json(stack)["converge"]["result"] == "applied");
+    const auto id = stack.container();
+    REQUIRE(run_process({"docker", "stop", "-t", "1", id}).ok());
+    const auto dry = test::run_labctl({"deploy", "--dry-run", "-f", stack.lab()});
+    INFO(dry.err);
+    CHECK(dry.exit_code == 0);
+    CHECK(test::contains(dry.out, "drift: service web exited with status"));
+    CHECK(run_process({"docker", "inspect", "--format", "{{.State.Status}}", id}).out ==
+          "exited\n");
 }
 
 TEST_CASE("deploy passes the pin set's variables and a generated Grafana password that is never "
@@ -526,15 +665,22 @@ TEST_CASE("deploy with preload_images auto reports the stack's image and then fi
     const auto j1 = nlohmann::json::parse(first.out);
     REQUIRE(j1["preload"]["images"].size() == 1);
     CHECK(j1["preload"]["images"][0]["action"] == "missing locally");
-    // Second deploy: target and this machine share the engine here, so the ids match.
+    // Second deploy: the image the first one built is now in this machine's Docker too (the
+    // target and this machine share the engine here), which is drift: the image list comes from
+    // the record (the compose inputs did not change, no `compose config`), the ids match.
     const auto second =
         test::run_labctl({"deploy", "-f", stack.lab(), "--output", "json"}, {.timeout = 300s});
     INFO(second.err);
     REQUIRE(second.exit_code == 0);
     const auto j2 = nlohmann::json::parse(second.out);
+    CHECK(j2["converge"]["result"] == "applied");
+    CHECK(drift_says(j2, "changed here (missing → "));
     REQUIRE(j2["preload"]["images"].size() == 1);
     CHECK(j2["preload"]["images"][0]["action"] == "present");
     CHECK(j2["preload"]["bytes_sent"] == 0);
+    // Third: nothing changed on either side.
+    CHECK(deploy_json(stack)["converge"]["result"] == "unchanged");
+    CHECK(test::contains(second.err, "the images the last deploy's compose config named"));
 }
 
 TEST_CASE("deploy runs the task API behind nginx from locally built images, and a redeploy of "

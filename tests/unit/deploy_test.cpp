@@ -135,18 +135,38 @@ TEST_CASE("env files read like compose's --env-file: comments, quotes, export, e
     std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("service states parse with and without health", "[deploy]") {
-    const auto s = deploy::parse_service_states("backend running 0 healthy\nweb running 0 \n"
-                                                "db exited 1\nlab-init exited 0\n");
+TEST_CASE("service states parse from docker inspect JSON with and without health", "[deploy]") {
+    // The keys labctl reads, in the shape `docker inspect --type container` (Docker 20.10, Debian
+    // 12's docker.io) prints them; the one-shot container has no Health key at all.
+    const std::string json = R"([
+ {"Id": "aaa1", "Image": "sha256:i1", "State": {"Status": "running", "ExitCode": 0,
+   "Health": {"Status": "healthy", "FailingStreak": 0, "Log": []}},
+  "Config": {"Labels": {"com.docker.compose.project": "lab", "com.docker.compose.service": "backend"}}},
+ {"Id": "bbb2", "Image": "sha256:i2", "State": {"Status": "running", "ExitCode": 0},
+  "Config": {"Labels": {"com.docker.compose.service": "web"}}},
+ {"Id": "ccc3", "Image": "sha256:i3", "State": {"Status": "exited", "ExitCode": 1},
+  "Config": {"Labels": {"com.docker.compose.service": "db"}}},
+ {"Id": "ddd4", "Image": "sha256:i4", "State": {"Status": "exited", "ExitCode": 0},
+  "Config": {"Labels": {"com.docker.compose.service": "lab-init"}}}
+])";
+    const auto s = deploy::parse_inspect(json);
     REQUIRE(s.size() == 4);
     CHECK(s[0].health == "healthy");
+    CHECK(s[0].container_id == "aaa1");
+    CHECK(s[0].image_id == "sha256:i1");
     CHECK(s[1].service == "web");
     CHECK(s[1].health.empty());
+    CHECK(s[1].serving());
     CHECK(s[2].state == "exited");
     CHECK(s[2].exit_code == 1);
     CHECK_FALSE(s[2].completed());
+    CHECK_FALSE(s[2].serving());
     CHECK(s[3].completed()); // a one-shot service that did its work
+    CHECK(s[3].serving());
     CHECK_FALSE(s[0].completed());
+    CHECK(deploy::parse_inspect("\n").empty()); // no container
+    CHECK_THROWS_WITH(deploy::parse_inspect("Error: No such container"),
+                      Catch::Contains("docker inspect"));
 }
 
 TEST_CASE("preload reads the services' images from compose config output", "[deploy][preload]") {

@@ -47,16 +47,29 @@ struct ServiceState {
     std::string state;  ///< running, exited, ...
     int exit_code = 0;  ///< the container's exit status once it exited
     std::string health; ///< healthy, unhealthy, starting, or "" without a healthcheck
+    std::string container_id;
+    std::string image_id;
     /// A one-shot service that exited 0 (what compose's service_completed_successfully waits for).
     bool completed() const { return state == "exited" && exit_code == 0; }
+    /// Running (and healthy when it has a healthcheck), or completed.
+    bool serving() const {
+        return completed() || (state == "running" && (health.empty() || health == "healthy"));
+    }
 };
 
 /// Compose's own reason for a failed `up` (the first "ERROR: ..." of v1, "Error response from
 /// daemon: ..." of v2), trimmed; empty when there is none (pure).
 std::string first_compose_error(const std::string& output);
 
-/// Parses `docker inspect` lines "<service> <state> <exit code> <health>" (pure).
-std::vector<ServiceState> parse_service_states(const std::string& out);
+/// Shell text printing `docker inspect` JSON of every container of compose project `project`
+/// (an empty line when there is none) (pure). JSON, not --format: with several containers the
+/// Docker CLI's template fails on the first one without a healthcheck after one with it
+/// ("map has no entry for key Health") and drops the rest.
+std::string inspect_command(const std::string& project);
+
+/// Parses that output: one state per container, its service from the compose label (pure).
+/// Throws Error(deploy) when it is not `docker inspect` JSON.
+std::vector<ServiceState> parse_inspect(const std::string& json);
 
 struct DeployReport {
     std::vector<ServiceState> services;

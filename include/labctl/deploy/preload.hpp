@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,9 @@ struct PreloadOptions {
     /// At the deadline the remote `docker load` is ended with its process group and
     /// preload_images throws Error(timeout) naming the phase "docker load".
     std::chrono::seconds load_timeout = k_default_load_timeout;
+    /// What "auto" resolved to when the compose inputs are those of the last deploy (its
+    /// record): `compose config` is not run again.
+    std::optional<std::vector<std::string>> auto_resolved;
 };
 
 enum class PreloadAction {
@@ -58,6 +62,12 @@ struct PreloadReport {
 /// The `image:` values of the services in `compose config` output, in order, without
 /// duplicates (pure).
 std::vector<std::string> parse_compose_images(const std::string& config_yaml);
+
+/// This machine's Docker's id of `image` ("sha256:…"), "" when it lacks it.
+std::string local_image_id(const std::string& image);
+
+/// The parsed answer of the target's image id query: one id per image, "" for an absent one (pure).
+std::vector<std::string> parse_image_ids(const std::string& out, std::size_t count);
 
 /// Name of a PreloadAction for reports ("sent", "present", "missing locally").
 std::string to_string(PreloadAction action);

@@ -1,0 +1,260 @@
+// The converge check's pure parts: the tree fingerprint, the record, the observation's parser and
+// the drift sentences. The round trip itself runs against real sshd and Docker in
+// tests/integration/deploy_test.cpp.
+
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include <labctl/deploy/converge.hpp>
+#include <labctl/deploy/preload.hpp>
+#include <labctl/deploy/tree.hpp>
+
+#include "support.hpp"
+
+using namespace labctl;
+
+namespace {
+const std::vector<std::string> k_excludes{".git/",         "build/", "build-*/", ".labctl/",
+                                          "node_modules/", "*.swp",  ".DS_Store"};
+
+deploy::ServiceState container(const std::string& service, const std::string& id,
+                               const std::string& state = "running", int exit_code = 0,
+                               const std::string& health = "healthy") {
+    deploy::ServiceState s;
+    s.service = service;
+    s.container_id = id;
+    s.image_id = "sha256:img-" + service;
+    s.state = state;
+    s.exit_code = exit_code;
+    s.health = health;
+    return s;
+}
+
+/// A record, the inputs that match it and an observation of a target that matches both.
+struct Converged {
+    deploy::DeployInputs inputs;
+    deploy::TargetObservation seen;
+    Converged() {
+        inputs.labctl_version = "1.2.3";
+        inputs.project = "lab";
+        inputs.remote_dir = "/opt/labctl/lab";
+        inputs.tree = "tree1";
+        inputs.env = "env1";
+        inputs.compose_inputs = "ci1";
+        inputs.images = {{"lab/task-api:latest", "sha256:local1"}};
+        deploy::DeployRecord r;
+        r.inputs = inputs;
+        r.remote_tree = "remote1";
+        r.compose_flavor = "v1";
+        r.compose_version = "1.29.2";
+        r.services = {container("backend", "c1"), container("lab-init", "c2", "exited", 0, "")};
+        r.applied_at = "2026-12-07T08:00:00Z";
+        seen.record_present = true;
+        seen.record = deploy::record_from_json(deploy::to_json(r).dump());
+        seen.remote_tree = "remote1";
+        seen.compose_v1 = true;
+        seen.containers = r.services;
+    }
+    bool says(const std::string& words) const {
+        for (const auto& d : deploy::drift(seen, inputs))
+            if (test::contains(d, words))
+                return true;
+        return false;
+    }
+};
+} // namespace
+
+TEST_CASE("rsync-style excludes match names at any depth, directories-only with a slash",
+          "[deploy][converge]") {
+    CHECK(deploy::excluded(".git", true, k_excludes));
+    CHECK_FALSE(deploy::excluded(".git", false, k_excludes)); // a file named .git is sent
+    CHECK(deploy::excluded("build-release", true, k_excludes));
+    CHECK(deploy::excluded("notes.swp", false, k_excludes));
+    CHECK_FALSE(deploy::excluded("index.html", false, k_excludes));
+}
+
+TEST_CASE("the local tree fingerprint follows content, mode, names and links, not excluded "
+          "entries",
+          "[deploy][converge]") {
+    test::TempDir dir;
+    dir.write("stack/www/index.html", "hello\n");
+    dir.write("stack/docker-compose.yml", "services: {}\n");
+    const auto stack = (dir.path() / "stack").string();
+    const auto first = deploy::local_tree_fingerprint(stack, k_excludes);
+    CHECK(first.size() == 64);
+    CHECK(deploy::local_tree_fingerprint(stack, k_excludes) == first);
+
+    dir.write("stack/.git/HEAD", "ref: main\n");
+    dir.write("stack/www/.notes.swp", "x");
+    dir.write("stack/.labctl/deployed.json", "{}");
+    CHECK(deploy::local_tree_fingerprint(stack, k_excludes) == first);
+
+    dir.write("stack/www/index.html", "hello!\n");
+    const auto changed = deploy::local_tree_fingerprint(stack, k_excludes);
+    CHECK(changed != first);
+    ::chmod((dir.path() / "stack/www/index.html").c_str(), 0600);
+    const auto chmodded = deploy::local_tree_fingerprint(stack, k_excludes);
+    CHECK(chmodded != changed);
+    std::filesystem::create_symlink("index.html", dir.path() / "stack/www/home.html");
+    CHECK(deploy::local_tree_fingerprint(stack, k_excludes) != chmodded);
+    CHECK_THROWS_WITH(deploy::local_tree_fingerprint((dir.path() / "missing").string(), {}),
+                      Catch::Contains("cannot read the stack directory"));
+}
+
+TEST_CASE("the compose inputs fingerprint follows the top-level compose and env files and the "
+          "variables and secrets",
+          "[deploy][converge]") {
+    test::TempDir dir;
+    dir.write("stack/docker-compose.yml", "services: {}\n");
+    dir.write("stack/www/index.html", "a\n");
+    const auto stack = (dir.path() / "stack").string();
+    deploy::ComposeEnv env;
+    env.vars = {{"TEMPO_VERSION", "2.3.1"}};
+    env.secrets = {{"GRAFANA_ADMIN_PASSWORD", "s3cret"}};
+    const auto first = deploy::compose_inputs_fingerprint(stack, env);
+    dir.write("stack/www/index.html", "b\n"); // not read by compose config
+    CHECK(deploy::compose_inputs_fingerprint(stack, env) == first);
+    dir.write("stack/.env", "A=1\n");
+    const auto with_env = deploy::compose_inputs_fingerprint(stack, env);
+    CHECK(with_env != first);
+    env.secrets["GRAFANA_ADMIN_PASSWORD"] = "other";
+    CHECK(deploy::compose_inputs_fingerprint(stack, env) != with_env);
+    CHECK(deploy::env_fingerprint(env).find("other") == std::string::npos);
+}
+
+TEST_CASE("the remote tree command prunes the excludes and says absent for a missing directory",
+          "[deploy][converge]") {
+    const auto cmd = deploy::remote_tree_fingerprint_command("/opt/lab dir", k_excludes);
+    CHECK(test::contains(cmd, "cd '/opt/lab dir'"));
+    CHECK(test::contains(cmd, "\\( -type d -name '.git' \\)"));
+    CHECK(test::contains(cmd, "-name '*.swp'"));
+    CHECK(test::contains(cmd, "echo absent"));
+}
+
+TEST_CASE("a deploy record survives its JSON round trip; other formats are not records",
+          "[deploy][converge]") {
+    const Converged c;
+    REQUIRE(c.seen.record);
+    const auto& r = *c.seen.record;
+    CHECK(r.inputs.tree == "tree1");
+    CHECK(r.inputs.images.at("lab/task-api:latest") == "sha256:local1");
+    CHECK(r.services.size() == 2);
+    CHECK(r.services[1].completed());
+    CHECK_FALSE(deploy::record_from_json("{\"format\": 2}"));
+    CHECK_FALSE(deploy::record_from_json("{\"format\": 1, \"tree\": "));
+    CHECK_FALSE(deploy::record_from_json("[]"));
+}
+
+TEST_CASE("the observation parser reads each section and refuses a cut-short answer",
+          "[deploy][converge]") {
+    const std::string out = "@@labctl-record\n{\"format\": 7}\n@@labctl-tree\nabc123\n"
+                            "@@labctl-compose\nv2-\nv1\n@@labctl-containers\n"
+                            "[{\"Id\": \"c1\", \"Image\": \"sha256:x\", \"State\": {\"Status\": "
+                            "\"running\", \"ExitCode\": 0}, \"Config\": {\"Labels\": "
+                            "{\"com.docker.compose.service\": \"web\"}}}]\n\n@@labctl-end\n";
+    const auto o = deploy::parse_observation(out);
+    CHECK(o.record_present);
+    CHECK_FALSE(o.record); // format 7 is not ours
+    CHECK(o.remote_tree == "abc123");
+    CHECK(o.compose_v1);
+    CHECK(o.compose_v2_version.empty());
+    REQUIRE(o.containers.size() == 1);
+    CHECK(o.containers[0].service == "web");
+    CHECK_THROWS_WITH(deploy::parse_observation(out.substr(0, out.find("@@labctl-end"))),
+                      Catch::Contains("cut short"));
+}
+
+TEST_CASE("drift: nothing when inputs and target match the record, a sentence per difference",
+          "[deploy][converge]") {
+    {
+        const Converged c;
+        CHECK(deploy::drift(c.seen, c.inputs).empty());
+    }
+    {
+        Converged c;
+        c.seen.record_present = false;
+        c.seen.record.reset();
+        CHECK(c.says("no record of an earlier deploy"));
+    }
+    {
+        Converged c;
+        c.seen.record.reset();
+        CHECK(c.says("unreadable"));
+    }
+    {
+        Converged c;
+        c.inputs.tree = "tree2";
+        CHECK(c.says("the stack directory changed here"));
+    }
+    {
+        Converged c;
+        c.inputs.env = "env2";
+        CHECK(c.says("variables or secrets changed"));
+    }
+    {
+        Converged c;
+        c.inputs.labctl_version = "1.2.4";
+        CHECK(c.says("labctl changed (1.2.3 → 1.2.4)"));
+    }
+    {
+        Converged c;
+        c.inputs.images["lab/task-api:latest"] = "sha256:local2";
+        CHECK(c.says("image lab/task-api:latest changed here"));
+    }
+    {
+        Converged c;
+        c.seen.remote_tree = "remote2";
+        CHECK(c.says("were changed on the target"));
+    }
+    {
+        Converged c;
+        c.seen.remote_tree = "absent";
+        CHECK(c.says("/opt/labctl/lab is missing on the target"));
+    }
+    {
+        Converged c;
+        c.seen.compose_v1 = false;
+        CHECK(c.says("the compose used last time (v1) is gone"));
+    }
+    {
+        Converged c;
+        c.seen.containers[0] = container("backend", "c1", "exited", 137, "");
+        CHECK(c.says("service backend exited with status 137"));
+    }
+    {
+        Converged c;
+        c.seen.containers[0].health = "unhealthy";
+        CHECK(c.says("service backend is unhealthy"));
+    }
+    {
+        Converged c;
+        c.seen.containers.erase(c.seen.containers.begin());
+        CHECK(c.says("service backend has no container"));
+    }
+    {
+        Converged c;
+        c.seen.containers[0].container_id = "c9";
+        CHECK(c.says("service backend's container was replaced"));
+    }
+    {
+        Converged c;
+        c.seen.containers[0].image_id = "sha256:other";
+        CHECK(c.says("service backend runs image"));
+    }
+    {
+        Converged c;
+        c.seen.containers.push_back(container("stray", "c7"));
+        CHECK(c.says("service stray was not deployed by labctl"));
+    }
+}
+
+TEST_CASE("the target's image ids come one per image, absent ones empty", "[deploy][preload]") {
+    const auto ids = deploy::parse_image_ids("id sha256:a\nid\nid sha256:c\n", 3);
+    REQUIRE(ids.size() == 3);
+    CHECK(ids[0] == "sha256:a");
+    CHECK(ids[1].empty());
+    CHECK(ids[2] == "sha256:c");
+    CHECK(deploy::parse_image_ids("id sha256:a\n", 2) == std::vector<std::string>{"sha256:a", ""});
+}
