@@ -7,6 +7,7 @@
 #include <labctl/harden/apply.hpp>
 #include <labctl/harden/facts.hpp>
 #include <labctl/harden/plan.hpp>
+#include <labctl/harden/record.hpp>
 #include <labctl/remote/known_hosts.hpp>
 
 #include "app.hpp"
@@ -57,8 +58,10 @@ Runner register_harden(CLI::App& app, Context& ctx) {
             input.lock_accounts = {input.user, "root"};
             const auto facts = harden::probe_facts(session, input.lock_accounts);
             const auto plan = harden::plan(input, facts);
-            const auto report = harden::apply(plan, facts, session, options,
-                                              {.revert_after = spec.hardening.revert_after});
+            const auto report = harden::apply(
+                plan, facts, session, options,
+                {.revert_after = spec.hardening.revert_after,
+                 .policy = harden::policy_fingerprint(plan, input.user, input.lock_accounts)});
             nlohmann::json steps = nlohmann::json::array();
             for (const auto& s : report.steps) {
                 table.add({target.name, s.step, s.detail});
@@ -67,10 +70,16 @@ Runner register_harden(CLI::App& app, Context& ctx) {
             results.push_back({{"host", target.name},
                                {"address", options.endpoint.to_string()},
                                {"changed", report.changed},
+                               {"converge",
+                                {{"result", report.proven_by_record ? "unchanged" : "applied"},
+                                 {"drift", report.drift}}},
                                {"profile", input.profile},
                                {"steps", steps}});
             log::info("harden {}: {}", target.name,
-                      report.changed ? "hardened" : "already hardened, nothing changed");
+                      report.changed            ? "hardened"
+                      : report.proven_by_record ? "already hardened, nothing changed (the record "
+                                                  "matches)"
+                                                : "already hardened, nothing changed");
         }
         if (ctx.global.json())
             print_json({{"hosts", results}});

@@ -5,12 +5,15 @@
 #include <sstream>
 #include <thread>
 
+#include <labctl/core/duration.hpp>
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/signals.hpp>
 #include <labctl/core/text.hpp>
+#include <labctl/core/version.hpp>
 #include <labctl/harden/apply.hpp>
 #include <labctl/harden/policy.hpp>
+#include <labctl/harden/record.hpp>
 
 namespace labctl::harden {
 
@@ -81,13 +84,12 @@ std::map<std::string, std::string> parse_sshd_t(const std::string& out) {
     return values;
 }
 
-// Effective values, read back from sshd itself: what the file says is not what counts.
-void check_effective(const std::string& host, const HardenPlan& plan, const TargetFacts& facts,
-                     const std::string& user, Runner& run) {
+// Effective values, read back from sshd itself: what the file says is not what counts. Returns
+// sshd -T's output.
+std::string check_effective(const std::string& host, const HardenPlan& plan,
+                            const TargetFacts& facts, const std::string& user, Runner& run) {
     const auto out =
-        run.sudo("sshd -T", fmt::format("{} -T -f {} -C user={},host=localhost,addr=127.0.0.1",
-                                        shell_quote(facts.sshd), shell_quote(facts.main_config),
-                                        shell_quote(user)));
+        run.sudo("sshd -T", effective_settings_command(facts.sshd, facts.main_config, user));
     const auto values = parse_sshd_t(out);
     std::vector<std::string> wrong;
     auto expect = [&](const std::string& key, const std::string& want) {
@@ -109,6 +111,7 @@ void check_effective(const std::string& host, const HardenPlan& plan, const Targ
         throw Error(ExitCode::harden,
                     fmt::format("sshd -T on {} shows {}", host, fmt::join(wrong, "; ")));
     run.done("sshd -T", fmt::format("{} settings as required", required_settings().size() + 5));
+    return out;
 }
 
 remote::Session reconnect_with_retry(const remote::ConnectOptions& opts) {
@@ -157,9 +160,9 @@ std::string random_password() {
     return fmt::format("labctl-probe-{:08x}{:08x}", rd(), rd());
 }
 
-void verify_login(const HardenPlan& plan, const TargetFacts& facts,
-                  const remote::ConnectOptions& reconnect, const ApplyOptions& options,
-                  const std::string& user, Runner& run) {
+std::string verify_login(const HardenPlan& plan, const TargetFacts& facts,
+                         const remote::ConnectOptions& reconnect, const ApplyOptions& options,
+                         const std::string& user, Runner& run) {
     auto fresh = reconnect_with_retry(reconnect);
     run.done("new session", fmt::format("key login as {} works ({} {})", user, fresh.facts().cipher,
                                         fresh.facts().mac));
@@ -174,7 +177,7 @@ void verify_login(const HardenPlan& plan, const TargetFacts& facts,
     if (remote::Session::password_accepted(reconnect, pw))
         throw Error(ExitCode::harden, "a password login was accepted after hardening");
     run.done("password refused", "a password attempt was refused");
-    check_effective(fresh.endpoint().host, plan, facts, user, run);
+    return check_effective(fresh.endpoint().host, plan, facts, user, run);
 }
 
 } // namespace
@@ -185,6 +188,20 @@ HardenReport apply(const HardenPlan& plan, const TargetFacts& facts, remote::Ses
     Runner run(session, report);
     const Paths paths(plan.dropin_path);
     const std::string user = reconnect.endpoint.user;
+    if (!options.policy.empty()) {
+        report.drift = record_mismatch(facts, plan, options.policy);
+        if (report.drift.empty()) {
+            const auto record = record_from_text(facts.applied_record);
+            run.done("record", fmt::format("drop-in, locked passwords and sshd -T match the "
+                                           "hardening of {}",
+                                           record->applied_at));
+            report.proven_by_record = true;
+            return report;
+        }
+        log::info("harden {}: applying and checking everything: {}", session.endpoint().host,
+                  report.drift);
+    }
+    std::string effective; // sshd -T once the hardened configuration is live
 
     if (!plan.dropin_changes) {
         run.done("drop-in", fmt::format("{} already up to date", plan.dropin_path));
@@ -287,7 +304,7 @@ rm -f {self} {pid}
             run.done("reload sshd", facts.reload_command());
             if (options.fault == "after-reload")
                 throw Error(ExitCode::harden, "injected fault: session lost after reload");
-            verify_login(plan, facts, reconnect, options, user, run);
+            effective = verify_login(plan, facts, reconnect, options, user, run);
         } catch (const Error& e) {
             if (rejected || options.fault == "after-reload")
                 throw; // nothing to revert / the armed revert is what is being tested
@@ -346,7 +363,7 @@ rm -f {self} {pid}
         report.changed = true;
     }
     if (!plan.dropin_changes)
-        verify_login(plan, facts, reconnect, options, user, run);
+        effective = verify_login(plan, facts, reconnect, options, user, run);
 
     for (const auto& account : plan.accounts_to_lock) {
         const auto out =
@@ -378,6 +395,21 @@ rm -f {self} {pid}
         }
         run.done("passwd -l", account + " locked");
         report.changed = true;
+    }
+    if (!options.policy.empty()) {
+        // Only a completed run is recorded; without the record the next run checks everything.
+        const HardenRecord record{std::string(labctl::version()), options.policy,
+                                  effective_fingerprint(effective), utc_now("%Y-%m-%dT%H:%M:%SZ")};
+        try {
+            session.upload(facts.record_path(), to_text(record), 0600, true);
+            run.done("record", facts.record_path());
+        } catch (const Error& e) {
+            if (e.code() == ExitCode::interrupted)
+                throw;
+            log::warn("harden {}: hardened, but the record could not be written ({}); the next "
+                      "run checks everything again",
+                      session.endpoint().host, e.what());
+        }
     }
     return report;
 }

@@ -65,6 +65,8 @@ if [ -n "$inc" ]; then
         echo "dropin_exists=1"
         echo "dropin_b64=$(base64 -w0 < "$d/01-labctl.conf")"
     fi
+    [ -f "$d/01-labctl.conf.labctl-applied" ] &&
+        echo "applied_b64=$(head -c 100000 "$d/01-labctl.conf.labctl-applied" | base64 -w0)"
 fi
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     echo "systemd=1"
@@ -84,7 +86,23 @@ fi
     for (const auto& u : users)
         s += fmt::format("echo \"passwd.{}=$(passwd -S {} 2>/dev/null | awk '{{print $2}}')\"\n", u,
                          shell_quote(u));
+    if (!users.empty())
+        s += fmt::format(
+            "mkdir -p /run/sshd 2>/dev/null; if t=$({} 2>/dev/null); then "
+            "echo \"effective_sha256=$(printf '%s\\n' \"$t\" | sha256sum | cut -c1-64)\"; "
+            "fi\n",
+            effective_settings_command("$sshd", "$cfg", users.front()));
     return s;
+}
+
+std::string effective_settings_command(const std::string& sshd, const std::string& main_config,
+                                       const std::string& user) {
+    // "$sshd"/"$cfg" from the probe script stay shell variables; anything else is quoted.
+    const auto arg = [](const std::string& v) {
+        return v.rfind('$', 0) == 0 ? "\"" + v + "\"" : shell_quote(v);
+    };
+    return fmt::format("{} -T -f {} -C user={},host=localhost,addr=127.0.0.1", arg(sshd),
+                       arg(main_config), shell_quote(user));
 }
 
 TargetFacts parse_facts(const std::string& output) {
@@ -129,6 +147,10 @@ TargetFacts parse_facts(const std::string& output) {
             f.os_id = value;
         else if (key == "kex" || key == "cipher" || key == "mac" || key == "hostkey")
             f.supported[key] = words();
+        else if (key == "applied_b64")
+            f.applied_record = base64_decode(value).value_or("");
+        else if (key == "effective_sha256")
+            f.effective_sha256 = value;
         else if (key.rfind("passwd.", 0) == 0)
             f.passwd_status[key.substr(7)] = value;
     }

@@ -4,7 +4,12 @@
 #include <fmt/format.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
+
+#include <labctl/core/process.hpp>
 
 #include "sshd.hpp"
 #include "test_user.hpp"
@@ -55,8 +60,8 @@ TEST_CASE("labctl harden hardens the lab VM, and a second run changes nothing", 
     const auto second = test::run_labctl({"harden", "-f", lab});
     INFO(second.err);
     CHECK(second.exit_code == 0);
-    CHECK(contains(second.out, "already up to date"));
-    CHECK(contains(second.err, "already hardened, nothing changed"));
+    CHECK(contains(second.out, "match the hardening of"));
+    CHECK(contains(second.err, "already hardened, nothing changed (the record matches)"));
 
     // labctl ssh uses the same pinned known_hosts through the system ssh.
     const auto ssh = test::run_labctl({"ssh", "-f", lab, "box", "--", "echo", "hello-from-box"});
@@ -66,6 +71,92 @@ TEST_CASE("labctl harden hardens the lab VM, and a second run changes nothing", 
     const auto config = test::read_file(dir.path() / ".labctl" / "ssh_config");
     CHECK(contains(config, "StrictHostKeyChecking yes"));
     CHECK(contains(config, "UserKnownHostsFile " + sshd.known_hosts().string()));
+}
+
+namespace {
+/// The steps of the one host of a `labctl harden --output json` run that exited 0.
+std::vector<std::string> harden_steps(const std::string& lab, nlohmann::json* out = nullptr) {
+    const auto r = test::run_labctl({"harden", "-f", lab, "--output", "json"});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const auto j = nlohmann::json::parse(r.out)["hosts"][0];
+    if (out != nullptr)
+        *out = j;
+    std::vector<std::string> steps;
+    for (const auto& s : j["steps"])
+        steps.push_back(s["step"].get<std::string>());
+    return steps;
+}
+bool has(const std::vector<std::string>& steps, const std::string& step) {
+    return std::find(steps.begin(), steps.end(), step) != steps.end();
+}
+} // namespace
+
+TEST_CASE("harden drift: a matching record proves the host in one probe; an edited drop-in, an "
+          "unlocked password, another sshd setting or a lost record are re-applied and re-checked",
+          "[harden][cli][converge]") {
+    test::TestUser user;
+    test::SshServer sshd(
+        {.include_dropins = true, .password_auth = true, .listen_address = "127.0.0.2"});
+    test::TempDir dir;
+    const auto lab =
+        dir.write("lab.yaml", lab_yaml(sshd, user.name(), sshd.known_hosts().string())).string();
+    REQUIRE(has(harden_steps(lab), "reload sshd"));
+    const auto dropin = sshd.dropin_dir() / "01-labctl.conf";
+    const auto record = sshd.dropin_dir() / "01-labctl.conf.labctl-applied";
+    REQUIRE(std::filesystem::exists(record));
+    CHECK((std::filesystem::status(record).permissions() & std::filesystem::perms::all) ==
+          (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+    const auto hardened = test::read_file(dropin);
+
+    // Nothing changed: only the probe, no new logins and no sshd -T of its own.
+    nlohmann::json j;
+    auto steps = harden_steps(lab, &j);
+    CHECK(steps == std::vector<std::string>{"record"});
+    CHECK(j["converge"]["result"] == "unchanged");
+
+    struct Case {
+        std::string name;
+        std::function<void()> cause;
+        std::string drift;
+        std::string repair_step; ///< a step that proves the full run
+    };
+    const std::vector<Case> cases{
+        {"the drop-in edited by hand",
+         [&] { std::ofstream(dropin, std::ios::app) << "MaxAuthTries 6\n"; },
+         "the drop-in differs from the policy", "reload sshd"},
+        {"the password unlocked",
+         [&] {
+             REQUIRE(run_process({"usermod", "-p", "x", user.name()}).ok());
+         },
+         "not locked", "passwd -l"},
+        {"another drop-in changing an effective setting",
+         [&] { std::ofstream(sshd.dropin_dir() / "50-extra.conf") << "MaxSessions 4\n"; },
+         "sshd's effective settings changed", "new session"},
+        {"the record removed", [&] { std::filesystem::remove(record); },
+         "no record of an earlier hardening", "new session"},
+        {"the record corrupted", [&] { std::ofstream(record) << "{\"format\": 1,"; }, "unreadable",
+         "new session"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.name);
+        c.cause();
+        steps = harden_steps(lab, &j);
+        CHECK(j["converge"]["result"] == "applied");
+        CHECK(contains(j["converge"]["drift"].get<std::string>(), c.drift));
+        CHECK(has(steps, c.repair_step));
+        CHECK(has(steps, "sshd -T"));
+        CHECK(test::read_file(dropin) == hardened);
+        CHECK(user.password_state() == "L");
+        CHECK(harden_steps(lab) == std::vector<std::string>{"record"});
+    }
+
+    // A setting that undoes the hardening is found by the full check and fails it (exit 6): it
+    // is another file's, which labctl does not remove.
+    std::ofstream(sshd.dropin_dir() / "00-weak.conf") << "PasswordAuthentication yes\n";
+    const auto weak = test::run_labctl({"harden", "-f", lab});
+    CHECK(weak.exit_code == 6);
+    CHECK(contains(weak.err, "passwordauthentication is 'yes'"));
 }
 
 TEST_CASE("labctl harden refuses a host whose key is not pinned (exit 5)", "[harden][cli]") {

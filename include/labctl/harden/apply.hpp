@@ -20,6 +20,9 @@ struct ApplyOptions {
     /// Test-only fault injection: "after-reload" abandons the run right after reloading sshd
     /// (as if the session died), leaving the armed revert to restore the old configuration.
     std::string fault;
+    /// policy_fingerprint of the plan: when the target's record matches it (record_mismatch),
+    /// nothing is re-checked; after a completed run the record is written. Empty: no record.
+    std::string policy;
 };
 
 struct StepResult {
@@ -29,6 +32,8 @@ struct StepResult {
 
 struct HardenReport {
     bool changed = false;
+    bool proven_by_record = false; ///< the record matched: nothing was changed or re-checked
+    std::string drift;             ///< why the record did not match ("" without a policy)
     std::vector<StepResult> steps;
 };
 

@@ -27,14 +27,25 @@ struct TargetFacts {
     std::string current_dropin; ///< content of <dropin_dir>/01-labctl.conf ("" = absent)
     bool dropin_exists = false;
     std::map<std::string, std::string> passwd_status; ///< user -> passwd -S state (P, L, NP)
+    /// The record of the last hardening labctl completed here ("" = none; see harden/record.hpp).
+    std::string applied_record;
+    /// SHA-256 of `sshd -T` for the login user (effective_settings_command), "" when unknown.
+    std::string effective_sha256;
 
     std::string dropin_path() const { return dropin_dir + "/01-labctl.conf"; }
+    /// Beside the drop-in, not ending in .conf (sshd never reads it).
+    std::string record_path() const { return dropin_path() + ".labctl-applied"; }
     /// The command that makes sshd re-read its configuration.
     std::string reload_command() const;
 };
 
-/// The probe script (POSIX sh, read-only) for `users`' password states.
+/// The probe script (POSIX sh, read-only) for `users`' password states; the effective settings
+/// are those sshd gives `login_user` (the first of `users`).
 std::string facts_script(const std::vector<std::string>& users);
+/// `sshd -T` for `user` as labctl checks it (pure): the same text is hashed by the probe and
+/// checked after applying.
+std::string effective_settings_command(const std::string& sshd, const std::string& main_config,
+                                       const std::string& user);
 /// Parses the script's output; throws Error(harden) when a required fact is missing.
 TargetFacts parse_facts(const std::string& output);
 /// Runs the script with sudo over `session`.
