@@ -7,6 +7,7 @@
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/signals.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/provision/wait.hpp>
 
 namespace labctl::provision {
@@ -135,10 +136,33 @@ remote::Session wait_ssh(GuestProbe& probe, const WaitTarget& target, const Wait
          "the guest did not start sshd with the injected host key: read the console lines");
 }
 
+/// Reads cloud-init's status files in one round trip; true when they say it is done.
+bool cloud_init_done_already(remote::Session& session, const WaitTarget& target) {
+    if (target.cloud_init_run_dir.empty())
+        return false;
+    const auto dir = shell_quote(target.cloud_init_run_dir);
+    const std::string marker = "@@labctl-result";
+    const auto r = session.exec(fmt::format("cat {0}/status.json 2>/dev/null; echo; echo {1}; "
+                                            "cat {0}/result.json 2>/dev/null",
+                                            dir, marker),
+                                {.timeout = std::chrono::seconds(30), .phase = "cloud-init"});
+    if (!r.ok())
+        return false; // cloud-init itself answers below
+    const auto at = r.out.find(marker);
+    if (at == std::string::npos)
+        return false;
+    return cloud_init_done_from_files(r.out.substr(0, at), r.out.substr(at + marker.size()));
+}
+
 std::string wait_cloud_init(GuestProbe& probe, remote::Session& session, const WaitTarget& target,
                             const WaitDeadlines& d) {
     check_stop(target);
     ensure_running(probe, target, "cloud-init");
+    if (cloud_init_done_already(session, target)) {
+        log::info("VM '{}': cloud-init finished earlier ({}/status.json and result.json)",
+                  target.vm, target.cloud_init_run_dir);
+        return "done";
+    }
     remote::ExecOptions eo;
     eo.timeout = d.cloud_init;
     eo.phase = "cloud-init";
@@ -197,6 +221,50 @@ std::string wait_cloud_init(GuestProbe& probe, remote::Session& session, const W
 }
 
 } // namespace
+
+bool cloud_init_done_from_files(const std::string& status_json, const std::string& result_json) {
+    // canonical/cloud-init@22.4.2:cloudinit/cmd/status.py get_status_details(): RUNNING while
+    // status.json exists without result.json, while v1.stage is set or a stage has started and
+    // not finished; ERROR with any stage's errors; DONE when none of that and some stage ran.
+    // cloudinit/cmd/main.py status_wrapper() writes result.json last, after modules-final.
+    try {
+        if (trim(result_json).empty())
+            return false;
+        const auto result = nlohmann::json::parse(result_json);
+        const auto status = nlohmann::json::parse(status_json);
+        if (!status.is_object() || !result.is_object())
+            return false;
+        const auto v1 = status.find("v1");
+        if (v1 == status.end() || !v1->is_object())
+            return false;
+        double latest = 0;
+        for (const auto& [key, value] : v1->items()) {
+            if (key == "stage") {
+                if (!value.is_null() && !(value.is_string() && value.get<std::string>().empty()))
+                    return false; // a stage is running
+            } else if (value.is_object()) {
+                for (const char* errors : {"errors", "recoverable_errors"})
+                    if (const auto e = value.find(errors);
+                        e != value.end() && !e->is_null() && !e->empty())
+                        return false; // cloud-init reports these itself (error, degraded)
+                const auto number = [&](const char* k) {
+                    const auto v = value.find(k);
+                    return v != value.end() && v->is_number() ? v->get<double>() : 0.0;
+                };
+                const double start = number("start"), finished = number("finished");
+                if (finished == 0 && start != 0)
+                    return false;
+                latest = std::max({latest, start, finished});
+            }
+        }
+        if (const auto r1 = result.find("v1"); r1 != result.end() && r1->is_object())
+            if (const auto e = r1->find("errors"); e != r1->end() && !e->is_null() && !e->empty())
+                return false;
+        return latest > 0;
+    } catch (const nlohmann::json::exception&) {
+        return false;
+    }
+}
 
 std::optional<std::string> pick_lease(const std::vector<std::string>& leases,
                                       const std::optional<std::string>& reserved) {

@@ -340,3 +340,63 @@ TEST_CASE("a cloud-init wait the run has given up ends its blocking remote comma
         test::kill_matching(marker);
     CHECK(gone);
 }
+
+namespace {
+// The files as canonical/cloud-init@22.4.2:cloudinit/cmd/main.py status_wrapper() writes them
+// (json.dumps of these dicts; times are time.time() floats).
+std::string status_json(const std::string& stage, const std::string& final_errors,
+                        const std::string& final_finished) {
+    return fmt::format(R"({{"v1": {{"datasource": "DataSourceNoCloud [seed=/dev/sr0][dsmode=net]",
+ "init": {{"errors": [], "finished": 1733558410.52, "start": 1733558405.1}},
+ "init-local": {{"errors": [], "finished": 1733558403.9, "start": 1733558401.7}},
+ "modules-config": {{"errors": [], "finished": 1733558414.2, "start": 1733558412.0}},
+ "modules-final": {{"errors": {}, "finished": {}, "start": 1733558415.3}},
+ "modules-init": {{"errors": [], "finished": null, "start": null}},
+ "stage": {}}}}})",
+                       final_errors, final_finished, stage);
+}
+} // namespace
+
+TEST_CASE("cloud-init already finished: its status files end the wait without running "
+          "'cloud-init status', anything else asks cloud-init",
+          "[wait][cloud-init]") {
+    test::SshServer sshd;
+    ScriptedGuest guest;
+    auto target = target_for(sshd);
+    target.address_known = true;
+    target.ssh.endpoint.host = "127.0.0.1";
+    test::TempDir run;
+    target.cloud_init_run_dir = run.path().string();
+    // cloud-init itself would say "error": only used when the files do not settle it.
+    target.cloud_init_command =
+        fake_cloud_init(sshd, R"({"status": "error", "errors": ["asked cloud-init"]})", 1);
+    const auto done = status_json("null", "[]", "1733558420.8");
+    const auto result = R"({"v1": {"datasource": "DataSourceNoCloud", "errors": []}})";
+
+    run.write("status.json", done);
+    run.write("result.json", result);
+    CHECK(wait_for_guest(guest, target, short_deadlines()).cloud_init == "done");
+
+    struct Case {
+        std::string name, status, result;
+    };
+    for (const auto& c : std::vector<Case>{
+             {"still running (result.json not yet written)",
+              status_json("\"modules-final\"", "[]", "null"), ""},
+             {"a stage started, not finished", status_json("null", "[]", "null"), result},
+             {"errors in a stage",
+              status_json("null", R"(["scripts-user failed"])", "1733558420.8"), result},
+             {"unparsable status.json", "{\"v1\": ", result},
+             {"no files (cloud-init disabled or not started)", "", ""}}) {
+        CAPTURE(c.name);
+        std::filesystem::remove(run.path() / "status.json");
+        std::filesystem::remove(run.path() / "result.json");
+        if (!c.status.empty())
+            run.write("status.json", c.status);
+        if (!c.result.empty())
+            run.write("result.json", c.result);
+        std::string message;
+        CHECK(code_of([&] { wait_for_guest(guest, target, short_deadlines()); }, &message) != 0);
+        CHECK(test::contains(message, "asked cloud-init"));
+    }
+}

@@ -46,6 +46,10 @@ struct WaitTarget {
     bool address_known = false;
     bool strict = false; ///< cloud-init status 2 (recoverable errors) fails
     std::string cloud_init_command = "cloud-init status --wait --format json";
+    /// Where cloud-init keeps status.json and result.json ("/run/cloud-init" for a VM; empty: not
+    /// read). When they show it finished without errors, the wait is over without starting
+    /// cloud-init's Python (about 5 s under TCG); anything else runs cloud_init_command.
+    std::string cloud_init_run_dir;
     /// Set by the run when it gives up (another VM failed under --parallel): the ip and ssh
     /// phases stop at their next poll, and the cloud-init phase's remote exec at its next poll
     /// (its remote process group ended), with Error(interrupted) instead of waiting out minutes
@@ -63,6 +67,12 @@ struct WaitResult {
 /// a lease from before the reservation changed lives on next to the new one until it expires.
 std::optional<std::string> pick_lease(const std::vector<std::string>& leases,
                                       const std::optional<std::string>& reserved);
+
+/// Whether cloud-init's own files say it is done, exactly as `cloud-init status` (22.4.2) decides
+/// from them: status.json with no stage running, no stage started and unfinished, no errors, and
+/// result.json present. False for anything else, including errors, newer "recoverable_errors"
+/// (degraded) and unparsable files: the caller then asks cloud-init itself (pure).
+bool cloud_init_done_from_files(const std::string& status_json, const std::string& result_json);
 
 /// Runs the three phases in order (without the ip phase when target.address_known). Errors:
 /// Error(timeout) naming the phase ("ip", "ssh", "cloud-init"); Error(ssh) when the domain stopped,
