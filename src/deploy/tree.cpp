@@ -126,7 +126,11 @@ std::string compose_inputs_fingerprint(const std::string& dir, const ComposeEnv&
     for (const auto& entry : fs::directory_iterator(dir, ec)) {
         const auto name = entry.path().filename().string();
         const auto ext = entry.path().extension().string();
-        if (entry.is_regular_file() && (name == ".env" || ext == ".yml" || ext == ".yaml"))
+        // The files compose reads by itself: docker-compose.yml, compose.yaml, their overrides,
+        // .env (not e.g. a prometheus.yml that a service mounts).
+        if (entry.is_regular_file() &&
+            (name == ".env" ||
+             (name.find("compose") != std::string::npos && (ext == ".yml" || ext == ".yaml"))))
             files.push_back(name);
     }
     if (ec)

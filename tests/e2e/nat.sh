@@ -31,6 +31,7 @@ net=labnat-net
 vm_ip=10.77.88.10 # the reservation in lab-nat.yaml; an address inside the test's namespace only
 vm_ip2=10.77.88.11 # the reservation after it changes (lab2, written at run time)
 lab2=tests/e2e/lab-nat-ip2.yaml
+lab3=tests/e2e/lab-nat-copy.yaml # the same lab with its stack copied (written at run time)
 
 step() { echo; echo "== e2e-nat: $*"; }
 fail() { echo "e2e-nat: FAILED: $*" >&2; exit 1; }
@@ -117,6 +118,47 @@ if [ "${1:-}" = --inside ]; then
         fail "the second harden changed something (see $out/up-second.log)"
     ! grep -q "^ACTION " "$out/up-second.log" || fail "the second up changed the lab"
 
+    step "the same stack from another directory converges; one changed file there is deployed"
+    copy=$out/stack-copy
+    rm -rf "$copy"
+    cp -a "$root/stacks/lab-offline" "$copy"
+    sed "s|^  stack_dir: .*|  stack_dir: $copy|" "$lab" >"$lab3"
+    grep -q "stack_dir: $copy" "$lab3" || fail "could not write $lab3"
+    "$labctl" up -f "$lab3" --stage deploy 2>&1 | tee "$out/deploy-copy.log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || fail "deploy of the copied stack exited non-zero"
+    grep -q "up to date: the target matches the deploy of" "$out/deploy-copy.log" ||
+        fail "the same content from another directory was deployed again (see $out/deploy-copy.log)"
+    echo "# one changed file (e2e)" >>"$copy/prometheus.yml"
+    t6=$(seconds)
+    set +e
+    "$labctl" up -f "$lab3" --junit "$out/verify-changed.xml" 2>&1 | tee "$out/up-changed.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    t7=$(seconds)
+    echo "$t6 $t7" >"$out/up-changed.time"
+    [ "$rc" -eq 0 ] || fail "up after one changed file exited $rc"
+    grep -q "deploying: the stack directory changed here" "$out/up-changed.log" ||
+        fail "the changed file was not seen as drift (see $out/up-changed.log)"
+    grep -q "1 file sent" "$out/up-changed.log" ||
+        fail "not exactly one file was sent (see $out/up-changed.log)"
+    "$labctl" ssh -f "$lab3" lab1 -- grep -q "one changed file" /opt/labctl/lab/prometheus.yml ||
+        fail "the changed file is not on the guest"
+
+    step "drift on the guest: a stopped container is found and started again"
+    "$labctl" ssh -f "$lab3" lab1 -- 'sudo docker stop $(sudo docker ps -q --filter label=com.docker.compose.service=frontend)'
+    t8=$(seconds)
+    set +e
+    "$labctl" up -f "$lab3" --junit "$out/verify-drift.xml" 2>&1 | tee "$out/up-drift.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    t9=$(seconds)
+    echo "$t8 $t9" >"$out/up-drift.time"
+    [ "$rc" -eq 0 ] || fail "up after a container was stopped exited $rc"
+    grep -q "service frontend exited with status" "$out/up-drift.log" ||
+        fail "the stopped container was not seen as drift (see $out/up-drift.log)"
+    [ "$("$labctl" ssh -f "$lab3" lab1 -- 'sudo docker inspect --format "{{.State.Status}}" $(sudo docker ps -aq --filter label=com.docker.compose.service=frontend)')" = running ] ||
+        fail "the frontend is not running again"
+
     step "the reservation changes ($vm_ip -> $vm_ip2): provision waits for the new address, not the old lease"
     sed "s/^    ip: $vm_ip .*/    ip: $vm_ip2/" "$lab" >"$lab2"
     grep -q "ip: $vm_ip2" "$lab2" || fail "could not write $lab2"
@@ -190,7 +232,7 @@ snapshot "$out/host-before.txt"
 
 P=$(mktemp -d /var/tmp/labctl-e2e-nat.XXXXXX)
 cleanup() {
-    rm -f "$lab2"
+    rm -f "$lab2" "$lab3"
     # Whatever the namespace left running (its pid 1 killed by timeout, Ctrl-C): ended here.
     [ -s "$out/netns" ] && plv_kill_netns "$(cat "$out/netns")"
     rm -rf "$P"
@@ -239,6 +281,12 @@ step "figures"
     echo "provision after the reservation changed: $(elapsed "$a" "$b") s"
     echo "stage timings, first up:";  sed -n '/^STAGE/,/^total/p' "$out/up-first.log"
     echo "stage timings, second up:"; sed -n '/^STAGE/,/^total/p' "$out/up-second.log"
+    read -r a b <"$out/up-changed.time"
+    echo "up after one changed file: $(elapsed "$a" "$b") s"
+    echo "stage timings, up after one changed file:"; sed -n '/^STAGE/,/^total/p' "$out/up-changed.log"
+    read -r a b <"$out/up-drift.time"
+    echo "up after a container was stopped on the guest: $(elapsed "$a" "$b") s"
+    echo "stage timings, up after the stopped container:"; sed -n '/^STAGE/,/^total/p' "$out/up-drift.log"
     echo "verify, first up:";  sed -n '/^CHECK/,/^$/p' "$out/up-first.log"
     echo "verify, second up:"; sed -n '/^CHECK/,/^$/p' "$out/up-second.log"
 } | tee "$out/figures.txt"

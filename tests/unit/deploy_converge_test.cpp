@@ -103,7 +103,7 @@ TEST_CASE("the local tree fingerprint follows content, mode, names and links, no
                       Catch::Contains("cannot read the stack directory"));
 }
 
-TEST_CASE("the compose inputs fingerprint follows the top-level compose and env files and the "
+TEST_CASE("the compose inputs fingerprint follows the top-level compose files, .env and the "
           "variables and secrets",
           "[deploy][converge]") {
     test::TempDir dir;
@@ -114,8 +114,12 @@ TEST_CASE("the compose inputs fingerprint follows the top-level compose and env 
     env.vars = {{"TEMPO_VERSION", "2.3.1"}};
     env.secrets = {{"GRAFANA_ADMIN_PASSWORD", "s3cret"}};
     const auto first = deploy::compose_inputs_fingerprint(stack, env);
-    dir.write("stack/www/index.html", "b\n"); // not read by compose config
+    dir.write("stack/www/index.html", "b\n");                  // not read by compose config
+    dir.write("stack/prometheus.yml", "scrape_configs: []\n"); // mounted, not read by compose
     CHECK(deploy::compose_inputs_fingerprint(stack, env) == first);
+    dir.write("stack/docker-compose.override.yml", "services: {}\n");
+    CHECK(deploy::compose_inputs_fingerprint(stack, env) != first);
+    std::filesystem::remove(dir.path() / "stack/docker-compose.override.yml");
     dir.write("stack/.env", "A=1\n");
     const auto with_env = deploy::compose_inputs_fingerprint(stack, env);
     CHECK(with_env != first);

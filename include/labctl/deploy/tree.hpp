@@ -26,9 +26,9 @@ std::string local_tree_fingerprint(const std::string& dir,
 std::string remote_tree_fingerprint_command(const std::string& remote_dir,
                                             const std::vector<std::string>& excludes);
 
-/// SHA-256 (hex) of what `compose config` reads: the stack directory's top-level compose and env
-/// files (*.yml, *.yaml, .env) and the variables and secrets labctl passes. Secrets enter only
-/// through this digest.
+/// SHA-256 (hex) of what `compose config` reads: the stack directory's top-level compose files
+/// (*compose*.yml, *compose*.yaml), .env, and the variables and secrets labctl passes. Secrets
+/// enter only through this digest.
 std::string compose_inputs_fingerprint(const std::string& dir, const ComposeEnv& env);
 
 /// SHA-256 (hex) of the variables and secrets (a secret is never stored, only this digest).
