@@ -10,6 +10,7 @@
 #include <labctl/core/duration.hpp>
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
+#include <labctl/core/progress.hpp>
 #include <labctl/core/text.hpp>
 #include <labctl/deploy/compose.hpp>
 #include <labctl/remote/session.hpp>
@@ -207,8 +208,14 @@ DeployReport compose_up(remote::Session& session, const ComposeFacts& facts,
     }
     // v2 --wait already waited; v1 has no --wait, so poll until every service is running and
     // healthy (the same check confirms v2's answer).
+    Progress progress(fmt::format("compose {}", session.endpoint().host));
     while (true) {
         const auto states = states_now();
+        const auto serving = std::count_if(states.begin(), states.end(),
+                                           [](const ServiceState& s) { return s.serving(); });
+        progress.update(
+            fmt::format("{} of {} services ready: {}", serving, states.size(), describe(states)),
+            {{"ready", std::to_string(serving)}, {"services", std::to_string(states.size())}});
         bool ready = !states.empty();
         for (const auto& s : states) {
             if (s.completed())

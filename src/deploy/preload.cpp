@@ -13,6 +13,7 @@
 #include <labctl/core/fd.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/process.hpp>
+#include <labctl/core/progress.hpp>
 #include <labctl/core/text.hpp>
 #include <labctl/deploy/preload.hpp>
 #include <labctl/remote/session.hpp>
@@ -94,6 +95,23 @@ std::uint64_t send_images(remote::Session& session, const std::vector<PreloadedI
     });
 
     std::uint64_t bytes = 0;
+    Progress progress(fmt::format("preload {}", session.endpoint().host));
+    const auto started = std::chrono::steady_clock::now();
+    const auto report = [&](bool end) {
+        const double secs = std::max(
+            0.001,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        const auto rate = static_cast<std::uint64_t>(static_cast<double>(bytes) / secs);
+        const auto text = fmt::format("{} sent, {}/s{}", format_bytes(bytes), format_bytes(rate),
+                                      end ? "; docker load is finishing on the target" : "");
+        const std::vector<log::Field> fields{{"bytes", std::to_string(bytes)},
+                                             {"rate_bps", std::to_string(rate)}};
+        if (end)
+            progress.event(text, fields);
+        else
+            progress.update(text, fields);
+    };
+    progress.event(fmt::format("streaming {}", names));
     remote::ExecOptions load;
     load.sudo = options.sudo;
     // Generous by default (a few GB over a slow link), but a stalled target must not hang the
@@ -108,9 +126,12 @@ std::uint64_t send_images(remote::Session& session, const std::vector<PreloadedI
             const auto n = ::read(read_end.fd, buf, size);
             if (n < 0 && errno == EINTR)
                 continue;
-            if (n <= 0)
+            if (n <= 0) {
+                report(true);
                 return 0;
+            }
             bytes += static_cast<std::uint64_t>(n);
+            report(false);
             return static_cast<std::size_t>(n);
         }
     };

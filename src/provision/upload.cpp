@@ -15,6 +15,7 @@
 #include <labctl/core/fd.hpp>
 #include <labctl/core/file.hpp>
 #include <labctl/core/log.hpp>
+#include <labctl/core/progress.hpp>
 #include <labctl/core/signals.hpp>
 
 #include "lv_objects.hpp"
@@ -129,6 +130,10 @@ bool Uploader::file(virStorageVolPtr vol, const std::string& name, const std::st
     Sha256 digest;
     std::vector<char> buf(1 << 20);
     std::uint64_t sent = 0;
+    Progress progress(fmt::format("upload {}", name));
+    if (upload)
+        progress.event(fmt::format("{} to send", format_bytes(bytes)),
+                       {{"total_bytes", std::to_string(bytes)}});
     for (;;) {
         signals::check(); // the stream aborts on the way out
         const ssize_t n = ::read(fd.fd, buf.data(), buf.size());
@@ -147,6 +152,14 @@ bool Uploader::file(virStorageVolPtr vol, const std::string& name, const std::st
         if (upload)
             stream.send_all(buf.data(), got, name);
         sent += got;
+        const double secs =
+            std::max(0.001, static_cast<double>(progress.elapsed().count()) / 1000.0);
+        const auto rate = static_cast<std::uint64_t>(static_cast<double>(sent) / secs);
+        progress.update(fmt::format("{} of {} ({}%), {}/s", format_bytes(sent), format_bytes(bytes),
+                                    bytes == 0 ? 100 : sent * 100 / bytes, format_bytes(rate)),
+                        {{"bytes", std::to_string(sent)},
+                         {"total_bytes", std::to_string(bytes)},
+                         {"rate_bps", std::to_string(rate)}});
     }
     if (sent != bytes)
         throw usage_error(

@@ -6,6 +6,7 @@
 
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
+#include <labctl/core/progress.hpp>
 #include <labctl/core/signals.hpp>
 #include <labctl/core/text.hpp>
 #include <labctl/provision/wait.hpp>
@@ -279,20 +280,26 @@ WaitResult wait_for_guest(GuestProbe& probe, const WaitTarget& target,
                           const WaitDeadlines& deadlines) {
     WaitResult result;
     remote::ConnectOptions options = target.ssh;
+    Progress progress(fmt::format("VM '{}'", target.vm)); // the live line's phase and time
     if (target.address_known) {
         result.ip = target.ssh.endpoint.host;
         result.ip_source = "forward";
         log::info("VM '{}': waiting for SSH at {}:{}", target.vm, options.endpoint.host,
                   options.endpoint.port);
+        progress.show(
+            fmt::format("waiting for SSH at {}:{}", options.endpoint.host, options.endpoint.port));
     } else {
         log::info("VM '{}': waiting for its IP address", target.vm);
+        progress.show("waiting for its IP address (DHCP lease or guest agent)");
         result.ip = wait_ip(probe, target, deadlines, result.ip_source);
         log::info("VM '{}': {} (from the {}); waiting for SSH", target.vm, result.ip,
                   result.ip_source);
+        progress.show(fmt::format("{}; waiting for SSH", result.ip));
         options.endpoint.host = result.ip;
     }
     auto session = wait_ssh(probe, target, deadlines, options);
     log::info("VM '{}': SSH up; waiting for cloud-init", target.vm);
+    progress.show("SSH up; waiting for cloud-init");
     result.cloud_init = wait_cloud_init(probe, session, target, deadlines);
     log::info("VM '{}': cloud-init {}", target.vm, result.cloud_init);
     return result;

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace labctl::log {
 
@@ -30,6 +31,17 @@ bool enabled(Level level);
 
 /// Writes one event: `message` plus optional structured fields (shown as k=v in text mode).
 void write(Level level, std::string_view message, std::initializer_list<Field> fields = {});
+
+/// The same with fields gathered at run time.
+void write(Level level, std::string_view message, const std::vector<Field>& fields);
+
+/// Live status lines (core/progress.hpp): true when they are drawn (a terminal, text format,
+/// info level). Each open status shows "<what>: <text> <elapsed>" on the bottom line of stderr,
+/// redrawn every second and after every log line; closing the last one clears it.
+bool live_status();
+int status_open(const std::string& what);
+void status_set(int id, const std::string& text);
+void status_close(int id);
 
 /// Where lines go; tests swap it to capture output. nullptr restores stderr.
 using Sink = void (*)(std::string_view line);
