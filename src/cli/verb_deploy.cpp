@@ -160,13 +160,11 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
         return {j, text};
     }
 
-    // The compose found by the check; docker-compose (v1, Python) only says its version slowly,
-    // so the record's is kept while v1 is still there.
+    // docker-compose (v1, Python) says its version slowly (seconds under TCG): while v1 is what
+    // the check found and the record names, the record's version stands.
     deploy::ComposeFacts facts;
-    if (!seen.compose_v2_version.empty())
-        facts = {deploy::ComposeFlavor::v2, seen.compose_v2_version};
-    else if (seen.compose_v1 && seen.record && seen.record->compose_flavor == "v1" &&
-             !seen.record->compose_version.empty())
+    if (!seen.compose_v2 && seen.compose_v1 && seen.record && seen.record->compose_flavor == "v1" &&
+        !seen.record->compose_version.empty())
         facts = {deploy::ComposeFlavor::v1, seen.record->compose_version};
     else
         facts = deploy::detect_compose(session, sudo);
@@ -203,9 +201,8 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
     const auto report = deploy::compose_up(session, facts, compose);
     deploy::apply_grafana_password(session, facts, compose, report.services);
 
-    // What was applied and what the target looks like now: the next deploy's proof.
-    const auto after = deploy::observe(session, spec.deploy.remote_dir, spec.deploy.project,
-                                       sync_opts.excludes, sudo);
+    // What was applied and what the target looks like now (the containers as the health check
+    // last saw them): the next deploy's proof.
     deploy::DeployRecord record;
     record.inputs = inputs;
     record.inputs.images.clear();
@@ -214,12 +211,11 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
         if (automatic)
             record.auto_images.push_back(img.image);
     }
-    record.remote_tree = after.remote_tree;
     record.compose_flavor = facts.flavor == deploy::ComposeFlavor::v2 ? "v2" : "v1";
     record.compose_version = facts.version;
-    record.services = after.containers;
+    record.services = report.services;
     record.applied_at = utc_now("%Y-%m-%dT%H:%M:%SZ");
-    deploy::write_record(session, spec.deploy.remote_dir, record, sudo);
+    deploy::write_record(session, spec.deploy.remote_dir, record, sync_opts.excludes, sudo);
 
     nlohmann::json services = nlohmann::json::array();
     Table table({"SERVICE", "STATE", "HEALTH"});

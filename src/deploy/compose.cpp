@@ -122,37 +122,43 @@ RemoteCommand up_command(const ComposeFacts& facts, const ComposeOptions& o) {
     return compose_command(facts.command(), o.remote_dir, o.project, o.env, args);
 }
 
-std::string inspect_command(const std::string& project) {
-    return fmt::format("ids=$(docker ps -aq --no-trunc --filter "
-                       "label=com.docker.compose.project={}) || exit 3; if [ -z \"$ids\" ]; "
-                       "then echo; else docker inspect --type container $ids || exit 3; fi",
+std::string ps_command(const std::string& project) {
+    return fmt::format("docker ps -a --no-trunc --filter label=com.docker.compose.project={} "
+                       "--format '{{{{.ID}}}}\t{{{{.State}}}}\t{{{{.Status}}}}\t{{{{.Label "
+                       "\"com.docker.compose.service\"}}}}'",
                        shell_quote(project));
 }
 
-std::vector<ServiceState> parse_inspect(const std::string& json) {
+std::vector<ServiceState> parse_ps(const std::string& out) {
+    // moby/moby@v20.10.24:container/state.go State.String() writes the status: "Up <time>",
+    // followed by " (healthy)", " (unhealthy)" or " (health: starting)" with a healthcheck;
+    // "Exited (<code>) <time> ago"; "Restarting (<code>) <time> ago"; "Created"; "Dead".
     std::vector<ServiceState> states;
-    if (trim(json).empty())
-        return states;
-    try {
-        for (const auto& c : nlohmann::json::parse(json)) {
-            ServiceState s;
-            s.container_id = c.at("Id").get<std::string>();
-            s.image_id = c.at("Image").get<std::string>();
-            const auto& labels = c.at("Config").at("Labels");
-            s.service = labels.is_object()
-                            ? labels.value("com.docker.compose.service", std::string())
-                            : std::string();
-            const auto& st = c.at("State");
-            s.state = st.at("Status").get<std::string>();
-            s.exit_code = st.at("ExitCode").get<int>();
-            if (const auto h = st.find("Health"); h != st.end() && h->is_object())
-                s.health = h->value("Status", std::string());
-            states.push_back(s);
-        }
-    } catch (const nlohmann::json::exception& e) {
-        throw Error(
-            ExitCode::deploy,
-            fmt::format("cannot read the containers' state (docker inspect): {}", e.what()));
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) {
+        std::vector<std::string> f;
+        std::size_t start = 0;
+        for (std::size_t tab; (tab = line.find('\t', start)) != std::string::npos; start = tab + 1)
+            f.push_back(line.substr(start, tab - start));
+        f.push_back(line.substr(start));
+        if (f.size() != 4 || f[0].empty())
+            continue;
+        ServiceState s;
+        s.container_id = f[0];
+        s.state = f[1];
+        const auto& status = f[2];
+        s.service = std::string(trim(f[3]));
+        if (const auto open = status.find('(');
+            open != std::string::npos &&
+            (status.rfind("Exited", 0) == 0 || status.rfind("Restarting", 0) == 0))
+            s.exit_code = std::atoi(status.c_str() + open + 1);
+        if (status.find("(healthy)") != std::string::npos)
+            s.health = "healthy";
+        else if (status.find("(unhealthy)") != std::string::npos)
+            s.health = "unhealthy";
+        else if (status.find("(health: starting)") != std::string::npos)
+            s.health = "starting";
+        states.push_back(s);
     }
     return states;
 }
@@ -172,7 +178,7 @@ DeployReport compose_up(remote::Session& session, const ComposeFacts& facts,
                                       .on_stdout_line = stream,
                                       .on_stderr_line = stream});
     auto states_now = [&] {
-        const auto r = session.exec(inspect_command(o.project),
+        const auto r = session.exec(ps_command(o.project),
                                     {.timeout = std::chrono::seconds(60), .sudo = o.sudo});
         if (!r.ok())
             throw Error(ExitCode::deploy,
@@ -182,7 +188,7 @@ DeployReport compose_up(remote::Session& session, const ComposeFacts& facts,
                                                 : fmt::format(" (exit {})", r.exit_status),
                                     trim(r.err)),
                         "is Docker running on the target?");
-        return parse_inspect(r.out);
+        return parse_ps(r.out);
     };
     if (!up.ok()) {
         std::vector<ServiceState> states; // evidence only: compose's failure is what is reported

@@ -15,15 +15,17 @@ namespace labctl::deploy {
 namespace {
 
 nlohmann::json container_json(const ServiceState& c) {
-    return {{"service", c.service}, {"container", c.container_id}, {"image", c.image_id},
-            {"state", c.state},     {"exit_code", c.exit_code},    {"health", c.health}};
+    return {{"service", c.service},
+            {"container", c.container_id},
+            {"state", c.state},
+            {"exit_code", c.exit_code},
+            {"health", c.health}};
 }
 
 ServiceState container_from(const nlohmann::json& j) {
     ServiceState c;
     c.service = j.at("service").get<std::string>();
     c.container_id = j.at("container").get<std::string>();
-    c.image_id = j.at("image").get<std::string>();
     c.state = j.at("state").get<std::string>();
     c.exit_code = j.at("exit_code").get<int>();
     c.health = j.at("health").get<std::string>();
@@ -96,18 +98,23 @@ std::string record_path(const std::string& remote_dir) {
 std::string observe_command(const std::string& remote_dir, const std::string& project,
                             const std::vector<std::string>& excludes) {
     // One read-only round trip: the record, the tree's digest, which compose there is, and every
-    // container of the project (id, image id, service, state, exit code, health).
+    // container of the project (id, state, status, service). Compose v2 is found by its plugin
+    // file where the Docker CLI looks for plugins (docker/cli@v20.10.24:
+    // cli-plugins/manager/manager_unix.go, and ~/.docker/cli-plugins), not by starting it.
     return fmt::format(
         "echo {rec}; cat {path} 2>/dev/null | head -c 1000000; echo; echo {tree}; {digest}; "
-        "echo {compose}; v=$(docker compose version --short 2>/dev/null) && echo \"v2 $v\" || "
-        "echo v2-; command -v docker-compose >/dev/null 2>&1 && echo v1 || echo v1-; "
+        "echo {compose}; for d in \"$HOME/.docker/cli-plugins\" /usr/local/lib/docker/cli-plugins "
+        "/usr/local/libexec/docker/cli-plugins /usr/lib/docker/cli-plugins "
+        "/usr/libexec/docker/cli-plugins; do [ -x \"$d/docker-compose\" ] && {{ echo v2; break; "
+        "}}; "
+        "done; command -v docker-compose >/dev/null 2>&1 && echo v1 || echo v1-; "
         "echo {containers}; {inspect}; echo; "
         "echo {end}",
         fmt::arg("rec", k_record), fmt::arg("path", shell_quote(record_path(remote_dir))),
         fmt::arg("tree", k_tree),
         fmt::arg("digest", remote_tree_fingerprint_command(remote_dir, excludes)),
         fmt::arg("compose", k_compose), fmt::arg("containers", k_containers),
-        fmt::arg("inspect", inspect_command(project)), fmt::arg("end", k_end));
+        fmt::arg("inspect", ps_command(project) + " || exit 3"), fmt::arg("end", k_end));
 }
 
 TargetObservation parse_observation(const std::string& out) {
@@ -129,8 +136,8 @@ TargetObservation parse_observation(const std::string& out) {
             if (!trim(line).empty())
                 o.remote_tree = std::string(trim(line));
         } else if (section == k_compose) {
-            if (line.rfind("v2 ", 0) == 0)
-                o.compose_v2_version = std::string(trim(line.substr(3)));
+            if (line == "v2")
+                o.compose_v2 = true;
             else if (line == "v1")
                 o.compose_v1 = true;
         } else if (section == k_containers) {
@@ -140,7 +147,7 @@ TargetObservation parse_observation(const std::string& out) {
     if (!ended || o.remote_tree.empty())
         throw Error(ExitCode::deploy, "the target's answer to the converge check was cut short",
                     "run the deploy again; 'labctl ssh' shows whether the target is healthy");
-    o.containers = parse_inspect(containers_text);
+    o.containers = parse_ps(containers_text);
     o.record_present = !trim(record_text).empty();
     if (o.record_present)
         o.record = record_from_json(record_text);
@@ -198,7 +205,7 @@ std::vector<std::string> drift(const TargetObservation& seen, const DeployInputs
         why.push_back(fmt::format("{} is missing on the target", now.remote_dir));
     else if (seen.remote_tree != rec.remote_tree)
         why.push_back(fmt::format("files under {} were changed on the target", now.remote_dir));
-    if (rec.compose_flavor == "v2" ? seen.compose_v2_version.empty() : !seen.compose_v1)
+    if (rec.compose_flavor == "v2" ? !seen.compose_v2 : !seen.compose_v1)
         why.push_back(fmt::format("the compose used last time ({}) is gone from the target",
                                   rec.compose_flavor));
     for (const auto& want : rec.services) {
@@ -209,17 +216,18 @@ std::vector<std::string> drift(const TargetObservation& seen, const DeployInputs
             why.push_back(fmt::format("service {} has no container", want.service));
             continue;
         }
+        // Same container, same image (a container's image never changes). Its state must be
+        // the recorded one: a one-shot service done (exited 0), any other running and healthy;
+        // a service that stopped is drift whatever its exit status (nginx exits 0 on TERM).
         if (it->container_id != want.container_id)
             why.push_back(fmt::format("service {}'s container was replaced ({} → {})", want.service,
                                       short_id(want.container_id), short_id(it->container_id)));
-        else if (it->image_id != want.image_id)
-            why.push_back(fmt::format("service {} runs image {}, deployed {}", want.service,
-                                      short_id(it->image_id), short_id(want.image_id)));
-        if (!it->serving())
+        else if (want.completed() ? !it->completed() : !(it->state == "running" && it->serving()))
             why.push_back(it->state == "exited" ? fmt::format("service {} exited with status {}",
                                                               want.service, it->exit_code)
-                          : !it->health.empty() && it->state == "running"
-                              ? fmt::format("service {} is {}", want.service, it->health)
+                          : it->state == "running"
+                              ? fmt::format("service {} is {}", want.service,
+                                            it->health.empty() ? "running" : it->health)
                               : fmt::format("service {} is {}", want.service, it->state));
     }
     for (const auto& c : seen.containers)
@@ -232,14 +240,32 @@ std::vector<std::string> drift(const TargetObservation& seen, const DeployInputs
 }
 
 void write_record(remote::Session& session, const std::string& remote_dir,
-                  const DeployRecord& record, bool sudo) {
-    const auto dir = remote_dir + "/.labctl";
-    const auto r = session.exec(fmt::format("mkdir -p {0} && chmod 0700 {0}", shell_quote(dir)),
-                                {.timeout = std::chrono::seconds(60), .sudo = sudo});
+                  const DeployRecord& record, const std::vector<std::string>& excludes, bool sudo) {
+    // One round trip: the target computes its tree's digest and completes the record with it
+    // (the JSON arrives on stdin without its last member's value), written to a temporary and
+    // renamed, root-only.
+    auto json = to_json(record);
+    json.erase("remote_tree");
+    std::string head = json.dump();
+    head.pop_back(); // the closing brace: the shell appends "remote_tree":"<digest>"}
+    head += ",\"remote_tree\":";
+    const auto dir = shell_quote(remote_dir + "/.labctl");
+    const auto file = shell_quote(record_path(remote_dir));
+    const auto tmp = shell_quote(record_path(remote_dir) + ".tmp");
+    const auto r = session.exec(
+        fmt::format("set -e; umask 077; mkdir -p {0}; chmod 0700 {0}; t=$({1}); "
+                    "{{ cat; printf '\"%s\"}}\\n' \"$t\"; }} > {2}; mv -f {2} {3}",
+                    dir, remote_tree_fingerprint_command(remote_dir, excludes), tmp, file),
+        {.timeout = std::chrono::seconds(120),
+         .phase = "deploy record",
+         .stdin_data = head,
+         .sudo = sudo});
     if (!r.ok())
-        throw Error(ExitCode::deploy, fmt::format("cannot create {} on {}: {}", dir,
-                                                  session.endpoint().host, trim(r.err)));
-    session.upload(record_path(remote_dir), to_json(record).dump() + "\n", 0600, sudo);
+        throw Error(ExitCode::deploy,
+                    fmt::format("cannot write the deploy record {} on {}{}: {}",
+                                record_path(remote_dir), session.endpoint().host,
+                                r.timed_out ? " (timed out after 120s)" : "", trim(r.err)),
+                    "the next deploy then runs in full; is the target's disk full?");
 }
 
 } // namespace labctl::deploy

@@ -36,22 +36,18 @@ std::string image_names(const std::vector<PreloadedImage>& images) {
     return fmt::format("{}", fmt::join(names, ", "));
 }
 
-/// The target's ids of `images` in one round trip ("" for an image it lacks).
+/// The target's ids of `images` in one round trip and one Docker CLI start ("" for an image it
+/// lacks).
 std::vector<std::string> remote_image_ids(remote::Session& session,
                                           const std::vector<std::string>& images, bool sudo) {
     if (images.empty())
         return {};
-    std::string names;
-    for (const auto& i : images)
-        names += " " + shell_quote(i);
-    const auto r = session.exec(
-        fmt::format("for i in{}; do echo \"id $(docker image inspect --format '{{{{.Id}}}}' "
-                    "\"$i\" 2>/dev/null)\"; done",
-                    names),
-        {.timeout = std::chrono::seconds(60), .sudo = sudo});
+    const auto r =
+        session.exec("docker image ls --no-trunc --format '{{.Repository}}:{{.Tag}} {{.ID}}'",
+                     {.timeout = std::chrono::seconds(60), .sudo = sudo});
     if (!r.ok())
-        return std::vector<std::string>(images.size());
-    return parse_image_ids(r.out, images.size());
+        return std::vector<std::string>(images.size()); // all count as absent: they are sent
+    return parse_image_list(r.out, images);
 }
 
 std::vector<std::string> images_from_compose(remote::Session& session, const ComposeFacts& facts,
@@ -221,14 +217,34 @@ std::string local_image_id(const std::string& image) {
     return r.ok() ? std::string(trim(r.out)) : std::string();
 }
 
-std::vector<std::string> parse_image_ids(const std::string& out, std::size_t count) {
-    std::vector<std::string> ids;
+std::string normal_image_name(const std::string& name) {
+    std::string n = name;
+    for (const std::string_view prefix : {"docker.io/library/", "docker.io/"})
+        if (n.rfind(prefix, 0) == 0) {
+            n = n.substr(prefix.size());
+            break;
+        }
+    const auto slash = n.rfind('/');
+    if (n.find(':', slash == std::string::npos ? 0 : slash) == std::string::npos)
+        n += ":latest";
+    return n;
+}
+
+std::vector<std::string> parse_image_list(const std::string& out,
+                                          const std::vector<std::string>& images) {
+    std::map<std::string, std::string> ids;
     std::istringstream in(out);
-    for (std::string line; std::getline(in, line) && ids.size() < count;)
-        if (line.rfind("id", 0) == 0)
-            ids.emplace_back(trim(std::string_view(line).substr(2)));
-    ids.resize(count); // a cut-short answer: the rest count as absent (and are sent)
-    return ids;
+    for (std::string line; std::getline(in, line);) {
+        const auto sp = line.rfind(' ');
+        if (sp != std::string::npos && line.compare(sp + 1, 7, "sha256:") == 0)
+            ids.emplace(normal_image_name(line.substr(0, sp)), line.substr(sp + 1));
+    }
+    std::vector<std::string> result;
+    for (const auto& image : images) {
+        const auto it = ids.find(normal_image_name(image));
+        result.push_back(it == ids.end() ? std::string() : it->second);
+    }
+    return result;
 }
 
 std::string to_string(PreloadAction action) {

@@ -25,7 +25,6 @@ deploy::ServiceState container(const std::string& service, const std::string& id
     deploy::ServiceState s;
     s.service = service;
     s.container_id = id;
-    s.image_id = "sha256:img-" + service;
     s.state = state;
     s.exit_code = exit_code;
     s.health = health;
@@ -154,16 +153,14 @@ TEST_CASE("a deploy record survives its JSON round trip; other formats are not r
 TEST_CASE("the observation parser reads each section and refuses a cut-short answer",
           "[deploy][converge]") {
     const std::string out = "@@labctl-record\n{\"format\": 7}\n@@labctl-tree\nabc123\n"
-                            "@@labctl-compose\nv2-\nv1\n@@labctl-containers\n"
-                            "[{\"Id\": \"c1\", \"Image\": \"sha256:x\", \"State\": {\"Status\": "
-                            "\"running\", \"ExitCode\": 0}, \"Config\": {\"Labels\": "
-                            "{\"com.docker.compose.service\": \"web\"}}}]\n\n@@labctl-end\n";
+                            "@@labctl-compose\nv1\n@@labctl-containers\n"
+                            "c1\trunning\tUp 5 minutes (healthy)\tweb\n@@labctl-end\n";
     const auto o = deploy::parse_observation(out);
     CHECK(o.record_present);
     CHECK_FALSE(o.record); // format 7 is not ours
     CHECK(o.remote_tree == "abc123");
     CHECK(o.compose_v1);
-    CHECK(o.compose_v2_version.empty());
+    CHECK_FALSE(o.compose_v2);
     REQUIRE(o.containers.size() == 1);
     CHECK(o.containers[0].service == "web");
     CHECK_THROWS_WITH(deploy::parse_observation(out.substr(0, out.find("@@labctl-end"))),
@@ -243,9 +240,18 @@ TEST_CASE("drift: nothing when inputs and target match the record, a sentence pe
         CHECK(c.says("service backend's container was replaced"));
     }
     {
+        // nginx exits 0 on TERM: a stopped service is drift whatever its status.
         Converged c;
-        c.seen.containers[0].image_id = "sha256:other";
-        CHECK(c.says("service backend runs image"));
+        c.seen.containers[0] = container("backend", "c1", "exited", 0, "");
+        CHECK(c.says("service backend exited with status 0"));
+    }
+    {
+        // A one-shot service is fine exited 0, not running again or failed.
+        Converged c;
+        c.seen.containers[1] = container("lab-init", "c2", "exited", 1, "");
+        CHECK(c.says("service lab-init exited with status 1"));
+        c.seen.containers[1] = container("lab-init", "c2", "running", 0, "");
+        CHECK(c.says("service lab-init is running"));
     }
     {
         Converged c;
@@ -254,11 +260,17 @@ TEST_CASE("drift: nothing when inputs and target match the record, a sentence pe
     }
 }
 
-TEST_CASE("the target's image ids come one per image, absent ones empty", "[deploy][preload]") {
-    const auto ids = deploy::parse_image_ids("id sha256:a\nid\nid sha256:c\n", 3);
+TEST_CASE("the target's image ids are read from one image list, absent ones empty",
+          "[deploy][preload]") {
+    const std::string out = "labctl-offline/task-api:latest sha256:aaa\n"
+                            "nginx:1.25 sha256:bbb\n"
+                            "<none>:<none> sha256:ccc\n";
+    const auto ids = deploy::parse_image_list(
+        out, {"labctl-offline/task-api", "docker.io/library/nginx:1.25", "prom/prometheus:v2"});
     REQUIRE(ids.size() == 3);
-    CHECK(ids[0] == "sha256:a");
-    CHECK(ids[1].empty());
-    CHECK(ids[2] == "sha256:c");
-    CHECK(deploy::parse_image_ids("id sha256:a\n", 2) == std::vector<std::string>{"sha256:a", ""});
+    CHECK(ids[0] == "sha256:aaa");
+    CHECK(ids[1] == "sha256:bbb");
+    CHECK(ids[2].empty());
+    CHECK(deploy::normal_image_name("registry:5000/lab/api") == "registry:5000/lab/api:latest");
+    CHECK(deploy::normal_image_name("registry:5000/lab/api:2") == "registry:5000/lab/api:2");
 }

@@ -135,25 +135,21 @@ TEST_CASE("env files read like compose's --env-file: comments, quotes, export, e
     std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("service states parse from docker inspect JSON with and without health", "[deploy]") {
-    // The keys labctl reads, in the shape `docker inspect --type container` (Docker 20.10, Debian
-    // 12's docker.io) prints them; the one-shot container has no Health key at all.
-    const std::string json = R"([
- {"Id": "aaa1", "Image": "sha256:i1", "State": {"Status": "running", "ExitCode": 0,
-   "Health": {"Status": "healthy", "FailingStreak": 0, "Log": []}},
-  "Config": {"Labels": {"com.docker.compose.project": "lab", "com.docker.compose.service": "backend"}}},
- {"Id": "bbb2", "Image": "sha256:i2", "State": {"Status": "running", "ExitCode": 0},
-  "Config": {"Labels": {"com.docker.compose.service": "web"}}},
- {"Id": "ccc3", "Image": "sha256:i3", "State": {"Status": "exited", "ExitCode": 1},
-  "Config": {"Labels": {"com.docker.compose.service": "db"}}},
- {"Id": "ddd4", "Image": "sha256:i4", "State": {"Status": "exited", "ExitCode": 0},
-  "Config": {"Labels": {"com.docker.compose.service": "lab-init"}}}
-])";
-    const auto s = deploy::parse_inspect(json);
-    REQUIRE(s.size() == 4);
+TEST_CASE("service states parse from docker ps lines with and without health", "[deploy]") {
+    // `docker ps -a --format '{{.ID}}\t{{.State}}\t{{.Status}}\t{{.Label ...}}'` lines as Docker
+    // 20.10 (Debian 12's docker.io) prints them (status texts: moby container/state.go).
+    const std::string out = "aaa1\trunning\tUp 5 minutes (healthy)\tbackend\n"
+                            "bbb2\trunning\tUp 2 seconds\tweb\n"
+                            "ccc3\texited\tExited (1) 3 seconds ago\tdb\n"
+                            "ddd4\texited\tExited (0) 1 minute ago\tlab-init\n"
+                            "eee5\trunning\tUp 4 seconds (health: starting)\tgrafana\n"
+                            "fff6\trunning\tUp 9 minutes (unhealthy)\ttempo\n"
+                            "ggg7\trestarting\tRestarting (137) 2 seconds ago\tloki\n";
+    const auto s = deploy::parse_ps(out);
+    REQUIRE(s.size() == 7);
     CHECK(s[0].health == "healthy");
     CHECK(s[0].container_id == "aaa1");
-    CHECK(s[0].image_id == "sha256:i1");
+    CHECK(s[0].service == "backend");
     CHECK(s[1].service == "web");
     CHECK(s[1].health.empty());
     CHECK(s[1].serving());
@@ -164,9 +160,12 @@ TEST_CASE("service states parse from docker inspect JSON with and without health
     CHECK(s[3].completed()); // a one-shot service that did its work
     CHECK(s[3].serving());
     CHECK_FALSE(s[0].completed());
-    CHECK(deploy::parse_inspect("\n").empty()); // no container
-    CHECK_THROWS_WITH(deploy::parse_inspect("Error: No such container"),
-                      Catch::Contains("docker inspect"));
+    CHECK(s[4].health == "starting");
+    CHECK_FALSE(s[4].serving());
+    CHECK(s[5].health == "unhealthy");
+    CHECK(s[6].state == "restarting");
+    CHECK(s[6].exit_code == 137);
+    CHECK(deploy::parse_ps("").empty()); // no container
 }
 
 TEST_CASE("preload reads the services' images from compose config output", "[deploy][preload]") {

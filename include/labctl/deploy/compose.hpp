@@ -48,7 +48,6 @@ struct ServiceState {
     int exit_code = 0;  ///< the container's exit status once it exited
     std::string health; ///< healthy, unhealthy, starting, or "" without a healthcheck
     std::string container_id;
-    std::string image_id;
     /// A one-shot service that exited 0 (what compose's service_completed_successfully waits for).
     bool completed() const { return state == "exited" && exit_code == 0; }
     /// Running (and healthy when it has a healthcheck), or completed.
@@ -61,15 +60,14 @@ struct ServiceState {
 /// daemon: ..." of v2), trimmed; empty when there is none (pure).
 std::string first_compose_error(const std::string& output);
 
-/// Shell text printing `docker inspect` JSON of every container of compose project `project`
-/// (an empty line when there is none) (pure). JSON, not --format: with several containers the
-/// Docker CLI's template fails on the first one without a healthcheck after one with it
-/// ("map has no entry for key Health") and drops the rest.
-std::string inspect_command(const std::string& project);
+/// Shell text listing every container of compose project `project` with one `docker ps`, a
+/// line each: id, state, status, service (pure). One Docker CLI start: under TCG each costs
+/// about a second, so not `ps` plus `inspect`.
+std::string ps_command(const std::string& project);
 
-/// Parses that output: one state per container, its service from the compose label (pure).
-/// Throws Error(deploy) when it is not `docker inspect` JSON.
-std::vector<ServiceState> parse_inspect(const std::string& json);
+/// Parses that output (pure): the exit code and health come from the status text the daemon
+/// writes ("Exited (3) 2 seconds ago", "Up 5 minutes (healthy)", "(health: starting)").
+std::vector<ServiceState> parse_ps(const std::string& out);
 
 struct DeployReport {
     std::vector<ServiceState> services;

@@ -58,8 +58,8 @@ struct TargetObservation {
     bool record_present = false; ///< a file was there (it may not parse)
     std::string remote_tree;     ///< digest, or "absent"
     std::vector<ServiceState> containers;
-    std::string compose_v2_version; ///< `docker compose version --short`, "" when absent
-    bool compose_v1 = false;        ///< docker-compose is on PATH
+    bool compose_v2 = false; ///< the compose plugin is installed
+    bool compose_v1 = false; ///< docker-compose is on PATH
 };
 
 /// The shell script of the round trip (read-only) (pure).
@@ -76,8 +76,9 @@ TargetObservation observe(remote::Session& session, const std::string& remote_di
 /// sentence; empty means converged (pure).
 std::vector<std::string> drift(const TargetObservation& seen, const DeployInputs& now);
 
-/// Writes the record on the target (0600, via sudo for a non-root user).
+/// Writes the record on the target (0600, via sudo for a non-root user), its remote_tree the
+/// digest the target computes of its tree now (one round trip). Throws Error(deploy).
 void write_record(remote::Session& session, const std::string& remote_dir,
-                  const DeployRecord& record, bool sudo);
+                  const DeployRecord& record, const std::vector<std::string>& excludes, bool sudo);
 
 } // namespace labctl::deploy

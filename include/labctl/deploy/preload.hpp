@@ -66,8 +66,13 @@ std::vector<std::string> parse_compose_images(const std::string& config_yaml);
 /// This machine's Docker's id of `image` ("sha256:…"), "" when it lacks it.
 std::string local_image_id(const std::string& image);
 
-/// The parsed answer of the target's image id query: one id per image, "" for an absent one (pure).
-std::vector<std::string> parse_image_ids(const std::string& out, std::size_t count);
+/// "nginx:latest" for "nginx", "docker.io/library/nginx" and "nginx:latest" (pure).
+std::string normal_image_name(const std::string& name);
+
+/// The ids of `images` in `docker image ls --format '{{.Repository}}:{{.Tag}} {{.ID}}'` output,
+/// "" for one it does not list (pure).
+std::vector<std::string> parse_image_list(const std::string& out,
+                                          const std::vector<std::string>& images);
 
 /// Name of a PreloadAction for reports ("sent", "present", "missing locally").
 std::string to_string(PreloadAction action);
