@@ -3,6 +3,7 @@
 #include <labctl/core/duration.hpp>
 #include <labctl/core/error.hpp>
 #include <labctl/core/log.hpp>
+#include <labctl/core/parallel.hpp>
 #include <labctl/core/table.hpp>
 #include <labctl/harden/apply.hpp>
 #include <labctl/harden/facts.hpp>
@@ -35,9 +36,14 @@ Runner register_harden(CLI::App& app, Context& ctx) {
         const auto spec = load_spec(ctx, opts->target.overrides(), true);
         const auto targets = resolve_targets(spec, opts->target.host);
 
-        nlohmann::json results = nlohmann::json::array();
-        Table table({"HOST", "STEP", "DETAIL"});
-        for (const auto& target : targets) {
+        // The hosts are independent: hardened at once, reported in the lab's order.
+        struct Hardened {
+            nlohmann::json json;
+            std::vector<std::vector<std::string>> rows;
+        };
+        std::vector<Hardened> done(targets.size());
+        parallel_for(targets.size(), targets.size(), [&](std::size_t i) {
+            const auto& target = targets[i];
             auto options = connect_options(spec, target);
             log::info("harden {}: connecting to {}", target.name, options.endpoint.to_string());
             auto session = remote::wait_for_session(options, wait);
@@ -64,22 +70,30 @@ Runner register_harden(CLI::App& app, Context& ctx) {
                  .policy = harden::policy_fingerprint(plan, input.user, input.lock_accounts)});
             nlohmann::json steps = nlohmann::json::array();
             for (const auto& s : report.steps) {
-                table.add({target.name, s.step, s.detail});
+                done[i].rows.push_back({target.name, s.step, s.detail});
                 steps.push_back({{"step", s.step}, {"detail", s.detail}});
             }
-            results.push_back({{"host", target.name},
+            done[i].json =
+                nlohmann::json{{"host", target.name},
                                {"address", options.endpoint.to_string()},
                                {"changed", report.changed},
                                {"converge",
                                 {{"result", report.proven_by_record ? "unchanged" : "applied"},
                                  {"drift", report.drift}}},
                                {"profile", input.profile},
-                               {"steps", steps}});
+                               {"steps", steps}};
             log::info("harden {}: {}", target.name,
                       report.changed            ? "hardened"
                       : report.proven_by_record ? "already hardened, nothing changed (the record "
                                                   "matches)"
                                                 : "already hardened, nothing changed");
+        });
+        nlohmann::json results = nlohmann::json::array();
+        Table table({"HOST", "STEP", "DETAIL"});
+        for (const auto& d : done) {
+            results.push_back(d.json);
+            for (const auto& row : d.rows)
+                table.add(row);
         }
         if (ctx.global.json())
             print_json({{"hosts", results}});

@@ -36,12 +36,21 @@ std::chrono::milliseconds Progress::elapsed() const {
 }
 
 void Progress::write_line(const std::string& text, const std::vector<log::Field>& fields) {
-    std::vector<log::Field> all{
-        {"progress", m_what},
-        {"elapsed_s", fmt::format("{:.1f}", static_cast<double>(elapsed().count()) / 1000.0)}};
-    all.insert(all.end(), fields.begin(), fields.end());
-    log::write(log::Level::info,
-               fmt::format("{}: {} ({})", m_what, text, format_duration(elapsed())), all);
+    // Fields are for JSON consumers; a text line says the same in words.
+    const auto took = elapsed();
+    const std::string message =
+        took < std::chrono::seconds(1)
+            ? fmt::format("{}: {}", m_what, text)
+            : fmt::format("{}: {} ({})", m_what, text, format_duration(took));
+    if (log::settings().format == log::Format::json) {
+        std::vector<log::Field> all{
+            {"progress", m_what},
+            {"elapsed_s", fmt::format("{:.1f}", static_cast<double>(took.count()) / 1000.0)}};
+        all.insert(all.end(), fields.begin(), fields.end());
+        log::write(log::Level::info, message, all);
+    } else {
+        log::write(log::Level::info, message, {});
+    }
     m_last_line = Clock::now();
 }
 

@@ -25,6 +25,7 @@
 #include <thread>
 
 #include <labctl/core/process.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/remote/session.hpp>
 
 #include "fault_support.hpp"
@@ -78,10 +79,14 @@ std::string random_bytes(std::size_t n) {
 }
 
 /// A `sshd` whose -T (the effective-settings dump) blocks; everything else is the real sshd.
-void fake_sshd_dump(const test::Fakes& fakes) {
-    fakes.script("sshd", fmt::format("case \"$1\" in -T) exec {} ;; esac\nexec /usr/sbin/sshd "
-                                     "\"$@\"\n",
-                                     fakes.sleeper()));
+/// An sshd whose -T blocks (with `dropin`, only once that file exists: the probe before
+/// hardening, which hashes sshd -T too, answers; the check of the new configuration hangs).
+void fake_sshd_dump(const test::Fakes& fakes, const fs::path& dropin = {}) {
+    const std::string when =
+        dropin.empty() ? "" : "[ -f " + shell_quote(dropin.string()) + " ] && ";
+    fakes.script("sshd", fmt::format("case \"$1\" in -T) {}exec {} ;; esac\n"
+                                     "exec /usr/sbin/sshd \"$@\"\n",
+                                     when, fakes.sleeper()));
 }
 
 /// An `rsync` behind a slow link: the real rsync (a copy named after the marker) gets its input
@@ -164,13 +169,13 @@ TEST_CASE("Ctrl-C during harden while the revert is armed (the new sshd configur
           "[fault][interrupt][harden]") {
     const auto marker = test::unique_marker("intr-harden-armed");
     test::Fakes fakes(marker);
-    fake_sshd_dump(fakes);
     test::TestUser user;
     test::SudoPath sudo_path(user.name(), fakes); // harden runs sshd through sudo
     test::SshServer sshd({.extra_config = fakes.sshd_setenv(),
                           .include_dropins = true,
                           .password_auth = true,
                           .listen_address = "127.0.0.2"});
+    fake_sshd_dump(fakes, sshd.dropin_dir() / "01-labctl.conf");
     TempDir dir;
     const auto probe = probe_options(sshd, user.name());
     REQUIRE(offers_password(probe)); // the "before"
