@@ -62,12 +62,30 @@ Runner register_harden(CLI::App& app, Context& ctx) {
                      spec.ssh.known_hosts, options.endpoint.host, options.endpoint.port))
                 input.pinned_hostkey_types.push_back(k.key_type);
             input.lock_accounts = {input.user, "root"};
-            const auto facts = harden::probe_facts(session, input.lock_accounts);
-            const auto plan = harden::plan(input, facts);
-            const auto report = harden::apply(
-                plan, facts, session, options,
-                {.revert_after = spec.hardening.revert_after,
-                 .policy = harden::policy_fingerprint(plan, input.user, input.lock_accounts)});
+            // The facts the last completed run kept, checked in one cheap probe; when they do
+            // not prove the host unchanged, the full probe finds everything again.
+            harden::HardenReport report;
+            bool probed_in_full = true;
+            if (auto cached = harden::probe_cached_facts(session, input.lock_accounts)) {
+                const auto plan = harden::plan(input, *cached);
+                const auto policy =
+                    harden::policy_fingerprint(plan, input.user, input.lock_accounts);
+                if (const auto why = harden::record_mismatch(*cached, plan, policy); why.empty())
+                    report = harden::apply(
+                        plan, *cached, session, options,
+                        {.revert_after = spec.hardening.revert_after, .policy = policy});
+                else
+                    log::info("harden {}: probing in full: {}", target.name, why);
+            }
+            probed_in_full = !report.proven_by_record;
+            if (probed_in_full) {
+                const auto facts = harden::probe_facts(session, input.lock_accounts);
+                const auto plan = harden::plan(input, facts);
+                report = harden::apply(
+                    plan, facts, session, options,
+                    {.revert_after = spec.hardening.revert_after,
+                     .policy = harden::policy_fingerprint(plan, input.user, input.lock_accounts)});
+            }
             nlohmann::json steps = nlohmann::json::array();
             for (const auto& s : report.steps) {
                 done[i].rows.push_back({target.name, s.step, s.detail});
@@ -79,6 +97,7 @@ Runner register_harden(CLI::App& app, Context& ctx) {
                                {"changed", report.changed},
                                {"converge",
                                 {{"result", report.proven_by_record ? "unchanged" : "applied"},
+                                 {"probe", probed_in_full ? "full" : "kept facts"},
                                  {"drift", report.drift}}},
                                {"profile", input.profile},
                                {"steps", steps}};

@@ -196,6 +196,16 @@ HardenReport apply(const HardenPlan& plan, const TargetFacts& facts, remote::Ses
                                            "hardening of {}",
                                            record->applied_at));
             report.proven_by_record = true;
+            if (!facts.cached) {
+                // Found in full, unchanged: the next run's cheap probe starts from these facts.
+                try {
+                    keep_facts(session, facts);
+                } catch (const Error& e) {
+                    if (e.code() == ExitCode::interrupted)
+                        throw;
+                    log::warn("harden {}: {}", session.endpoint().host, e.what());
+                }
+            }
             return report;
         }
         log::info("harden {}: applying and checking everything: {}", session.endpoint().host,
@@ -402,6 +412,8 @@ rm -f {self} {pid}
                                   effective_fingerprint(effective), utc_now("%Y-%m-%dT%H:%M:%SZ")};
         try {
             session.upload(facts.record_path(), to_text(record), 0600, true);
+            if (!facts.cached)
+                keep_facts(session, facts); // the next run's cheap probe starts from these
             run.done("record", facts.record_path());
         } catch (const Error& e) {
             if (e.code() == ExitCode::interrupted)

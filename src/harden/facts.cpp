@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <sstream>
 
@@ -76,6 +77,7 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     done
 fi
 [ -r /etc/os-release ] && . /etc/os-release && echo "os_id=${ID:-unknown}"
+echo "stamp=$(stat -L -c '%s.%Y' "$sshd" "$(command -v ssh 2>/dev/null || echo /usr/bin/ssh)" 2>/dev/null | tr '\n' ' ')"
 if command -v ssh >/dev/null 2>&1; then
     echo "kex=$(ssh -Q kex 2>/dev/null | tr '\n' ' ')"
     echo "cipher=$(ssh -Q cipher 2>/dev/null | tr '\n' ' ')"
@@ -147,6 +149,12 @@ TargetFacts parse_facts(const std::string& output) {
             f.os_id = value;
         else if (key == "kex" || key == "cipher" || key == "mac" || key == "hostkey")
             f.supported[key] = words();
+        else if (key == "stamp")
+            f.stamp = value;
+        else if (key == "stamp_now")
+            f.stamp_now = value;
+        else if (key == "cached")
+            f.cached = value == "1";
         else if (key == "applied_b64")
             f.applied_record = base64_decode(value).value_or("");
         else if (key == "effective_sha256")
@@ -171,6 +179,96 @@ TargetFacts probe_facts(remote::Session& session, const std::vector<std::string>
                                 r.exit_status, r.err),
                     "the SSH user needs passwordless sudo (cloud-init gives it to labctl's user)");
     return parse_facts(r.out);
+}
+
+namespace {
+
+/// SSH_CONNECTION's server address and port, without starting a process (sh word splitting).
+constexpr const char* k_listener_key =
+    "set -- ${LABCTL_SSH_CONNECTION:-}; key=\"${3:-none}_${4:-0}\"";
+
+std::string sudo_sh(const remote::Session& session, const std::string& script) {
+    return fmt::format("{}env LABCTL_SSH_CONNECTION=\"$SSH_CONNECTION\" sh -c {}",
+                       session.is_root() ? "" : "sudo -n ", shell_quote(script));
+}
+
+} // namespace
+
+std::string cache_text(const TargetFacts& f) {
+    std::string out =
+        fmt::format("sshd={}\nlisten_port={}\nlisten_address={}\nlistener_pid={}\n"
+                    "main_config={}\n",
+                    f.sshd, f.listen_port, f.listen_address, f.listener_pid, f.main_config);
+    if (!f.dropin_dir.empty())
+        out += "dropin_dir=" + f.dropin_dir + "\n";
+    if (f.systemd)
+        out += "systemd=1\n";
+    if (!f.systemd_unit.empty())
+        out += "systemd_unit=" + f.systemd_unit + "\n";
+    out += "os_id=" + f.os_id + "\n";
+    for (const auto& [kind, algorithms] : f.supported)
+        out += fmt::format("{}={}\n", kind, fmt::join(algorithms, " "));
+    out += "stamp=" + f.stamp + "\n";
+    return out;
+}
+
+std::optional<TargetFacts> probe_cached_facts(remote::Session& session,
+                                              const std::vector<std::string>& users) {
+    // Read-only. Prints nothing when no facts are kept for this listener. The kept file is
+    // root's (0600): only labctl, through sudo, wrote it.
+    std::string script =
+        fmt::format(R"SH(set -u
+{key}
+f={dir}/$key
+[ -f "$f" ] || exit 0
+echo cached=1
+cat "$f"
+sshd=$(sed -n 's/^sshd=//p' "$f")
+cfg=$(sed -n 's/^main_config=//p' "$f")
+d=$(sed -n 's/^dropin_dir=//p' "$f")
+echo "stamp_now=$(stat -L -c '%s.%Y' "$sshd" "$(command -v ssh 2>/dev/null || echo /usr/bin/ssh)" 2>/dev/null | tr '
+' ' ')"
+if [ -n "$d" ]; then
+    if [ -f "$d/01-labctl.conf" ]; then
+        echo "dropin_exists=1"
+        echo "dropin_b64=$(base64 -w0 < "$d/01-labctl.conf")"
+    fi
+    [ -f "$d/01-labctl.conf.labctl-applied" ] &&
+        echo "applied_b64=$(head -c 100000 "$d/01-labctl.conf.labctl-applied" | base64 -w0)"
+fi
+)SH",
+                    fmt::arg("key", k_listener_key), fmt::arg("dir", k_facts_cache_dir));
+    for (const auto& u : users)
+        script +=
+            fmt::format("echo \"passwd.{}=$(passwd -S {} 2>/dev/null | awk '{{print $2}}')\"\n", u,
+                        shell_quote(u));
+    if (!users.empty())
+        script += fmt::format("mkdir -p /run/sshd 2>/dev/null; if t=$({} 2>/dev/null); then "
+                              "echo \"effective_sha256=$(printf '%s\\n' \"$t\" | sha256sum | "
+                              "cut -c1-64)\"; fi\n",
+                              effective_settings_command("$sshd", "$cfg", users.front()));
+    const auto r = session.exec(sudo_sh(session, script), {.timeout = std::chrono::seconds(60)});
+    if (!r.ok())
+        throw Error(ExitCode::harden,
+                    fmt::format("probing {} failed (exit {}): {}", session.endpoint().host,
+                                r.exit_status, r.err),
+                    "the SSH user needs passwordless sudo (cloud-init gives it to labctl's user)");
+    if (r.out.find("cached=1") == std::string::npos)
+        return std::nullopt;
+    return parse_facts(r.out);
+}
+
+void keep_facts(remote::Session& session, const TargetFacts& facts) {
+    const std::string script =
+        fmt::format("set -e; {key}; umask 077; mkdir -p {dir}; chmod 0700 {dir}; "
+                    "cat > {dir}/$key.tmp; mv -f {dir}/$key.tmp {dir}/$key",
+                    fmt::arg("key", k_listener_key), fmt::arg("dir", k_facts_cache_dir));
+    const auto r = session.exec(sudo_sh(session, script), {.timeout = std::chrono::seconds(60),
+                                                           .stdin_data = cache_text(facts)});
+    if (!r.ok())
+        throw Error(ExitCode::harden,
+                    fmt::format("cannot keep the facts of {} under {}: {}", session.endpoint().host,
+                                k_facts_cache_dir, trim(r.err)));
 }
 
 } // namespace labctl::harden

@@ -48,6 +48,8 @@ std::optional<HardenRecord> record_from_text(const std::string& text) {
 
 std::string record_mismatch(const TargetFacts& facts, const HardenPlan& plan,
                             const std::string& policy) {
+    if (facts.cached && facts.stamp_now != facts.stamp)
+        return "the OpenSSH binaries changed";
     if (plan.dropin_changes)
         return "the drop-in differs from the policy";
     if (!plan.accounts_to_lock.empty())

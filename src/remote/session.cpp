@@ -4,6 +4,8 @@
 #include <libssh2.h>
 #include <libssh2_sftp.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -86,6 +88,13 @@ Socket connect_tcp(const Endpoint& ep, std::chrono::milliseconds timeout) {
         }
         if (rc == 0) {
             ::fcntl(sock.fd(), F_SETFL, flags);
+            // SSH's small packets (channel open, exec, EOF, window adjusts) go out at once, as
+            // OpenSSH sends them: with Nagle each waited for the previous one's ACK, which a
+            // slow (emulated) guest delays.
+            const int one = 1;
+            if (::setsockopt(sock.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+                log::debug("ssh: TCP_NODELAY on the connection to {}: {}", ep.host,
+                           std::strerror(errno));
             return sock;
         }
         last = std::strerror(errno);

@@ -114,6 +114,7 @@ TEST_CASE("harden drift: a matching record proves the host in one probe; an edit
     auto steps = harden_steps(lab, &j);
     CHECK(steps == std::vector<std::string>{"record"});
     CHECK(j["converge"]["result"] == "unchanged");
+    CHECK(j["converge"]["probe"] == "kept facts"); // the cheap probe, no discovery
 
     struct Case {
         std::string name;
@@ -143,6 +144,7 @@ TEST_CASE("harden drift: a matching record proves the host in one probe; an edit
         c.cause();
         steps = harden_steps(lab, &j);
         CHECK(j["converge"]["result"] == "applied");
+        CHECK(j["converge"]["probe"] == "full");
         CHECK(contains(j["converge"]["drift"].get<std::string>(), c.drift));
         CHECK(has(steps, c.repair_step));
         CHECK(has(steps, "sshd -T"));
@@ -150,6 +152,20 @@ TEST_CASE("harden drift: a matching record proves the host in one probe; an edit
         CHECK(user.password_state() == "L");
         CHECK(harden_steps(lab) == std::vector<std::string>{"record"});
     }
+
+    // Kept facts from another OpenSSH (its binaries' stamp differs) are not trusted: the full
+    // probe runs, and finds the host as recorded.
+    const auto kept = fmt::format("/var/lib/labctl/harden/{}_{}", sshd.host(), sshd.port());
+    REQUIRE(std::filesystem::exists(kept));
+    auto text = test::read_file(kept);
+    text.replace(text.find("stamp="), 6, "stamp=1.2 ");
+    std::ofstream(kept) << text;
+    harden_steps(lab, &j);
+    CHECK(j["converge"]["probe"] == "full");
+    CHECK(j["converge"]["result"] == "unchanged");
+    CHECK(j["converge"]["drift"] == "");
+    harden_steps(lab, &j); // the facts were kept again
+    CHECK(j["converge"]["probe"] == "kept facts");
 
     // A setting that undoes the hardening is found by the full check and fails it (exit 6): it
     // is another file's, which labctl does not remove.

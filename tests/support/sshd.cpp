@@ -88,6 +88,10 @@ void SshServer::restart() {
 
 SshServer::~SshServer() {
     m_process.reset();
+    // What `labctl harden` kept about this listener (harden/facts.hpp, k_facts_cache_dir).
+    std::error_code ec;
+    std::filesystem::remove(
+        fmt::format("/var/lib/labctl/harden/{}_{}", m_options.listen_address, m_port), ec);
 }
 
 } // namespace labctl::test

@@ -4,6 +4,7 @@
 // Probing runs one read-only shell script over the first SSH session.
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,12 @@ struct TargetFacts {
     std::string applied_record;
     /// SHA-256 of `sshd -T` for the login user (effective_settings_command), "" when unknown.
     std::string effective_sha256;
+    /// Size and mtime of the sshd and ssh binaries when the facts were probed ("stamp") and now
+    /// ("stamp_now"): a changed OpenSSH invalidates facts kept from an earlier run.
+    std::string stamp, stamp_now;
+    /// These facts are the ones kept by the last completed run (probe_cached_facts), with only
+    /// the drop-in, the record, the password states and sshd -T read now.
+    bool cached = false;
 
     std::string dropin_path() const { return dropin_dir + "/01-labctl.conf"; }
     /// Beside the drop-in, not ending in .conf (sshd never reads it).
@@ -50,5 +57,19 @@ std::string effective_settings_command(const std::string& sshd, const std::strin
 TargetFacts parse_facts(const std::string& output);
 /// Runs the script with sudo over `session`.
 TargetFacts probe_facts(remote::Session& session, const std::vector<std::string>& users);
+
+/// Where the facts of the sshd that listens on `address`:`port` (as the target sees the
+/// connection) are kept after a completed run: /var/lib/labctl/harden/<address>_<port>.
+inline constexpr const char* k_facts_cache_dir = "/var/lib/labctl/harden";
+/// The cheap probe (one sudo shell, no discovery): the facts the last completed run kept plus the
+/// drop-in, the record, the password states, sshd -T's digest and the binaries' stamp read now.
+/// nullopt when nothing is kept for this listener (then probe_facts).
+std::optional<TargetFacts> probe_cached_facts(remote::Session& session,
+                                              const std::vector<std::string>& users);
+/// The stable lines of `facts` (where sshd, its configuration and drop-ins are, how to reload,
+/// the algorithms) for the cache, with the binaries' stamp (pure).
+std::string cache_text(const TargetFacts& facts);
+/// Keeps `facts` for probe_cached_facts (root, 0600). Throws Error(harden).
+void keep_facts(remote::Session& session, const TargetFacts& facts);
 
 } // namespace labctl::harden
