@@ -97,6 +97,8 @@ void draw_status() {
     std::string line;
     const auto now = std::chrono::steady_clock::now();
     for (const auto& [id, s] : g_status) {
+        if (s.text.empty())
+            continue; // nothing to say yet
         const auto secs = std::chrono::duration_cast<std::chrono::milliseconds>(now - s.started);
         const auto t = std::chrono::duration_cast<std::chrono::seconds>(secs).count();
         const auto elapsed = t < 60     ? fmt::format("{}s", t)
