@@ -134,7 +134,7 @@ __labctl_options()
         up) __labctl_words "-h --help --help-all --stage --skip --from --keep-on-failure --junit $globals" "$2" ;;
         provision) __labctl_words "-h --help --help-all --keep-on-failure --strict --parallel --ip-timeout --ssh-timeout --cloud-init-timeout $globals" "$2" ;;
         harden) __labctl_words "-h --help --help-all --host --wait --profile $globals" "$2" ;;
-        deploy) __labctl_words "-h --help --help-all --host --wait --dry-run $globals" "$2" ;;
+        deploy) __labctl_words "-h --help --help-all --host --wait --dry-run --force $globals" "$2" ;;
         verify) __labctl_words "-h --help --help-all --host --only --skip --deadline --junit --parallel --ssh-audit $globals" "$2" ;;
         down) __labctl_words "-h --help --help-all --purge $globals" "$2" ;;
         plan) __labctl_words "-h --help --help-all --detailed-exitcode --offline $globals" "$2" ;;

@@ -155,7 +155,8 @@ complete -c labctl -n '__labctl_using_verb deploy' -s h -l help -d 'Print this h
 complete -c labctl -n '__labctl_using_verb deploy' -l help-all -d 'Print help for every command'
 complete -c labctl -n '__labctl_using_verb deploy' -l host -x -a '(__labctl_hosts)' -d 'Deploy to an existing host (no libvirt needed)'
 complete -c labctl -n '__labctl_using_verb deploy' -l wait -x -d 'How long to wait for SSH to answer (default 60s)'
-complete -c labctl -n '__labctl_using_verb deploy' -l dry-run -d 'Show what rsync would change; change nothing'
+complete -c labctl -n '__labctl_using_verb deploy' -l dry-run -d 'Show the drift and what rsync would change; change nothing'
+complete -c labctl -n '__labctl_using_verb deploy' -l force -d 'Run the full deploy even when the target matches the last one'
 
 # labctl verify
 complete -c labctl -n '__labctl_using_verb verify' -s h -l help -d 'Print this help message and exit'

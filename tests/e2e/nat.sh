@@ -37,6 +37,20 @@ step() { echo; echo "== e2e-nat: $*"; }
 fail() { echo "e2e-nat: FAILED: $*" >&2; exit 1; }
 seconds() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+# timed NAME CMD...: runs CMD with its output in $out/NAME.log and its wall time in
+# $out/NAME.time; fails the test when it exits non-zero.
+timed() {
+    local name=$1 a b rc
+    shift
+    a=$(seconds)
+    set +e
+    "$@" 2>&1 | tee "$out/$name.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    b=$(seconds)
+    echo "$a $b" >"$out/$name.time"
+    [ "$rc" -eq 0 ] || fail "$name exited $rc (log: $out/$name.log)"
+}
 
 # ---------------------------------------------------------------------------------------------
 # Inside the namespaces: nat.sh --inside <build> <out> <private state dir>
@@ -66,14 +80,7 @@ if [ "${1:-}" = --inside ]; then
     "$labctl" down --purge -f "$lab" >/dev/null 2>&1 || true
 
     step "first labctl up"
-    t0=$(seconds)
-    set +e
-    "$labctl" up -f "$lab" --junit "$out/verify-first.xml" 2>&1 | tee "$out/up-first.log"
-    rc=${PIPESTATUS[0]}
-    set -e
-    t1=$(seconds)
-    echo "$t0 $t1" >"$out/up-first.time"
-    [ "$rc" -eq 0 ] || fail "first up exited $rc (log: $out/up-first.log)"
+    timed up-first "$labctl" up -f "$lab" --junit "$out/verify-first.xml"
 
     step "the NAT network, its DHCP host entry and the lease"
     virsh_c net-list --name | grep -qx "$net" || fail "network $net is not active"
@@ -104,14 +111,7 @@ if [ "${1:-}" = --inside ]; then
     "$labctl" ssh -f "$lab" lab1 -- true || fail "labctl ssh lab1"
 
     step "second labctl up (converges)"
-    t2=$(seconds)
-    set +e
-    "$labctl" up -f "$lab" --junit "$out/verify-second.xml" 2>&1 | tee "$out/up-second.log"
-    rc=${PIPESTATUS[0]}
-    set -e
-    t3=$(seconds)
-    echo "$t2 $t3" >"$out/up-second.time"
-    [ "$rc" -eq 0 ] || fail "second up exited $rc"
+    timed up-second "$labctl" up -f "$lab" --junit "$out/verify-second.xml"
     grep -q "No changes: the lab is up to date." "$out/up-second.log" ||
         fail "the second provision does not say it changed nothing (see $out/up-second.log)"
     grep -q "already hardened, nothing changed" "$out/up-second.log" ||
@@ -129,14 +129,7 @@ if [ "${1:-}" = --inside ]; then
     grep -q "up to date: the target matches the deploy of" "$out/deploy-copy.log" ||
         fail "the same content from another directory was deployed again (see $out/deploy-copy.log)"
     echo "# one changed file (e2e)" >>"$copy/prometheus.yml"
-    t6=$(seconds)
-    set +e
-    "$labctl" up -f "$lab3" --junit "$out/verify-changed.xml" 2>&1 | tee "$out/up-changed.log"
-    rc=${PIPESTATUS[0]}
-    set -e
-    t7=$(seconds)
-    echo "$t6 $t7" >"$out/up-changed.time"
-    [ "$rc" -eq 0 ] || fail "up after one changed file exited $rc"
+    timed up-changed "$labctl" up -f "$lab3" --junit "$out/verify-changed.xml"
     grep -q "deploying: the stack directory changed here" "$out/up-changed.log" ||
         fail "the changed file was not seen as drift (see $out/up-changed.log)"
     grep -q "1 file sent" "$out/up-changed.log" ||
@@ -146,14 +139,7 @@ if [ "${1:-}" = --inside ]; then
 
     step "drift on the guest: a stopped container is found and started again"
     "$labctl" ssh -f "$lab3" lab1 -- 'sudo docker stop $(sudo docker ps -q --filter label=com.docker.compose.service=frontend)'
-    t8=$(seconds)
-    set +e
-    "$labctl" up -f "$lab3" --junit "$out/verify-drift.xml" 2>&1 | tee "$out/up-drift.log"
-    rc=${PIPESTATUS[0]}
-    set -e
-    t9=$(seconds)
-    echo "$t8 $t9" >"$out/up-drift.time"
-    [ "$rc" -eq 0 ] || fail "up after a container was stopped exited $rc"
+    timed up-drift "$labctl" up -f "$lab3" --junit "$out/verify-drift.xml"
     grep -q "service frontend exited with status" "$out/up-drift.log" ||
         fail "the stopped container was not seen as drift (see $out/up-drift.log)"
     [ "$("$labctl" ssh -f "$lab3" lab1 -- 'sudo docker inspect --format "{{.State.Status}}" $(sudo docker ps -aq --filter label=com.docker.compose.service=frontend)')" = running ] ||
@@ -162,15 +148,8 @@ if [ "${1:-}" = --inside ]; then
     step "the reservation changes ($vm_ip -> $vm_ip2): provision waits for the new address, not the old lease"
     sed "s/^    ip: $vm_ip .*/    ip: $vm_ip2/" "$lab" >"$lab2"
     grep -q "ip: $vm_ip2" "$lab2" || fail "could not write $lab2"
-    t4=$(seconds)
-    set +e
-    "$labctl" provision -f "$lab2" 2>&1 | tee "$out/provision-ip2.log"
-    rc=${PIPESTATUS[0]}
-    set -e
-    t5=$(seconds)
-    echo "$t4 $t5" >"$out/provision-ip2.time"
+    timed provision-ip2 "$labctl" provision -f "$lab2"
     virsh_c net-dhcp-leases "$net" | tee "$out/leases-ip2.txt"
-    [ "$rc" -eq 0 ] || fail "provision after the reservation changed exited $rc"
     grep -q "lab1': $vm_ip2 (from the lease)" "$out/provision-ip2.log" ||
         fail "provision did not take $vm_ip2 from the lease (see $out/provision-ip2.log)"
     "$labctl" ssh -f "$lab2" lab1 -- true || fail "labctl ssh lab1 at $vm_ip2"

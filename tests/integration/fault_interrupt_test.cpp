@@ -254,6 +254,7 @@ TEST_CASE("Ctrl-C during deploy while preload streams an image into docker load 
     // load: reads the stream 64 KiB at a time, ten times a second.
     fakes.script("docker", fmt::format(R"(case "$1" in
 compose) echo 2.99.0 ;;
+ps) exit 0 ;;
 load) exec perl -e 'while (sysread(STDIN, $b, 65536)) {{ select(undef, undef, undef, 0.1) }}' {}-load ;;
 *) exit 1 ;;
 esac

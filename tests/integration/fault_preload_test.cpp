@@ -68,8 +68,9 @@ bool process_alive(pid_t pid) {
     return ppid != -1 && state != 'Z';
 }
 
-/// A `docker` for the target's PATH: `compose version` says v2 (for deploy's detection), `image
-/// inspect` knows no image (so everything is sent), `load` reads all of stdin, records how much
+/// A `docker` for the target's PATH: `compose version` says v2 (for deploy's detection), `ps`
+/// lists no container (deploy's converge check), `image ls` lists no image (so everything is
+/// sent), `load` reads all of stdin, records how much
 /// and its pid under `state`, then hangs (a shell loop, so the group has a parent and children).
 fs::path write_docker_shim(const test::TempDir& dir, const fs::path& shim_dir,
                            const fs::path& state) {
@@ -80,6 +81,8 @@ fs::path write_docker_shim(const test::TempDir& dir, const fs::path& shim_dir,
 case "$1" in
 compose)
     echo 2.99.0
+    ;;
+ps | image)
     ;;
 load)
     n=$(wc -c)

@@ -40,15 +40,21 @@ hardening:
 
 using labctl::test::contains;
 
+/// A password-accepting sshd with drop-ins on 127.0.0.2 for a test user, and its lab.yaml.
+struct HardenLab {
+    test::TestUser user;
+    test::SshServer sshd{
+        {.include_dropins = true, .password_auth = true, .listen_address = "127.0.0.2"}};
+    test::TempDir dir;
+    std::string lab =
+        dir.write("lab.yaml", lab_yaml(sshd, user.name(), sshd.known_hosts().string())).string();
+};
+
 } // namespace
 
 TEST_CASE("labctl harden hardens the lab VM, and a second run changes nothing", "[harden][cli]") {
-    test::TestUser user;
-    test::SshServer sshd(
-        {.include_dropins = true, .password_auth = true, .listen_address = "127.0.0.2"});
-    test::TempDir dir;
-    const auto lab =
-        dir.write("lab.yaml", lab_yaml(sshd, user.name(), sshd.known_hosts().string())).string();
+    HardenLab h;
+    const auto& [user, sshd, dir, lab] = h;
     const auto first = test::run_labctl({"harden", "-f", lab, "--output", "json"});
     INFO(first.err);
     REQUIRE(first.exit_code == 0);
@@ -92,15 +98,11 @@ bool has(const std::vector<std::string>& steps, const std::string& step) {
 }
 } // namespace
 
-TEST_CASE("harden drift: a matching record proves the host in one probe; an edited drop-in, an "
+TEST_CASE("harden drift: a matching record proves the host in one probe, and an edited drop-in, an "
           "unlocked password, another sshd setting or a lost record are re-applied and re-checked",
           "[harden][cli][converge]") {
-    test::TestUser user;
-    test::SshServer sshd(
-        {.include_dropins = true, .password_auth = true, .listen_address = "127.0.0.2"});
-    test::TempDir dir;
-    const auto lab =
-        dir.write("lab.yaml", lab_yaml(sshd, user.name(), sshd.known_hosts().string())).string();
+    HardenLab h;
+    const auto& [user, sshd, dir, lab] = h;
     REQUIRE(has(harden_steps(lab), "reload sshd"));
     const auto dropin = sshd.dropin_dir() / "01-labctl.conf";
     const auto record = sshd.dropin_dir() / "01-labctl.conf.labctl-applied";

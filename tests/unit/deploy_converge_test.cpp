@@ -136,7 +136,7 @@ TEST_CASE("the remote tree command prunes the excludes and says absent for a mis
     CHECK(test::contains(cmd, "echo absent"));
 }
 
-TEST_CASE("a deploy record survives its JSON round trip; other formats are not records",
+TEST_CASE("a deploy record survives its JSON round trip, and other formats are not records",
           "[deploy][converge]") {
     const Converged c;
     REQUIRE(c.seen.record);
