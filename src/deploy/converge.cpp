@@ -114,7 +114,8 @@ std::string observe_command(const std::string& remote_dir, const std::string& pr
         fmt::arg("tree", k_tree),
         fmt::arg("digest", remote_tree_fingerprint_command(remote_dir, excludes)),
         fmt::arg("compose", k_compose), fmt::arg("containers", k_containers),
-        fmt::arg("inspect", ps_command(project) + " || exit 3"), fmt::arg("end", k_end));
+        fmt::arg("inspect", ps_command(project) + " || echo @@labctl-no-docker"),
+        fmt::arg("end", k_end));
 }
 
 TargetObservation parse_observation(const std::string& out) {
@@ -125,6 +126,10 @@ TargetObservation parse_observation(const std::string& out) {
     std::string containers_text;
     bool ended = false;
     for (std::string line; std::getline(in, line);) {
+        if (line == "@@labctl-no-docker") {
+            o.docker_answered = false;
+            continue;
+        }
         if (line.rfind("@@labctl-", 0) == 0) {
             section = line;
             ended = ended || line == k_end;
@@ -201,6 +206,8 @@ std::vector<std::string> drift(const TargetObservation& seen, const DeployInputs
     for (const auto& [image, id] : was.images)
         if (!now.images.count(image))
             why.push_back(fmt::format("image {} is no longer preloaded", image));
+    if (!seen.docker_answered)
+        why.push_back("docker ps failed on the target");
     if (seen.remote_tree == "absent")
         why.push_back(fmt::format("{} is missing on the target", now.remote_dir));
     else if (seen.remote_tree != rec.remote_tree)

@@ -163,6 +163,10 @@ TEST_CASE("the observation parser reads each section and refuses a cut-short ans
     CHECK_FALSE(o.compose_v2);
     REQUIRE(o.containers.size() == 1);
     CHECK(o.containers[0].service == "web");
+    CHECK(o.docker_answered);
+    auto no_docker = out;
+    no_docker.replace(no_docker.find("c1\trunning"), 0, "@@labctl-no-docker\n");
+    CHECK_FALSE(deploy::parse_observation(no_docker).docker_answered);
     CHECK_THROWS_WITH(deploy::parse_observation(out.substr(0, out.find("@@labctl-end"))),
                       Catch::Contains("cut short"));
 }
@@ -213,6 +217,11 @@ TEST_CASE("drift: nothing when inputs and target match the record, a sentence pe
         Converged c;
         c.seen.remote_tree = "absent";
         CHECK(c.says("/opt/labctl/lab is missing on the target"));
+    }
+    {
+        Converged c;
+        c.seen.docker_answered = false;
+        CHECK(c.says("docker ps failed on the target"));
     }
     {
         Converged c;

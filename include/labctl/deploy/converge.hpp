@@ -58,8 +58,9 @@ struct TargetObservation {
     bool record_present = false; ///< a file was there (it may not parse)
     std::string remote_tree;     ///< digest, or "absent"
     std::vector<ServiceState> containers;
-    bool compose_v2 = false; ///< the compose plugin is installed
-    bool compose_v1 = false; ///< docker-compose is on PATH
+    bool compose_v2 = false;     ///< the compose plugin is installed
+    bool compose_v1 = false;     ///< docker-compose is on PATH
+    bool docker_answered = true; ///< `docker ps` worked (else drift: the full deploy says why)
 };
 
 /// The shell script of the round trip (read-only) (pure).
