@@ -78,7 +78,8 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
     sync_opts.dry_run = opts.dry_run;
     // rsync goes through the system ssh, which needs the host to answer first.
     auto session = remote::wait_for_session(connect_options(spec, target), wait);
-    const auto env = deploy::stack_compose_env(spec, true);
+    // A dry run creates no secret: one that does not exist yet is drift.
+    const auto env = deploy::stack_compose_env(spec, !opts.dry_run);
 
     // The converge check: one round trip shows whether the target still is what the last
     // deploy left and this machine's inputs are the same; then there is nothing to do.

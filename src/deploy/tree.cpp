@@ -76,6 +76,10 @@ void walk(const fs::path& root, const fs::path& rel, const std::vector<std::stri
 
 std::string local_tree_fingerprint(const std::string& dir,
                                    const std::vector<std::string>& excludes) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec))
+        throw Error(ExitCode::usage, fmt::format("stack directory '{}' does not exist", dir),
+                    "set deploy.stack_dir in lab.yaml");
     std::vector<Entry> entries;
     walk(dir, {}, excludes, entries);
     std::sort(entries.begin(), entries.end(),

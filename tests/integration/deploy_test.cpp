@@ -445,6 +445,12 @@ TEST_CASE("deploy passes the pin set's variables and a generated Grafana passwor
     auto lab = test::read_file(stack.lab());
     stack.dir.write("lab.yaml", lab + "  pins: current\n");
 
+    // A dry run changes nothing here either: no secret is generated.
+    const auto dry = test::run_labctl({"deploy", "--dry-run", "-f", stack.lab()});
+    INFO(dry.err);
+    CHECK(dry.exit_code == 0);
+    CHECK_FALSE(std::filesystem::exists(stack.dir.path() / ".labctl" / "grafana-admin-password"));
+
     const auto first = test::run_labctl({"deploy", "-vv", "-f", stack.lab()}, {.timeout = 300s});
     INFO(first.err);
     REQUIRE(first.exit_code == 0);

@@ -99,7 +99,7 @@ TEST_CASE("the local tree fingerprint follows content, mode, names and links, no
     std::filesystem::create_symlink("index.html", dir.path() / "stack/www/home.html");
     CHECK(deploy::local_tree_fingerprint(stack, k_excludes) != chmodded);
     CHECK_THROWS_WITH(deploy::local_tree_fingerprint((dir.path() / "missing").string(), {}),
-                      Catch::Contains("cannot read the stack directory"));
+                      Catch::Contains("does not exist"));
 }
 
 TEST_CASE("the compose inputs fingerprint follows the top-level compose files, .env and the "
