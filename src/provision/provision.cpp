@@ -496,7 +496,6 @@ private:
         WaitTarget target;
         target.vm = vm.name;
         target.strict = m_options.strict;
-        target.cloud_init_run_dir = "/run/cloud-init";
         const auto ssh = m_spec.ssh_address(vm);
         target.ssh.endpoint = {ssh.host, ssh.port, m_spec.ssh.user};
         // mode user: no DHCP, no lease: the VM is reached through its forward from the start.

@@ -78,6 +78,8 @@ WaitTarget target_for(const test::SshServer& sshd) {
     t.ssh.known_hosts = sshd.known_hosts().string();
     t.ssh.private_key = sshd.client_key().string();
     t.ssh.connect_timeout = 2s;
+    // The guest is this machine: its own cloud-init files (on a cloud VM) are not the fake's.
+    t.cloud_init_run_dir.clear();
     return t;
 }
 

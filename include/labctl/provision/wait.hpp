@@ -46,10 +46,10 @@ struct WaitTarget {
     bool address_known = false;
     bool strict = false; ///< cloud-init status 2 (recoverable errors) fails
     std::string cloud_init_command = "cloud-init status --wait --format json";
-    /// Where cloud-init keeps status.json and result.json ("/run/cloud-init" for a VM; empty: not
-    /// read). When they show it finished without errors, the wait is over without starting
-    /// cloud-init's Python (about 5 s under TCG); anything else runs cloud_init_command.
-    std::string cloud_init_run_dir;
+    /// Where cloud-init keeps status.json and result.json (empty: not read). When they show it
+    /// finished without errors, the wait is over without starting cloud-init's Python (about
+    /// 5 s under TCG); anything else runs cloud_init_command.
+    std::string cloud_init_run_dir = "/run/cloud-init";
     /// Set by the run when it gives up (another VM failed under --parallel): the ip and ssh
     /// phases stop at their next poll, and the cloud-init phase's remote exec at its next poll
     /// (its remote process group ended), with Error(interrupted) instead of waiting out minutes
