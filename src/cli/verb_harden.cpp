@@ -68,14 +68,13 @@ Runner register_harden(CLI::App& app, Context& ctx) {
             bool probed_in_full = true;
             if (auto cached = harden::probe_cached_facts(session, input.lock_accounts)) {
                 const auto plan = harden::plan(input, *cached);
-                const auto policy =
-                    harden::policy_fingerprint(plan, input.user, input.lock_accounts);
-                if (const auto why = harden::record_mismatch(*cached, plan, policy); why.empty())
-                    report = harden::apply(
-                        plan, *cached, session, options,
-                        {.revert_after = spec.hardening.revert_after, .policy = policy});
-                else
-                    log::info("harden {}: probing in full: {}", target.name, why);
+                report = harden::apply(
+                    plan, *cached, session, options,
+                    {.revert_after = spec.hardening.revert_after,
+                     .policy = harden::policy_fingerprint(plan, input.user, input.lock_accounts),
+                     .prove_only = true});
+                if (!report.proven_by_record)
+                    log::info("harden {}: probing in full: {}", target.name, report.drift);
             }
             probed_in_full = !report.proven_by_record;
             if (probed_in_full) {

@@ -208,6 +208,8 @@ HardenReport apply(const HardenPlan& plan, const TargetFacts& facts, remote::Ses
             }
             return report;
         }
+        if (options.prove_only)
+            return report;
         log::info("harden {}: applying and checking everything: {}", session.endpoint().host,
                   report.drift);
     }

@@ -19,6 +19,58 @@ std::string TargetFacts::reload_command() const {
     return "pkill -HUP -x sshd";
 }
 
+namespace {
+
+/// What can change between runs, read by both probes from their $sshd, $cfg and $d (the drop-in
+/// directory, "" when there is none): the OpenSSH binaries' stamp (as `stamp_key`), the drop-in,
+/// the record, the users' password states and sshd -T's digest for the first user.
+std::string state_lines(const std::vector<std::string>& users, const std::string& stamp_key) {
+    std::string s =
+        "echo \"" + stamp_key +
+        R"SH(=$(stat -L -c '%s.%Y' "$sshd" "$(command -v ssh 2>/dev/null || echo /usr/bin/ssh)" 2>/dev/null | tr '\n' ' ')"
+if [ -n "$d" ]; then
+    if [ -f "$d/01-labctl.conf" ]; then
+        echo "dropin_exists=1"
+        echo "dropin_b64=$(base64 -w0 < "$d/01-labctl.conf")"
+    fi
+    [ -f "$d/01-labctl.conf.labctl-applied" ] &&
+        echo "applied_b64=$(head -c 100000 "$d/01-labctl.conf.labctl-applied" | base64 -w0)"
+fi
+)SH";
+    for (const auto& u : users)
+        s += fmt::format("echo \"passwd.{}=$(passwd -S {} 2>/dev/null | awk '{{print $2}}')\"\n", u,
+                         shell_quote(u));
+    if (!users.empty())
+        s += fmt::format(
+            "mkdir -p /run/sshd 2>/dev/null; if t=$({} 2>/dev/null); then "
+            "echo \"effective_sha256=$(printf '%s\\n' \"$t\" | sha256sum | cut -c1-64)\"; "
+            "fi\n",
+            effective_settings_command("$sshd", "$cfg", users.front()));
+    return s;
+}
+
+/// SSH_CONNECTION's server address and port, without starting a process (sh word splitting).
+constexpr const char* k_listener_key =
+    "set -- ${LABCTL_SSH_CONNECTION:-}; key=\"${3:-none}_${4:-0}\"";
+
+std::string sudo_sh(const remote::Session& session, const std::string& script) {
+    return fmt::format("{}env LABCTL_SSH_CONNECTION=\"$SSH_CONNECTION\" sh -c {}",
+                       session.is_root() ? "" : "sudo -n ", shell_quote(script));
+}
+
+/// Runs a probe script as root; its output. Throws Error(harden) when it fails.
+std::string run_probe(remote::Session& session, const std::string& script) {
+    const auto r = session.exec(sudo_sh(session, script), {.timeout = std::chrono::seconds(60)});
+    if (!r.ok())
+        throw Error(ExitCode::harden,
+                    fmt::format("probing {} failed (exit {}): {}", session.endpoint().host,
+                                r.exit_status, r.err),
+                    "the SSH user needs passwordless sudo (cloud-init gives it to labctl's user)");
+    return r.out;
+}
+
+} // namespace
+
 std::string facts_script(const std::vector<std::string>& users) {
     // Read-only. Every line is key=value. LABCTL_SSH_CONNECTION is passed through sudo, which
     // resets the environment.
@@ -57,17 +109,12 @@ if [ -n "$pid" ]; then
     [ -n "$f" ] && cfg=$f
 fi
 echo "main_config=$cfg"
+d=""
 inc=$(grep -iE '^[[:space:]]*Include[[:space:]]' "$cfg" 2>/dev/null | awk '{print $2}' | head -n1)
 if [ -n "$inc" ]; then
     case "$inc" in /*) ;; *) inc="/etc/ssh/$inc" ;; esac
-    echo "dropin_dir=$(dirname "$inc")"
     d=$(dirname "$inc")
-    if [ -f "$d/01-labctl.conf" ]; then
-        echo "dropin_exists=1"
-        echo "dropin_b64=$(base64 -w0 < "$d/01-labctl.conf")"
-    fi
-    [ -f "$d/01-labctl.conf.labctl-applied" ] &&
-        echo "applied_b64=$(head -c 100000 "$d/01-labctl.conf.labctl-applied" | base64 -w0)"
+    echo "dropin_dir=$d"
 fi
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     echo "systemd=1"
@@ -77,7 +124,6 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     done
 fi
 [ -r /etc/os-release ] && . /etc/os-release && echo "os_id=${ID:-unknown}"
-echo "stamp=$(stat -L -c '%s.%Y' "$sshd" "$(command -v ssh 2>/dev/null || echo /usr/bin/ssh)" 2>/dev/null | tr '\n' ' ')"
 if command -v ssh >/dev/null 2>&1; then
     echo "kex=$(ssh -Q kex 2>/dev/null | tr '\n' ' ')"
     echo "cipher=$(ssh -Q cipher 2>/dev/null | tr '\n' ' ')"
@@ -85,16 +131,7 @@ if command -v ssh >/dev/null 2>&1; then
     echo "hostkey=$( (ssh -Q HostKeyAlgorithms 2>/dev/null || ssh -Q key) | tr '\n' ' ')"
 fi
 )SH";
-    for (const auto& u : users)
-        s += fmt::format("echo \"passwd.{}=$(passwd -S {} 2>/dev/null | awk '{{print $2}}')\"\n", u,
-                         shell_quote(u));
-    if (!users.empty())
-        s += fmt::format(
-            "mkdir -p /run/sshd 2>/dev/null; if t=$({} 2>/dev/null); then "
-            "echo \"effective_sha256=$(printf '%s\\n' \"$t\" | sha256sum | cut -c1-64)\"; "
-            "fi\n",
-            effective_settings_command("$sshd", "$cfg", users.front()));
-    return s;
+    return s + state_lines(users, "stamp");
 }
 
 std::string effective_settings_command(const std::string& sshd, const std::string& main_config,
@@ -169,30 +206,8 @@ TargetFacts parse_facts(const std::string& output) {
 }
 
 TargetFacts probe_facts(remote::Session& session, const std::vector<std::string>& users) {
-    const std::string script = facts_script(users);
-    const std::string cmd = fmt::format("{}env LABCTL_SSH_CONNECTION=\"$SSH_CONNECTION\" sh -c {}",
-                                        session.is_root() ? "" : "sudo -n ", shell_quote(script));
-    const auto r = session.exec(cmd, {.timeout = std::chrono::seconds(60)});
-    if (!r.ok())
-        throw Error(ExitCode::harden,
-                    fmt::format("probing {} failed (exit {}): {}", session.endpoint().host,
-                                r.exit_status, r.err),
-                    "the SSH user needs passwordless sudo (cloud-init gives it to labctl's user)");
-    return parse_facts(r.out);
+    return parse_facts(run_probe(session, facts_script(users)));
 }
-
-namespace {
-
-/// SSH_CONNECTION's server address and port, without starting a process (sh word splitting).
-constexpr const char* k_listener_key =
-    "set -- ${LABCTL_SSH_CONNECTION:-}; key=\"${3:-none}_${4:-0}\"";
-
-std::string sudo_sh(const remote::Session& session, const std::string& script) {
-    return fmt::format("{}env LABCTL_SSH_CONNECTION=\"$SSH_CONNECTION\" sh -c {}",
-                       session.is_root() ? "" : "sudo -n ", shell_quote(script));
-}
-
-} // namespace
 
 std::string cache_text(const TargetFacts& f) {
     std::string out =
@@ -216,7 +231,7 @@ std::optional<TargetFacts> probe_cached_facts(remote::Session& session,
                                               const std::vector<std::string>& users) {
     // Read-only. Prints nothing when no facts are kept for this listener. The kept file is
     // root's (0600): only labctl, through sudo, wrote it.
-    std::string script =
+    const std::string script =
         fmt::format(R"SH(set -u
 {key}
 f={dir}/$key
@@ -226,36 +241,13 @@ cat "$f"
 sshd=$(sed -n 's/^sshd=//p' "$f")
 cfg=$(sed -n 's/^main_config=//p' "$f")
 d=$(sed -n 's/^dropin_dir=//p' "$f")
-echo "stamp_now=$(stat -L -c '%s.%Y' "$sshd" "$(command -v ssh 2>/dev/null || echo /usr/bin/ssh)" 2>/dev/null | tr '
-' ' ')"
-if [ -n "$d" ]; then
-    if [ -f "$d/01-labctl.conf" ]; then
-        echo "dropin_exists=1"
-        echo "dropin_b64=$(base64 -w0 < "$d/01-labctl.conf")"
-    fi
-    [ -f "$d/01-labctl.conf.labctl-applied" ] &&
-        echo "applied_b64=$(head -c 100000 "$d/01-labctl.conf.labctl-applied" | base64 -w0)"
-fi
 )SH",
-                    fmt::arg("key", k_listener_key), fmt::arg("dir", k_facts_cache_dir));
-    for (const auto& u : users)
-        script +=
-            fmt::format("echo \"passwd.{}=$(passwd -S {} 2>/dev/null | awk '{{print $2}}')\"\n", u,
-                        shell_quote(u));
-    if (!users.empty())
-        script += fmt::format("mkdir -p /run/sshd 2>/dev/null; if t=$({} 2>/dev/null); then "
-                              "echo \"effective_sha256=$(printf '%s\\n' \"$t\" | sha256sum | "
-                              "cut -c1-64)\"; fi\n",
-                              effective_settings_command("$sshd", "$cfg", users.front()));
-    const auto r = session.exec(sudo_sh(session, script), {.timeout = std::chrono::seconds(60)});
-    if (!r.ok())
-        throw Error(ExitCode::harden,
-                    fmt::format("probing {} failed (exit {}): {}", session.endpoint().host,
-                                r.exit_status, r.err),
-                    "the SSH user needs passwordless sudo (cloud-init gives it to labctl's user)");
-    if (r.out.find("cached=1") == std::string::npos)
+                    fmt::arg("key", k_listener_key), fmt::arg("dir", k_facts_cache_dir)) +
+        state_lines(users, "stamp_now");
+    const auto out = run_probe(session, script);
+    if (out.find("cached=1") == std::string::npos)
         return std::nullopt;
-    return parse_facts(r.out);
+    return parse_facts(out);
 }
 
 void keep_facts(remote::Session& session, const TargetFacts& facts) {

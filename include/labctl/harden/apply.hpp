@@ -23,6 +23,9 @@ struct ApplyOptions {
     /// policy_fingerprint of the plan: when the target's record matches it (record_mismatch),
     /// nothing is re-checked; after a completed run the record is written. Empty: no record.
     std::string policy;
+    /// With a policy: when the record does not match, return (drift set) without applying, e.g.
+    /// for facts kept from an earlier run, which the full probe must confirm first.
+    bool prove_only = false;
 };
 
 struct StepResult {
