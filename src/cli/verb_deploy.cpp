@@ -34,11 +34,6 @@ double seconds(std::chrono::milliseconds d) {
     return static_cast<double>(d.count()) / 1000.0;
 }
 
-std::chrono::milliseconds since(std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                 t);
-}
-
 /// Today's inputs of a deploy to `remote_dir`; the preloaded images' local ids where their list
 /// is known without asking the target (explicit, or "auto" as the record resolved it for the
 /// same compose inputs).

@@ -69,6 +69,11 @@ std::string format_duration(std::chrono::milliseconds d) {
     return fmt::format("{}h{:02d}m", secs / 3600, (secs % 3600) / 60);
 }
 
+std::chrono::milliseconds since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 t);
+}
+
 std::string utc_now(const char* format) {
     const std::time_t t = std::time(nullptr);
     std::tm tm{};

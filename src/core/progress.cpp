@@ -1,5 +1,7 @@
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <labctl/core/duration.hpp>
 #include <labctl/core/progress.hpp>
 
@@ -32,7 +34,12 @@ Progress::~Progress() {
 }
 
 std::chrono::milliseconds Progress::elapsed() const {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - m_started);
+    return since(m_started);
+}
+
+std::uint64_t Progress::rate(std::uint64_t bytes) const {
+    const double secs = std::max(0.001, static_cast<double>(elapsed().count()) / 1000.0);
+    return static_cast<std::uint64_t>(static_cast<double>(bytes) / secs);
 }
 
 void Progress::write_line(const std::string& text, const std::vector<log::Field>& fields) {

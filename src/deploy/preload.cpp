@@ -24,10 +24,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::chrono::milliseconds since(Clock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t);
-}
-
 /// "a, b, c": the images' names for messages.
 std::string image_names(const std::vector<PreloadedImage>& images) {
     std::vector<std::string> names;
@@ -92,12 +88,8 @@ std::uint64_t send_images(remote::Session& session, const std::vector<PreloadedI
 
     std::uint64_t bytes = 0;
     Progress progress(fmt::format("preload {}", session.endpoint().host));
-    const auto started = std::chrono::steady_clock::now();
     const auto report = [&](bool end) {
-        const double secs = std::max(
-            0.001,
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-        const auto rate = static_cast<std::uint64_t>(static_cast<double>(bytes) / secs);
+        const auto rate = progress.rate(bytes);
         const auto text = fmt::format("{} sent, {}/s{}", format_bytes(bytes), format_bytes(rate),
                                       end ? "; docker load is finishing on the target" : "");
         const std::vector<log::Field> fields{{"bytes", std::to_string(bytes)},

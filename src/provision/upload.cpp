@@ -152,9 +152,7 @@ bool Uploader::file(virStorageVolPtr vol, const std::string& name, const std::st
         if (upload)
             stream.send_all(buf.data(), got, name);
         sent += got;
-        const double secs =
-            std::max(0.001, static_cast<double>(progress.elapsed().count()) / 1000.0);
-        const auto rate = static_cast<std::uint64_t>(static_cast<double>(sent) / secs);
+        const auto rate = progress.rate(sent);
         progress.update(fmt::format("{} of {} ({}%), {}/s", format_bytes(sent), format_bytes(bytes),
                                     bytes == 0 ? 100 : sent * 100 / bytes, format_bytes(rate)),
                         {{"bytes", std::to_string(sent)},

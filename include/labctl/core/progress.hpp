@@ -31,6 +31,8 @@ public:
     /// A line everywhere (a phase change, the result), also setting the live line's text.
     void event(const std::string& text, const std::vector<log::Field>& fields = {});
     std::chrono::milliseconds elapsed() const;
+    /// `bytes` per second since the step started.
+    std::uint64_t rate(std::uint64_t bytes) const;
 
 private:
     void write_line(const std::string& text, const std::vector<log::Field>& fields);
