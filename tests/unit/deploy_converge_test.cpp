@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <functional>
 
 #include <labctl/deploy/converge.hpp>
 #include <labctl/deploy/preload.hpp>
@@ -177,95 +178,52 @@ TEST_CASE("drift: nothing when inputs and target match the record, a sentence pe
         const Converged c;
         CHECK(deploy::drift(c.seen, c.inputs).empty());
     }
-    {
-        Converged c;
-        c.seen.record_present = false;
-        c.seen.record.reset();
-        CHECK(c.says("no record of an earlier deploy"));
-    }
-    {
-        Converged c;
-        c.seen.record.reset();
-        CHECK(c.says("unreadable"));
-    }
-    {
-        Converged c;
-        c.inputs.tree = "tree2";
-        CHECK(c.says("the stack directory changed here"));
-    }
-    {
-        Converged c;
-        c.inputs.env = "env2";
-        CHECK(c.says("variables or secrets changed"));
-    }
-    {
-        Converged c;
-        c.inputs.labctl_version = "1.2.4";
-        CHECK(c.says("labctl changed (1.2.3 → 1.2.4)"));
-    }
-    {
-        Converged c;
-        c.inputs.images["lab/task-api:latest"] = "sha256:local2";
-        CHECK(c.says("image lab/task-api:latest changed here"));
-    }
-    {
-        Converged c;
-        c.seen.remote_tree = "remote2";
-        CHECK(c.says("were changed on the target"));
-    }
-    {
-        Converged c;
-        c.seen.remote_tree = "absent";
-        CHECK(c.says("/opt/labctl/lab is missing on the target"));
-    }
-    {
-        Converged c;
-        c.seen.docker_answered = false;
-        CHECK(c.says("docker ps failed on the target"));
-    }
-    {
-        Converged c;
-        c.seen.compose_v1 = false;
-        CHECK(c.says("the compose used last time (v1) is gone"));
-    }
-    {
-        Converged c;
-        c.seen.containers[0] = container("backend", "c1", "exited", 137, "");
-        CHECK(c.says("service backend exited with status 137"));
-    }
-    {
-        Converged c;
-        c.seen.containers[0].health = "unhealthy";
-        CHECK(c.says("service backend is unhealthy"));
-    }
-    {
-        Converged c;
-        c.seen.containers.erase(c.seen.containers.begin());
-        CHECK(c.says("service backend has no container"));
-    }
-    {
-        Converged c;
-        c.seen.containers[0].container_id = "c9";
-        CHECK(c.says("service backend's container was replaced"));
-    }
-    {
+    struct Case {
+        std::function<void(Converged&)> change;
+        std::string says;
+    };
+    const std::vector<Case> cases{
+        {[](Converged& c) {
+             c.seen.record_present = false;
+             c.seen.record.reset();
+         },
+         "no record of an earlier deploy"},
+        {[](Converged& c) { c.seen.record.reset(); }, "unreadable"},
+        {[](Converged& c) { c.inputs.tree = "tree2"; }, "the stack directory changed here"},
+        {[](Converged& c) { c.inputs.env = "env2"; }, "variables or secrets changed"},
+        {[](Converged& c) { c.inputs.labctl_version = "1.2.4"; }, "labctl changed (1.2.3 → 1.2.4)"},
+        {[](Converged& c) { c.inputs.images["lab/task-api:latest"] = "sha256:local2"; },
+         "image lab/task-api:latest changed here"},
+        {[](Converged& c) { c.seen.remote_tree = "remote2"; }, "were changed on the target"},
+        {[](Converged& c) { c.seen.remote_tree = "absent"; },
+         "/opt/labctl/lab is missing on the target"},
+        {[](Converged& c) { c.seen.docker_answered = false; }, "docker ps failed on the target"},
+        {[](Converged& c) { c.seen.compose_v1 = false; },
+         "the compose used last time (v1) is gone"},
+        {[](Converged& c) { c.seen.containers[0] = container("backend", "c1", "exited", 137, ""); },
+         "service backend exited with status 137"},
+        {[](Converged& c) { c.seen.containers[0].health = "unhealthy"; },
+         "service backend is unhealthy"},
+        {[](Converged& c) { c.seen.containers.erase(c.seen.containers.begin()); },
+         "service backend has no container"},
+        {[](Converged& c) { c.seen.containers[0].container_id = "c9"; },
+         "service backend's container was replaced"},
         // nginx exits 0 on TERM: a stopped service is drift whatever its status.
-        Converged c;
-        c.seen.containers[0] = container("backend", "c1", "exited", 0, "");
-        CHECK(c.says("service backend exited with status 0"));
-    }
-    {
+        {[](Converged& c) { c.seen.containers[0] = container("backend", "c1", "exited", 0, ""); },
+         "service backend exited with status 0"},
         // A one-shot service is fine exited 0, not running again or failed.
+        {[](Converged& c) { c.seen.containers[1] = container("lab-init", "c2", "exited", 1, ""); },
+         "service lab-init exited with status 1"},
+        {[](Converged& c) { c.seen.containers[1] = container("lab-init", "c2", "running", 0, ""); },
+         "service lab-init is running"},
+        {[](Converged& c) { c.seen.containers.push_back(container("stray", "c7")); },
+         "service stray was not deployed by labctl"},
+    };
+    for (const auto& k : cases) {
+        CAPTURE(k.says);
         Converged c;
-        c.seen.containers[1] = container("lab-init", "c2", "exited", 1, "");
-        CHECK(c.says("service lab-init exited with status 1"));
-        c.seen.containers[1] = container("lab-init", "c2", "running", 0, "");
-        CHECK(c.says("service lab-init is running"));
-    }
-    {
-        Converged c;
-        c.seen.containers.push_back(container("stray", "c7"));
-        CHECK(c.says("service stray was not deployed by labctl"));
+        k.change(c);
+        CHECK(c.says(k.says));
     }
 }
 
