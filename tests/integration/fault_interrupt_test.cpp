@@ -81,6 +81,7 @@ std::string random_bytes(std::size_t n) {
 /// A `sshd` whose -T (the effective-settings dump) blocks; everything else is the real sshd.
 /// An sshd whose -T blocks (with `dropin`, only once that file exists: the probe before
 /// hardening, which hashes sshd -T too, answers; the check of the new configuration hangs).
+/// It answers nothing of its own: -T blocks, everything else is the real /usr/sbin/sshd.
 void fake_sshd_dump(const test::Fakes& fakes, const fs::path& dropin = {}) {
     const std::string when =
         dropin.empty() ? "" : "[ -f " + shell_quote(dropin.string()) + " ] && ";
@@ -250,8 +251,11 @@ TEST_CASE("Ctrl-C during deploy while preload streams an image into docker load 
         test::skip("dockerd is not running (scripts/start-services starts it)");
     const auto marker = test::unique_marker("intr-load");
     test::Fakes fakes(marker);
-    // compose version: v2 (deploy's detection); image inspect: no such image (so it is sent);
-    // load: reads the stream 64 KiB at a time, ten times a second.
+    // compose version: v2 (deploy's detection; `docker compose version --short` prints the bare
+    // version, docker/compose@v2.24.5:cmd/compose/version.go); ps: no container of the project
+    // (nothing printed, exit 0, as docker/cli@v20.10.24:cli/command/container/list.go answers an
+    // empty list with --format); anything else, e.g. `image ls`: fails (so every image is sent);
+    // load: reads the stream 64 KiB at a time, ten times a second (and never finishes).
     fakes.script("docker", fmt::format(R"(case "$1" in
 compose) echo 2.99.0 ;;
 ps) exit 0 ;;

@@ -68,9 +68,12 @@ bool process_alive(pid_t pid) {
     return ppid != -1 && state != 'Z';
 }
 
-/// A `docker` for the target's PATH: `compose version` says v2 (for deploy's detection), `ps`
-/// lists no container (deploy's converge check), `image ls` lists no image (so everything is
-/// sent), `load` reads all of stdin, records how much
+/// A `docker` for the target's PATH: `compose version` says v2 (for deploy's detection; the
+/// plugin's `--short` prints the bare version, docker/compose@v2.24.5:cmd/compose/version.go),
+/// `ps` lists no container (deploy's converge check) and `image ls` no image (so everything is
+/// sent): nothing printed, exit 0, as docker/cli@v20.10.24 (cli/command/container/list.go,
+/// cli/command/image/list.go) answers an empty list with --format; `load` reads all of stdin,
+/// records how much
 /// and its pid under `state`, then hangs (a shell loop, so the group has a parent and children).
 fs::path write_docker_shim(const test::TempDir& dir, const fs::path& shim_dir,
                            const fs::path& state) {

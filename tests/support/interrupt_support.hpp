@@ -39,7 +39,9 @@ inline long ms(std::chrono::steady_clock::duration d) {
 
 /// Programs for the target's PATH, in a directory of their own: each is a shell script the test
 /// writes, and `sleeper()` is a copy of sleep named after the marker, so the test sees what runs
-/// (and that it is gone) by command line.
+/// (and that it is gone) by command line. What a script answers in place of a real program is
+/// the test's, which cites the upstream source it reproduces where it answers at all (most
+/// only block, which no upstream answer is).
 class Fakes {
 public:
     explicit Fakes(const std::string& marker) : m_marker(marker) {

@@ -41,7 +41,9 @@ ProcessResult run_labctl(const std::vector<std::string>& args, ProcessOptions op
 std::string read_file(const std::filesystem::path& p);
 
 /// A qcow2 header claiming `virtual_size` bytes: enough for labctl, which reads the size and
-/// uploads the bytes (libvirt's test driver keeps no contents).
+/// uploads the bytes (libvirt's test driver keeps no contents). The layout is QEMU's
+/// (qemu/qemu@v7.2.0:docs/interop/qcow2.txt): magic "QFI\xfb", big-endian version 3 at offset
+/// 4, big-endian virtual size at offset 24.
 std::string qcow2_header(std::uint64_t virtual_size);
 
 } // namespace labctl::test
