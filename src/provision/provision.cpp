@@ -493,18 +493,8 @@ private:
                 : make_libvirt_probe(m_conn, dom_name, m_spec.network.name,
                                      deterministic_mac(m_spec.project, vm.name),
                                      console_log_path(m_spec.libvirt.uri, dom_name));
-        WaitTarget target;
-        target.vm = vm.name;
+        WaitTarget target = wait_target(m_spec, vm);
         target.strict = m_options.strict;
-        const auto ssh = m_spec.ssh_address(vm);
-        target.ssh.endpoint = {ssh.host, ssh.port, m_spec.ssh.user};
-        // mode user: no DHCP, no lease: the VM is reached through its forward from the start.
-        target.address_known = m_spec.user_network();
-        target.ssh.known_hosts = m_spec.ssh.known_hosts;
-        target.ssh.private_key = m_spec.ssh.private_key;
-        // A guest on a remote hypervisor's network is reached through that host (ssh.jump).
-        if (const auto j = m_spec.jump_host())
-            target.ssh.jump = remote::JumpHost{{j->host, j->port, j->user}, j->private_key, true};
         target.cancelled = m_cancel;
         const WaitResult w = wait_for_guest(*probe, target, m_options.deadlines);
         if (!target.address_known) {

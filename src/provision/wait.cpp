@@ -223,6 +223,21 @@ std::string wait_cloud_init(GuestProbe& probe, remote::Session& session, const W
 
 } // namespace
 
+WaitTarget wait_target(const config::LabSpec& spec, const config::VmSpec& vm) {
+    WaitTarget target;
+    target.vm = vm.name;
+    const auto ssh = spec.ssh_address(vm);
+    target.ssh.endpoint = {ssh.host, ssh.port, spec.ssh.user};
+    // mode user: no DHCP, no lease: the VM is reached through its forward from the start.
+    target.address_known = spec.user_network();
+    target.ssh.known_hosts = spec.ssh.known_hosts;
+    target.ssh.private_key = spec.ssh.private_key;
+    // A guest on a remote hypervisor's network is reached through that host (ssh.jump).
+    if (const auto j = spec.jump_host())
+        target.ssh.jump = remote::JumpHost{{j->host, j->port, j->user}, j->private_key, true};
+    return target;
+}
+
 bool cloud_init_done_from_files(const std::string& status_json, const std::string& result_json) {
     // canonical/cloud-init@22.4.2:cloudinit/cmd/status.py get_status_details(): RUNNING while
     // status.json exists without result.json, while v1.stage is set or a stage has started and

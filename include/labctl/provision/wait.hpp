@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <labctl/config/lab_spec.hpp>
 #include <labctl/remote/session.hpp>
 
 namespace labctl::provision {
@@ -56,6 +57,10 @@ struct WaitTarget {
     /// before the rollback can start.
     const std::atomic<bool>* cancelled = nullptr;
 };
+
+/// How `vm` of `spec` is waited for: its SSH endpoint, pinned key and jump host, and whether its
+/// address is known from the start (mode user) (pure).
+WaitTarget wait_target(const config::LabSpec& spec, const config::VmSpec& vm);
 
 struct WaitResult {
     std::string ip;
