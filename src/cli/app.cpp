@@ -10,9 +10,11 @@
 #include <labctl/core/error.hpp>
 #include <labctl/core/exit_code.hpp>
 #include <labctl/core/log.hpp>
+#include <labctl/core/scope_guard.hpp>
 #include <labctl/core/signals.hpp>
 #include <labctl/core/terminal.hpp>
 #include <labctl/core/version.hpp>
+#include <labctl/remote/session_pool.hpp>
 
 namespace labctl::cli {
 
@@ -174,6 +176,8 @@ int run(int argc, char** argv) {
     // "config" also loads the lab file with the command's flags layered on, then stops.
     if (auto parse_only = terminal::env("LABCTL_PARSE_ONLY"); parse_only && *parse_only == "1")
         return 0;
+    // The connections kept between stages end with the command, before libssh2 is torn down.
+    ScopeGuard close_kept([] { remote::close_sessions(); });
     try {
         return runners.at(chosen.front())();
     } catch (const ConfigChecked&) {

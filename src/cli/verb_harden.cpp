@@ -10,6 +10,7 @@
 #include <labctl/harden/plan.hpp>
 #include <labctl/harden/record.hpp>
 #include <labctl/remote/known_hosts.hpp>
+#include <labctl/remote/session_pool.hpp>
 
 #include "app.hpp"
 #include "targets.hpp"
@@ -46,7 +47,9 @@ Runner register_harden(CLI::App& app, Context& ctx) {
             const auto& target = targets[i];
             auto options = connect_options(spec, target);
             log::info("harden {}: connecting to {}", target.name, options.endpoint.to_string());
-            auto session = remote::wait_for_session(options, wait);
+            // Provision's login when `up` runs the stages (a new one costs seconds under TCG).
+            auto lease = remote::lease_session(options, wait);
+            auto& session = *lease;
             harden::HardenInput input;
             input.user = options.endpoint.user;
             input.allow_users = spec.hardening.allow_users;

@@ -17,6 +17,7 @@
 #include <labctl/deploy/compose.hpp>
 #include <labctl/deploy/stack_env.hpp>
 #include <labctl/harden/policy.hpp>
+#include <labctl/remote/session_pool.hpp>
 #include <labctl/report/report.hpp>
 #include <labctl/verify/verify.hpp>
 
@@ -165,7 +166,8 @@ report::HostReport verify_target(const config::LabSpec& spec, const Target& targ
         const auto env = deploy::stack_compose_env(spec, false);
         v.restart_backend = [connect, remote_dir, project, env]() -> std::string {
             try {
-                auto session = remote::Session::connect(connect);
+                auto lease = remote::lease_session(connect, connect.connect_timeout);
+                auto& session = *lease;
                 const bool sudo = !session.is_root();
                 const auto facts = deploy::detect_compose(session, sudo);
                 const auto cmd = deploy::compose_command(facts.command(), remote_dir, project, env,

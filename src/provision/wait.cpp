@@ -10,6 +10,7 @@
 #include <labctl/core/signals.hpp>
 #include <labctl/core/text.hpp>
 #include <labctl/provision/wait.hpp>
+#include <labctl/remote/session_pool.hpp>
 
 namespace labctl::provision {
 
@@ -317,6 +318,8 @@ WaitResult wait_for_guest(GuestProbe& probe, const WaitTarget& target,
     progress.show("SSH up; waiting for cloud-init");
     result.cloud_init = wait_cloud_init(probe, session, target, deadlines);
     log::info("VM '{}': cloud-init {}", target.vm, result.cloud_init);
+    // The next stages (harden, deploy, verify) lease this login instead of opening their own.
+    remote::keep_session(options, std::move(session));
     return result;
 }
 

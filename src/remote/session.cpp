@@ -375,6 +375,38 @@ bool Session::is_root() const {
     return m_impl->endpoint.user == "root";
 }
 
+std::string Session::gone() const {
+    const auto& impl = *m_impl;
+    if (impl.tunnel)
+        if (auto f = impl.tunnel->failure(); !f.empty())
+            return "through the jump host: " + f;
+    pollfd p{impl.sock.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0)
+        return {};
+    if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(impl.sock.fd(), SOL_SOCKET, SO_ERROR, &err, &len);
+        return err != 0 ? std::strerror(err) : "the peer closed the connection";
+    }
+    char c = 0;
+    const auto n = ::recv(impl.sock.fd(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return "the peer closed the connection";
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? std::string()
+                                                                         : std::strerror(errno);
+    // Nothing is owed to an idle client but a goodbye or a keep-alive that wants an answer:
+    // either way the connection is in doubt, and a new one costs less than a failed step.
+    return "the server sent data while the session was idle";
+}
+
+void Session::set_timeouts(std::chrono::milliseconds io, std::chrono::milliseconds exec) {
+    m_impl->io_timeout = io;
+    m_impl->exec_timeout = exec;
+    libssh2_session_set_timeout(m_impl->s(), static_cast<long>(io.count()));
+}
+
 Session Session::connect(const ConnectOptions& options) {
     auto c = open_verified(options);
     LIBSSH2_SESSION* s = c.session.get();

@@ -12,6 +12,7 @@
 #include <labctl/core/duration.hpp>
 #include <labctl/core/process.hpp>
 #include <labctl/core/text.hpp>
+#include <labctl/remote/session_pool.hpp>
 
 #include "context.hpp"
 
@@ -92,17 +93,12 @@ CheckResult ssh_hardened(CheckContext& c) {
     options.io_timeout = std::min(options.io_timeout, c.remaining());
     const std::string where = options.endpoint.to_string();
 
-    const auto facts = remote::Session::probe(options);
-    const std::string methods = fmt::format("{}", fmt::join(facts.auth_methods, ","));
-    Evidence offered;
-    offered.url = "ssh " + where;
-    offered.note = "authentication methods offered: " + methods;
-    c.result().evidence.push_back(offered);
-    for (const auto& m : facts.auth_methods)
-        if (m == "password" || m == "keyboard-interactive")
-            return c.finish(Status::fail, fmt::format("{} offers {} authentication", where, m));
-
-    auto session = remote::Session::connect(options);
+    // The offered methods come from a fresh handshake (they must show today's sshd, not the one
+    // a kept login met); sshd -T runs meanwhile on the login the earlier stages used.
+    auto probing =
+        std::async(std::launch::async, [options] { return remote::Session::probe(options); });
+    auto lease = remote::lease_session(options, options.connect_timeout);
+    auto& session = *lease;
     remote::ExecOptions exec;
     exec.sudo = ssh.sudo && !session.is_root();
     exec.timeout = std::max(c.remaining(), std::chrono::milliseconds(1));
@@ -113,6 +109,15 @@ CheckResult ssh_hardened(CheckContext& c) {
     command += " -C " + shell_quote(fmt::format("user={},host=localhost,addr=127.0.0.1",
                                                 options.endpoint.user));
     const auto r = session.exec(command, exec);
+    const auto facts = probing.get();
+    const std::string methods = fmt::format("{}", fmt::join(facts.auth_methods, ","));
+    Evidence offered;
+    offered.url = "ssh " + where;
+    offered.note = "authentication methods offered: " + methods;
+    c.result().evidence.push_back(offered);
+    for (const auto& m : facts.auth_methods)
+        if (m == "password" || m == "keyboard-interactive")
+            return c.finish(Status::fail, fmt::format("{} offers {} authentication", where, m));
     Evidence e;
     e.url = "ssh " + where + " " + command;
     e.status = r.exit_status;

@@ -156,6 +156,12 @@ public:
     const ServerFacts& facts() const;
     bool is_root() const;
 
+    /// Empty while the connection looks usable; else why it is gone (the peer closed or reset
+    /// it). Never blocks: a kept session is asked before it is handed out again.
+    std::string gone() const;
+    /// The per-call and default exec deadlines of a session kept for another caller.
+    void set_timeouts(std::chrono::milliseconds io, std::chrono::milliseconds exec);
+
 private:
     friend struct detail::SessionAccess; // the jump tunnel and port forwards pump its channels
     struct Impl;
