@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +21,9 @@
 #include <fstream>
 #include <sstream>
 
+#include <labctl/core/file.hpp>
+#include <labctl/core/log.hpp>
+#include <labctl/core/text.hpp>
 #include <labctl/provision/host.hpp>
 
 #include "libvirt.hpp"
@@ -317,11 +321,73 @@ KvmProbe probe_kvm(const std::string& device, std::chrono::milliseconds deadline
                                std::strerror(report.error))};
 }
 
+namespace {
+
+/// This boot and this device node: /proc's boot id, the node's inode and change time.
+std::string verdict_key(const std::string& device) {
+    struct stat st {};
+    if (::stat(device.c_str(), &st) != 0)
+        return {};
+    std::string boot;
+    try {
+        boot = std::string(trim(read_file("/proc/sys/kernel/random/boot_id")));
+    } catch (const std::exception&) {
+        return {};
+    }
+    return fmt::format("boot {} device {} inode {} changed {}.{:09}", boot, device, st.st_ino,
+                       st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+}
+
+} // namespace
+
+std::string kvm_verdict_file() {
+    if (::geteuid() == 0)
+        return "/run/labctl/kvm-verdict";
+    const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+    if (xdg == nullptr || xdg[0] != '/')
+        return {};
+    return std::string(xdg) + "/labctl/kvm-verdict";
+}
+
+KvmProbe kept_kvm_probe(const std::string& device, const std::string& file,
+                        const std::function<KvmProbe()>& probe) {
+    const auto key = verdict_key(device);
+    if (!key.empty() && !file.empty()) {
+        std::error_code ec;
+        if (std::filesystem::exists(file, ec)) {
+            try {
+                const auto text = read_file(file);
+                const auto nl = text.find('\n');
+                if (nl != std::string::npos && text.substr(0, nl) == key)
+                    return {false,
+                            fmt::format("{} (found earlier in this boot and kept in {}; 'labctl "
+                                        "doctor' probes again)",
+                                        trim(text.substr(nl + 1)), file),
+                            true};
+            } catch (const std::exception& e) {
+                log::debug("KVM verdict in {} not read: {}", file, e.what());
+            }
+        }
+    }
+    auto verdict = probe();
+    if (verdict.guests_broken && !key.empty() && !file.empty()) {
+        try {
+            std::filesystem::create_directories(std::filesystem::path(file).parent_path());
+            write_file_atomic(file, key + "\n" + verdict.detail + "\n", 0600);
+        } catch (const std::exception& e) {
+            log::debug("KVM verdict not kept in {}: {}", file, e.what()); // the next run probes
+        }
+    }
+    return verdict;
+}
+
 const KvmProbe& cached_kvm_probe() {
     // Only the verdict matters here: a vCPU still looping after 500 ms (2.5 budgets, fork and VM
-    // set-up included) is too slow, so nested KVM is not timed to the end (about 1 s here, on
-    // every provision); doctor measures it in full.
-    static const KvmProbe k_probe = probe_kvm("/dev/kvm", std::chrono::milliseconds(500));
+    // set-up included) is too slow, so nested KVM is not timed to the end (about 1 s here); doctor
+    // measures it in full.
+    static const KvmProbe k_probe = kept_kvm_probe("/dev/kvm", kvm_verdict_file(), [] {
+        return probe_kvm("/dev/kvm", std::chrono::milliseconds(500));
+    });
     return k_probe;
 }
 

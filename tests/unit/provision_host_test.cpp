@@ -9,6 +9,8 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
+#include <functional>
 
 #include <labctl/core/error.hpp>
 #include <labctl/provision/host.hpp>
@@ -179,4 +181,79 @@ TEST_CASE("a free loopback port is free, a listening one is busy", "[provision][
     CHECK(*busy == "Address already in use");
     ::close(fd);
     CHECK_FALSE(loopback_port_busy(port));
+}
+
+namespace {
+/// A probe that counts its runs and answers `verdict`.
+struct CountingProbe {
+    KvmProbe verdict;
+    int runs = 0;
+    std::function<KvmProbe()> fn() {
+        return [this] {
+            ++runs;
+            return verdict;
+        };
+    }
+};
+const KvmProbe k_broken{false, "a test vCPU on dev did not finish (KVM_RUN hung)", true};
+} // namespace
+
+TEST_CASE("a broken-guests KVM verdict is kept for the boot and not probed again",
+          "[provision][host][kvm]") {
+    labctl::test::TempDir dir;
+    const auto device = dir.write("kvm", "").string();
+    const auto file = (dir.path() / "run" / "labctl" / "kvm-verdict").string();
+    CountingProbe probe{k_broken};
+    const auto first = kept_kvm_probe(device, file, probe.fn());
+    CHECK(first.guests_broken);
+    CHECK(first.detail == k_broken.detail);
+    CHECK(std::filesystem::exists(file));
+    const auto second = kept_kvm_probe(device, file, probe.fn());
+    CHECK(probe.runs == 1);
+    CHECK_FALSE(second.usable);
+    CHECK(second.guests_broken);
+    CHECK_THAT(second.detail,
+               Catch::StartsWith(k_broken.detail) &&
+                   Catch::Contains("found earlier in this boot and kept in " + file));
+}
+
+TEST_CASE("a usable KVM verdict is not kept: it is found again in milliseconds",
+          "[provision][host][kvm]") {
+    labctl::test::TempDir dir;
+    const auto device = dir.write("kvm", "").string();
+    const auto file = (dir.path() / "kvm-verdict").string();
+    CountingProbe probe{{true, "usable", false}};
+    CHECK(kept_kvm_probe(device, file, probe.fn()).usable);
+    CHECK(kept_kvm_probe(device, file, probe.fn()).usable);
+    CHECK(probe.runs == 2);
+    CHECK_FALSE(std::filesystem::exists(file));
+}
+
+TEST_CASE("a kept KVM verdict of another device node is probed again (a module reload)",
+          "[provision][host][kvm]") {
+    labctl::test::TempDir dir;
+    const auto device = dir.write("kvm", "").string();
+    const auto file = (dir.path() / "kvm-verdict").string();
+    CountingProbe probe{k_broken};
+    kept_kvm_probe(device, file, probe.fn());
+    // A new node under the same name, as devtmpfs makes when kvm is loaded again.
+    const auto other = dir.write("kvm.new", "").string();
+    std::filesystem::rename(other, device);
+    probe.verdict = {true, "usable now", false};
+    const auto again = kept_kvm_probe(device, file, probe.fn());
+    CHECK(probe.runs == 2);
+    CHECK(again.usable);
+    CHECK(again.detail == "usable now");
+}
+
+TEST_CASE("a KVM verdict that cannot be kept still answers", "[provision][host][kvm]") {
+    labctl::test::TempDir dir;
+    const auto device = dir.write("kvm", "").string();
+    // The runtime directory is a file: nothing can be written under it.
+    dir.write("run", "");
+    const auto file = (dir.path() / "run" / "labctl" / "kvm-verdict").string();
+    CountingProbe probe{k_broken};
+    CHECK(kept_kvm_probe(device, file, probe.fn()).detail == k_broken.detail);
+    CHECK(kept_kvm_probe(device, file, probe.fn()).detail == k_broken.detail);
+    CHECK(probe.runs == 2);
 }

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,8 +35,20 @@ inline constexpr std::uint32_t k_kvm_probe_loops = 1'000'000;
 inline constexpr std::chrono::milliseconds k_kvm_probe_budget{200};
 KvmProbe probe_kvm(const std::string& device = "/dev/kvm",
                    std::chrono::milliseconds deadline = std::chrono::seconds(2));
-/// probe_kvm() of /dev/kvm, run once per process (provision and doctor ask the same question).
+/// probe_kvm() of /dev/kvm, run once per process; a broken-guests verdict is also kept for the
+/// rest of the boot (kvm_verdict_file()), so every provision does not wait out the probe's
+/// 500 ms again. doctor always probes afresh.
 const KvmProbe& cached_kvm_probe();
+
+/// Where a broken-guests verdict is kept: /run/labctl/kvm-verdict for root, else
+/// $XDG_RUNTIME_DIR/labctl/kvm-verdict; "" when there is no such runtime directory. Both are
+/// emptied at boot.
+std::string kvm_verdict_file();
+/// The verdict kept in `file` when it is for this boot and this `device` node (a module reload
+/// makes a new node), else `probe()`'s, kept when it says guests are broken (a usable verdict
+/// costs milliseconds to find again). A file that cannot be read or written only costs a probe.
+KvmProbe kept_kvm_probe(const std::string& device, const std::string& file,
+                        const std::function<KvmProbe()>& probe);
 
 /// Why TCP `port` on 127.0.0.1 cannot be bound ("Address already in use"), or nullopt when it is
 /// free. Binds and closes at once; used for network.forwards before QEMU binds them.
