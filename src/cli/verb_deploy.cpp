@@ -8,10 +8,12 @@
 #include <labctl/core/version.hpp>
 #include <labctl/deploy/compose.hpp>
 #include <labctl/deploy/converge.hpp>
+#include <labctl/deploy/mounts.hpp>
 #include <labctl/deploy/preload.hpp>
 #include <labctl/deploy/stack_env.hpp>
 #include <labctl/deploy/sync.hpp>
 #include <labctl/deploy/tree.hpp>
+#include <labctl/remote/session_pool.hpp>
 
 #include "app.hpp"
 #include "targets.hpp"
@@ -72,7 +74,8 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
     sync_opts.sudo = sudo;
     sync_opts.dry_run = opts.dry_run;
     // rsync goes through the system ssh, which needs the host to answer first.
-    auto session = remote::wait_for_session(connect_options(spec, target), wait);
+    auto lease = remote::lease_session(connect_options(spec, target), wait);
+    auto& session = *lease;
     // A dry run creates no secret: one that does not exist yet is drift.
     const auto env = deploy::stack_compose_env(spec, !opts.dry_run);
 
@@ -123,6 +126,14 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
                                format_duration(check_elapsed))};
     }
     converge["result"] = opts.dry_run ? "dry-run" : "applied";
+    // Only files of the stack changed here, and no image is built from it: syncing them and
+    // restarting the services that mount one is the whole repair (compose's inputs and the images
+    // are the record's, so `up` and the preload would find nothing to do; under TCG they cost
+    // 10 s and more).
+    const bool files_only = !opts.force && !opts.dry_run &&
+                            deploy::only_stack_files_changed(seen, inputs) &&
+                            !deploy::compose_builds_images(spec.deploy.stack_dir);
+    converge["mode"] = files_only ? "files" : "full";
     if (!drift.empty())
         log::info("deploy {}: {}: {}", target.name, opts.dry_run ? "would deploy" : "deploying",
                   fmt::join(drift, "; "));
@@ -156,11 +167,17 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
         return {j, text};
     }
 
+    // The sync's changes as target paths: a container that mounts one still reads the old inode.
+    const auto changed = deploy::changed_paths(synced.changes, spec.deploy.remote_dir);
     // docker-compose (v1, Python) says its version slowly (seconds under TCG): while v1 is what
     // the check found and the record names, the record's version stands.
     deploy::ComposeFacts facts;
-    if (!seen.compose_v2 && seen.compose_v1 && seen.record && seen.record->compose_flavor == "v1" &&
-        !seen.record->compose_version.empty())
+    if (files_only)
+        facts = {seen.record->compose_flavor == "v2" ? deploy::ComposeFlavor::v2
+                                                     : deploy::ComposeFlavor::v1,
+                 seen.record->compose_version};
+    else if (!seen.compose_v2 && seen.compose_v1 && seen.record &&
+             seen.record->compose_flavor == "v1" && !seen.record->compose_version.empty())
         facts = {deploy::ComposeFlavor::v1, seen.record->compose_version};
     else
         facts = deploy::detect_compose(session, sudo);
@@ -185,17 +202,52 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
     preload.load_timeout = spec.deploy.preload_timeout;
     if (automatic && seen.record && seen.record->inputs.compose_inputs == inputs.compose_inputs)
         preload.auto_resolved = seen.record->auto_images;
-    const auto preloaded = deploy::preload_images(session, facts, preload);
+    deploy::PreloadReport preloaded;
+    deploy::DeployReport report;
+    std::vector<std::string> restarted;
+    std::vector<std::string> reloaded;
+    // The services among `states` started before the sync that mount a changed file: reloaded
+    // by their labctl.reload signal where that suffices, else restarted.
+    auto refresh_stale = [&](const std::vector<deploy::ServiceState>& states,
+                             deploy::DeployReport& into) {
+        std::vector<deploy::ServiceState> reload, restart;
+        for (const auto& s : deploy::services_mounting(states, changed))
+            if (std::any_of(seen.containers.begin(), seen.containers.end(),
+                            [&](const deploy::ServiceState& c) {
+                                return c.container_id == s.container_id;
+                            }))
+                (deploy::reload_suffices(s, changed) ? reload : restart).push_back(s);
+        auto take = [&](const deploy::DeployReport& again) {
+            into.services = again.services;
+            into.elapsed += again.elapsed;
+        };
+        if (!reload.empty())
+            take(deploy::signal_services(session, facts, compose, reload));
+        if (!restart.empty())
+            take(deploy::restart_services(session, facts, compose, restart));
+        for (const auto& s : reload)
+            reloaded.push_back(s.service);
+        for (const auto& s : restart)
+            restarted.push_back(s.service);
+    };
+    if (files_only) {
+        log::info("deploy {}: only stack files changed: no compose up, no preload", target.name);
+        report.services = seen.containers;
+        refresh_stale(seen.containers, report);
+    } else {
+        preloaded = deploy::preload_images(session, facts, preload);
+        report = deploy::compose_up(session, facts, compose);
+        refresh_stale(report.services, report);
+        deploy::apply_grafana_password(session, facts, compose, report.services);
+    }
     nlohmann::json preload_json = nlohmann::json::array();
     for (const auto& img : preloaded.images)
         preload_json.push_back(
             {{"image", img.image}, {"id", img.id}, {"action", deploy::to_string(img.action)}});
     j["preload"] = {{"images", preload_json},
                     {"bytes_sent", preloaded.bytes_sent},
+                    {"skipped", files_only},
                     {"seconds", static_cast<double>(preloaded.elapsed.count()) / 1000.0}};
-
-    const auto report = deploy::compose_up(session, facts, compose);
-    deploy::apply_grafana_password(session, facts, compose, report.services);
 
     // What was applied and what the target looks like now (the containers as the health check
     // last saw them): the next deploy's proof.
@@ -206,6 +258,10 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
         record.inputs.images[img.image] = img.id;
         if (automatic)
             record.auto_images.push_back(img.image);
+    }
+    if (files_only) { // the images are the record's (the check proved them unchanged here)
+        record.inputs.images = seen.record->inputs.images;
+        record.auto_images = seen.record->auto_images;
     }
     record.compose_flavor = facts.flavor == deploy::ComposeFlavor::v2 ? "v2" : "v1";
     record.compose_version = facts.version;
@@ -223,6 +279,9 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
                     {"version", facts.version},
                     {"project", compose.project},
                     {"services", services},
+                    {"skipped", files_only},
+                    {"restarted", restarted},
+                    {"reloaded", reloaded},
                     {"seconds", static_cast<double>(report.elapsed.count()) / 1000.0}};
     std::size_t sent = 0, present = 0;
     for (const auto& img : preloaded.images) {
@@ -233,10 +292,24 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
         preloaded.images.empty() ? std::string()
                                  : fmt::format("images: {} sent, {} already present ({} bytes); ",
                                                sent, present, preloaded.bytes_sent);
+    std::string restarted_line;
+    if (!reloaded.empty())
+        restarted_line += fmt::format("; reloaded {} (its labctl.reload signal: a file under a "
+                                      "directory it mounts changed)",
+                                      fmt::join(reloaded, ", "));
+    if (!restarted.empty())
+        restarted_line +=
+            fmt::format("; restarted {} (a file it mounts changed)", fmt::join(restarted, ", "));
+    if (files_only)
+        return {j, fmt::format("{}\nsync: {} files sent, {} bytes; only stack files changed, so no "
+                               "compose up{}\n",
+                               table.render(), synced.files_transferred, synced.bytes_sent,
+                               restarted_line.empty() ? "; no service mounts a changed file"
+                                                      : restarted_line)};
     return {j, fmt::format("{}\nsync: {} files sent, {} bytes; {}compose project '{}' up in "
-                           "{}\n",
+                           "{}{}\n",
                            table.render(), synced.files_transferred, synced.bytes_sent, images_line,
-                           compose.project, format_duration(report.elapsed))};
+                           compose.project, format_duration(report.elapsed), restarted_line)};
 }
 
 } // namespace

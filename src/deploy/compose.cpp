@@ -123,9 +123,13 @@ RemoteCommand up_command(const ComposeFacts& facts, const ComposeOptions& o) {
 }
 
 std::string ps_command(const std::string& project) {
+    // .Mounts: each mount's volume name, or its source path when it has none (a bind mount),
+    // comma-separated, whole with --no-trunc (docker/cli@v20.10.24:
+    // cli/command/formatter/container.go, ContainerContext.Mounts).
     return fmt::format("docker ps -a --no-trunc --filter label=com.docker.compose.project={} "
                        "--format '{{{{.ID}}}}\t{{{{.State}}}}\t{{{{.Status}}}}\t{{{{.Label "
-                       "\"com.docker.compose.service\"}}}}'",
+                       "\"com.docker.compose.service\"}}}}\t{{{{.Label \"labctl.reload\"}}}}\t"
+                       "{{{{.Mounts}}}}'",
                        shell_quote(project));
 }
 
@@ -141,13 +145,20 @@ std::vector<ServiceState> parse_ps(const std::string& out) {
         for (std::size_t tab; (tab = line.find('\t', start)) != std::string::npos; start = tab + 1)
             f.push_back(line.substr(start, tab - start));
         f.push_back(line.substr(start));
-        if (f.size() != 4 || f[0].empty())
+        if ((f.size() != 4 && f.size() != 6) || f[0].empty())
             continue;
         ServiceState s;
         s.container_id = f[0];
         s.state = f[1];
         const auto& status = f[2];
         s.service = std::string(trim(f[3]));
+        if (f.size() == 6) {
+            s.reload_signal = std::string(trim(f[4]));
+            std::istringstream mounts{std::string(trim(f[5]))};
+            for (std::string m; std::getline(mounts, m, ',');)
+                if (!m.empty())
+                    s.mounts.push_back(m);
+        }
         if (const auto open = status.find('(');
             open != std::string::npos &&
             (status.rfind("Exited", 0) == 0 || status.rfind("Restarting", 0) == 0))
@@ -163,60 +174,30 @@ std::vector<ServiceState> parse_ps(const std::string& out) {
     return states;
 }
 
-DeployReport compose_up(remote::Session& session, const ComposeFacts& facts,
-                        const ComposeOptions& o) {
-    const auto started = std::chrono::steady_clock::now();
-    const auto deadline = started + o.wait_timeout;
-    auto stream = [&](const std::string& line) {
-        log::info("{}{}", o.log_prefix, line);
-    };
-    const auto up_cmd = up_command(facts, o);
-    const auto up =
-        session.exec(up_cmd.command, {.timeout = o.wait_timeout + std::chrono::seconds(60),
-                                      .stdin_data = up_cmd.stdin_data,
-                                      .sudo = o.sudo,
-                                      .on_stdout_line = stream,
-                                      .on_stderr_line = stream});
-    auto states_now = [&] {
-        const auto r = session.exec(ps_command(o.project),
-                                    {.timeout = std::chrono::seconds(60), .sudo = o.sudo});
-        if (!r.ok())
-            throw Error(ExitCode::deploy,
-                        fmt::format("reading the containers' state on {} failed{}: {}",
-                                    session.endpoint().host,
-                                    r.timed_out ? " (timed out after 60s)"
-                                                : fmt::format(" (exit {})", r.exit_status),
-                                    trim(r.err)),
-                        "is Docker running on the target?");
-        return parse_ps(r.out);
-    };
-    if (!up.ok()) {
-        std::vector<ServiceState> states; // evidence only: compose's failure is what is reported
-        try {
-            states = states_now();
-        } catch (const Error& e) {
-            if (e.code() == ExitCode::interrupted)
-                throw;
-            log::warn("{}{}", o.log_prefix, e.what());
-        }
-        const auto evidence = collect_evidence(session, facts, o, states);
-        if (up.timed_out)
-            throw Error(ExitCode::timeout,
-                        fmt::format("compose: 'up' did not finish within {}s (phase compose)",
-                                    o.wait_timeout.count()),
-                        evidence.empty() ? "" : "evidence: " + evidence);
-        const auto why = first_compose_error(up.err + "\n" + up.out);
+namespace {
+
+std::vector<ServiceState> states_now(remote::Session& session, const ComposeOptions& o) {
+    const auto r =
+        session.exec(ps_command(o.project), {.timeout = std::chrono::seconds(60), .sudo = o.sudo});
+    if (!r.ok())
         throw Error(ExitCode::deploy,
-                    fmt::format("compose up failed on {} (exit {}): {}{}", session.endpoint().host,
-                                up.exit_status,
-                                why.empty() ? "" : why + "; services: ", describe(states)),
-                    evidence.empty() ? "see the output above" : "evidence: " + evidence);
-    }
-    // v2 --wait already waited; v1 has no --wait, so poll until every service is running and
-    // healthy (the same check confirms v2's answer).
+                    fmt::format("reading the containers' state on {} failed{}: {}",
+                                session.endpoint().host,
+                                r.timed_out ? " (timed out after 60s)"
+                                            : fmt::format(" (exit {})", r.exit_status),
+                                trim(r.err)),
+                    "is Docker running on the target?");
+    return parse_ps(r.out);
+}
+
+/// Polls until every service is running and healthy (or done); throws on a service that exits
+/// or turns unhealthy, and at the deadline, with the evidence saved.
+DeployReport wait_serving(remote::Session& session, const ComposeFacts& facts,
+                          const ComposeOptions& o, std::chrono::steady_clock::time_point started) {
+    const auto deadline = started + o.wait_timeout;
     Progress progress(fmt::format("compose {}", session.endpoint().host));
     while (true) {
-        const auto states = states_now();
+        const auto states = states_now(session, o);
         const auto serving = std::count_if(states.begin(), states.end(),
                                            [](const ServiceState& s) { return s.serving(); });
         progress.update(
@@ -255,6 +236,110 @@ DeployReport compose_up(remote::Session& session, const ComposeFacts& facts,
         }
         std::this_thread::sleep_for(std::chrono::seconds(2));
     }
+}
+
+} // namespace
+
+DeployReport compose_up(remote::Session& session, const ComposeFacts& facts,
+                        const ComposeOptions& o) {
+    const auto started = std::chrono::steady_clock::now();
+    auto stream = [&](const std::string& line) {
+        log::info("{}{}", o.log_prefix, line);
+    };
+    const auto up_cmd = up_command(facts, o);
+    const auto up =
+        session.exec(up_cmd.command, {.timeout = o.wait_timeout + std::chrono::seconds(60),
+                                      .stdin_data = up_cmd.stdin_data,
+                                      .sudo = o.sudo,
+                                      .on_stdout_line = stream,
+                                      .on_stderr_line = stream});
+    if (!up.ok()) {
+        std::vector<ServiceState> states; // evidence only: compose's failure is what is reported
+        try {
+            states = states_now(session, o);
+        } catch (const Error& e) {
+            if (e.code() == ExitCode::interrupted)
+                throw;
+            log::warn("{}{}", o.log_prefix, e.what());
+        }
+        const auto evidence = collect_evidence(session, facts, o, states);
+        if (up.timed_out)
+            throw Error(ExitCode::timeout,
+                        fmt::format("compose: 'up' did not finish within {}s (phase compose)",
+                                    o.wait_timeout.count()),
+                        evidence.empty() ? "" : "evidence: " + evidence);
+        const auto why = first_compose_error(up.err + "\n" + up.out);
+        throw Error(ExitCode::deploy,
+                    fmt::format("compose up failed on {} (exit {}): {}{}", session.endpoint().host,
+                                up.exit_status,
+                                why.empty() ? "" : why + "; services: ", describe(states)),
+                    evidence.empty() ? "see the output above" : "evidence: " + evidence);
+    }
+    // v2 --wait already waited; v1 has no --wait, so poll until every service is running and
+    // healthy (the same check confirms v2's answer).
+    return wait_serving(session, facts, o, started);
+}
+
+DeployReport signal_services(remote::Session& session, const ComposeFacts& facts,
+                             const ComposeOptions& o, const std::vector<ServiceState>& services) {
+    const auto started = std::chrono::steady_clock::now();
+    std::string kills, names;
+    for (const auto& s : services) {
+        kills += fmt::format("docker kill -s {} {} >/dev/null && ", shell_quote(s.reload_signal),
+                             shell_quote(s.container_id));
+        names += fmt::format("{}{} ({})", names.empty() ? "" : ", ", s.service, s.reload_signal);
+    }
+    log::info("{}reloading {}: a file under a directory it mounts changed", o.log_prefix, names);
+    // The signals and the states after them in one round trip: a service that survives its
+    // reload needs no poll.
+    const auto r = session.exec(
+        kills + ps_command(o.project),
+        {.timeout = std::chrono::seconds(120), .phase = "docker kill (reload)", .sudo = o.sudo});
+    if (!r.ok()) {
+        const auto evidence = collect_evidence(session, facts, o, services);
+        throw Error(r.timed_out ? ExitCode::timeout : ExitCode::deploy,
+                    fmt::format("reloading {} on {} failed{}: {}", names, session.endpoint().host,
+                                r.timed_out ? " (not done within 120s)"
+                                            : fmt::format(" (exit {})", r.exit_status),
+                                trim(r.err)),
+                    evidence.empty() ? "is the labctl.reload label a signal docker kill knows?"
+                                     : "evidence: " + evidence);
+    }
+    const auto states = parse_ps(r.out);
+    if (!states.empty() && std::all_of(states.begin(), states.end(),
+                                       [](const ServiceState& s) { return s.serving(); })) {
+        const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - started);
+        log::info("{}all {} services running and healthy after the reload: {}", o.log_prefix,
+                  states.size(), describe(states));
+        return {states, elapsed};
+    }
+    return wait_serving(session, facts, o, started);
+}
+
+DeployReport restart_services(remote::Session& session, const ComposeFacts& facts,
+                              const ComposeOptions& o, const std::vector<ServiceState>& services) {
+    const auto started = std::chrono::steady_clock::now();
+    std::string ids, names;
+    for (const auto& s : services) {
+        ids += " " + shell_quote(s.container_id);
+        names += (names.empty() ? "" : ", ") + s.service;
+    }
+    log::info("{}restarting {} (a file it mounts changed)", o.log_prefix, names);
+    const auto r =
+        session.exec("docker restart" + ids,
+                     {.timeout = o.wait_timeout, .phase = "docker restart", .sudo = o.sudo});
+    if (!r.ok()) {
+        const auto evidence = collect_evidence(session, facts, o, services);
+        throw Error(r.timed_out ? ExitCode::timeout : ExitCode::deploy,
+                    fmt::format("restarting {} on {} failed{}: {}", names, session.endpoint().host,
+                                r.timed_out
+                                    ? fmt::format(" (not done within {}s)", o.wait_timeout.count())
+                                    : fmt::format(" (exit {})", r.exit_status),
+                                trim(r.err)),
+                    evidence.empty() ? "" : "evidence: " + evidence);
+    }
+    return wait_serving(session, facts, o, started);
 }
 
 } // namespace labctl::deploy

@@ -246,6 +246,14 @@ std::vector<std::string> drift(const TargetObservation& seen, const DeployInputs
     return why;
 }
 
+bool only_stack_files_changed(const TargetObservation& seen, const DeployInputs& now) {
+    if (!seen.record || seen.record->inputs.tree == now.tree)
+        return false;
+    auto same_files = now;
+    same_files.tree = seen.record->inputs.tree;
+    return drift(seen, same_files).empty();
+}
+
 void write_record(remote::Session& session, const std::string& remote_dir,
                   const DeployRecord& record, const std::vector<std::string>& excludes, bool sudo) {
     // One round trip: the target computes its tree's digest and completes the record with it

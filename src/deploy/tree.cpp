@@ -124,7 +124,7 @@ std::string env_fingerprint(const ComposeEnv& env) {
     return sha256_hex(text);
 }
 
-std::string compose_inputs_fingerprint(const std::string& dir, const ComposeEnv& env) {
+std::vector<std::string> compose_input_files(const std::string& dir) {
     std::vector<std::string> files;
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(dir, ec)) {
@@ -141,6 +141,11 @@ std::string compose_inputs_fingerprint(const std::string& dir, const ComposeEnv&
         throw Error(ExitCode::usage,
                     fmt::format("cannot read the stack directory {}: {}", dir, ec.message()));
     std::sort(files.begin(), files.end());
+    return files;
+}
+
+std::string compose_inputs_fingerprint(const std::string& dir, const ComposeEnv& env) {
+    const auto files = compose_input_files(dir);
     std::string text = "env " + env_fingerprint(env) + "\n";
     for (const auto& f : files)
         text += fmt::format("{} {}\n", f, sha256_file_hex((fs::path(dir) / f).string()));

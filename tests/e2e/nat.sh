@@ -128,14 +128,30 @@ if [ "${1:-}" = --inside ]; then
     [ "${PIPESTATUS[0]}" -eq 0 ] || fail "deploy of the copied stack exited non-zero"
     grep -q "up to date: the target matches the deploy of" "$out/deploy-copy.log" ||
         fail "the same content from another directory was deployed again (see $out/deploy-copy.log)"
-    echo "# one changed file (e2e)" >>"$copy/prometheus.yml"
+    # When Prometheus last loaded its configuration (its own metric, from the guest's address).
+    reloaded_at() {
+        curl -fsS --max-time 10 "http://$vm_ip:9090/api/v1/query?query=prometheus_config_last_reload_success_timestamp_seconds" |
+            sed -n 's/.*"value":\[[^,]*,"\([0-9.e+]*\)"\].*/\1/p'
+    }
+    loaded_before=$(reloaded_at)
+    [ -n "$loaded_before" ] || fail "Prometheus at $vm_ip:9090 does not say when it loaded its configuration"
+    container_before=$("$labctl" ssh -f "$lab3" lab1 -- 'sudo docker inspect --format "{{.Id}} {{.State.StartedAt}}" $(sudo docker ps -q --filter label=com.docker.compose.service=prometheus)')
+    echo "# one changed file (e2e)" >>"$copy/prometheus/prometheus.yml"
     timed up-changed "$labctl" up -f "$lab3" --junit "$out/verify-changed.xml"
     grep -q "deploying: the stack directory changed here" "$out/up-changed.log" ||
         fail "the changed file was not seen as drift (see $out/up-changed.log)"
     grep -q "1 file sent" "$out/up-changed.log" ||
         fail "not exactly one file was sent (see $out/up-changed.log)"
-    "$labctl" ssh -f "$lab3" lab1 -- grep -q "one changed file" /opt/labctl/lab/prometheus.yml ||
+    grep -q "reloaded prometheus" "$out/up-changed.log" ||
+        fail "prometheus was not reloaded by its signal (see $out/up-changed.log)"
+    "$labctl" ssh -f "$lab3" lab1 -- grep -q "one changed file" /opt/labctl/lab/prometheus/prometheus.yml ||
         fail "the changed file is not on the guest"
+    # Prometheus read the new file (a later successful load), in the same container.
+    loaded_after=$(reloaded_at)
+    awk -v a="$loaded_before" -v b="$loaded_after" 'BEGIN { exit !(b > a) }' ||
+        fail "Prometheus did not load its configuration again ($loaded_before, then $loaded_after)"
+    [ "$("$labctl" ssh -f "$lab3" lab1 -- 'sudo docker inspect --format "{{.Id}} {{.State.StartedAt}}" $(sudo docker ps -q --filter label=com.docker.compose.service=prometheus)')" = "$container_before" ] ||
+        fail "prometheus was restarted, not reloaded"
 
     step "drift on the guest: a stopped container is found and started again"
     "$labctl" ssh -f "$lab3" lab1 -- 'sudo docker stop $(sudo docker ps -q --filter label=com.docker.compose.service=frontend)'

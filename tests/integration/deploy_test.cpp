@@ -411,6 +411,170 @@ TEST_CASE("each kind of drift is detected and repaired by a full deploy, and the
     CHECK(forced["compose"].value("skipped", false) == false);
 }
 
+namespace {
+
+/// A stack from a ready image (no build): web serves a file it bind-mounts by itself; conf reads
+/// a file of a directory it mounts again on SIGHUP (its labctl.reload); idle mounts nothing.
+struct MountStack {
+    test::TestUser user;
+    test::SshServer sshd{{.listen_address = "127.0.0.6"}};
+    test::TempDir dir;
+    std::string project;
+    int port = test::free_port();
+
+    MountStack() {
+        std::random_device rd;
+        project = fmt::format("labctlmount{}", rd() % 100000);
+        dir.write("stack/www/index.html", "first\n");
+        dir.write("stack/README.md", "not mounted\n");
+        dir.write("stack/conf/value", "one\n");
+        dir.write("stack/docker-compose.yml", fmt::format(R"(version: "2.4"
+services:
+  web:
+    image: {0}
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    ports:
+      - "127.0.0.1:{1}:8080"
+    labels:
+      labctl.reload: SIGHUP
+    volumes:
+      - ./www/index.html:/www/index.html:ro
+    healthcheck:
+      test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/index.html"]
+      interval: 1s
+      timeout: 2s
+      retries: 2
+  conf:
+    image: {0}
+    command: ["sh", "-c", "trap 'cat /conf/value > /seen' HUP; cat /conf/value > /seen; while :; do sleep 1 & wait $$!; done"]
+    labels:
+      labctl.reload: SIGHUP
+    volumes:
+      - ./conf:/conf:ro
+  idle:
+    image: {0}
+    command: ["sleep", "100000"]
+    init: true
+)",
+                                                          k_base_image, port));
+        write_lab(dir, user, sshd, "127.0.0.6", project, 120);
+    }
+    ~MountStack() { remove_stack(dir, project, {}); }
+    std::string lab() const { return (dir.path() / "lab.yaml").string(); }
+    nlohmann::json deploy() const {
+        const auto r =
+            test::run_labctl({"deploy", "-f", lab(), "--output", "json"}, {.timeout = 300s});
+        INFO(r.err);
+        REQUIRE(r.exit_code == 0);
+        return nlohmann::json::parse(r.out);
+    }
+    std::string page() const {
+        return run_process({"curl", "-fsS", fmt::format("http://127.0.0.1:{}/index.html", port)})
+            .out;
+    }
+    /// What the conf service read last (it reads again on SIGHUP, in the background).
+    std::string conf_seen(const std::string& want) const {
+        std::string seen;
+        for (int i = 0; i < 50 && seen != want; ++i) {
+            if (i > 0)
+                std::this_thread::sleep_for(100ms);
+            seen = run_process({"docker", "exec", container("conf"), "cat", "/seen"}).out;
+        }
+        return seen;
+    }
+    std::string container(const std::string& service) const {
+        const auto id = run_process({"docker", "ps", "-q", "--filter",
+                                     "label=com.docker.compose.project=" + project, "--filter",
+                                     "label=com.docker.compose.service=" + service})
+                            .out;
+        return id.substr(0, id.find('\n'));
+    }
+    /// The service's container id and when it last started.
+    std::string started(const std::string& service) const {
+        const auto id = container(service);
+        REQUIRE_FALSE(id.empty());
+        return run_process({"docker", "inspect", "--format", "{{.Id}} {{.State.StartedAt}}", id})
+            .out;
+    }
+};
+
+} // namespace
+
+TEST_CASE("a changed file that a service mounts is served after the deploy: that service alone "
+          "restarts, without compose up",
+          "[deploy][converge]") {
+    require_docker();
+    MountStack stack;
+    const auto first = stack.deploy();
+    CHECK(first["converge"]["mode"] == "full");
+    CHECK(stack.page() == "first\n");
+    const auto web = stack.started("web");
+    const auto idle = stack.started("idle");
+
+    // rsync replaces the file (a new inode); the running container would go on serving the old.
+    stack.dir.write("stack/www/index.html", "second\n");
+    const auto changed = stack.deploy();
+    INFO(changed.dump());
+    CHECK(changed["converge"]["result"] == "applied");
+    CHECK(changed["converge"]["mode"] == "files");
+    CHECK(changed["sync"]["files_transferred"] == 1);
+    CHECK(changed["compose"]["skipped"] == true);
+    CHECK(changed["preload"]["skipped"] == true);
+    // web has a reload signal, but its file is mounted by itself: only a restart mounts the new
+    // inode.
+    CHECK(changed["compose"]["restarted"] == nlohmann::json::array({"web"}));
+    CHECK(changed["compose"]["reloaded"].empty());
+    CHECK(stack.page() == "second\n");
+    const auto web_after = stack.started("web");
+    CHECK(web_after.substr(0, 64) == web.substr(0, 64)); // the same container, restarted
+    CHECK(web_after != web);
+    CHECK(stack.started("idle") == idle); // untouched
+    CHECK(stack.deploy()["converge"]["result"] == "unchanged");
+
+    // A file no service mounts: synced, nothing restarted.
+    stack.dir.write("stack/README.md", "still not mounted\n");
+    const auto readme = stack.deploy();
+    CHECK(readme["converge"]["mode"] == "files");
+    CHECK(readme["compose"]["restarted"].empty());
+    CHECK(stack.started("web") == web_after);
+    CHECK(stack.deploy()["converge"]["result"] == "unchanged");
+
+    // A file under a directory conf mounts: its reload signal, no restart.
+    const auto conf = stack.started("conf");
+    CHECK(stack.conf_seen("one\n") == "one\n");
+    stack.dir.write("stack/conf/value", "two\n");
+    const auto reload = stack.deploy();
+    INFO(reload.dump());
+    CHECK(reload["converge"]["mode"] == "files");
+    CHECK(reload["compose"]["reloaded"] == nlohmann::json::array({"conf"}));
+    CHECK(reload["compose"]["restarted"].empty());
+    CHECK(stack.conf_seen("two\n") == "two\n");
+    CHECK(stack.started("conf") == conf);
+    CHECK(stack.started("web") == web_after);
+    CHECK(stack.deploy()["converge"]["result"] == "unchanged");
+}
+
+TEST_CASE("a full deploy restarts a service whose mounted file changed when compose keeps its "
+          "container",
+          "[deploy][converge]") {
+    require_docker();
+    MountStack stack;
+    stack.deploy();
+    const auto idle = stack.started("idle");
+    // Other variables (compose's inputs) and the mounted file: the full deploy runs, and compose
+    // leaves both containers as they are (their configuration did not change).
+    stack.dir.write("stack/pins/current.env", "UNUSED_BY_THE_STACK=1\n");
+    std::ofstream(stack.lab(), std::ios::app) << "  pins: current\n";
+    stack.dir.write("stack/www/index.html", "third\n");
+    const auto j = stack.deploy();
+    INFO(j.dump());
+    CHECK(j["converge"]["mode"] == "full");
+    CHECK(j["compose"]["skipped"] == false);
+    CHECK(j["compose"]["restarted"] == nlohmann::json::array({"web"}));
+    CHECK(stack.page() == "third\n");
+    CHECK(stack.started("idle") == idle);
+}
+
 TEST_CASE("deploy --dry-run names the drift it would repair and changes nothing",
           "[deploy][converge]") {
     require_docker();

@@ -9,6 +9,7 @@
 #include <functional>
 
 #include <labctl/deploy/converge.hpp>
+#include <labctl/deploy/mounts.hpp>
 #include <labctl/deploy/preload.hpp>
 #include <labctl/deploy/tree.hpp>
 
@@ -240,4 +241,104 @@ TEST_CASE("the target's image ids are read from one image list, absent ones empt
     CHECK(ids[2].empty());
     CHECK(deploy::normal_image_name("registry:5000/lab/api") == "registry:5000/lab/api:latest");
     CHECK(deploy::normal_image_name("registry:5000/lab/api:2") == "registry:5000/lab/api:2");
+}
+
+TEST_CASE("only stack files changed: a changed tree alone, not with any other drift",
+          "[deploy][converge]") {
+    {
+        Converged c;
+        CHECK_FALSE(deploy::only_stack_files_changed(c.seen, c.inputs)); // nothing changed
+        c.inputs.tree = "tree2";
+        CHECK(deploy::only_stack_files_changed(c.seen, c.inputs));
+    }
+    const std::vector<std::function<void(Converged&)>> also{
+        [](Converged& c) { c.inputs.compose_inputs = "ci2"; }, // docker-compose.yml or .env
+        [](Converged& c) { c.inputs.env = "env2"; },
+        [](Converged& c) { c.inputs.images["lab/task-api:latest"] = "sha256:local2"; },
+        [](Converged& c) { c.seen.remote_tree = "remote2"; }, // edited on the target too
+        [](Converged& c) { c.seen.containers[0].health = "unhealthy"; },
+        [](Converged& c) { c.seen.compose_v1 = false; },
+        [](Converged& c) { c.inputs.labctl_version = "1.2.4"; },
+        [](Converged& c) { c.seen.record.reset(); },
+    };
+    for (std::size_t i = 0; i < also.size(); ++i) {
+        CAPTURE(i);
+        Converged c;
+        c.inputs.tree = "tree2";
+        also[i](c);
+        CHECK_FALSE(deploy::only_stack_files_changed(c.seen, c.inputs));
+    }
+}
+
+TEST_CASE("rsync's itemized changes become target paths, deletions and directories included",
+          "[deploy][mounts]") {
+    // rsync 3.2.7 --itemize-changes: an 11-character code (or "*deleting" padded), a space, the
+    // path; directories end in '/'.
+    const std::vector<std::string> itemized{
+        "<f.st...... prometheus.yml", "cd+++++++++ conf.d/",        "<f+++++++++ conf.d/site.conf",
+        "*deleting   old file.txt",   ".f...p..... scripts/run.sh", "short"};
+    CHECK(deploy::changed_paths(itemized, "/opt/labctl/lab/") ==
+          std::vector<std::string>{"/opt/labctl/lab/prometheus.yml", "/opt/labctl/lab/conf.d",
+                                   "/opt/labctl/lab/conf.d/site.conf",
+                                   "/opt/labctl/lab/old file.txt",
+                                   "/opt/labctl/lab/scripts/run.sh"});
+}
+
+TEST_CASE("a bind mount reaches the same path, a path under it, or a path around it",
+          "[deploy][mounts]") {
+    CHECK(deploy::mount_reaches("/opt/lab/prometheus.yml", "/opt/lab/prometheus.yml"));
+    CHECK(deploy::mount_reaches("/opt/lab/conf.d", "/opt/lab/conf.d/site.conf"));
+    CHECK(deploy::mount_reaches("/opt/lab/conf.d/site.conf", "/opt/lab/conf.d"));
+    CHECK_FALSE(deploy::mount_reaches("/opt/lab/conf.d", "/opt/lab/conf.d2/x"));
+    CHECK_FALSE(deploy::mount_reaches("/opt/lab/prometheus.yml", "/opt/lab/prometheus.yml.bak"));
+    CHECK_FALSE(deploy::mount_reaches("lab_prometheus-data", "/opt/lab/prometheus.yml"));
+    CHECK_FALSE(deploy::mount_reaches("", "/opt/lab/x"));
+}
+
+TEST_CASE("the services that mount a changed file come from docker ps's mounts column",
+          "[deploy][mounts]") {
+    // Debian 12's docker 20.10 with --no-trunc: bind mounts by source, volumes by name; the
+    // labctl.reload label before them.
+    const auto states = deploy::parse_ps(
+        "aaa1\trunning\tUp 5 minutes (healthy)\tprometheus\tSIGHUP\t/opt/labctl/lab/prometheus,"
+        "lab_prometheus-data\n"
+        "bbb2\trunning\tUp 5 minutes (healthy)\tfrontend\t\t\n"
+        "ccc3\trunning\tUp 5 minutes (healthy)\tbackend\t\tlab_backend-data\n");
+    REQUIRE(states.size() == 3);
+    CHECK(states[0].reload_signal == "SIGHUP");
+    CHECK(states[0].mounts ==
+          std::vector<std::string>{"/opt/labctl/lab/prometheus", "lab_prometheus-data"});
+    CHECK(states[1].mounts.empty());
+    CHECK(states[1].reload_signal.empty());
+    const auto hit =
+        deploy::services_mounting(states, {"/opt/labctl/lab/prometheus/prometheus.yml"});
+    REQUIRE(hit.size() == 1);
+    CHECK(hit[0].service == "prometheus");
+    CHECK(deploy::services_mounting(states, {"/opt/labctl/lab/README.md"}).empty());
+}
+
+TEST_CASE("a reload signal suffices only for files under a mounted directory", "[deploy][mounts]") {
+    deploy::ServiceState s;
+    s.service = "prometheus";
+    s.reload_signal = "SIGHUP";
+    s.mounts = {"/opt/lab/prometheus", "/opt/lab/rules.yml", "lab_prometheus-data"};
+    CHECK(deploy::reload_suffices(s, {"/opt/lab/prometheus/prometheus.yml"}));
+    CHECK(deploy::reload_suffices(s, {"/opt/lab/prometheus/a.yml", "/opt/lab/README.md"}));
+    // The mounted file itself: the container keeps the old inode until a restart.
+    CHECK_FALSE(deploy::reload_suffices(s, {"/opt/lab/rules.yml"}));
+    // The mounted directory itself changed (made anew, or its mode): restart.
+    CHECK_FALSE(deploy::reload_suffices(s, {"/opt/lab/prometheus"}));
+    // Without the label there is nothing to send.
+    s.reload_signal.clear();
+    CHECK_FALSE(deploy::reload_suffices(s, {"/opt/lab/prometheus/prometheus.yml"}));
+}
+
+TEST_CASE("a compose file with a build key builds images from the stack", "[deploy][mounts]") {
+    test::TempDir dir;
+    dir.write("docker-compose.yml", "services:\n  web:\n    image: busybox\n"
+                                    "    # build: . is a comment here\n");
+    dir.write("prometheus.yml", "  build: not a compose file\n");
+    CHECK_FALSE(deploy::compose_builds_images(dir.path().string()));
+    dir.write("docker-compose.override.yml", "services:\n  web:\n    build:\n      context: .\n");
+    CHECK(deploy::compose_builds_images(dir.path().string()));
 }

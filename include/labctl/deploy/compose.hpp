@@ -48,6 +48,11 @@ struct ServiceState {
     int exit_code = 0;  ///< the container's exit status once it exited
     std::string health; ///< healthy, unhealthy, starting, or "" without a healthcheck
     std::string container_id;
+    /// Bind-mount sources (absolute paths on the target) and named volumes (their names).
+    std::vector<std::string> mounts;
+    /// The service's `labctl.reload` label: the signal that makes it read its files again
+    /// (e.g. SIGHUP), sent instead of a restart when a file under a directory it mounts changed.
+    std::string reload_signal;
     /// A one-shot service that exited 0 (what compose's service_completed_successfully waits for).
     bool completed() const { return state == "exited" && exit_code == 0; }
     /// Running (and healthy when it has a healthcheck), or completed.
@@ -61,12 +66,13 @@ struct ServiceState {
 std::string first_compose_error(const std::string& output);
 
 /// Shell text listing every container of compose project `project` with one `docker ps`, a
-/// line each: id, state, status, service (pure). One Docker CLI start: under TCG each costs
-/// about a second, so not `ps` plus `inspect`.
+/// line each: id, state, status, service, reload signal, mounts (pure). One Docker CLI start: under
+/// TCG each costs about a second, so not `ps` plus `inspect`.
 std::string ps_command(const std::string& project);
 
 /// Parses that output (pure): the exit code and health come from the status text the daemon
-/// writes ("Exited (3) 2 seconds ago", "Up 5 minutes (healthy)", "(health: starting)").
+/// writes ("Exited (3) 2 seconds ago", "Up 5 minutes (healthy)", "(health: starting)"); the
+/// reload and mounts columns are optional.
 std::vector<ServiceState> parse_ps(const std::string& out);
 
 struct DeployReport {
@@ -78,5 +84,17 @@ struct DeployReport {
 /// Error(timeout) naming the compose phase, or Error(deploy) with the evidence saved.
 DeployReport compose_up(remote::Session& session, const ComposeFacts& facts,
                         const ComposeOptions& options);
+
+/// Sends each of these services its reload signal (`docker kill -s`) and checks in the same
+/// round trip that every service still serves (else waits like compose_up).
+DeployReport signal_services(remote::Session& session, const ComposeFacts& facts,
+                             const ComposeOptions& options,
+                             const std::vector<ServiceState>& services);
+
+/// Restarts these services' containers with one `docker restart` (a restart mounts a changed
+/// file anew) and waits like compose_up until every service is running and healthy.
+DeployReport restart_services(remote::Session& session, const ComposeFacts& facts,
+                              const ComposeOptions& options,
+                              const std::vector<ServiceState>& services);
 
 } // namespace labctl::deploy

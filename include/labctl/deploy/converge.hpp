@@ -77,6 +77,11 @@ TargetObservation observe(remote::Session& session, const std::string& remote_di
 /// sentence; empty means converged (pure).
 std::vector<std::string> drift(const TargetObservation& seen, const DeployInputs& now);
 
+/// True when the only drift is files of the stack directory changed here: the target's tree,
+/// containers, compose, variables, secrets and images all match the record. Then syncing and
+/// restarting the services that mount a changed file is the whole repair (pure).
+bool only_stack_files_changed(const TargetObservation& seen, const DeployInputs& now);
+
 /// Writes the record on the target (0600, via sudo for a non-root user), its remote_tree the
 /// digest the target computes of its tree now (one round trip). Throws Error(deploy).
 void write_record(remote::Session& session, const std::string& remote_dir,

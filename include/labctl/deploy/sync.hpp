@@ -1,7 +1,7 @@
 #pragma once
 // Syncing the stack directory to the target with the system rsync over the lab's ssh config
-// (pinned known_hosts, strict host key checking, ControlMaster). A second sync with nothing
-// changed transfers nothing.
+// (pinned known_hosts, strict host key checking; ControlPath=none, so no master connection
+// outlives it). A second sync with nothing changed transfers nothing.
 
 #include <chrono>
 #include <cstdint>

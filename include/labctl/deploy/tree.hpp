@@ -26,6 +26,10 @@ std::string local_tree_fingerprint(const std::string& dir,
 std::string remote_tree_fingerprint_command(const std::string& remote_dir,
                                             const std::vector<std::string>& excludes);
 
+/// The stack directory's top-level files compose reads by itself, sorted: *compose*.yml,
+/// *compose*.yaml and .env. Throws Error(usage) when the directory cannot be read.
+std::vector<std::string> compose_input_files(const std::string& dir);
+
 /// SHA-256 (hex) of what `compose config` reads: the stack directory's top-level compose files
 /// (*compose*.yml, *compose*.yaml), .env, and the variables and secrets labctl passes. Secrets
 /// enter only through this digest.
