@@ -18,6 +18,7 @@
 #include <labctl/core/fd.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/process.hpp>
+#include <labctl/core/progress.hpp>
 #include <labctl/core/scope_guard.hpp>
 #include <labctl/core/signals.hpp>
 #include <labctl/core/text.hpp>
@@ -87,16 +88,21 @@ std::string require_tool(const std::string& program, const std::string& package)
 }
 
 /// Runs one build step's tool; a failure is a host problem (mirror, disk space), exit 3.
-void run_step(const std::vector<std::string>& argv, const fs::path& dir,
+void run_step(const std::string& phase, const std::vector<std::string>& argv, const fs::path& dir,
               std::chrono::minutes timeout, std::string_view hint) {
     ProcessOptions opts;
     opts.timeout = timeout;
     // Ctrl-C reaches the tool through run_process (SIGTERM to its group); mmdebstrap then
     // unmounts what it bind-mounted into the tree, which may take a while before SIGKILL.
     opts.kill_grace = std::chrono::seconds(30);
-    // Tool chatter is detail; the step lines at info level are the progress.
-    opts.on_stderr_line = [](const std::string& l) {
+    // Tool chatter is detail; the step lines at info level mark the phases, and the tool's
+    // latest line is the live line (an event line at most every 10 s without a terminal).
+    Progress progress("image " + phase);
+    progress.show("started");
+    opts.on_stderr_line = [&progress](const std::string& l) {
         log::debug("image: {}", l);
+        if (!trim(l).empty())
+            progress.update(std::string(trim(l)));
     };
     opts.on_stdout_line = opts.on_stderr_line;
     const auto r = run_process(argv, opts);
@@ -362,7 +368,7 @@ BuiltImage build(const BuildOptions& options) {
     argv.push_back(o.suite);
     argv.push_back(tree.string());
     argv.push_back(o.mirror);
-    run_step(argv, tmp, 60min,
+    run_step("[1/4] mmdebstrap", argv, tmp, 60min,
              fmt::format("check that {} is reachable and has suite '{}' and every package, and "
                          "that {} has a few GB free",
                          o.mirror, o.suite, o.cache_dir.string()));
@@ -384,7 +390,8 @@ BuiltImage build(const BuildOptions& options) {
     // Sparse: only the written blocks take space, and the filesystem already spans the whole
     // virtual disk, so the guest needs no resize at boot.
     fs::resize_file(raw, k_disk_bytes);
-    run_step({mkfs, "-q", "-F", "-L", "labctl-root", "-m", "1", "-d", tree.string(), raw.string()},
+    run_step("[3/4] mkfs.ext4",
+             {mkfs, "-q", "-F", "-L", "labctl-root", "-m", "1", "-d", tree.string(), raw.string()},
              tmp, 30min, "check the free space of the cache directory");
     remove_build_dir(tree);
     log::info("image: [3/4] mkfs.ext4 done in {}", seconds(std::chrono::steady_clock::now() - t));
@@ -392,6 +399,7 @@ BuiltImage build(const BuildOptions& options) {
     t = std::chrono::steady_clock::now();
     log::info("image: [4/4] qemu-img convert to compressed qcow2");
     run_step(
+        "[4/4] qemu-img",
         {qemu_img, "convert", "-f", "raw", "-O", "qcow2", "-c", raw.string(), result.disk.string()},
         tmp, 60min, "check the free space of the cache directory");
     fs::remove(raw, ec);

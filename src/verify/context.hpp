@@ -2,11 +2,15 @@
 // Private to src/verify: the state one running check shares with its helpers — its deadline, the
 // result it builds, bounded HTTP calls and the jittered poll sleep.
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
+#include <labctl/core/duration.hpp>
+#include <labctl/core/progress.hpp>
 #include <labctl/verify/check.hpp>
 #include <labctl/verify/http.hpp>
 #include <labctl/verify/verify.hpp>
@@ -58,6 +62,9 @@ public:
     template <typename F>
     CheckResult poll(F attempt) {
         std::string last_complete;
+        // Shown from the first "not yet" on (a check that passes at once shows nothing): the live
+        // line on a terminal, an event line at most every 10 s elsewhere.
+        std::optional<Progress> progress;
         for (;;) {
             ++m_result.attempts;
             m_result.evidence.clear();
@@ -69,6 +76,12 @@ public:
                 last_complete = a.message;
             else if (!last_complete.empty())
                 a.message = last_complete;
+            if (!progress)
+                progress.emplace("verify " + m_result.name);
+            progress->update(
+                fmt::format("attempt {} not yet: {} ({} left)", m_result.attempts, a.message,
+                            format_duration(remaining())),
+                {{"check", m_result.name}, {"attempt", std::to_string(m_result.attempts)}});
             if (!sleep_poll())
                 return finish(Status::fail, deadline_message(a.message));
         }

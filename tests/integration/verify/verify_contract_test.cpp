@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <sstream>
 
 #include <labctl/verify/verify.hpp>
 
@@ -146,6 +147,34 @@ TEST_CASE("verify contract: the human report has a CHECK STATUS TIME EVIDENCE ta
     CHECK(r.out.find("PASS") != std::string::npos);
     CHECK(r.out.find("prometheus.targets") == std::string::npos);
     CHECK(r.out.find("1 passed, 0 failed, 0 skipped in") != std::string::npos);
+}
+
+TEST_CASE("verify writes a progress event with the check, its attempt and why not yet while a "
+          "check polls past 10 s (no terminal)",
+          "[verify][contract][progress]") {
+    Quirks q;
+    q.collector_unavailable = true;
+    FakeStack stack(q);
+    TempDir dir;
+    const auto lab = write_lab(dir, stack.endpoints(), {{"stack.health", "12s"}});
+    const auto r = run_labctl({"-f", lab.string(), "--log-format", "json", "verify", "--host",
+                               "127.0.0.1", "--only", "stack.health"},
+                              {.timeout = std::chrono::seconds(60)});
+    INFO(r.err);
+    CHECK(r.exit_code == 8);
+    bool seen = false;
+    std::istringstream lines(r.err);
+    for (std::string line; std::getline(lines, line);) {
+        const auto j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_discarded() || j.value("progress", "") != "verify stack.health")
+            continue;
+        seen = true;
+        CHECK(j.value("check", "") == "stack.health");
+        CHECK(std::stoi(j.value("attempt", "0")) > 1);
+        CHECK(j.value("msg", "").find("not yet") != std::string::npos);
+        CHECK(j.value("msg", "").find("left)") != std::string::npos);
+    }
+    CHECK(seen);
 }
 
 TEST_CASE("verify contract: a collector whose health_check answers 503 Server not available fails "
