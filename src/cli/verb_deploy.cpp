@@ -200,6 +200,7 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
     preload.log_prefix = compose.log_prefix;
     preload.sudo = sudo;
     preload.load_timeout = spec.deploy.preload_timeout;
+    preload.work_dir = spec.state_dir();
     if (automatic && seen.record && seen.record->inputs.compose_inputs == inputs.compose_inputs)
         preload.auto_resolved = seen.record->auto_images;
     deploy::PreloadReport preloaded;
@@ -246,6 +247,7 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
             {{"image", img.image}, {"id", img.id}, {"action", deploy::to_string(img.action)}});
     j["preload"] = {{"images", preload_json},
                     {"bytes_sent", preloaded.bytes_sent},
+                    {"bytes_skipped", preloaded.bytes_skipped},
                     {"skipped", files_only},
                     {"seconds", static_cast<double>(preloaded.elapsed.count()) / 1000.0}};
 

@@ -5,17 +5,22 @@
 #include <algorithm>
 #include <cerrno>
 #include <exception>
+#include <filesystem>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include <labctl/core/duration.hpp>
 #include <labctl/core/error.hpp>
 #include <labctl/core/fd.hpp>
+#include <labctl/core/file.hpp>
 #include <labctl/core/log.hpp>
 #include <labctl/core/process.hpp>
 #include <labctl/core/progress.hpp>
 #include <labctl/core/text.hpp>
 #include <labctl/deploy/preload.hpp>
+#include <labctl/deploy/saved_archive.hpp>
 #include <labctl/remote/session.hpp>
 
 namespace labctl::deploy {
@@ -62,29 +67,136 @@ std::vector<std::string> images_from_compose(remote::Session& session, const Com
     return parse_compose_images(r.out);
 }
 
-/// Streams the images in one `docker save` here, its stdout read by the SSH channel feeding
-/// `docker load` there. A thread runs the local side so neither side needs the stream in memory.
-/// Returns the bytes sent.
+/// The layer chains the target's engine holds, in one round trip; empty when it holds none or
+/// cannot say (then every layer is sent).
+std::set<std::string> remote_chains(remote::Session& session, bool sudo) {
+    const auto r = session.exec(
+        "ids=$(docker image ls -aq --no-trunc | sort -u); [ -z \"$ids\" ] || docker image inspect "
+        "--format '{{range .RootFS.Layers}}{{.}} {{end}}' $ids",
+        {.timeout = std::chrono::seconds(60), .phase = "docker image inspect", .sudo = sudo});
+    if (!r.ok()) {
+        log::debug("preload {}: the target's layers are unknown ({}); every layer is sent",
+                   session.endpoint().host, trim(r.err));
+        return {};
+    }
+    return parse_engine_chains(r.out);
+}
+
+/// The images' archive as `docker load` on the target gets it: streamed from `docker save` by a
+/// thread (nothing on disk), or, when the target holds some of their layers, saved to a file
+/// first and read back without those layer files.
+class ArchiveSource {
+public:
+    ArchiveSource(const std::vector<std::string>& argv, const std::set<std::string>& chains,
+                  const PreloadOptions& options, const std::string& host) {
+        if (chains.empty()) {
+            auto write_end = std::make_shared<Fd>(); // the saver closes it when docker save ends
+            make_pipe(m_read_end, *write_end);
+            m_saver = std::thread([this, write_end, argv] {
+                try {
+                    m_saved = run_process(argv, {.stdout_fd = write_end->fd});
+                } catch (...) {
+                    m_save_error = std::current_exception();
+                }
+                write_end->reset(); // the reader sees the end of the stream
+            });
+            return;
+        }
+        const std::filesystem::path dir = options.work_dir.empty()
+                                              ? std::filesystem::temp_directory_path()
+                                              : std::filesystem::path(options.work_dir);
+        std::filesystem::create_directories(dir);
+        m_file.path = (dir / fmt::format("labctl-save-{}.tar", random_token(8))).string();
+        auto save = argv;
+        save.insert(save.begin() + 2, {"-o", m_file.path});
+        m_saved = run_process(save, {.timeout = options.load_timeout});
+        if (!m_saved.ok())
+            throw save_failed(argv);
+        m_archive.emplace(m_file.path);
+        const auto n = m_archive->omit_layers(chains);
+        m_skipped = m_archive->omitted();
+        if (n > 0)
+            log::info("preload {}: {} layer file{} the target already has left out ({})", host, n,
+                      n == 1 ? "" : "s", format_bytes(m_skipped));
+        else
+            log::info("preload {}: the target has none of these layers", host);
+    }
+    ArchiveSource(const ArchiveSource&) = delete;
+    ArchiveSource& operator=(const ArchiveSource&) = delete;
+    ~ArchiveSource() {
+        m_read_end.reset(); // a `docker save` still writing gets EPIPE and ends
+        if (m_saver.joinable())
+            m_saver.join();
+    }
+
+    /// The next bytes (0 at the end); blocks on the pipe while `docker save` produces them.
+    std::size_t read(char* buf, std::size_t size) {
+        if (m_archive)
+            return m_archive->read(buf, size);
+        while (true) {
+            const auto n = ::read(m_read_end.fd, buf, size);
+            if (n < 0 && errno == EINTR)
+                continue;
+            return n <= 0 ? 0 : static_cast<std::size_t>(n);
+        }
+    }
+    /// Waits for `docker save`; throws when it failed.
+    void finish(const std::string& names) {
+        m_read_end.reset();
+        if (m_saver.joinable())
+            m_saver.join();
+        if (m_save_error)
+            std::rethrow_exception(m_save_error);
+        if (!m_saved.ok())
+            throw save_failed(names);
+    }
+    std::uint64_t skipped() const { return m_skipped; }
+
+private:
+    /// Removes the saved archive however the preload ends (also when the constructor throws).
+    struct RemovedFile {
+        std::string path;
+        RemovedFile() = default;
+        RemovedFile(const RemovedFile&) = delete;
+        RemovedFile& operator=(const RemovedFile&) = delete;
+        ~RemovedFile() {
+            std::error_code ec;
+            if (!path.empty() && !std::filesystem::remove(path, ec) && ec)
+                log::warn("cannot remove {}: {}", path, ec.message());
+        }
+    };
+    Error save_failed(const std::string& names) const {
+        return Error(ExitCode::deploy,
+                     fmt::format("'docker save {}' failed here: {}", names, trim(m_saved.err)),
+                     "is the local Docker engine running, and is there room for the archive in "
+                     "the lab's state directory? (docker info, df -h)");
+    }
+    Error save_failed(const std::vector<std::string>& argv) const {
+        return save_failed(fmt::format("{}", fmt::join(argv.begin() + 2, argv.end(), " ")));
+    }
+    Fd m_read_end;
+    std::thread m_saver;
+    ProcessResult m_saved;
+    std::exception_ptr m_save_error;
+    RemovedFile m_file; // declared before the archive: removed after it is closed
+    std::optional<SavedArchive> m_archive;
+    std::uint64_t m_skipped = 0;
+};
+
+/// Sends the images in one `docker save` archive into `docker load` on the target, without the
+/// layer files the target holds. Returns the bytes sent; adds the bytes left out to `skipped`.
 std::uint64_t send_images(remote::Session& session, const std::vector<PreloadedImage>& images,
-                          const PreloadOptions& options) {
+                          const PreloadOptions& options, std::uint64_t& skipped) {
+    if (options.load_timeout.count() <= 0)
+        throw Error(ExitCode::usage, "the docker load deadline must be positive",
+                    "set deploy.preload_timeout to e.g. 30m");
     std::vector<std::string> argv{"docker", "save"};
     for (const auto& i : images)
         argv.push_back(i.image);
     const std::string names = image_names(images);
-    Fd read_end;
-    auto write_end = std::make_shared<Fd>(); // the saver thread closes it when docker save ends
-    make_pipe(read_end, *write_end);
-
-    ProcessResult saved;
-    std::exception_ptr save_error;
-    std::thread saver([&saved, &save_error, write_end, argv] {
-        try {
-            saved = run_process(argv, {.stdout_fd = write_end->fd});
-        } catch (...) {
-            save_error = std::current_exception();
-        }
-        write_end->reset(); // the reader sees the end of the stream
-    });
+    ArchiveSource source(argv, remote_chains(session, options.sudo), options,
+                         session.endpoint().host);
+    skipped += source.skipped();
 
     std::uint64_t bytes = 0;
     Progress progress(fmt::format("preload {}", session.endpoint().host));
@@ -104,44 +216,19 @@ std::uint64_t send_images(remote::Session& session, const std::vector<PreloadedI
     load.sudo = options.sudo;
     // Generous by default (a few GB over a slow link), but a stalled target must not hang the
     // deploy; at the deadline the remote `docker load` is ended with its process group.
-    if (options.load_timeout.count() <= 0)
-        throw Error(ExitCode::usage, "the docker load deadline must be positive",
-                    "set deploy.preload_timeout to e.g. 30m");
     load.timeout = options.load_timeout;
     load.phase = "docker load";
     load.stdin_source = [&](char* buf, std::size_t size) -> std::size_t {
-        while (true) {
-            const auto n = ::read(read_end.fd, buf, size);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0) {
-                report(true);
-                return 0;
-            }
-            bytes += static_cast<std::uint64_t>(n);
-            report(false);
-            return static_cast<std::size_t>(n);
-        }
+        const auto n = source.read(buf, size);
+        bytes += n;
+        report(n == 0);
+        return n;
     };
     load.on_stdout_line = [&](const std::string& line) {
         log::debug("{}{}", options.log_prefix, line);
     };
-    remote::ExecResult loaded;
-    try {
-        loaded = session.exec("docker load", load);
-    } catch (...) {
-        read_end.reset(); // a `docker save` still writing gets EPIPE and ends
-        saver.join();
-        throw;
-    }
-    read_end.reset();
-    saver.join();
-    if (save_error)
-        std::rethrow_exception(save_error);
-    if (!saved.ok())
-        throw Error(ExitCode::deploy,
-                    fmt::format("'docker save {}' failed here: {}", names, trim(saved.err)),
-                    "is the local Docker engine running? (docker info)");
+    const auto loaded = session.exec("docker load", load);
+    source.finish(names);
     if (loaded.timed_out)
         throw Error(ExitCode::timeout,
                     fmt::format("'docker load' of {} on {} timed out after {} (phase docker "
@@ -305,7 +392,7 @@ PreloadReport preload_images(remote::Session& session, const ComposeFacts& facts
     if (!missing.empty()) {
         const auto t = Clock::now();
         log::info("preload {}: sending {}", host, image_names(missing));
-        report.bytes_sent = send_images(session, missing, options);
+        report.bytes_sent = send_images(session, missing, options, report.bytes_skipped);
         log::info("preload {}: {} image{} loaded, {} bytes in {}", host, missing.size(),
                   missing.size() == 1 ? "" : "s", report.bytes_sent, format_duration(since(t)));
     }

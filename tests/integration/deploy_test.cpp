@@ -818,6 +818,67 @@ services:
     CHECK(run_process({"ip", "link", "show", "docker0"}).ok() == had_docker0);
 }
 
+TEST_CASE("preload leaves out the layers the target already has: an image rebuilt on the same "
+          "base sends its new layer only, and loads with the same id",
+          "[deploy][preload]") {
+    require_docker();
+    PreloadTarget target;
+    auto session = target.connect();
+    const auto facts = deploy::detect_compose(session, true);
+    // Two images on the busybox base: the target gets the first whole, then only what the
+    // second adds.
+    std::random_device rd;
+    const auto tag = fmt::format("{}", rd() % 100000);
+    const std::string first_image = "labctl-test/layers-a:" + tag;
+    const std::string second_image = "labctl-test/layers-b:" + tag;
+    test::TempDir ctx;
+    ctx.write("a.txt", std::string(300'000, 'a'));
+    ctx.write("b.txt", std::string(200'000, 'b'));
+    ctx.write("Dockerfile.a", fmt::format("FROM {}\nCOPY a.txt /a.txt\n", k_base_image));
+    ctx.write("Dockerfile.b", fmt::format("FROM {}\nCOPY b.txt /b.txt\n", k_base_image));
+    for (const auto& [file, image] :
+         {std::pair{"Dockerfile.a", first_image}, std::pair{"Dockerfile.b", second_image}})
+        REQUIRE(run_process({"docker", "build", "-q", "-f", (ctx.path() / file).string(), "-t",
+                             image, ctx.path().string()},
+                            {.timeout = 120s})
+                    .ok());
+    struct Cleanup {
+        std::vector<std::string> images;
+        ~Cleanup() {
+            for (const auto& i : images)
+                run_process({"docker", "image", "rm", "-f", i});
+        }
+    } cleanup{{first_image, second_image}};
+    const auto whole = run_process({"sh", "-c", "docker save " + second_image + " | wc -c"});
+    const auto whole_bytes = std::stoull(whole.out);
+
+    test::TempDir work;
+    deploy::PreloadOptions o;
+    o.images = {first_image};
+    o.work_dir = work.path().string();
+    const auto first = deploy::preload_images(session, facts, o);
+    CHECK(first.images.at(0).action == deploy::PreloadAction::sent);
+    CHECK(first.bytes_skipped == 0);
+
+    o.images = {second_image};
+    const auto second = deploy::preload_images(session, facts, o);
+    REQUIRE(second.images.at(0).action == deploy::PreloadAction::sent);
+    INFO("whole archive " << whole_bytes << ", sent " << second.bytes_sent << ", left out "
+                          << second.bytes_skipped);
+    // The base layer (busybox-static, ~2 MB) stays home; b.txt's layer goes.
+    CHECK(second.bytes_skipped > 1'000'000);
+    CHECK(second.bytes_sent > 200'000);
+    CHECK(second.bytes_sent + second.bytes_skipped == whole_bytes);
+    // preload_images compares the ids after loading; the file itself is here too:
+    CHECK(target.engine.id(second_image) ==
+          run_process({"docker", "image", "inspect", "--format", "{{.Id}}", second_image})
+              .out.substr(0, 71));
+    CHECK(target.engine.docker({"run", "--rm", "--network", "none", second_image, "ls", "/b.txt"})
+              .ok());
+    // The saved archive is gone.
+    CHECK(std::filesystem::is_empty(work.path()));
+}
+
 TEST_CASE("deploy with preload_images auto reports the stack's image and then finds it present",
           "[deploy][preload]") {
     require_docker();

@@ -2,7 +2,9 @@
 // Preloading images onto an air-gapped target: `docker save` on this machine streamed over the SSH
 // channel into `docker load` on the target, skipping the images the target already has with the
 // same id. The missing ones go in one stream, so layers they share (a common base) travel once.
-// Nothing is written to disk on either side.
+// When the target holds some of their layers already (an older build on the same base), the
+// archive is saved to a file here first and sent without those layer files (saved_archive.hpp);
+// otherwise it streams straight from `docker save`, touching no disk.
 
 #include <chrono>
 #include <cstdint>
@@ -38,6 +40,9 @@ struct PreloadOptions {
     /// What "auto" resolved to when the compose inputs are those of the last deploy (its
     /// record): `compose config` is not run again.
     std::optional<std::vector<std::string>> auto_resolved;
+    /// Where the archive is saved when layers are left out (the lab's state directory); "" =
+    /// the system's temporary directory. The file is removed when the preload ends.
+    std::string work_dir;
 };
 
 enum class PreloadAction {
@@ -55,7 +60,8 @@ struct PreloadedImage {
 
 struct PreloadReport {
     std::vector<PreloadedImage> images;
-    std::uint64_t bytes_sent = 0; ///< the `docker save` stream of every image sent
+    std::uint64_t bytes_sent = 0;    ///< the `docker save` stream of every image sent
+    std::uint64_t bytes_skipped = 0; ///< layer files left out: the target had them
     std::chrono::milliseconds elapsed{0};
 };
 
