@@ -78,9 +78,10 @@ public:
                 a.message = last_complete;
             if (!progress)
                 progress.emplace("verify " + m_result.name);
+            // Short: parallel checks share the terminal's one status line.
             progress->update(
-                fmt::format("attempt {} not yet: {} ({} left)", m_result.attempts, a.message,
-                            format_duration(remaining())),
+                fmt::format("attempt {}, {} left: {}", m_result.attempts,
+                            format_duration(remaining()), excerpt(a.message, 60)),
                 {{"check", m_result.name}, {"attempt", std::to_string(m_result.attempts)}});
             if (!sleep_poll())
                 return finish(Status::fail, deadline_message(a.message));

@@ -130,10 +130,11 @@ if [ "${1:-}" = --inside ]; then
     [ "${PIPESTATUS[0]}" -eq 0 ] || fail "deploy of the copied stack exited non-zero"
     grep -q "up to date: the target matches the deploy of" "$out/deploy-copy.log" ||
         fail "the same content from another directory was deployed again (see $out/deploy-copy.log)"
-    # When Prometheus last loaded its configuration (its own metric, from the guest's address).
+    # When Prometheus last loaded its configuration: its own /metrics, read now from the guest's
+    # address (a query would answer what its last self-scrape saw, up to 15 s old).
     reloaded_at() {
-        curl -fsS --max-time 10 "http://$vm_ip:9090/api/v1/query?query=prometheus_config_last_reload_success_timestamp_seconds" |
-            sed -n 's/.*"value":\[[^,]*,"\([0-9.e+]*\)"\].*/\1/p'
+        curl -fsS --max-time 10 "http://$vm_ip:9090/metrics" |
+            awk '$1 == "prometheus_config_last_reload_success_timestamp_seconds" { print $2 }'
     }
     loaded_before=$(reloaded_at)
     [ -n "$loaded_before" ] || fail "Prometheus at $vm_ip:9090 does not say when it loaded its configuration"
@@ -146,7 +147,7 @@ if [ "${1:-}" = --inside ]; then
         fail "not exactly one file was sent (see $out/up-changed.log)"
     grep -q "reloaded prometheus" "$out/up-changed.log" ||
         fail "prometheus was not reloaded by its signal (see $out/up-changed.log)"
-    "$labctl" ssh -f "$lab3" lab1 -- grep -q "one changed file" /opt/labctl/lab/prometheus/prometheus.yml ||
+    "$labctl" ssh -f "$lab3" lab1 -- 'grep -q "one changed file" /opt/labctl/lab/prometheus/prometheus.yml' ||
         fail "the changed file is not on the guest"
     # Prometheus read the new file (a later successful load), in the same container.
     loaded_after=$(reloaded_at)

@@ -310,6 +310,83 @@ esac
     CHECK(test::temp_files_below(dir.path() / ".labctl").empty());
 }
 
+TEST_CASE("Ctrl-C while preload sends an archive without the layers the target has exits 130 "
+          "within 10 s, ends docker load there and removes the saved archive here",
+          "[fault][interrupt][deploy][preload]") {
+    test::require_program("docker");
+    test::require_program("rsync");
+    test::require_program("perl");
+    if (!run_process({"docker", "info"}, {.timeout = 30s}).ok())
+        test::skip("dockerd is not running (scripts/start-services starts it)");
+    // Two layers: a small base the target holds, and 16 MiB of random bytes on top that it lacks.
+    const std::string base = fmt::format("labctl-test/intr-base:{}", ::getpid());
+    const std::string image = fmt::format("labctl-test/intr-layers:{}", ::getpid());
+    struct RemoveImages {
+        std::vector<std::string> names;
+        ~RemoveImages() {
+            for (const auto& n : names)
+                run_process({"docker", "image", "rm", "-f", n}, {.timeout = 60s});
+        }
+    } remove_images{{image, base}};
+    {
+        TempDir root;
+        root.write("base.txt", "the base layer\n");
+        REQUIRE(run_process({"sh", "-c",
+                             fmt::format("tar -C {} -c . | docker import - {}",
+                                         root.path().string(), base)},
+                            {.timeout = 120s})
+                    .ok());
+        TempDir ctx;
+        ctx.write("blob", random_bytes(16 << 20));
+        ctx.write("Dockerfile", fmt::format("FROM {}\nCOPY blob /blob\n", base));
+        const auto r = run_process({"docker", "build", "-q", "-t", image, ctx.path().string()},
+                                   {.timeout = 120s});
+        INFO(r.err);
+        REQUIRE(r.ok());
+    }
+    const auto base_diff = std::string(trim(
+        run_process({"docker", "image", "inspect", "--format", "{{index .RootFS.Layers 0}}", base})
+            .out));
+    REQUIRE(base_diff.rfind("sha256:", 0) == 0);
+    const auto marker = test::unique_marker("intr-layers");
+    test::Fakes fakes(marker);
+    // The target's Docker: compose v2; no container; one image whose only layer is the base
+    // (`image ls -aq` then `image inspect` print what docker/cli@v20.10.24 prints for them);
+    // load reads the stream 64 KiB at a time, ten times a second (and never finishes).
+    fakes.script("docker", fmt::format(R"(case "$1 $2" in
+compose*) echo 2.99.0 ;;
+ps*) exit 0 ;;
+"image ls") echo sha256:{0} ;;
+"image inspect") echo "{1} " ;;
+load*) exec perl -e 'while (sysread(STDIN, $b, 65536)) {{ select(undef, undef, undef, 0.1) }}' {2}-load ;;
+*) exit 1 ;;
+esac
+)",
+                                       std::string(64, 'e'), base_diff, marker));
+    test::TestUser user;
+    test::SudoPath sudo_path(user.name(), fakes);
+    test::SshServer sshd({.extra_config = fakes.sshd_setenv(), .listen_address = "127.0.0.6"});
+    TempDir dir;
+    dir.write("stack/docker-compose.yml", "services: {}\n");
+    fs::create_directories(dir.path() / "remote");
+    test::give_to(dir.path() / "remote", user.name());
+    const auto lab = dir.write("lab.yaml", host_lab(sshd, user.name(), dir,
+                                                    fmt::format("  preload_images: [{}]\n", image)))
+                         .string();
+    LabctlJob job({"deploy", "-vv", "-f", lab});
+    const bool streaming =
+        job.wait_for([&] { return !test::processes_matching(marker + "-load").empty(); }, 90s);
+    INFO(job.err());
+    REQUIRE(streaming);
+    // The archive was saved here and goes without the base layer.
+    CHECK(contains(job.err(), "1 layer file the target already has left out"));
+    CHECK_FALSE(test::temp_files_below(dir.path() / ".labctl").empty());
+    std::this_thread::sleep_for(1s);
+    job.ctrl_c();
+    test::check_interrupted_cleanly(job, 10s, marker);
+    CHECK(test::temp_files_below(dir.path() / ".labctl").empty());
+}
+
 TEST_CASE("Ctrl-C during verify --parallel 4 (endpoints that refuse, ssh.hardened blocked in "
           "sshd -T on the host) exits 130 within 5 s and leaves no process, remote command or "
           "temp file",

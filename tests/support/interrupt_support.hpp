@@ -155,7 +155,7 @@ inline std::vector<std::string> temp_files_below(const std::filesystem::path& di
         const auto name = it->path().filename().string();
         if (contains(name, ".tmp.") || contains(name, ".labctl-tmp") ||
             name.rfind(".build-", 0) == 0 || contains(name, ".unfinished") ||
-            name.rfind("cm-", 0) == 0)
+            name.rfind("cm-", 0) == 0 || name.rfind("labctl-save-", 0) == 0)
             out.push_back(it->path().string());
     }
     return out;
