@@ -280,6 +280,23 @@ DeployReport compose_up(remote::Session& session, const ComposeFacts& facts,
     return wait_serving(session, facts, o, started);
 }
 
+namespace {
+
+/// The error of a `docker kill`/`docker restart` of `services` that failed, with the evidence.
+Error step_failed(remote::Session& session, const ComposeFacts& facts, const ComposeOptions& o,
+                  const std::vector<ServiceState>& services, const remote::ExecResult& r,
+                  const std::string& what, std::chrono::seconds limit, const std::string& hint) {
+    const auto evidence = collect_evidence(session, facts, o, services);
+    return Error(r.timed_out ? ExitCode::timeout : ExitCode::deploy,
+                 fmt::format("{} on {} failed{}: {}", what, session.endpoint().host,
+                             r.timed_out ? fmt::format(" (not done within {}s)", limit.count())
+                                         : fmt::format(" (exit {})", r.exit_status),
+                             trim(r.err)),
+                 evidence.empty() ? hint : "evidence: " + evidence);
+}
+
+} // namespace
+
 DeployReport signal_services(remote::Session& session, const ComposeFacts& facts,
                              const ComposeOptions& o, const std::vector<ServiceState>& services) {
     const auto started = std::chrono::steady_clock::now();
@@ -295,16 +312,10 @@ DeployReport signal_services(remote::Session& session, const ComposeFacts& facts
     const auto r = session.exec(
         kills + ps_command(o.project),
         {.timeout = std::chrono::seconds(120), .phase = "docker kill (reload)", .sudo = o.sudo});
-    if (!r.ok()) {
-        const auto evidence = collect_evidence(session, facts, o, services);
-        throw Error(r.timed_out ? ExitCode::timeout : ExitCode::deploy,
-                    fmt::format("reloading {} on {} failed{}: {}", names, session.endpoint().host,
-                                r.timed_out ? " (not done within 120s)"
-                                            : fmt::format(" (exit {})", r.exit_status),
-                                trim(r.err)),
-                    evidence.empty() ? "is the labctl.reload label a signal docker kill knows?"
-                                     : "evidence: " + evidence);
-    }
+    if (!r.ok())
+        throw step_failed(session, facts, o, services, r, "reloading " + names,
+                          std::chrono::seconds(120),
+                          "is the labctl.reload label a signal docker kill knows?");
     const auto states = parse_ps(r.out);
     if (!states.empty() && std::all_of(states.begin(), states.end(),
                                        [](const ServiceState& s) { return s.serving(); })) {
@@ -329,16 +340,9 @@ DeployReport restart_services(remote::Session& session, const ComposeFacts& fact
     const auto r =
         session.exec("docker restart" + ids,
                      {.timeout = o.wait_timeout, .phase = "docker restart", .sudo = o.sudo});
-    if (!r.ok()) {
-        const auto evidence = collect_evidence(session, facts, o, services);
-        throw Error(r.timed_out ? ExitCode::timeout : ExitCode::deploy,
-                    fmt::format("restarting {} on {} failed{}: {}", names, session.endpoint().host,
-                                r.timed_out
-                                    ? fmt::format(" (not done within {}s)", o.wait_timeout.count())
-                                    : fmt::format(" (exit {})", r.exit_status),
-                                trim(r.err)),
-                    evidence.empty() ? "" : "evidence: " + evidence);
-    }
+    if (!r.ok())
+        throw step_failed(session, facts, o, services, r, "restarting " + names, o.wait_timeout,
+                          "is Docker running on the target?");
     return wait_serving(session, facts, o, started);
 }
 

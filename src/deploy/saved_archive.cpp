@@ -25,22 +25,29 @@ Error not_an_archive(const std::string& path, const std::string& why) {
                  "is the local Docker engine healthy? ('docker save' wrote it)");
 }
 
-/// Reads exactly `len` bytes at `offset`.
-std::string read_at(int fd, std::uint64_t offset, std::uint64_t len, const std::string& path) {
-    std::string out(len, '\0');
-    std::uint64_t done = 0;
-    while (done < len) {
-        const auto n =
-            ::pread(fd, out.data() + done, len - done, static_cast<off_t>(offset + done));
+/// Reads up to `len` bytes at `offset` (retrying EINTR); throws when the file ends first, saying
+/// `ended`.
+std::size_t read_some(int fd, char* buf, std::size_t len, std::uint64_t offset,
+                      const std::string& path, const char* ended) {
+    while (true) {
+        const auto n = ::pread(fd, buf, len, static_cast<off_t>(offset));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             throw Error(ExitCode::deploy,
                         fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-        if (n == 0)
-            throw not_an_archive(path, "it ends inside an entry");
-        done += static_cast<std::uint64_t>(n);
+        if (n == 0 && len > 0)
+            throw not_an_archive(path, ended);
+        return static_cast<std::size_t>(n);
     }
+}
+
+/// Reads exactly `len` bytes at `offset`.
+std::string read_at(int fd, std::uint64_t offset, std::uint64_t len, const std::string& path) {
+    std::string out(len, '\0');
+    for (std::uint64_t done = 0; done < len;)
+        done += read_some(fd, out.data() + done, len - done, offset + done, path,
+                          "it ends inside an entry");
     return out;
 }
 
@@ -253,16 +260,10 @@ std::size_t SavedArchive::read(char* buf, std::size_t len) {
         }
         const auto want =
             static_cast<std::size_t>(std::min<std::uint64_t>(len, seg.length - m_in_segment));
-        const auto n = ::pread(m_fd.fd, buf, want, static_cast<off_t>(seg.offset + m_in_segment));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            throw Error(ExitCode::deploy,
-                        fmt::format("cannot read {}: {}", m_path, std::strerror(errno)));
-        if (n == 0)
-            throw not_an_archive(m_path, "it shrank while being sent");
-        m_in_segment += static_cast<std::uint64_t>(n);
-        return static_cast<std::size_t>(n);
+        const auto n = read_some(m_fd.fd, buf, want, seg.offset + m_in_segment, m_path,
+                                 "it shrank while being sent");
+        m_in_segment += n;
+        return n;
     }
     return 0;
 }

@@ -241,14 +241,21 @@ TEST_CASE("Ctrl-C during deploy while rsync sends the stack exits 130 within 10 
     CHECK(temps.empty());
 }
 
-TEST_CASE("Ctrl-C during deploy while preload streams an image into docker load on the target "
-          "exits 130 within 10 s and ends docker save here and docker load there",
-          "[fault][interrupt][deploy][preload]") {
+namespace {
+/// What the preload interrupt tests need here: Docker (running), rsync and perl.
+void require_preload_tools() {
     test::require_program("docker");
     test::require_program("rsync");
     test::require_program("perl");
     if (!run_process({"docker", "info"}, {.timeout = 30s}).ok())
         test::skip("dockerd is not running (scripts/start-services starts it)");
+}
+} // namespace
+
+TEST_CASE("Ctrl-C during deploy while preload streams an image into docker load on the target "
+          "exits 130 within 10 s and ends docker save here and docker load there",
+          "[fault][interrupt][deploy][preload]") {
+    require_preload_tools();
     const auto marker = test::unique_marker("intr-load");
     test::Fakes fakes(marker);
     // compose version: v2 (deploy's detection; `docker compose version --short` prints the bare
@@ -313,11 +320,7 @@ esac
 TEST_CASE("Ctrl-C while preload sends an archive without the layers the target has exits 130 "
           "within 10 s, ends docker load there and removes the saved archive here",
           "[fault][interrupt][deploy][preload]") {
-    test::require_program("docker");
-    test::require_program("rsync");
-    test::require_program("perl");
-    if (!run_process({"docker", "info"}, {.timeout = 30s}).ok())
-        test::skip("dockerd is not running (scripts/start-services starts it)");
+    require_preload_tools();
     // Two layers: a small base the target holds, and 16 MiB of random bytes on top that it lacks.
     const std::string base = fmt::format("labctl-test/intr-base:{}", ::getpid());
     const std::string image = fmt::format("labctl-test/intr-layers:{}", ::getpid());

@@ -40,11 +40,9 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 remote::ConnectOptions options_for(const test::SshServer& sshd, int port = 0) {
-    remote::ConnectOptions o;
-    o.endpoint = {sshd.host(), port != 0 ? port : sshd.port(), sshd.user()};
-    o.known_hosts = sshd.known_hosts().string();
-    o.private_key = sshd.client_key().string();
-    o.connect_timeout = 5s;
+    auto o = sshd.login();
+    if (port != 0)
+        o.endpoint.port = port;
     o.io_timeout = 5s;
     return o;
 }

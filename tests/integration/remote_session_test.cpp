@@ -25,13 +25,7 @@ using namespace std::chrono_literals;
 namespace {
 
 remote::ConnectOptions options_for(const test::SshServer& sshd) {
-    remote::ConnectOptions o;
-    o.endpoint = {sshd.host(), sshd.port(), sshd.user()};
-    o.known_hosts = sshd.known_hosts().string();
-    o.private_key = sshd.client_key().string();
-    o.connect_timeout = 5s;
-    o.io_timeout = 10s;
-    return o;
+    return sshd.login();
 }
 
 using labctl::test::contains;

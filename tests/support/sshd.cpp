@@ -24,6 +24,16 @@ void keygen(const std::filesystem::path& path, const std::string& type) {
 
 SshServer::SshServer() : SshServer(Options{}) {}
 
+remote::ConnectOptions SshServer::login() const {
+    remote::ConnectOptions o;
+    o.endpoint = {host(), port(), user()};
+    o.known_hosts = known_hosts().string();
+    o.private_key = client_key().string();
+    o.connect_timeout = std::chrono::seconds(5);
+    o.io_timeout = std::chrono::seconds(10);
+    return o;
+}
+
 SshServer::SshServer(Options options) : m_options(std::move(options)) {
     if (!std::filesystem::exists("/usr/sbin/sshd"))
         skip("/usr/sbin/sshd is not installed (openssh-server; scripts/install-deps installs it)");

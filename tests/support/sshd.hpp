@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 
+#include <labctl/remote/session.hpp>
+
 #include "background.hpp"
 #include "support.hpp"
 
@@ -38,6 +40,9 @@ public:
     std::filesystem::path config() const { return m_dir.path() / "sshd_config"; }
     std::filesystem::path dropin_dir() const { return m_dir.path() / "sshd_config.d"; }
     std::string log() const { return m_process ? m_process->log() : std::string(); }
+    /// How labctl logs in here: this server's pinned key, the client key, 5 s to connect and
+    /// 10 s per blocking call.
+    remote::ConnectOptions login() const;
     void restart();
 
 private:
