@@ -92,6 +92,11 @@ std::string pax_path(const std::string& data) {
     return {};
 }
 
+/// The chain id of a layer with diff id `diff` on the chain `chain` ("" for a base layer).
+std::string extend_chain(const std::string& chain, const std::string& diff) {
+    return chain.empty() ? diff : "sha256:" + sha256_hex(chain + " " + diff);
+}
+
 } // namespace
 
 std::set<std::string> chain_ids(const std::vector<std::vector<std::string>>& diff_id_lists) {
@@ -99,7 +104,7 @@ std::set<std::string> chain_ids(const std::vector<std::vector<std::string>>& dif
     for (const auto& diffs : diff_id_lists) {
         std::string chain;
         for (const auto& d : diffs) {
-            chain = chain.empty() ? d : "sha256:" + sha256_hex(chain + " " + d);
+            chain = extend_chain(chain, d);
             out.insert(chain);
         }
     }
@@ -208,7 +213,7 @@ SavedArchive::SavedArchive(const std::string& path)
                 throw not_an_archive(path, "an image's layers and diff ids differ in number");
             std::string chain;
             for (std::size_t i = 0; i < layers.size(); ++i) {
-                chain = chain.empty() ? diffs[i] : "sha256:" + sha256_hex(chain + " " + diffs[i]);
+                chain = extend_chain(chain, diffs[i]);
                 m_layer_chains.emplace_back(layers[i], chain);
             }
         }

@@ -242,6 +242,19 @@ TEST_CASE("Ctrl-C during deploy while rsync sends the stack exits 130 within 10 
 }
 
 namespace {
+/// The lab of a preload interrupt test: an empty stack deployed to the user's remote/, with
+/// `image` preloaded.
+std::string preload_lab(const test::SshServer& sshd, const std::string& user, const TempDir& dir,
+                        const std::string& image) {
+    dir.write("stack/docker-compose.yml", "services: {}\n");
+    fs::create_directories(dir.path() / "remote");
+    test::give_to(dir.path() / "remote", user);
+    return dir
+        .write("lab.yaml",
+               host_lab(sshd, user, dir, fmt::format("  preload_images: [{}]\n", image)))
+        .string();
+}
+
 /// What the preload interrupt tests need here: Docker (running), rsync and perl.
 void require_preload_tools() {
     test::require_program("docker");
@@ -291,12 +304,7 @@ esac
         std::string name;
         ~RemoveImage() { run_process({"docker", "image", "rm", "-f", name}, {.timeout = 60s}); }
     } remove_image{image};
-    dir.write("stack/docker-compose.yml", "services: {}\n");
-    fs::create_directories(dir.path() / "remote");
-    test::give_to(dir.path() / "remote", user.name());
-    const auto lab = dir.write("lab.yaml", host_lab(sshd, user.name(), dir,
-                                                    fmt::format("  preload_images: [{}]\n", image)))
-                         .string();
+    const auto lab = preload_lab(sshd, user.name(), dir, image);
     LabctlJob job({"deploy", "-vv", "-f", lab});
     const bool streaming = job.wait_for(
         [&] {
@@ -353,9 +361,12 @@ TEST_CASE("Ctrl-C while preload sends an archive without the layers the target h
     REQUIRE(base_diff.rfind("sha256:", 0) == 0);
     const auto marker = test::unique_marker("intr-layers");
     test::Fakes fakes(marker);
-    // The target's Docker: compose v2; no container; one image whose only layer is the base
-    // (`image ls -aq` then `image inspect` print what docker/cli@v20.10.24 prints for them);
-    // load reads the stream 64 KiB at a time, ten times a second (and never finishes).
+    // The target's Docker: compose v2; no container; one image whose only layer is the base:
+    // `image ls -aq --no-trunc` prints one full id a line (docker/cli@v20.10.24:
+    // cli/command/image/list.go, cli/command/formatter/image.go), and `image inspect --format`
+    // prints the template once per image, a line each (docker/cli@v20.10.24:
+    // cli/command/inspect/inspector.go, TemplateInspector); load reads the stream 64 KiB at a
+    // time, ten times a second (and never finishes).
     fakes.script("docker", fmt::format(R"(case "$1 $2" in
 compose*) echo 2.99.0 ;;
 ps*) exit 0 ;;
@@ -370,12 +381,7 @@ esac
     test::SudoPath sudo_path(user.name(), fakes);
     test::SshServer sshd({.extra_config = fakes.sshd_setenv(), .listen_address = "127.0.0.6"});
     TempDir dir;
-    dir.write("stack/docker-compose.yml", "services: {}\n");
-    fs::create_directories(dir.path() / "remote");
-    test::give_to(dir.path() / "remote", user.name());
-    const auto lab = dir.write("lab.yaml", host_lab(sshd, user.name(), dir,
-                                                    fmt::format("  preload_images: [{}]\n", image)))
-                         .string();
+    const auto lab = preload_lab(sshd, user.name(), dir, image);
     LabctlJob job({"deploy", "-vv", "-f", lab});
     const bool streaming =
         job.wait_for([&] { return !test::processes_matching(marker + "-load").empty(); }, 90s);

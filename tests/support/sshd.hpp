@@ -1,7 +1,8 @@
 #pragma once
-// A real OpenSSH server for tests: its own host keys, config, authorized_keys and a client key
-// pair in a temporary directory, listening on a free 127.0.0.1 port, as the current user. It
-// never touches the machine's /etc/ssh. Skips the test (exit 77) when sshd is not installed.
+// A real OpenSSH server for tests (Debian 12's /usr/sbin/sshd, OpenSSH 9.2p1; nothing faked): its
+// own host keys, config, authorized_keys and a client key pair in a temporary directory, listening
+// on a free 127.0.0.1 port, as the current user. It never touches the machine's /etc/ssh. Skips the
+// test (exit 77) when sshd is not installed.
 
 #include <memory>
 #include <string>

@@ -46,7 +46,7 @@ void keep_session(const ConnectOptions& options, Session session);
 /// Closes every kept session: at the end of the process, before libssh2 goes away.
 void close_sessions();
 
-/// How many connections lease_session made and how many it lent again (for tests and -v).
+/// How many connections lease_session made and how many it lent again (the tests count them).
 struct PoolCounters {
     int connected = 0;
     int reused = 0;

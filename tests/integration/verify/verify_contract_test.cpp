@@ -153,6 +153,9 @@ TEST_CASE(
     "verify writes a progress event with the check, its attempt, the time left and why not yet "
     "while a check polls past 10 s (no terminal)",
     "[verify][contract][progress]") {
+    // The collector's health check answers 503 "Server not available" until it is ready
+    // (open-telemetry/opentelemetry-collector-contrib@v0.96.0:
+    // extension/healthcheckextension/internal/healthcheck/handler.go; fake_stack.cpp).
     Quirks q;
     q.collector_unavailable = true;
     FakeStack stack(q);
