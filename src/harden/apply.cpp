@@ -12,6 +12,7 @@
 #include <labctl/core/text.hpp>
 #include <labctl/core/version.hpp>
 #include <labctl/harden/apply.hpp>
+#include <labctl/harden/effective.hpp>
 #include <labctl/harden/policy.hpp>
 #include <labctl/harden/record.hpp>
 
@@ -66,47 +67,12 @@ private:
     HardenReport& m_report;
 };
 
-std::map<std::string, std::string> parse_sshd_t(const std::string& out) {
-    std::map<std::string, std::string> values;
-    std::istringstream in(out);
-    for (std::string line; std::getline(in, line);) {
-        const auto sp = line.find(' ');
-        if (sp == std::string::npos)
-            continue;
-        const auto key = line.substr(0, sp);
-        auto value = line.substr(sp + 1);
-        // Repeated keywords (e.g. allowusers) are printed once per value.
-        if (auto it = values.find(key); it != values.end())
-            it->second += " " + value;
-        else
-            values.emplace(key, value);
-    }
-    return values;
-}
-
 // Effective values, read back from sshd itself: what the file says is not what counts. Returns
 // sshd -T's output.
 std::string check_effective(const std::string& host, const HardenPlan& plan,
                             const TargetFacts& facts, const std::string& user, Runner& run) {
-    const auto out =
-        run.sudo("sshd -T", effective_settings_command(facts.sshd, facts.main_config, user));
-    const auto values = parse_sshd_t(out);
-    std::vector<std::string> wrong;
-    auto expect = [&](const std::string& key, const std::string& want) {
-        auto it = values.find(key);
-        const std::string got = it == values.end() ? "(unset)" : it->second;
-        if (got != want)
-            wrong.push_back(fmt::format("{} is '{}', want '{}'", key, got, want));
-    };
-    for (const auto& [key, want] : required_settings())
-        expect(key, want);
-    expect("kexalgorithms", fmt::format("{}", fmt::join(plan.kex, ",")));
-    expect("ciphers", fmt::format("{}", fmt::join(plan.ciphers, ",")));
-    expect("macs", fmt::format("{}", fmt::join(plan.macs, ",")));
-    expect("hostkeyalgorithms", fmt::format("{}", fmt::join(plan.hostkeys, ",")));
-    const auto allow = values.count("allowusers") ? values.at("allowusers") : "";
-    if ((" " + allow + " ").find(" " + user + " ") == std::string::npos)
-        wrong.push_back(fmt::format("allowusers '{}' does not contain {}", allow, user));
+    const auto out = run.sudo("sshd -T", effective_settings_command(facts, user));
+    const auto wrong = effective_mismatches(plan, user, out);
     if (!wrong.empty())
         throw Error(ExitCode::harden,
                     fmt::format("sshd -T on {} shows {}", host, fmt::join(wrong, "; ")));

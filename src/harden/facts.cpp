@@ -21,6 +21,15 @@ std::string TargetFacts::reload_command() const {
 
 namespace {
 
+/// effective_settings_command in the probe scripts' terms: $sshd, $cfg and the connection from
+/// $c_addr, $c_laddr and $c_lport, each part left out when empty as match_spec does.
+std::string effective_settings_shell(const std::string& user) {
+    return fmt::format("\"$sshd\" -T -f \"$cfg\" -C \"user=\"{}\",host=localhost,"
+                       "addr=${{c_addr:-127.0.0.1}}${{c_laddr:+,laddr=$c_laddr}}"
+                       "${{c_lport:+,lport=$c_lport}}\"",
+                       shell_quote(user));
+}
+
 /// What can change between runs, read by both probes from their $sshd, $cfg and $d (the drop-in
 /// directory, "" when there is none): the OpenSSH binaries' stamp (as `stamp_key`), the drop-in,
 /// the record, the users' password states and sshd -T's digest for the first user.
@@ -40,12 +49,18 @@ fi
     for (const auto& u : users)
         s += fmt::format("echo \"passwd.{}=$(passwd -S {} 2>/dev/null | awk '{{print $2}}')\"\n", u,
                          shell_quote(u));
+    // This connection as SSH_CONNECTION gives it ("client port server port"): sshd -T below
+    // evaluates the Match blocks for it, as effective_settings_command does after applying.
+    s += R"SH(set -- ${LABCTL_SSH_CONNECTION:-}
+c_addr=${1:-}; c_laddr=${3:-}; c_lport=${4:-}
+echo "client_address=$c_addr"
+)SH";
     if (!users.empty())
         s += fmt::format(
             "mkdir -p /run/sshd 2>/dev/null; if t=$({} 2>/dev/null); then "
             "echo \"effective_sha256=$(printf '%s\\n' \"$t\" | sha256sum | cut -c1-64)\"; "
             "fi\n",
-            effective_settings_command("$sshd", "$cfg", users.front()));
+            effective_settings_shell(users.front()));
     return s;
 }
 
@@ -83,14 +98,19 @@ port=$(echo "${LABCTL_SSH_CONNECTION:-}" | awk '{print $4}')
 echo "listen_port=${port:-0}"
 echo "listen_address=${addr:-}"
 pid=""
+# The sshd among the processes holding a listening socket (ss -p: users:(("name",pid=N,fd=F),...)).
+# Under systemd socket activation (Ubuntu 24.04's ssh.socket, Accept=no) systemd holds the
+# socket as well as the sshd it passed it to: the last pid= on the line may be systemd's, and
+# HUP to pid 1 reloads systemd, not sshd. So: the sshd, else the first holder that is not systemd.
+holder() { grep -o '("[^"]*",pid=[0-9]*' | awk -F'pid=' '/^\("sshd"/ { s = $2; exit } !/^\("systemd"/ && o == "" { o = $2 } END { print (s != "" ? s : o) }'; }
 if [ -n "$port" ] && command -v ss >/dev/null 2>&1; then
     # The listener bound to the very address this connection came in on, before any other on
     # the port (several sshds on one port, on different addresses, would otherwise be guessed).
     case "$addr" in *:*) src="[$addr]" ;; *) src=$addr ;; esac
     [ -n "$addr" ] &&
-        pid=$(ss -Htlnp "src $src and sport = :$port" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n1)
+        pid=$(ss -Htlnp "src $src and sport = :$port" 2>/dev/null | head -n1 | holder)
     [ -n "$pid" ] ||
-        pid=$(ss -Htlnp "sport = :$port" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n1)
+        pid=$(ss -Htlnp "sport = :$port" 2>/dev/null | head -n1 | holder)
 fi
 if [ -z "$pid" ]; then
     # Walk up from this shell to the listening sshd.
@@ -134,14 +154,26 @@ fi
     return s + state_lines(users, "stamp");
 }
 
-std::string effective_settings_command(const std::string& sshd, const std::string& main_config,
-                                       const std::string& user) {
-    // "$sshd"/"$cfg" from the probe script stay shell variables; anything else is quoted.
-    const auto arg = [](const std::string& v) {
-        return v.rfind('$', 0) == 0 ? "\"" + v + "\"" : shell_quote(v);
-    };
-    return fmt::format("{} -T -f {} -C user={},host=localhost,addr=127.0.0.1", arg(sshd),
-                       arg(main_config), shell_quote(user));
+std::string match_spec(const std::string& user, const std::string& client_address,
+                       const std::string& listen_address, int listen_port) {
+    // labctl's own connection, not a made-up one: a Match Address block for the lab network
+    // (or a Match LocalPort for the port labctl uses) changes what labctl's logins get, and
+    // sshd -T -C applies only the Match blocks its spec satisfies; a LocalAddress/LocalPort
+    // criterion without laddr/lport counts as not matching
+    // (openssh/openssh-portable@V_9_6_P1:servconf.c match_cfg_line).
+    std::string spec = fmt::format("user={},host=localhost,addr={}", user,
+                                   client_address.empty() ? "127.0.0.1" : client_address);
+    if (!listen_address.empty())
+        spec += ",laddr=" + listen_address;
+    if (listen_port > 0)
+        spec += fmt::format(",lport={}", listen_port);
+    return spec;
+}
+
+std::string effective_settings_command(const TargetFacts& facts, const std::string& user) {
+    return fmt::format("{} -T -f {} -C {}", shell_quote(facts.sshd), shell_quote(facts.main_config),
+                       shell_quote(match_spec(user, facts.client_address, facts.listen_address,
+                                              facts.listen_port)));
 }
 
 TargetFacts parse_facts(const std::string& output) {
@@ -169,6 +201,8 @@ TargetFacts parse_facts(const std::string& output) {
             f.listen_port = std::atoi(value.c_str());
         else if (key == "listen_address")
             f.listen_address = value;
+        else if (key == "client_address")
+            f.client_address = value;
         else if (key == "main_config") {
             f.main_config = value;
             saw_config = true;

@@ -67,6 +67,7 @@ HardenPlan plan(const HardenInput& input, const TargetFacts& facts) {
     const auto policy = algorithm_policy(input.profile);
     HardenPlan p;
     p.dropin_path = facts.dropin_path();
+    p.allow_users = input.allow_users;
     p.kex = choose("key exchange algorithms", policy.kex, facts, "kex", input.client_kex);
     p.ciphers = choose("ciphers", policy.ciphers, facts, "cipher", input.client_ciphers);
     p.macs = choose("MACs", policy.macs, facts, "mac", input.client_macs);

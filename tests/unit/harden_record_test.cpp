@@ -101,7 +101,9 @@ TEST_CASE("a record matches only with the same policy, labctl and effective sett
 TEST_CASE("the probe script hashes sshd -T for the first user and reads the record",
           "[harden][converge]") {
     const auto script = harden::facts_script({"labctl", "root"});
-    CHECK(script.find("-C user='labctl',host=localhost,addr=127.0.0.1") != std::string::npos);
+    // For this connection's addresses (harden_probe_script_test.cpp runs it), the first user.
+    CHECK(script.find("-C \"user=\"'labctl'\",host=localhost,addr=${c_addr:-127.0.0.1}") !=
+          std::string::npos);
     CHECK(script.find("01-labctl.conf.labctl-applied") != std::string::npos);
     const auto f = harden::parse_facts("main_config=/etc/ssh/sshd_config\neffective_sha256=abc\n"
                                        "applied_b64=" +

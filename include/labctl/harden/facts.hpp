@@ -21,6 +21,7 @@ struct TargetFacts {
     int listener_pid = 0;       ///< the sshd that serves our connection (HUP reloads it)
     int listen_port = 0;        ///< the port we came in on (from SSH_CONNECTION)
     std::string listen_address; ///< the address we came in on (from SSH_CONNECTION)
+    std::string client_address; ///< the address we came from (SSH_CONNECTION; never cached)
     bool systemd = false;
     std::string systemd_unit; ///< "ssh" or "sshd" when systemd manages sshd
     std::string os_id;        ///< /etc/os-release ID
@@ -49,10 +50,14 @@ struct TargetFacts {
 /// The probe script (POSIX sh, read-only) for `users`' password states; the effective settings
 /// are those sshd gives `login_user` (the first of `users`).
 std::string facts_script(const std::vector<std::string>& users);
-/// `sshd -T` for `user` as labctl checks it (pure): the same text is hashed by the probe and
-/// checked after applying.
-std::string effective_settings_command(const std::string& sshd, const std::string& main_config,
-                                       const std::string& user);
+/// `sshd -T` for `user` on labctl's own connection (the facts' client address, listen address
+/// and port) as labctl checks it after applying (pure). The probe scripts hash the same command
+/// built from SSH_CONNECTION, so both see the same Match blocks.
+std::string effective_settings_command(const TargetFacts& facts, const std::string& user);
+/// The -C connection spec of that command: sshd -T evaluates Match blocks for it, and without
+/// laddr/lport it treats a Match LocalAddress/LocalPort block as not matching (pure).
+std::string match_spec(const std::string& user, const std::string& client_address,
+                       const std::string& listen_address, int listen_port);
 /// Parses the script's output; throws Error(harden) when a required fact is missing.
 TargetFacts parse_facts(const std::string& output);
 /// Runs the script with sudo over `session`.

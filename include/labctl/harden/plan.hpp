@@ -23,6 +23,7 @@ struct HardenPlan {
     std::string dropin_path;
     std::string dropin;                                    ///< the rendered file
     std::vector<std::string> kex, ciphers, macs, hostkeys; ///< the final lists
+    std::vector<std::string> allow_users; ///< AllowUsers of the drop-in, all sshd may allow
     bool dropin_changes = false;
     std::vector<std::string> accounts_to_lock; ///< those not already locked
     bool changes() const { return dropin_changes || !accounts_to_lock.empty(); }
