@@ -12,7 +12,7 @@ __labctl_takes_value()
         harden:--host | harden:--wait | harden:--profile) return 0 ;;
         deploy:--host | deploy:--wait) return 0 ;;
         verify:--host | verify:--only | verify:--skip | verify:--deadline | verify:--junit | verify:--parallel) return 0 ;;
-        image:--suite | image:--out | image:--cache-dir | image:--mirror | image:--package) return 0 ;;
+        image:--suite | image:--out | image:--cache-dir | image:--mirror | image:--package | image:--sha256 | image:--sha512 | image:--checksums | image:--format | image:--stall-timeout) return 0 ;;
         init:--project | init:--key) return 0 ;;
         *:-f | *:--file | *:--output | *:--log-format) return 0 ;;
     esac
@@ -103,6 +103,11 @@ __labctl_option_value()
         image:--cache-dir) __labctl_files "$3" ;;
         image:--mirror) COMPREPLY=() ;;
         image:--package) COMPREPLY=() ;;
+        image:--sha256) COMPREPLY=() ;;
+        image:--sha512) COMPREPLY=() ;;
+        image:--checksums) COMPREPLY=() ;;
+        image:--format) COMPREPLY=() ;;
+        image:--stall-timeout) COMPREPLY=() ;;
         init:--project) COMPREPLY=() ;;
         init:--key) __labctl_files "$3" ;;
         *:-f | *:--file) __labctl_files "$3" ;;
@@ -118,7 +123,7 @@ __labctl_positional()
 {
     case "$1:$2" in
         ssh:0) __labctl_vms "$3" "$4" ;;
-        image:0) __labctl_words 'build' "$3" ;;
+        image:0) __labctl_words 'build fetch' "$3" ;;
         completion:0) __labctl_words 'bash zsh fish' "$3" ;;
         *) COMPREPLY=() ;;
     esac
@@ -142,7 +147,7 @@ __labctl_options()
         status) __labctl_words "-h --help --help-all $globals" "$2" ;;
         ssh) __labctl_words "-h --help --help-all $globals" "$2" ;;
         doctor) __labctl_words "-h --help --help-all $globals" "$2" ;;
-        image) __labctl_words "-h --help --help-all --suite --out --cache-dir --mirror --package --force $globals" "$2" ;;
+        image) __labctl_words "-h --help --help-all --suite --out --cache-dir --mirror --package --force --sha256 --sha512 --checksums --format --stall-timeout $globals" "$2" ;;
         init) __labctl_words "-h --help --help-all --project --key $globals" "$2" ;;
         completion) __labctl_words "-h --help --help-all $globals" "$2" ;;
         version) __labctl_words "-h --help --help-all $globals" "$2" ;;

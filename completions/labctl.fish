@@ -5,7 +5,7 @@
 # Succeeds when option $opt takes a value in the context of verb $verb ("" before the verb).
 function __labctl_takes_value --argument-names verb opt
     switch "$verb:$opt"
-        case 'up:--stage' 'up:--skip' 'up:--from' 'up:--junit' 'provision:--parallel' 'provision:--ip-timeout' 'provision:--ssh-timeout' 'provision:--cloud-init-timeout' 'harden:--host' 'harden:--wait' 'harden:--profile' 'deploy:--host' 'deploy:--wait' 'verify:--host' 'verify:--only' 'verify:--skip' 'verify:--deadline' 'verify:--junit' 'verify:--parallel' 'image:--suite' 'image:--out' 'image:--cache-dir' 'image:--mirror' 'image:--package' 'init:--project' 'init:--key' '*:-f' '*:--file' '*:--output' '*:--log-format'
+        case 'up:--stage' 'up:--skip' 'up:--from' 'up:--junit' 'provision:--parallel' 'provision:--ip-timeout' 'provision:--ssh-timeout' 'provision:--cloud-init-timeout' 'harden:--host' 'harden:--wait' 'harden:--profile' 'deploy:--host' 'deploy:--wait' 'verify:--host' 'verify:--only' 'verify:--skip' 'verify:--deadline' 'verify:--junit' 'verify:--parallel' 'image:--suite' 'image:--out' 'image:--cache-dir' 'image:--mirror' 'image:--package' 'image:--sha256' 'image:--sha512' 'image:--checksums' 'image:--format' 'image:--stall-timeout' 'init:--project' 'init:--key' '*:-f' '*:--file' '*:--output' '*:--log-format'
             return 0
     end
     return 1
@@ -119,7 +119,7 @@ complete -c labctl -n __labctl_needs_verb -a 'validate' -d 'Check lab.yaml and r
 complete -c labctl -n __labctl_needs_verb -a 'status' -d 'Show the lab\'s VMs, their state and addresses'
 complete -c labctl -n __labctl_needs_verb -a 'ssh' -d 'Open a shell on a lab VM (or run a command) with the pinned host key'
 complete -c labctl -n __labctl_needs_verb -a 'doctor' -d 'Check this host: KVM, libvirt, pool, network, tools, key, disk'
-complete -c labctl -n __labctl_needs_verb -a 'image' -d 'Build the Debian cloud image lab VMs boot from'
+complete -c labctl -n __labctl_needs_verb -a 'image' -d 'Build the Debian cloud image lab VMs boot from, or download one by URL'
 complete -c labctl -n __labctl_needs_verb -a 'init' -d 'Write a commented lab.yaml and an ed25519 key pair (never overwrites anything)'
 complete -c labctl -n __labctl_needs_verb -a 'completion' -d 'Print the shell completion script'
 complete -c labctl -n __labctl_needs_verb -a 'version' -d 'Print labctl\'s version and build revision'
@@ -207,7 +207,12 @@ complete -c labctl -n '__labctl_using_verb image' -l cache-dir -r -F -d 'Image c
 complete -c labctl -n '__labctl_using_verb image' -l mirror -x -d 'Debian mirror URL (default: the host\'s apt sources)'
 complete -c labctl -n '__labctl_using_verb image' -l package -x -d 'Extra package(s) to install (repeatable)'
 complete -c labctl -n '__labctl_using_verb image' -l force -d 'Rebuild even when a cached image matches'
-complete -c labctl -n '__labctl_positional image 0' -a 'build'
+complete -c labctl -n '__labctl_using_verb image' -l sha256 -x -d 'Expected SHA-256 (hex)'
+complete -c labctl -n '__labctl_using_verb image' -l sha512 -x -d 'Expected SHA-512 (hex)'
+complete -c labctl -n '__labctl_using_verb image' -l checksums -x -d 'URL of the SHA256SUMS/SHA512SUMS that lists the image'
+complete -c labctl -n '__labctl_using_verb image' -l format -x -d 'qcow2 (default) or raw'
+complete -c labctl -n '__labctl_using_verb image' -l stall-timeout -x -d 'Give up when the server sends nothing for this many seconds (default 60)'
+complete -c labctl -n '__labctl_positional image 0' -a 'build fetch'
 
 # labctl init
 complete -c labctl -n '__labctl_using_verb init' -s h -l help -d 'Print this help message and exit'

@@ -6,8 +6,9 @@
 #include <labctl/provision/provision.hpp>
 
 #include "app.hpp"
-#include "lab_output.hpp"
 #include "built_image.hpp"
+#include "downloaded_image.hpp"
+#include "lab_output.hpp"
 
 namespace labctl::cli {
 
@@ -27,6 +28,8 @@ int run_provision(const Context& ctx, const ProvisionOptions& opts) {
     // image.build: build the image (or take it from the cache) before anything in libvirt.
     resolve_built_image(spec, ImageNeed::build);
     provision::ProvisionOptions p;
+    // image.url: downloaded only if a base volume must be uploaded.
+    p.fetch_image = image_fetcher(spec.image);
     p.keep_on_failure = ctx.up.active ? ctx.up.keep_on_failure : opts.keep_on_failure;
     p.strict = opts.strict;
     p.parallel = opts.parallel;

@@ -22,25 +22,25 @@ namespace labctl::config::detail {
 
 using Validator = std::function<Check(std::string_view, const std::string&)>;
 
-inline const std::vector<std::string> k_root_keys{
-    "version", "project", "libvirt",   "hosts",  "network", "image",
-    "ssh",     "vms",     "hardening", "deploy", "verify"};
+inline const std::vector<std::string> k_root_keys{"version",   "project", "libvirt", "hosts",
+                                                  "network",   "image",   "ssh",     "vms",
+                                                  "hardening", "deploy",  "verify"};
 inline const std::vector<std::string> k_libvirt_keys{"uri", "pool", "pool_path", "domain_type"};
 inline const std::vector<std::string> k_host_keys{"uri", "pool", "pool_path", "domain_type",
                                                   "jump"};
 inline const std::vector<std::string> k_network_keys{"name", "mode", "cidr", "domain", "forwards"};
 inline const std::vector<std::string> k_forward_keys{"guest", "host"};
-inline const std::vector<std::string> k_image_keys{"path",   "url",    "sha256",  "format",
-                                                   "kernel", "initrd", "cmdline", "build"};
+inline const std::vector<std::string> k_image_keys{"path",      "url",    "sha256", "sha512",
+                                                   "checksums", "format", "kernel", "initrd",
+                                                   "cmdline",   "build"};
 inline const std::vector<std::string> k_build_keys{"suite", "packages"};
-inline const std::vector<std::string> k_ssh_keys{"user",        "private_key", "known_hosts",
-                                                "port",        "jump",        "jump_key"};
-inline const std::vector<std::string> k_vm_keys{"name", "cpus", "memory", "disk",
+inline const std::vector<std::string> k_ssh_keys{"user", "private_key", "known_hosts",
+                                                 "port", "jump",        "jump_key"};
+inline const std::vector<std::string> k_vm_keys{"name", "cpus",  "memory", "disk",
                                                 "ip",   "roles", "host"};
 inline const std::vector<std::string> k_hardening_keys{"profile", "allow_users", "revert_seconds"};
 inline const std::vector<std::string> k_deploy_keys{
-    "role",         "target_vm",      "host",           "stack_dir",       "remote_dir",
-    "project",
+    "role",         "target_vm",      "host",           "stack_dir",       "remote_dir", "project",
     "wait_timeout", "image_registry", "preload_images", "preload_timeout", "pins"};
 inline const std::vector<std::string> k_verify_keys{"checks",    "deadline", "deadlines",
                                                     "endpoints", "services", "prometheus_jobs"};

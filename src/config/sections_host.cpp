@@ -89,14 +89,13 @@ void Loader::read_host(const Entry& e) {
     host.spec.where = e.key_where;
     bool name_ok = true;
     if (auto p = check_vm_name(e.path, e.name)) {
-        m_sink.error(e.key_where,
-                     fmt::format("{} '{}' is not a valid host name", e.path, e.name),
+        m_sink.error(e.key_where, fmt::format("{} '{}' is not a valid host name", e.path, e.name),
                      "lowercase letters, digits and '-', e.g. 'kvm1'");
         name_ok = false;
     }
-    const auto m = m_reader.mapping(
-        e, &k_host_keys,
-        fmt::format("write its keys indented below '{}:' ({})", e.name, fmt::join(k_host_keys, ", ")));
+    const auto m = m_reader.mapping(e, &k_host_keys,
+                                    fmt::format("write its keys indented below '{}:' ({})", e.name,
+                                                fmt::join(k_host_keys, ", ")));
     if (!m)
         return;
     auto& lv = host.spec.libvirt;
@@ -109,8 +108,8 @@ void Loader::read_host(const Entry& e) {
     if (const Entry* u = m->find("uri"))
         host.uri_where = u->where;
     host.has_pool = read_string(*m, "pool", lv.pool, check_pool);
-    host.has_pool_path =
-        read_string(*m, "pool_path", lv.pool_path, [](std::string_view label, const std::string& v) {
+    host.has_pool_path = read_string(
+        *m, "pool_path", lv.pool_path, [](std::string_view label, const std::string& v) {
             return !v.empty() && v.front() == '/'
                        ? Check()
                        : Problem{fmt::format("{} '{}' must be an absolute path", label, v),
@@ -189,6 +188,14 @@ void Loader::read_image(const Mapping& m) {
     read_string(m, "url", img.url, check_image_url);
     if (read_string(m, "sha256", img.sha256, check_sha256))
         img.sha256 = lower(img.sha256);
+    if (read_string(m, "sha512", img.sha512, check_sha512))
+        img.sha512 = lower(img.sha512);
+    read_string(m, "checksums", img.checksums, [](std::string_view label, const std::string& v) {
+        auto problem = check_image_url(label, v);
+        if (problem)
+            problem->hint = "e.g. https://cloud.debian.org/images/cloud/bookworm/latest/SHA512SUMS";
+        return problem;
+    });
     read_string(m, "format", img.format,
                 choice(k_image_formats, "qcow2 (Debian's cloud images) or raw"));
     read_string(m, "kernel", img.kernel, not_empty("give the kernel file, e.g. images/vmlinuz"));
@@ -277,10 +284,25 @@ void Loader::read_image_url_checks(const Mapping& m) {
         m_sink.error(url->where, "image.path and image.url are mutually exclusive",
                      "keep 'path' for a local image file, or 'url' (with sha256) to download "
                      "one");
-    else if (url && !m.get("sha256"))
-        m_sink.error(url->where, "image.url needs image.sha256",
-                     "add 'sha256:' with the image's checksum, so that a corrupt or tampered "
-                     "download is caught");
+    const std::vector<const Entry*> digests{m.get("sha256"), m.get("sha512"), m.get("checksums")};
+    const auto given =
+        std::count_if(digests.begin(), digests.end(), [](const Entry* e) { return e != nullptr; });
+    if (url && !m.get("path") && given == 0)
+        m_sink.error(url->where, "image.url needs a checksum: image.sha256, sha512 or checksums",
+                     "e.g. 'checksums: https://cloud.debian.org/images/cloud/bookworm/latest/"
+                     "SHA512SUMS', so that a corrupt or tampered download is caught");
+    if (url && given > 1)
+        for (const Entry* e : digests)
+            if (e != nullptr && e != *std::find_if(digests.begin(), digests.end(),
+                                                   [](const Entry* d) { return d != nullptr; }))
+                m_sink.error(e->where, "image.sha256, sha512 and checksums are exclusive: give one",
+                             "keep the one the image's publisher gives; checksums follows a "
+                             "'latest' URL when a new image is published");
+    if (!url)
+        for (const char* key : {"sha512", "checksums"})
+            if (const Entry* e = m.get(key))
+                m_sink.error(e->where, fmt::format("image.{} goes with image.url", key),
+                             "a local image.path is checked with image.sha256");
 }
 
 void Loader::read_ssh(const Mapping& m) {

@@ -273,10 +273,21 @@ Check check_pin_set(std::string_view label, const std::string& value) {
 }
 
 Check check_sha256(std::string_view label, const std::string& value) {
-    const std::string hint = "copy it from the image's SHA256SUMS, or run: sha256sum <image>";
-    if (value.size() != 64)
-        return Problem{
-            fmt::format("{} must be 64 hexadecimal characters, got {}", label, value.size()), hint};
+    return check_hex_digest(label, value, 64,
+                            "copy it from the image's SHA256SUMS, or run: sha256sum <image>");
+}
+
+Check check_sha512(std::string_view label, const std::string& value) {
+    return check_hex_digest(label, value, 128,
+                            "copy it from the image's SHA512SUMS, or run: sha512sum <image>");
+}
+
+Check check_hex_digest(std::string_view label, const std::string& value, std::size_t length,
+                       const std::string& hint) {
+    if (value.size() != length)
+        return Problem{fmt::format("{} must be {} hexadecimal characters, got {}", label, length,
+                                   value.size()),
+                       hint};
     for (char c : value)
         if (!std::isxdigit(static_cast<unsigned char>(c)))
             return Problem{

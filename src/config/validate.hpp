@@ -37,6 +37,10 @@ Check check_registry(std::string_view label, const std::string& value);
 /// A pin set name: the stem of <stack_dir>/pins/<name>.env.
 Check check_pin_set(std::string_view label, const std::string& value);
 Check check_sha256(std::string_view label, const std::string& value);
+Check check_sha512(std::string_view label, const std::string& value);
+/// `length` hexadecimal characters (either case), else a Problem with `hint`.
+Check check_hex_digest(std::string_view label, const std::string& value, std::size_t length,
+                       const std::string& hint);
 Check check_not_empty(std::string_view label, const std::string& value, std::string_view hint);
 /// `value` must be one of `allowed`; the hint suggests the closest one or else `hint`.
 Check check_choice(std::string_view label, const std::string& value,

@@ -127,6 +127,42 @@ std::array<std::uint8_t, 32> Sha256::finish() {
     return out;
 }
 
+struct Digest::Impl {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Impl() { EVP_MD_CTX_free(ctx); }
+};
+
+Digest::Digest(std::string_view algorithm) : m_impl(std::make_unique<Impl>()) {
+    const EVP_MD* md = algorithm == "sha256"   ? EVP_sha256()
+                       : algorithm == "sha512" ? EVP_sha512()
+                                               : nullptr;
+    if (md == nullptr)
+        throw std::invalid_argument(fmt::format("unknown digest '{}'", algorithm));
+    if (m_impl->ctx == nullptr || EVP_DigestInit_ex(m_impl->ctx, md, nullptr) != 1)
+        throw std::runtime_error(fmt::format("OpenSSL cannot start a {} digest", algorithm));
+}
+
+Digest::~Digest() = default;
+Digest::Digest(Digest&&) noexcept = default;
+Digest& Digest::operator=(Digest&&) noexcept = default;
+
+void Digest::update(std::string_view data) {
+    if (EVP_DigestUpdate(m_impl->ctx, data.data(), data.size()) != 1)
+        throw std::runtime_error("OpenSSL digest update failed");
+}
+
+std::string Digest::finish_hex() {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> out{};
+    unsigned int n = 0;
+    if (EVP_DigestFinal_ex(m_impl->ctx, out.data(), &n) != 1)
+        throw std::runtime_error("OpenSSL digest final failed");
+    return to_hex(std::string_view(reinterpret_cast<const char*>(out.data()), n));
+}
+
+std::size_t Digest::hex_length(std::string_view algorithm) {
+    return algorithm == "sha512" ? 128 : algorithm == "sha256" ? 64 : 0;
+}
+
 std::string sha256_file_hex(const std::string& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)

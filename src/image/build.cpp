@@ -25,6 +25,8 @@
 #include <labctl/image/build.hpp>
 #include <labctl/image/recipe.hpp>
 
+#include "cache_lock.hpp"
+
 namespace labctl::image {
 
 namespace fs = std::filesystem;
@@ -236,41 +238,6 @@ std::optional<BuiltImage> load_cached(const fs::path& dir, const std::string& ke
     return b;
 }
 
-/// An exclusive lock per cache entry, so two builds of the same image do not race; waiting for
-/// it still honours Ctrl-C.
-class EntryLock {
-public:
-    explicit EntryLock(const fs::path& path) {
-        m_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (m_fd < 0)
-            throw Error(ExitCode::preflight,
-                        fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)),
-                        "check that the cache directory is writable");
-        bool told = false;
-        while (::flock(m_fd, LOCK_EX | LOCK_NB) != 0) {
-            if (!told)
-                log::info("image: waiting for another labctl building the same image");
-            told = true;
-            signals::check();
-            std::this_thread::sleep_for(500ms);
-        }
-    }
-    EntryLock(const EntryLock&) = delete;
-    EntryLock& operator=(const EntryLock&) = delete;
-    ~EntryLock() { ::close(m_fd); }
-
-private:
-    int m_fd = -1;
-};
-
-std::map<std::string, std::string> environment() {
-    std::map<std::string, std::string> env;
-    for (const char* k : {"XDG_CACHE_HOME", "HOME"})
-        if (const char* v = std::getenv(k))
-            env[k] = v;
-    return env;
-}
-
 } // namespace
 
 namespace {
@@ -284,7 +251,7 @@ BuildOptions resolved(const BuildOptions& options) {
     while (o.mirror.size() > 1 && o.mirror.back() == '/')
         o.mirror.pop_back();
     if (o.cache_dir.empty())
-        o.cache_dir = default_cache_dir(::geteuid() == 0, environment());
+        o.cache_dir = process_cache_dir();
     o.cache_dir = fs::absolute(o.cache_dir);
     return o;
 }
@@ -329,7 +296,7 @@ BuiltImage build(const BuildOptions& options) {
                                       o.cache_dir.string(), ec.message()),
                           "pass a writable --cache-dir");
     fs::permissions(o.cache_dir, fs::perms(0755), fs::perm_options::replace, ec);
-    EntryLock lock(o.cache_dir / ("." + name + ".lock"));
+    EntryLock lock(o.cache_dir / ("." + name + ".lock"), "building the same image");
     // Another build may have finished the same entry while this one waited for the lock.
     if (!o.force)
         if (auto cached = load_cached(entry, key)) {

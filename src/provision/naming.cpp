@@ -34,10 +34,12 @@ std::string base_volume_name(const config::ImageSpec& image) {
     if (image.labctl_built() && image.sha256.size() >= 16 && !image.path.empty())
         return fmt::format("labctl-{}-{}.{}", image.build->suite, image.sha256.substr(0, 16),
                            image.format);
-    std::string_view source = !image.path.empty() ? image.path : image.url;
+    // A downloaded image keeps its URL's name: its cache path (named by digest) is known only
+    // once it is downloaded, and plan must name the volume before that.
+    std::string_view source = !image.url.empty() ? image.url : image.path;
     if (source.empty())
         return {};
-    if (!image.url.empty() && image.path.empty()) {
+    if (!image.url.empty()) {
         // Drop a query or fragment: ".../image.qcow2?download=1".
         source = source.substr(0, source.find_first_of("?#"));
     }
@@ -88,6 +90,11 @@ std::string vm_spec_hash(const config::LabSpec& spec, const config::VmSpec& vm) 
     add("image.volume", base_volume_name(spec.image));
     add("image.url", spec.image.url);
     add("image.sha256", spec.image.sha256);
+    // Added with image.url downloads; empty values keep older hashes unchanged.
+    if (!spec.image.sha512.empty())
+        add("image.sha512", spec.image.sha512);
+    if (!spec.image.checksums.empty())
+        add("image.checksums", spec.image.checksums);
     add("image.format", spec.image.format);
     // Added with direct kernel boot and mode user; empty values keep older hashes unchanged.
     // The kernel and initrd count by their volumes (fixed names), not by their paths.

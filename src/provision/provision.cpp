@@ -303,11 +303,15 @@ private:
             m_base.reset();
             delete_volume(m_pool.get(), name);
         }
-        if (m_spec.image.path.empty())
-            throw usage_error(
-                fmt::format("image.url is not downloaded by labctl yet ({})", m_spec.image.url),
-                "download the image and set image.path (with image.sha256) instead");
-        const std::string& path = m_spec.image.path;
+        std::string path = m_spec.image.path;
+        if (path.empty()) {
+            if (!m_options.fetch_image)
+                throw usage_error(fmt::format("image.url {} needs a download, and this command "
+                                              "does not download",
+                                              m_spec.image.url),
+                                  "run 'labctl up' or 'labctl provision'");
+            path = m_options.fetch_image();
+        }
         const std::uint64_t virtual_size = image_virtual_size(path, m_spec.image.format);
         // Without image.sha256 a qcow2 file cut short is refused by its own metadata before a
         // volume exists; with it, the digest of the streamed bytes decides (and the journal

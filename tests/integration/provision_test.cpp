@@ -13,9 +13,11 @@
 #include <set>
 
 #include <labctl/config/loader.hpp>
+#include <labctl/core/encoding.hpp>
 #include <labctl/core/error.hpp>
 #include <labctl/core/process.hpp>
 #include <labctl/core/signals.hpp>
+#include <labctl/image/download.hpp>
 #include <labctl/provision/host.hpp>
 #include <labctl/provision/inventory.hpp>
 #include <labctl/provision/naming.hpp>
@@ -41,6 +43,7 @@ struct LabOptions {
     std::string disk = "20GiB";
     std::string pool = "default";
     std::string extra_vm_settings;
+    std::string image = "  path: images/base.qcow2\n"; ///< the image section's lines
 };
 
 class Lab {
@@ -66,10 +69,9 @@ network:
   name: lab-net
   cidr: 10.66.77.0/24
 image:
-  path: images/base.qcow2
-vms:
+{}vms:
 )",
-                                       uri, o.pool);
+                                       uri, o.pool, o.image);
         for (int i = 1; i <= o.vms; ++i)
             yaml += fmt::format("  - name: lab{}\n    memory: 1GiB\n    disk: {}\n{}", i, o.disk,
                                 o.extra_vm_settings);
@@ -477,4 +479,46 @@ TEST_CASE("down leaves volumes named like the lab's that labctl did not create",
     REQUIRE(before.count("volume:lab-lab1.qcow2") == 1);
     CHECK(provision::down(lab.spec, session, {.purge = true}).empty());
     CHECK(names(session.inventory()) == before);
+}
+
+TEST_CASE("image.url is downloaded, verified and uploaded only when the base volume must be "
+          "created, and the volume keeps the URL's name",
+          "[provision]") {
+    TempDir mirror;
+    const auto file = mirror.write("debian-12-genericcloud-amd64.qcow2", qcow2_header(2ULL << 30));
+    TempDir cache;
+    LabOptions o;
+    o.image =
+        fmt::format("  url: file://{}\n  sha256: {}\n", file.string(), sha256_hex(read_file(file)));
+    Lab lab(o);
+    auto session = lab.open();
+    // plan names the volume after the URL before anything is downloaded.
+    const auto before = plan_on(lab.spec, session);
+    CHECK(std::any_of(before.items.begin(), before.items.end(), [](const PlanItem& i) {
+        return i.name == "debian-12-genericcloud-amd64.qcow2" && i.action == PlanAction::create;
+    }));
+    int fetched = 0;
+    ProvisionOptions p;
+    p.fetch_image = [&] {
+        ++fetched;
+        image::DownloadOptions d;
+        d.url = lab.spec.image.url;
+        d.sha256 = lab.spec.image.sha256;
+        d.cache_dir = cache.path();
+        return image::download(d).path.string();
+    };
+    const auto first = provision::provision(lab.spec, session, p);
+    CHECK(fetched == 1);
+    CHECK(has_change(first.changes, "create", "volume", "debian-12-genericcloud-amd64.qcow2"));
+    CHECK(std::filesystem::exists(cache.path() / "downloads" /
+                                  ("sha256-" + lab.spec.image.sha256 + ".qcow2")));
+    // The base volume is there: a second run needs no download and changes nothing.
+    const auto second = provision::provision(lab.spec, session, p);
+    CHECK(fetched == 1);
+    CHECK(second.changes.empty());
+    // Without a fetcher (a command that does not download), a missing volume is a usage error.
+    DownOptions purge;
+    purge.purge = true;
+    provision::down(lab.spec, session, purge);
+    CHECK(code_of([&] { provision::provision(lab.spec, session); }) == 2);
 }

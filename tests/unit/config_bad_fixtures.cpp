@@ -187,8 +187,24 @@ const std::vector<Expectation> k_expectations{
      }},
     {"image_url_without_sha256.yaml",
      {
-         "image_url_without_sha256.yaml:4:8: error: image.url needs image.sha256\n"
-         "  hint: add 'sha256:' with the image's checksum, so that a corrupt or tampered download is caught",
+         "image_url_without_sha256.yaml:4:8: error: image.url needs a checksum: image.sha256, sha512 or checksums\n"
+         "  hint: e.g. 'checksums: https://cloud.debian.org/images/cloud/bookworm/latest/SHA512SUMS', so that a corrupt or tampered download is caught",
+     }},
+    {"image_url_two_checksums.yaml",
+     {
+         "image_url_two_checksums.yaml:6:14: error: image.sha256, sha512 and checksums are exclusive: give one\n"
+         "  hint: keep the one the image's publisher gives; checksums follows a 'latest' URL when a new image is published",
+     }},
+    {"image_sha512_without_url.yaml",
+     {
+         "image_sha512_without_url.yaml:5:11: error: image.sha512 must be 128 hexadecimal characters, got 32\n"
+         "  hint: copy it from the image's SHA512SUMS, or run: sha512sum <image>",
+         "image_sha512_without_url.yaml:5:11: error: image.sha512 goes with image.url\n"
+         "  hint: a local image.path is checked with image.sha256",
+         "image_sha512_without_url.yaml:6:14: error: image.checksums 'ftp://example.org/SHA512SUMS' is not an http, https or file URL\n"
+         "  hint: e.g. https://cloud.debian.org/images/cloud/bookworm/latest/SHA512SUMS",
+         "image_sha512_without_url.yaml:6:14: error: image.checksums goes with image.url\n"
+         "  hint: a local image.path is checked with image.sha256",
      }},
     {"ip_broadcast.yaml",
      {

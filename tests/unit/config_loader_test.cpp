@@ -417,9 +417,12 @@ TEST_CASE("the bundled example validates without errors", "[config][example]") {
     CHECK(spec.network.mode == "nat");
     CHECK(spec.deploy.target_vm == "lab1");
     CHECK(spec.deploy.stack_dir == (labctl::test::source_dir() / "stacks/lab").string());
-    CHECK(spec.image.path == (labctl::test::source_dir() /
-                              "examples/.labctl/images/debian-12-genericcloud-amd64.qcow2")
-                                 .string());
+    // The URL form, verified by Debian's SHA512SUMS beside it.
+    CHECK(spec.image.path.empty());
+    CHECK(spec.image.url == "https://cloud.debian.org/images/cloud/bookworm/latest/"
+                            "debian-12-genericcloud-amd64.qcow2");
+    CHECK(spec.image.checksums ==
+          "https://cloud.debian.org/images/cloud/bookworm/latest/SHA512SUMS");
 }
 
 TEST_CASE("examples/lab-local.yaml validates: one VM, mode user, forwards for ssh and the offline "

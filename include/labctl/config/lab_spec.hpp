@@ -58,7 +58,9 @@ struct ImageBuildSpec {
 struct ImageSpec {
     std::string path; ///< local file (absolute after loading); exclusive with url and build
     std::string url;
-    std::string sha256;           ///< 64 lowercase hex characters; required with url
+    std::string sha256; ///< 64 lowercase hex characters; with url, one of sha256, sha512, checksums
+    std::string sha512; ///< 128 lowercase hex characters (url only)
+    std::string checksums; ///< URL of the SHA256SUMS / SHA512SUMS beside url's file (url only)
     std::string format = "qcow2"; ///< qcow2 | raw
     /// Direct kernel boot: kernel and initrd (absolute after loading) go together; the disk then
     /// needs no boot loader. cmdline defaults to k_default_cmdline when kernel is set.

@@ -32,6 +32,26 @@ private:
     std::unique_ptr<Impl> m_impl;
 };
 
+/// Incremental SHA-256 or SHA-512 by name, for checksums published either way (Debian's
+/// SHA512SUMS, Ubuntu's SHA256SUMS).
+class Digest {
+public:
+    /// `algorithm`: "sha256" or "sha512"; anything else throws std::invalid_argument.
+    explicit Digest(std::string_view algorithm);
+    ~Digest();
+    Digest(Digest&&) noexcept;
+    Digest& operator=(Digest&&) noexcept;
+    void update(std::string_view data);
+    /// The digest as lowercase hex; the object must not be updated afterwards.
+    std::string finish_hex();
+    /// Hex characters of the algorithm's digest: 64 (sha256) or 128 (sha512).
+    static std::size_t hex_length(std::string_view algorithm);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> m_impl;
+};
+
 /// SHA-256 of a file's contents as lowercase hex; every open and read error is an
 /// Error(usage) naming the file (a truncated read is never a digest).
 std::string sha256_file_hex(const std::string& path);

@@ -68,6 +68,10 @@ struct ProvisionOptions {
     /// Shared by the runs on a lab's several hosts: set when one fails, so the others stop
     /// (their waits at the next poll, no new VM started). Null: the run's own flag.
     std::atomic<bool>* cancelled = nullptr;
+    /// image.url: called (from any host's thread) only when a base volume must be uploaded;
+    /// returns the verified local file. The CLI downloads into the image cache here, so a lab
+    /// whose base volume exists never touches the network. Empty: image.url is an error.
+    std::function<std::string()> fetch_image;
 };
 
 struct VmResult {
