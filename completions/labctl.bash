@@ -12,6 +12,7 @@ __labctl_takes_value()
         harden:--host | harden:--wait | harden:--profile) return 0 ;;
         deploy:--host | deploy:--wait) return 0 ;;
         verify:--host | verify:--only | verify:--skip | verify:--deadline | verify:--junit | verify:--parallel) return 0 ;;
+        snapshot:--ssh-timeout) return 0 ;;
         image:--suite | image:--out | image:--cache-dir | image:--mirror | image:--package | image:--sha256 | image:--sha512 | image:--checksums | image:--format | image:--stall-timeout) return 0 ;;
         init:--project | init:--key) return 0 ;;
         *:-f | *:--file | *:--output | *:--log-format) return 0 ;;
@@ -98,6 +99,7 @@ __labctl_option_value()
         verify:--deadline) COMPREPLY=() ;;
         verify:--junit) __labctl_files "$3" ;;
         verify:--parallel) COMPREPLY=() ;;
+        snapshot:--ssh-timeout) COMPREPLY=() ;;
         image:--suite) COMPREPLY=() ;;
         image:--out) __labctl_files "$3" ;;
         image:--cache-dir) __labctl_files "$3" ;;
@@ -122,7 +124,9 @@ __labctl_option_value()
 __labctl_positional()
 {
     case "$1:$2" in
+        snapshot:0) __labctl_words 'save list restore delete' "$3" ;;
         ssh:0) __labctl_vms "$3" "$4" ;;
+        console:0) __labctl_vms "$3" "$4" ;;
         image:0) __labctl_words 'build fetch' "$3" ;;
         completion:0) __labctl_words 'bash zsh fish' "$3" ;;
         *) COMPREPLY=() ;;
@@ -142,10 +146,12 @@ __labctl_options()
         deploy) __labctl_words "-h --help --help-all --host --wait --dry-run --force $globals" "$2" ;;
         verify) __labctl_words "-h --help --help-all --host --only --skip --deadline --junit --parallel --ssh-audit $globals" "$2" ;;
         down) __labctl_words "-h --help --help-all --purge $globals" "$2" ;;
+        snapshot) __labctl_words "-h --help --help-all --force --ssh-timeout $globals" "$2" ;;
         plan) __labctl_words "-h --help --help-all --detailed-exitcode --offline $globals" "$2" ;;
         validate) __labctl_words "-h --help --help-all --strict $globals" "$2" ;;
         status) __labctl_words "-h --help --help-all $globals" "$2" ;;
         ssh) __labctl_words "-h --help --help-all $globals" "$2" ;;
+        console) __labctl_words "-h --help --help-all --force $globals" "$2" ;;
         doctor) __labctl_words "-h --help --help-all $globals" "$2" ;;
         image) __labctl_words "-h --help --help-all --suite --out --cache-dir --mirror --package --force --sha256 --sha512 --checksums --format --stall-timeout $globals" "$2" ;;
         init) __labctl_words "-h --help --help-all --project --key $globals" "$2" ;;
@@ -261,7 +267,7 @@ __labctl_complete_words()
     if [[ $cur == -* ]]; then
         __labctl_options "$verb" "$cur"
     elif [[ -z $verb ]]; then
-        __labctl_words 'up provision harden deploy verify down plan validate status ssh doctor image init completion version' "$cur"
+        __labctl_words 'up provision harden deploy verify down snapshot plan validate status ssh console doctor image init completion version' "$cur"
     else
         __labctl_positional "$verb" "$npos" "$cur" "$file"
     fi

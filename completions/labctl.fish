@@ -5,7 +5,7 @@
 # Succeeds when option $opt takes a value in the context of verb $verb ("" before the verb).
 function __labctl_takes_value --argument-names verb opt
     switch "$verb:$opt"
-        case 'up:--stage' 'up:--skip' 'up:--from' 'up:--junit' 'provision:--parallel' 'provision:--ip-timeout' 'provision:--ssh-timeout' 'provision:--cloud-init-timeout' 'harden:--host' 'harden:--wait' 'harden:--profile' 'deploy:--host' 'deploy:--wait' 'verify:--host' 'verify:--only' 'verify:--skip' 'verify:--deadline' 'verify:--junit' 'verify:--parallel' 'image:--suite' 'image:--out' 'image:--cache-dir' 'image:--mirror' 'image:--package' 'image:--sha256' 'image:--sha512' 'image:--checksums' 'image:--format' 'image:--stall-timeout' 'init:--project' 'init:--key' '*:-f' '*:--file' '*:--output' '*:--log-format'
+        case 'up:--stage' 'up:--skip' 'up:--from' 'up:--junit' 'provision:--parallel' 'provision:--ip-timeout' 'provision:--ssh-timeout' 'provision:--cloud-init-timeout' 'harden:--host' 'harden:--wait' 'harden:--profile' 'deploy:--host' 'deploy:--wait' 'verify:--host' 'verify:--only' 'verify:--skip' 'verify:--deadline' 'verify:--junit' 'verify:--parallel' 'snapshot:--ssh-timeout' 'image:--suite' 'image:--out' 'image:--cache-dir' 'image:--mirror' 'image:--package' 'image:--sha256' 'image:--sha512' 'image:--checksums' 'image:--format' 'image:--stall-timeout' 'init:--project' 'init:--key' '*:-f' '*:--file' '*:--output' '*:--log-format'
             return 0
     end
     return 1
@@ -114,10 +114,12 @@ complete -c labctl -n __labctl_needs_verb -a 'harden' -d 'Harden SSH on the lab 
 complete -c labctl -n __labctl_needs_verb -a 'deploy' -d 'Sync the stack with rsync and run \'docker compose up -d --build --wait\''
 complete -c labctl -n __labctl_needs_verb -a 'verify' -d 'Prove the telemetry chain end to end: targets, traces, logs, dashboards'
 complete -c labctl -n __labctl_needs_verb -a 'down' -d 'Remove exactly what labctl created for this lab (by metadata label)'
+complete -c labctl -n __labctl_needs_verb -a 'snapshot' -d 'Save, list, restore and delete verified snapshots of every VM of the lab'
 complete -c labctl -n __labctl_needs_verb -a 'plan' -d 'Compare lab.yaml with what exists in libvirt: create / keep / replace / delete'
 complete -c labctl -n __labctl_needs_verb -a 'validate' -d 'Check lab.yaml and report every problem at once (file:line:col and a hint)'
 complete -c labctl -n __labctl_needs_verb -a 'status' -d 'Show the lab\'s VMs, their state and addresses'
 complete -c labctl -n __labctl_needs_verb -a 'ssh' -d 'Open a shell on a lab VM (or run a command) with the pinned host key'
+complete -c labctl -n __labctl_needs_verb -a 'console' -d 'Attach to a VM\'s serial console (libvirt stream); Ctrl-] detaches'
 complete -c labctl -n __labctl_needs_verb -a 'doctor' -d 'Check this host: KVM, libvirt, pool, network, tools, key, disk'
 complete -c labctl -n __labctl_needs_verb -a 'image' -d 'Build the Debian cloud image lab VMs boot from, or download one by URL'
 complete -c labctl -n __labctl_needs_verb -a 'init' -d 'Write a commented lab.yaml and an ed25519 key pair (never overwrites anything)'
@@ -174,6 +176,13 @@ complete -c labctl -n '__labctl_using_verb down' -s h -l help -d 'Print this hel
 complete -c labctl -n '__labctl_using_verb down' -l help-all -d 'Print help for every command'
 complete -c labctl -n '__labctl_using_verb down' -l purge -d 'Also remove the base image volume (when unused) and the VMs\' host keys'
 
+# labctl snapshot
+complete -c labctl -n '__labctl_using_verb snapshot' -s h -l help -d 'Print this help message and exit'
+complete -c labctl -n '__labctl_using_verb snapshot' -l help-all -d 'Print help for every command'
+complete -c labctl -n '__labctl_using_verb snapshot' -l force -d 'Save without running verify first'
+complete -c labctl -n '__labctl_using_verb snapshot' -l ssh-timeout -x -d 'Seconds to wait for SSH on each restored VM (default 300)'
+complete -c labctl -n '__labctl_positional snapshot 0' -a 'save list restore delete'
+
 # labctl plan
 complete -c labctl -n '__labctl_using_verb plan' -s h -l help -d 'Print this help message and exit'
 complete -c labctl -n '__labctl_using_verb plan' -l help-all -d 'Print help for every command'
@@ -193,6 +202,12 @@ complete -c labctl -n '__labctl_using_verb status' -l help-all -d 'Print help fo
 complete -c labctl -n '__labctl_using_verb ssh' -s h -l help -d 'Print this help message and exit'
 complete -c labctl -n '__labctl_using_verb ssh' -l help-all -d 'Print help for every command'
 complete -c labctl -n '__labctl_positional ssh 0' -a '(__labctl_vms)' -d 'VM name from lab.yaml'
+
+# labctl console
+complete -c labctl -n '__labctl_using_verb console' -s h -l help -d 'Print this help message and exit'
+complete -c labctl -n '__labctl_using_verb console' -l help-all -d 'Print help for every command'
+complete -c labctl -n '__labctl_using_verb console' -l force -d 'Take the console over from another client'
+complete -c labctl -n '__labctl_positional console 0' -a '(__labctl_vms)' -d 'The lab VM'
 
 # labctl doctor
 complete -c labctl -n '__labctl_using_verb doctor' -s h -l help -d 'Print this help message and exit'

@@ -135,10 +135,12 @@ int run(int argc, char** argv) {
     add(register_deploy);
     add(register_verify);
     add(register_down);
+    add(register_snapshot);
     add(register_plan);
     add(register_validate);
     add(register_status);
     add(register_ssh);
+    add(register_console);
     add(register_doctor);
     add(register_image);
     add(register_init);

@@ -57,6 +57,8 @@ Runner register_status(CLI::App& app, Context& ctx);
 Runner register_ssh(CLI::App& app, Context& ctx);
 Runner register_doctor(CLI::App& app, Context& ctx);
 Runner register_image(CLI::App& app, Context& ctx);
+Runner register_snapshot(CLI::App& app, Context& ctx);
+Runner register_console(CLI::App& app, Context& ctx);
 Runner register_init(CLI::App& app, Context& ctx);
 Runner register_completion(CLI::App& app, Context& ctx);
 Runner register_version(CLI::App& app, Context& ctx);

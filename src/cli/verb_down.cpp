@@ -1,3 +1,8 @@
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <filesystem>
+
 #include <labctl/core/log.hpp>
 #include <labctl/core/table.hpp>
 #include <labctl/provision/lab.hpp>
@@ -20,6 +25,12 @@ Runner register_down(CLI::App& app, Context& ctx) {
         provision::DownOptions opts;
         opts.purge = *purge;
         const auto lab = provision::down_lab(spec, opts);
+        // The snapshots went with their domains (down lists them): their saved verify reports
+        // go too, once every host's lab is gone.
+        if (lab.failures.empty()) {
+            std::error_code ec;
+            std::filesystem::remove_all(std::filesystem::path(spec.state_dir()) / "snapshots", ec);
+        }
         const auto& changes = lab.changes;
         if (ctx.global.json()) {
             print_json({{"project", spec.project},

@@ -22,6 +22,7 @@
 #include <labctl/verify/verify.hpp>
 
 #include "app.hpp"
+#include "lab_verify.hpp"
 #include "targets.hpp"
 
 namespace labctl::cli {
@@ -209,6 +210,37 @@ report::HostReport verify_target(const config::LabSpec& spec, const Target& targ
 
 } // namespace
 
+bool LabVerify::ok() const {
+    return std::all_of(runs.begin(), runs.end(),
+                       [](const report::HostReport& r) { return r.summary.ok(); });
+}
+
+nlohmann::json LabVerify::json() const {
+    if (runs.size() == 1)
+        return report::to_json(runs.front().host, runs.front().results, runs.front().summary);
+    nlohmann::json hosts = nlohmann::json::array();
+    for (const auto& r : runs)
+        hosts.push_back(report::to_json(r.host, r.results, r.summary));
+    return {{"schema", 1}, {"ok", ok()}, {"hosts", hosts}};
+}
+
+std::string LabVerify::text() const {
+    if (runs.size() == 1)
+        return report::human(runs.front().results, runs.front().summary);
+    std::string text;
+    for (const auto& r : runs)
+        text += fmt::format("{}== {}\n{}", text.empty() ? "" : "\n", r.host,
+                            report::human(r.results, r.summary));
+    return text;
+}
+
+LabVerify verify_lab(const config::LabSpec& spec) {
+    LabVerify out;
+    for (const auto& target : stack_targets(spec, spec.deploy.host))
+        out.runs.push_back(verify_target(spec, target, !spec.deploy.host.empty(), {}, {}));
+    return out;
+}
+
 Runner register_verify(CLI::App& app, Context& ctx) {
     auto opts = std::make_shared<VerifyOptions>();
     auto* sub = app.add_subcommand(
@@ -249,32 +281,16 @@ Runner register_verify(CLI::App& app, Context& ctx) {
         const std::string host_flag = !opts->host.empty() ? opts->host : spec.deploy.host;
         // --host: that host; else every VM that runs the stack (deploy.role), one after the other.
         const std::vector<Target> targets = stack_targets(spec, host_flag);
-        std::vector<report::HostReport> runs;
+        LabVerify lab;
         for (const auto& target : targets)
-            runs.push_back(verify_target(spec, target, !host_flag.empty(), *opts, deadline));
-        bool ok = true;
-        for (const auto& r : runs)
-            ok = ok && r.summary.ok();
-        if (runs.size() == 1) {
-            const auto& r = runs.front();
-            if (ctx.global.json())
-                print_json(report::to_json(r.host, r.results, r.summary));
-            else
-                print(report::human(r.results, r.summary));
-        } else if (ctx.global.json()) {
-            nlohmann::json hosts = nlohmann::json::array();
-            for (const auto& r : runs)
-                hosts.push_back(report::to_json(r.host, r.results, r.summary));
-            print_json({{"schema", 1}, {"ok", ok}, {"hosts", hosts}});
-        } else {
-            std::string text;
-            for (const auto& r : runs)
-                text += fmt::format("{}== {}\n{}", text.empty() ? "" : "\n", r.host,
-                                    report::human(r.results, r.summary));
-            print(text);
-        }
+            lab.runs.push_back(verify_target(spec, target, !host_flag.empty(), *opts, deadline));
+        const bool ok = lab.ok();
+        if (ctx.global.json())
+            print_json(lab.json());
+        else
+            print(lab.text());
         if (!junit.empty()) {
-            write_report(junit, report::to_junit(runs));
+            write_report(junit, report::to_junit(lab.runs));
             log::info("verify: JUnit report written to {}", junit);
         }
         return ok ? 0 : to_int(ExitCode::verify);

@@ -127,8 +127,12 @@ std::vector<Change> down(const config::LabSpec& spec, LibvirtSession& session,
         if (!d.labctl || d.labctl->project != spec.project)
             continue;
         signals::check();
+        // Its snapshots live in its overlay and libvirt's metadata of it: they go with it.
+        const auto snapshots = labctl_snapshot_names(conn, d.name, spec.project);
         destroy_domain(conn, d.name);
         changed("delete", "domain", d.name, d.active ? "was running" : "");
+        for (const auto& s : snapshots)
+            changed("delete", "snapshot", s, fmt::format("of domain '{}'", d.name));
     }
 
     // Volumes: the overlay and seed of each of the lab's VMs; the base image only with purge and
@@ -310,8 +314,11 @@ std::optional<Change> purge_host_keys(const config::LabSpec& spec,
     if (removed.empty())
         return std::nullopt;
     log::info("delete state {}: the SSH host keys of {}", keys.string(), fmt::join(removed, ", "));
-    return Change{"delete", "state", keys.string(),
-                  fmt::format("the SSH host keys of {}", fmt::join(removed, ", ")), {}};
+    return Change{"delete",
+                  "state",
+                  keys.string(),
+                  fmt::format("the SSH host keys of {}", fmt::join(removed, ", ")),
+                  {}};
 }
 
 std::vector<Change> down(const config::LabSpec& spec, const DownOptions& options) {

@@ -20,9 +20,6 @@
 
 namespace labctl::provision {
 
-namespace {
-
-/// The session of host i: the caller's, or one opened (and kept in `owned`) for this call.
 LibvirtSession& session_for(const HostSessions& sessions, std::size_t i, const std::string& uri,
                             std::optional<LibvirtSession>& owned) {
     if (i < sessions.size() && sessions[i] != nullptr)
@@ -30,6 +27,8 @@ LibvirtSession& session_for(const HostSessions& sessions, std::size_t i, const s
     owned.emplace(LibvirtSession::open(uri));
     return *owned;
 }
+
+namespace {
 
 /// "host 'kvm2': <what>" in a lab of several hosts; `what` as it is otherwise.
 std::string on_host(const config::LabSpec& spec, const config::HostSpec& host,

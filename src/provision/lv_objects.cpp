@@ -106,14 +106,18 @@ void destroy_domain(const Connection& conn, const std::string& name) {
         return;
     if (virDomainIsActive(d.get()) == 1 && virDomainDestroy(d.get()) != 0)
         throw_operation_error(conn.get(), fmt::format("stopping domain '{}'", name));
-    if (virDomainUndefineFlags(d.get(), VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-                                            VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-                                            VIR_DOMAIN_UNDEFINE_NVRAM) != 0) {
-        const auto e = take_last_error();
-        log::debug("undefine with flags failed ({}), retrying without", e.message);
-        if (virDomainUndefine(d.get()) != 0)
-            throw_operation_error(conn.get(), fmt::format("undefining domain '{}'", name));
+    // The widest set first; a driver that knows fewer flags (the test driver has no NVRAM)
+    // gets the snapshot metadata flag alone, so a domain with snapshots still goes.
+    for (const unsigned flags :
+         {unsigned{VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                   VIR_DOMAIN_UNDEFINE_NVRAM},
+          unsigned{VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA}}) {
+        if (virDomainUndefineFlags(d.get(), flags) == 0)
+            return;
+        log::debug("undefine with flags {:#x} failed ({})", flags, take_last_error().message);
     }
+    if (virDomainUndefine(d.get()) != 0)
+        throw_operation_error(conn.get(), fmt::format("undefining domain '{}'", name));
 }
 
 void destroy_network(const Connection& conn, const std::string& name) {

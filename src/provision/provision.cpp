@@ -421,9 +421,13 @@ private:
         const bool replace_domain = action(ResourceKind::domain, dom_name) == PlanAction::replace;
         if (replace_domain) {
             step(fmt::format("replace:{}", vm.name));
+            const auto snapshots = labctl_snapshot_names(m_conn, dom_name, m_spec.project);
             destroy_domain(m_conn, dom_name);
             delete_volume(m_pool.get(), seed_volume_name(m_spec.project, vm.name));
             changed("delete", "domain", dom_name, "spec changed: replaced");
+            for (const auto& s : snapshots)
+                changed("delete", "snapshot", s,
+                        fmt::format("of domain '{}': it went with the replaced VM", dom_name));
         }
 
         step(fmt::format("overlay:{}", vm.name));

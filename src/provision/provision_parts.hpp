@@ -4,19 +4,30 @@
 
 #include <cstdint>
 #include <functional>
-#include <string>
-
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <labctl/config/lab_spec.hpp>
+#include <labctl/provision/lab.hpp>
 #include <labctl/provision/provision.hpp>
 
 #include "journal.hpp"
 #include "libvirt.hpp"
 
 namespace labctl::provision {
+
+/// The names of labctl's snapshots of `domain` (snapshot.cpp), for the removals that take them
+/// along (down, a replaced VM); empty when the domain has none or they cannot be read.
+std::vector<std::string> labctl_snapshot_names(const libvirt::Connection& conn,
+                                               const std::string& domain,
+                                               const std::string& project);
+
+/// The session of host i of a lab: the caller's, or one opened (and kept in `owned`) for this
+/// call (lab.cpp).
+LibvirtSession& session_for(const HostSessions& sessions, std::size_t i, const std::string& uri,
+                            std::optional<LibvirtSession>& owned);
 
 /// One host's provisioning in a lab of several (lab.cpp): run() is provision() for the host's
 /// view of the lab; after it succeeded, undo() removes what it made when another host failed.

@@ -112,6 +112,13 @@ if [ "${1:-}" = --inside ]; then
         fail "the server offers more than publickey: $(cat "$out/password.err")"
     "$labctl" ssh -f "$lab" lab1 -- true || fail "labctl ssh lab1"
 
+    step "labctl console: the serial console answers a return with its login prompt"
+    printf '\r' | timeout 60 "$labctl" console -f "$lab" lab1 >"$out/console.out" 2>"$out/console.err" ||
+        fail "labctl console exited $? ($(cat "$out/console.err"))"
+    grep -q "login:" "$out/console.out" ||
+        fail "no login prompt on the serial console: $(tail -c 300 "$out/console.out" | cat -v)"
+    grep -q "console of 'lab1': input ended" "$out/console.err" || fail "console did not say how it ended"
+
     step "second labctl up (converges)"
     timed up-second "$labctl" up -f "$lab" --junit "$out/verify-second.xml"
     grep -q "No changes: the lab is up to date." "$out/up-second.log" ||
@@ -119,6 +126,26 @@ if [ "${1:-}" = --inside ]; then
     grep -q "already hardened, nothing changed" "$out/up-second.log" ||
         fail "the second harden changed something (see $out/up-second.log)"
     ! grep -q "^ACTION " "$out/up-second.log" || fail "the second up changed the lab"
+
+    step "snapshot save (after verify), a task made after it, restore: the task is gone, verify passes"
+    timed snap-save "$labctl" snapshot save -f "$lab" e2e-base
+    grep -q "create  *snapshot  *e2e-base" "$out/snap-save.log" ||
+        fail "snapshot save did not say what it made (see $out/snap-save.log)"
+    "$labctl" snapshot list -f "$lab" | tee "$out/snap-list.txt" |
+        grep -qE "^e2e-base .* disk\+memory .* passed [0-9]+/[0-9]+" ||
+        fail "snapshot list does not show e2e-base with its verify result: $(cat "$out/snap-list.txt")"
+    "$labctl" status -f "$lab" | grep -q "^Snapshots: e2e-base" || fail "status does not show the snapshot"
+    task=$(curl -fsS --max-time 10 -X POST -H 'Content-Type: application/json' \
+        -d '{"title":"made after the snapshot"}' "http://$vm_ip:8080/api/tasks") ||
+        fail "POST /api/tasks on $vm_ip:8080"
+    task_id=$(printf '%s' "$task" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    curl -fsS --max-time 10 "http://$vm_ip:8080/api/tasks/$task_id" >/dev/null ||
+        fail "task $task_id is not there before the restore"
+    timed snap-restore "$labctl" snapshot restore -f "$lab" e2e-base
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://$vm_ip:8080/api/tasks/$task_id")
+    [ "$code" = 404 ] || fail "task $task_id answers $code after the restore, not 404"
+    grep -qE "[0-9]+ passed, 0 failed" "$out/snap-restore.log" ||
+        fail "the restore's verify did not pass (see $out/snap-restore.log)"
 
     step "the same stack from another directory converges; one changed file there is deployed"
     copy=$out/stack-copy
@@ -193,9 +220,14 @@ if [ "${1:-}" = --inside ]; then
     grep -q "lab1': $vm_ip2 (from the lease)" "$out/provision-ip2.log" ||
         fail "provision did not take $vm_ip2 from the lease (see $out/provision-ip2.log)"
     "$labctl" ssh -f "$lab2" lab1 -- true || fail "labctl ssh lab1 at $vm_ip2"
+    grep -q "delete  *snapshot  *e2e-base .*went with the replaced VM" "$out/provision-ip2.log" ||
+        fail "replacing the VM did not say that its snapshot went with it (see $out/provision-ip2.log)"
+    "$labctl" snapshot save --force -f "$lab2" e2e-last || fail "snapshot save --force"
 
     step "labctl down --purge removes network, DHCP entries, volumes and domains"
     "$labctl" down --purge -f "$lab2" 2>&1 | tee "$out/down.log"
+    grep -q "delete  *snapshot  *e2e-last" "$out/down.log" || fail "down did not remove the snapshot"
+    [ ! -e "$state/snapshots" ] || fail "down left the snapshots' reports in $state/snapshots"
     left=$(virsh_c list --all --name | grep -c "^$project-" || true)
     vols=$(virsh_c vol-list default 2>/dev/null | grep -cE " ($project-|labctl-bookworm-)" || true)
     nets=$(virsh_c net-list --all --name | grep -c "^$project" || true)
@@ -300,6 +332,12 @@ step "figures"
     echo "provision after the reservation changed: $(elapsed "$a" "$b") s"
     echo "stage timings, first up:";  sed -n '/^STAGE/,/^total/p' "$out/up-first.log"
     echo "stage timings, second up:"; sed -n '/^STAGE/,/^total/p' "$out/up-second.log"
+    read -r a b <"$out/snap-save.time"
+    echo "snapshot save (verify, then the VM's disk, memory and device state): $(elapsed "$a" "$b") s"
+    grep -h "create  *snapshot" "$out/snap-save.log" | sed 's/^/  /'
+    read -r a b <"$out/snap-restore.time"
+    echo "snapshot restore (revert, SSH, verify): $(elapsed "$a" "$b") s"
+    grep -h "revert  *domain" "$out/snap-restore.log" | sed 's/^/  /'
     read -r a b <"$out/up-changed.time"
     echo "up after one changed file: $(elapsed "$a" "$b") s"
     echo "stage timings, up after one changed file:"; sed -n '/^STAGE/,/^total/p' "$out/up-changed.log"

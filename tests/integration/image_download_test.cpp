@@ -272,17 +272,6 @@ std::vector<std::string> cached_files(const fs::path& cache) {
     return out;
 }
 
-int exit_code_of(const std::function<void()>& f, std::string* message = nullptr) {
-    try {
-        f();
-    } catch (const Error& e) {
-        if (message)
-            *message = std::string(e.what()) + "\nhint: " + e.hint();
-        return to_int(e.code());
-    }
-    return 0;
-}
-
 } // namespace
 
 TEST_CASE("an image behind a redirect chain is downloaded, verified and cached under its digest, "
@@ -327,7 +316,7 @@ TEST_CASE("image.checksums finds the image's line in SHA512SUMS and in Ubuntu-st
     // A file the checksum file does not list.
     o.url = m.url("/slow/missing.qcow2");
     std::string message;
-    CHECK(exit_code_of([&] { image::download(o); }, &message) == 3);
+    CHECK(test::exit_code_of([&] { image::download(o); }, &message) == 3);
     CHECK(test::contains(message, "has no line for 'missing.qcow2'"));
     CHECK(test::contains(message, "disk.qcow2"));
 }
@@ -338,7 +327,7 @@ TEST_CASE("a wrong checksum is exit 3 naming both digests, and leaves nothing in
     auto o = options(m.url("/disk.qcow2"), cache.path());
     o.sha256 = std::string(64, 'b');
     std::string message;
-    CHECK(exit_code_of([&] { image::download(o); }, &message) == 3);
+    CHECK(test::exit_code_of([&] { image::download(o); }, &message) == 3);
     CHECK(test::contains(message, m.sha256));
     CHECK(test::contains(message, std::string(64, 'b')));
     CHECK(cached_files(cache.path()).empty());
@@ -353,15 +342,15 @@ TEST_CASE("a 404, a redirect loop and a redirect from https to http are exit 3 e
     std::string message;
     auto o = options(m.url("/nothing.qcow2"), cache.path());
     o.sha256 = m.sha256;
-    CHECK(exit_code_of([&] { image::download(o); }, &message) == 3);
+    CHECK(test::exit_code_of([&] { image::download(o); }, &message) == 3);
     CHECK(test::contains(message, m.url("/nothing.qcow2") + " answered HTTP 404 Not Found"));
     o.url = m.url("/loop1");
-    CHECK(exit_code_of([&] { image::download(o); }, &message) == 3);
+    CHECK(test::exit_code_of([&] { image::download(o); }, &message) == 3);
     CHECK(test::contains(message, fmt::format("redirect loop: {} -> {} -> {}", m.url("/loop1"),
                                               m.url("/loop2"), m.url("/loop1"))));
     o.url = m.tls_url("/to-http");
     ::setenv("SSL_CERT_FILE", m.ca().c_str(), 1); // read once, when the TLS context is made
-    CHECK(exit_code_of([&] { image::download(o); }, &message) == 3);
+    CHECK(test::exit_code_of([&] { image::download(o); }, &message) == 3);
     CHECK(test::contains(message, "refusing a redirect from https to http"));
     CHECK(cached_files(cache.path()).empty());
     CHECK(m.requests("/disk.qcow2", 200) == 0);
@@ -456,7 +445,7 @@ TEST_CASE("a body cut short is exit 3 that keeps what came, and the next run res
     d.update(body);
     o.sha256 = d.finish_hex();
     std::string message;
-    CHECK(exit_code_of([&] { image::download(o); }, &message) == 3);
+    CHECK(test::exit_code_of([&] { image::download(o); }, &message) == 3);
     CHECK(test::contains(message, fmt::format("closed the connection after {} of {} bytes",
                                               body.size() / 2, body.size())));
     CHECK(test::contains(message, "resumes"));
@@ -475,7 +464,7 @@ TEST_CASE("a server that stops sending is exit 4 after the stall bound, not a ha
     o.stall_timeout = 1500ms;
     const auto started = std::chrono::steady_clock::now();
     std::string message;
-    CHECK(exit_code_of([&] { image::download(o); }, &message) == 4);
+    CHECK(test::exit_code_of([&] { image::download(o); }, &message) == 4);
     const auto took = std::chrono::steady_clock::now() - started;
     CHECK(took < 10s);
     CHECK(test::contains(message, "sent nothing for 1.5 s"));
@@ -507,4 +496,33 @@ TEST_CASE("two runs downloading the same image at once take turns: one download,
                          "waiting for another labctl downloading the same image"));
     CHECK(m.requests("/slow/disk.qcow2", 200) == 1);
     CHECK(file_digest(a.at("path").get<std::string>(), "sha256") == m.sha256);
+}
+
+TEST_CASE("labctl image fetch without a URL downloads the lab file's image.url with its checksum "
+          "(file:/// here), and a second run is a cache hit") {
+    test::TempDir lab;
+    const std::string body = random_token(256 << 10);
+    const auto image = lab.write("mirror/base.qcow2", body);
+    Digest d("sha512");
+    d.update(body);
+    const auto sha512 = d.finish_hex();
+    lab.write("mirror/SHA512SUMS", fmt::format("{}  base.qcow2\n", sha512));
+    const auto file = lab.write(
+        "lab.yaml", fmt::format("version: 1\nproject: fetch\nimage:\n  url: file://{}\n"
+                                "  checksums: file://{}\nvms:\n  - name: vm1\n",
+                                image.string(), (lab.path() / "mirror/SHA512SUMS").string()));
+    const auto fetch = [&] {
+        return test::run_labctl({"--output", "json", "image", "fetch", "-f", file.string(),
+                                 "--cache-dir", (lab.path() / "cache").string()});
+    };
+    const auto first = fetch();
+    INFO(first.err);
+    REQUIRE(first.exit_code == 0);
+    const auto j = nlohmann::json::parse(first.out);
+    CHECK(j.at("digest") == sha512);
+    CHECK(j.at("cached") == false);
+    CHECK(test::read_file(j.at("path").get<std::string>()) == body);
+    const auto second = fetch();
+    REQUIRE(second.exit_code == 0);
+    CHECK(nlohmann::json::parse(second.out).at("cached") == true);
 }

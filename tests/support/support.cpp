@@ -4,6 +4,8 @@
 #include <random>
 #include <sstream>
 
+#include <labctl/core/error.hpp>
+
 #include "skip.hpp"
 
 namespace labctl::test {
@@ -77,6 +79,18 @@ std::string qcow2_header(std::uint64_t virtual_size) {
         h[static_cast<std::size_t>(24 + i)] =
             static_cast<char>((virtual_size >> (8 * (7 - i))) & 0xff);
     return h;
+}
+
+int exit_code_of(const std::function<void()>& f, std::string* message) {
+    try {
+        f();
+    } catch (const Error& e) {
+        if (message != nullptr)
+            *message = e.hint().empty() ? std::string(e.what())
+                                        : std::string(e.what()) + "\nhint: " + e.hint();
+        return to_int(e.code());
+    }
+    return 0;
 }
 
 } // namespace labctl::test

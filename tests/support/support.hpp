@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,10 @@ private:
 ProcessResult run_labctl(const std::vector<std::string>& args, ProcessOptions options = {});
 
 std::string read_file(const std::filesystem::path& p);
+
+/// Runs `f`: 0 when it returns, else the exit code of the labctl::Error it throws (its message,
+/// with the hint, in `message` when given). Other exceptions pass through.
+int exit_code_of(const std::function<void()>& f, std::string* message = nullptr);
 
 /// A qcow2 header claiming `virtual_size` bytes: enough for labctl, which reads the size and
 /// uploads the bytes (libvirt's test driver keeps no contents). The layout is QEMU's
