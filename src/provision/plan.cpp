@@ -213,8 +213,8 @@ private:
         }
         if (r.kind == ResourceKind::overlay_volume && v->capacity != r.bytes) {
             add(PlanAction::replace, r,
-                fmt::format("{}; capacity {} -> {}: the disk is recreated", r.detail,
-                            approx_size(v->capacity), approx_size(r.bytes)));
+                fmt::format("{}; capacity {} -> {}: the disk is recreated, its data is lost",
+                            r.detail, approx_size(v->capacity), approx_size(r.bytes)));
             return;
         }
         if (r.kind == ResourceKind::seed_volume) {
