@@ -211,6 +211,16 @@ private:
                 fmt::format("{}; size {} -> {}: uploaded again", r.detail, v->capacity, r.bytes));
             return;
         }
+        // A smaller disk than the VM has would cut its file system: never done, also not by
+        // recreating the disk (its data would be lost without a word).
+        if (r.kind == ResourceKind::overlay_volume && v->capacity > r.bytes)
+            throw usage_error(
+                fmt::format("VM '{}': shrinking its disk ({} -> {}) is refused: the data on it "
+                            "would be lost",
+                            r.vm, approx_size(v->capacity), approx_size(r.bytes)),
+                fmt::format("keep disk at {} or more in lab.yaml; to start VM '{}' over with a "
+                            "smaller disk: labctl down, then labctl up",
+                            approx_size(v->capacity), r.vm));
         if (r.kind == ResourceKind::overlay_volume && v->capacity != r.bytes) {
             add(PlanAction::replace, r,
                 fmt::format("{}; capacity {} -> {}: the disk is recreated, its data is lost",

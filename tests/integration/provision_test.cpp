@@ -522,3 +522,22 @@ TEST_CASE("image.url is downloaded, verified and uploaded only when the base vol
     provision::down(lab.spec, session, purge);
     CHECK(code_of([&] { provision::provision(lab.spec, session); }) == 2);
 }
+
+TEST_CASE("a smaller disk in lab.yaml is refused with exit 2, and the VM and its disk stay as "
+          "they are",
+          "[provision]") {
+    Lab lab;
+    auto session = lab.open();
+    provision::provision(lab.spec, session);
+    const auto before = names(session.inventory());
+    auto smaller = lab.spec;
+    smaller.vms[0].disk_bytes = 10ULL << 30;
+    CHECK(code_of([&] { provision::provision(smaller, session); }) == 2);
+    CHECK(names(session.inventory()) == before);
+    const auto after = session.inventory();
+    const auto* pool = after.find_pool("default");
+    REQUIRE(pool != nullptr);
+    const auto* disk = pool->find_volume("lab-lab1.qcow2");
+    REQUIRE(disk != nullptr);
+    CHECK(disk->capacity == 20ULL << 30);
+}

@@ -128,6 +128,23 @@ TEST_CASE("a disk of another size is replaced", "[provision][plan]") {
     CHECK(disk->detail.find("capacity 10 GiB -> 20 GiB") != std::string::npos);
 }
 
+TEST_CASE("a smaller disk than the VM has is refused (exit 2) before anything changes",
+          "[provision][plan]") {
+    const auto spec = spec_from(k_lab);
+    auto inv = provisioned(spec);
+    inv.pools[0].volumes[1].capacity = 40ULL << 30;
+    try {
+        plan_against(spec, inv, {});
+        FAIL("no error");
+    } catch (const Error& e) {
+        CHECK(e.code() == ExitCode::usage);
+        CHECK(std::string(e.what()) ==
+              "VM 'lab1': shrinking its disk (40 GiB -> 20 GiB) is refused: the data on it would "
+              "be lost");
+        CHECK(e.hint().find("labctl down, then labctl up") != std::string::npos);
+    }
+}
+
 TEST_CASE("a domain without labctl metadata is refused by name", "[provision][plan]") {
     const auto spec = spec_from(k_lab);
     auto inv = provisioned(spec);
