@@ -257,8 +257,6 @@ Attempt fetch_into(const DownloadOptions& o, const ExpectedDigest& want, const f
         have += n;
         a.received += n;
         progress.bytes(have, a.received, body->total);
-        if (o.on_bytes)
-            o.on_bytes(have, body->total);
     }
     a.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (body->total && have != *body->total)

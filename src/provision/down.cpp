@@ -127,9 +127,7 @@ std::vector<Change> down(const config::LabSpec& spec, LibvirtSession& session,
         if (!d.labctl || d.labctl->project != spec.project)
             continue;
         signals::check();
-        // Its snapshots live in its overlay and libvirt's metadata of it: they go with it.
-        const auto snapshots = labctl_snapshot_names(conn, d.name, spec.project);
-        destroy_domain(conn, d.name);
+        const auto snapshots = destroy_domain_and_snapshots(conn, d.name, spec.project);
         changed("delete", "domain", d.name, d.active ? "was running" : "");
         for (const auto& s : snapshots)
             changed("delete", "snapshot", s, fmt::format("of domain '{}'", d.name));

@@ -183,4 +183,15 @@ void check_image_complete(const std::string& path, const std::string& format) {
     }
 }
 
+std::string base_image_file(const config::ImageSpec& image, const ProvisionOptions& options) {
+    if (!image.path.empty())
+        return image.path;
+    if (!options.fetch_image)
+        throw usage_error(
+            fmt::format("image.url {} needs a download, and this command does not download",
+                        image.url),
+            "run 'labctl up' or 'labctl provision'");
+    return options.fetch_image();
+}
+
 } // namespace labctl::provision

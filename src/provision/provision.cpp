@@ -303,15 +303,7 @@ private:
             m_base.reset();
             delete_volume(m_pool.get(), name);
         }
-        std::string path = m_spec.image.path;
-        if (path.empty()) {
-            if (!m_options.fetch_image)
-                throw usage_error(fmt::format("image.url {} needs a download, and this command "
-                                              "does not download",
-                                              m_spec.image.url),
-                                  "run 'labctl up' or 'labctl provision'");
-            path = m_options.fetch_image();
-        }
+        const std::string path = base_image_file(m_spec.image, m_options);
         const std::uint64_t virtual_size = image_virtual_size(path, m_spec.image.format);
         // Without image.sha256 a qcow2 file cut short is refused by its own metadata before a
         // volume exists; with it, the digest of the streamed bytes decides (and the journal
@@ -421,8 +413,7 @@ private:
         const bool replace_domain = action(ResourceKind::domain, dom_name) == PlanAction::replace;
         if (replace_domain) {
             step(fmt::format("replace:{}", vm.name));
-            const auto snapshots = labctl_snapshot_names(m_conn, dom_name, m_spec.project);
-            destroy_domain(m_conn, dom_name);
+            const auto snapshots = destroy_domain_and_snapshots(m_conn, dom_name, m_spec.project);
             delete_volume(m_pool.get(), seed_volume_name(m_spec.project, vm.name));
             changed("delete", "domain", dom_name, "spec changed: replaced");
             for (const auto& s : snapshots)

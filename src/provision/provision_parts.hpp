@@ -18,11 +18,16 @@
 
 namespace labctl::provision {
 
-/// The names of labctl's snapshots of `domain` (snapshot.cpp), for the removals that take them
-/// along (down, a replaced VM); empty when the domain has none or they cannot be read.
-std::vector<std::string> labctl_snapshot_names(const libvirt::Connection& conn,
-                                               const std::string& domain,
-                                               const std::string& project);
+/// destroy_domain for a domain that may hold labctl snapshots (snapshot.cpp): they live in its
+/// overlay and libvirt's metadata of it, so they go with it. Returns their names, for down and a
+/// replaced VM to report (empty when it had none or they could not be read).
+std::vector<std::string> destroy_domain_and_snapshots(const libvirt::Connection& conn,
+                                                      const std::string& domain,
+                                                      const std::string& project);
+
+/// The base image file to upload: image.path, or image.url downloaded by options.fetch_image
+/// (image_file.cpp); Error(usage) when the URL needs a download this command does not make.
+std::string base_image_file(const config::ImageSpec& image, const ProvisionOptions& options);
 
 /// The session of host i of a lab: the caller's, or one opened (and kept in `owned`) for this
 /// call (lab.cpp).

@@ -159,9 +159,9 @@ void sync_clock(const LabVm& v) {
 
 } // namespace
 
-std::vector<std::string> labctl_snapshot_names(const libvirt::Connection& conn,
-                                               const std::string& domain,
-                                               const std::string& project) {
+std::vector<std::string> destroy_domain_and_snapshots(const libvirt::Connection& conn,
+                                                      const std::string& domain,
+                                                      const std::string& project) {
     LabVm v{domain, "", &conn, conn.find_domain(domain)};
     std::vector<std::string> out;
     if (!v.domain)
@@ -172,6 +172,8 @@ std::vector<std::string> labctl_snapshot_names(const libvirt::Connection& conn,
     } catch (const Error& e) {
         log::debug("the snapshots of '{}' could not be listed: {}", domain, e.what());
     }
+    v.domain.reset();
+    destroy_domain(conn, domain);
     return out;
 }
 

@@ -18,7 +18,6 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <optional>
 #include <string>
 
@@ -34,9 +33,6 @@ struct DownloadOptions {
     std::chrono::milliseconds connect_timeout = std::chrono::seconds(20);
     std::chrono::milliseconds stall_timeout = std::chrono::seconds(60);
     int max_redirects = 10;
-    /// Called after each chunk written with the bytes of the file on disk and the whole length
-    /// when known; tests use it to stop a download part-way.
-    std::function<void(std::uint64_t have, std::optional<std::uint64_t> total)> on_bytes;
 };
 
 struct DownloadedImage {
