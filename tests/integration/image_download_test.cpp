@@ -171,7 +171,9 @@ http {{
 
 /// One-connection-at-a-time HTTP server on a loopback port for what nginx does not do: `cut`
 /// ends the first response after half its body (later ones honour Range); `stall` sends half the
-/// body and then nothing, holding the connection until the test ends.
+/// body and then nothing, holding the connection until the test ends. Its 206 answers are
+/// written as nginx's range filter writes them, "Content-Range: bytes FIRST-LAST/TOTAL" with the
+/// length of the rest (nginx/nginx@release-1.22.1:src/http/modules/ngx_http_range_filter_module.c).
 class RawServer {
 public:
     enum class Mode { cut, stall };
