@@ -25,7 +25,9 @@ nlohmann::json plan_json(const provision::Plan& plan) {
                              {"kind", provision::kind_name(item.kind)},
                              {"name", item.name},
                              {"vm", item.vm},
-                             {"detail", item.detail}});
+                             {"detail", item.detail},
+                             {"restarts", item.restarts},
+                             {"loses_data", item.loses_data}});
     return {{"project", plan.project},
             {"uri", plan.uri},
             {"offline", plan.offline},
@@ -33,6 +35,7 @@ nlohmann::json plan_json(const provision::Plan& plan) {
             {"summary",
              {{"create", plan.count(provision::PlanAction::create)},
               {"keep", plan.count(provision::PlanAction::keep)},
+              {"update", plan.count(provision::PlanAction::update)},
               {"replace", plan.count(provision::PlanAction::replace)},
               {"delete", plan.count(provision::PlanAction::remove)}}},
             {"resources", resources},
@@ -95,7 +98,8 @@ int run_plan(const Context& ctx, const PlanOptions& opts) {
 Runner register_plan(CLI::App& app, Context& ctx) {
     auto opts = std::make_shared<PlanOptions>();
     auto* sub = app.add_subcommand(
-        "plan", "Compare lab.yaml with what exists in libvirt: create / keep / replace / delete");
+        "plan", "Compare lab.yaml with what exists in libvirt: create / keep / update / replace / "
+                "delete");
     sub->add_flag("--detailed-exitcode", opts->detailed_exitcode,
                   "Exit 10 when there are changes, 0 when none");
     sub->add_flag("--offline", opts->offline,

@@ -1,3 +1,4 @@
+#include <charconv>
 #include <sstream>
 #include <vector>
 
@@ -28,6 +29,15 @@ void take_lines(std::string& buf, const std::function<void(const std::string&)>&
         cb(buf);
         buf.clear();
     }
+}
+
+std::optional<std::uint64_t> parse_u64(std::string_view s) {
+    s = trim(s);
+    std::uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size())
+        return std::nullopt;
+    return v;
 }
 
 std::string_view trim(std::string_view s) {

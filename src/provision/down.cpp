@@ -12,6 +12,7 @@
 #include <labctl/core/signals.hpp>
 #include <labctl/provision/naming.hpp>
 #include <labctl/provision/provision.hpp>
+#include <labctl/provision/vm_change.hpp>
 #include <labctl/remote/known_hosts.hpp>
 
 #include "libvirt.hpp"
@@ -57,6 +58,20 @@ std::vector<std::string> lab_vms(const config::LabSpec& spec, const Inventory& i
     return out;
 }
 
+/// "current", "to update" (sizes changed: updated in place) or "to replace".
+std::string spec_state(const config::LabSpec& spec, const config::VmSpec& vm,
+                       const Inventory& inv) {
+    switch (compare_vm(spec, vm, inv).change) {
+    case VmChange::none:
+        return "current";
+    case VmChange::resize:
+        return "to update";
+    case VmChange::replace:
+        return "to replace";
+    }
+    return "?";
+}
+
 } // namespace
 
 std::vector<VmStatus> status(const config::LabSpec& spec, LibvirtSession& session) {
@@ -80,9 +95,7 @@ std::vector<VmStatus> status(const config::LabSpec& spec, LibvirtSession& sessio
                 s.state = state_name(state);
             else
                 s.state = d->active ? "running" : "shut off";
-            s.spec = vs == nullptr                                     ? "not in lab.yaml"
-                     : d->labctl->spec_hash == vm_spec_hash(spec, *vs) ? "current"
-                                                                       : "changed";
+            s.spec = vs == nullptr ? "not in lab.yaml" : spec_state(spec, *vs, inv);
         }
         const std::string mac = deterministic_mac(spec.project, vm);
         if (spec.user_network() && vs != nullptr) {

@@ -200,6 +200,10 @@ Inventory inspect_connection(const libvirt::Connection& conn) {
         if (xml.empty())
             throw_last_error(fmt::format("cannot read the XML of domain '{}'", facts.name));
         facts.labctl = parse_labctl_metadata(xml);
+        const xml::Element root = xml::parse(xml);
+        if (const xml::Element* vcpu = root.child("vcpu"))
+            facts.cpus = static_cast<unsigned>(parse_u64(vcpu->text).value_or(0));
+        facts.memory_bytes = scaled_bytes(root.child("memory"));
         const int active = virDomainIsActive(dom.get());
         if (active < 0)
             throw_last_error(fmt::format("cannot read the state of domain '{}'", facts.name));

@@ -118,6 +118,12 @@ std::string labctl_metadata_xml(const LabctlMetadata& metadata) {
     if (!metadata.spec_hash.empty())
         body +=
             fmt::format("<{0}:spec-hash>{1}</{0}:spec-hash>", p, xml_escape(metadata.spec_hash));
+    if (metadata.cpus > 0)
+        body += fmt::format("<{0}:cpus>{1}</{0}:cpus>", p, metadata.cpus);
+    if (metadata.memory_bytes > 0)
+        body += fmt::format("<{0}:memory>{1}</{0}:memory>", p, metadata.memory_bytes);
+    if (metadata.disk_bytes > 0)
+        body += fmt::format("<{0}:disk>{1}</{0}:disk>", p, metadata.disk_bytes);
     return fmt::format("<{0}:lab xmlns:{0}=\"{1}\">{2}</{0}:lab>", p, k_metadata_namespace, body);
 }
 
@@ -133,6 +139,10 @@ std::optional<LabctlMetadata> parse_labctl_metadata(std::string_view object_xml)
         m.project = e.child_text("project");
         m.vm = e.child_text("vm");
         m.spec_hash = e.child_text("spec-hash");
+        // A size that is not a plain number counts as not recorded.
+        m.cpus = static_cast<unsigned>(parse_u64(e.child_text("cpus")).value_or(0));
+        m.memory_bytes = parse_u64(e.child_text("memory")).value_or(0);
+        m.disk_bytes = parse_u64(e.child_text("disk")).value_or(0);
         return m;
     }
     return std::nullopt;

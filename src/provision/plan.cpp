@@ -10,6 +10,7 @@
 #include <labctl/provision/naming.hpp>
 #include <labctl/provision/network.hpp>
 #include <labctl/provision/plan.hpp>
+#include <labctl/provision/vm_change.hpp>
 
 #include "format.hpp"
 
@@ -21,6 +22,8 @@ std::string_view action_name(PlanAction action) {
         return "create";
     case PlanAction::keep:
         return "keep";
+    case PlanAction::update:
+        return "update";
     case PlanAction::replace:
         return "replace";
     case PlanAction::remove:
@@ -35,13 +38,22 @@ std::size_t Plan::count(PlanAction action) const {
 }
 
 bool Plan::has_changes() const {
-    return count(PlanAction::create) + count(PlanAction::replace) + count(PlanAction::remove) > 0;
+    return count(PlanAction::keep) < items.size();
+}
+
+std::vector<const PlanItem*> Plan::disruptive() const {
+    std::vector<const PlanItem*> out;
+    for (const auto& i : items)
+        if (i.restarts || i.loses_data)
+            out.push_back(&i);
+    return out;
 }
 
 std::string Plan::summary() const {
-    return fmt::format("Plan: {} to create, {} to keep, {} to replace, {} to delete.",
+    return fmt::format("Plan: {} to create, {} to keep, {} to update, {} to replace, {} to delete.",
                        count(PlanAction::create), count(PlanAction::keep),
-                       count(PlanAction::replace), count(PlanAction::remove));
+                       count(PlanAction::update), count(PlanAction::replace),
+                       count(PlanAction::remove));
 }
 
 namespace {
@@ -98,8 +110,23 @@ public:
     }
 
 private:
-    void add(PlanAction action, const DesiredResource& r, std::string detail) {
-        m_plan.items.push_back({action, r.kind, r.name, std::move(detail), r.vm});
+    PlanItem& add(PlanAction action, const DesiredResource& r, std::string detail) {
+        return m_plan.items.emplace_back(
+            PlanItem{action, r.kind, r.name, std::move(detail), r.vm, false, false});
+    }
+
+    /// How the VM's existing domain differs from lab.yaml; nullptr when it has none (or one
+    /// labctl did not make: domain() refuses that).
+    const VmDiff* vm_diff(const std::string& vm_name) {
+        if (const auto it = m_diffs.find(vm_name); it != m_diffs.end())
+            return &it->second;
+        const DomainFacts* d = m_existing.find_domain(domain_name(m_spec.project, vm_name));
+        const config::VmSpec* vm = m_spec.find_vm(vm_name);
+        if (d == nullptr || !d->labctl || vm == nullptr)
+            return nullptr;
+        const VolumeFacts* disk = find_volume(overlay_volume_name(m_spec.project, vm_name));
+        return &m_diffs.emplace(vm_name, compare_vm(m_spec, *vm, *d, disk ? disk->capacity : 0))
+                    .first->second;
     }
 
     void check_unique_macs() const {
@@ -211,31 +238,46 @@ private:
                 fmt::format("{}; size {} -> {}: uploaded again", r.detail, v->capacity, r.bytes));
             return;
         }
-        // A smaller disk than the VM has would cut its file system: never done, also not by
-        // recreating the disk (its data would be lost without a word).
-        if (r.kind == ResourceKind::overlay_volume && v->capacity > r.bytes)
-            throw usage_error(
-                fmt::format("VM '{}': shrinking its disk ({} -> {}) is refused: the data on it "
-                            "would be lost",
-                            r.vm, approx_size(v->capacity), approx_size(r.bytes)),
-                fmt::format("keep disk at {} or more in lab.yaml; to start VM '{}' over with a "
-                            "smaller disk: labctl down, then labctl up",
-                            approx_size(v->capacity), r.vm));
-        if (r.kind == ResourceKind::overlay_volume && v->capacity != r.bytes) {
-            add(PlanAction::replace, r,
-                fmt::format("{}; capacity {} -> {}: the disk is recreated, its data is lost",
-                            r.detail, approx_size(v->capacity), approx_size(r.bytes)));
+        if (r.kind == ResourceKind::overlay_volume) {
+            overlay(r, *v);
             return;
         }
         if (r.kind == ResourceKind::seed_volume) {
             // The seed carries the VM's settings: it is rebuilt with its domain.
-            const auto d = m_existing.find_domain(domain_name(m_spec.project, r.vm));
-            const auto* vm = m_spec.find_vm(r.vm);
-            if (d != nullptr && d->labctl && vm != nullptr &&
-                d->labctl->spec_hash != vm_spec_hash(m_spec, *vm)) {
+            const VmDiff* diff = vm_diff(r.vm);
+            if (diff != nullptr && diff->change == VmChange::replace) {
                 add(PlanAction::replace, r, r.detail + "; rebuilt with its domain");
                 return;
             }
+        }
+        add(PlanAction::keep, r, r.detail);
+    }
+
+    void overlay(const DesiredResource& r, const VolumeFacts& v) {
+        const VmDiff* diff = vm_diff(r.vm);
+        if (diff != nullptr && diff->change == VmChange::replace) {
+            add(PlanAction::replace, r,
+                fmt::format("{}; recreated with its replaced domain: the data on it is lost",
+                            r.detail))
+                .loses_data = true;
+            return;
+        }
+        // A smaller disk than the VM has would cut its file system: never done, also not by
+        // recreating the disk (its data would be lost without a word).
+        if (v.capacity > r.bytes)
+            throw usage_error(
+                fmt::format("VM '{}': shrinking its disk ({} -> {}) is refused: the data on it "
+                            "would be lost",
+                            r.vm, approx_size(v.capacity), approx_size(r.bytes)),
+                fmt::format("keep disk at {} or more in lab.yaml; to start VM '{}' over with a "
+                            "smaller disk: labctl down, then labctl up",
+                            approx_size(v.capacity), r.vm));
+        if (v.capacity < r.bytes) {
+            add(PlanAction::update, r,
+                fmt::format("{}; capacity {} -> {}: grown in place, then its file system; its "
+                            "data is kept",
+                            r.detail, approx_size(v.capacity), approx_size(r.bytes)));
+            return;
         }
         add(PlanAction::keep, r, r.detail);
     }
@@ -286,13 +328,27 @@ private:
             throw preflight(fmt::format("domain '{}' belongs to labctl project '{}' (VM '{}')",
                                         r.name, d->labctl->project, d->labctl->vm),
                             "change 'project' in lab.yaml so the names do not clash");
-        if (d->labctl->spec_hash == r.spec_hash)
-            add(PlanAction::keep, r, r.detail + (d->active ? "; running" : "; shut off"));
-        else
-            add(PlanAction::replace, r,
-                fmt::format("{}; spec changed (was {})", r.detail,
-                            d->labctl->spec_hash.empty() ? "unknown"
-                                                         : short_hash(d->labctl->spec_hash)));
+        const std::string state = d->active ? "running" : "shut off";
+        const VmDiff* diff = vm_diff(r.vm);
+        if (diff == nullptr || diff->change == VmChange::none ||
+            (diff->change == VmChange::resize && !diff->redefines())) {
+            add(PlanAction::keep, r, fmt::format("{}; {}", r.detail, state));
+            return;
+        }
+        if (diff->change == VmChange::resize) {
+            add(PlanAction::update, r,
+                fmt::format("{}; {}: redefined, {}; its disk is kept", r.detail,
+                            diff->cpus_memory_text(),
+                            d->active ? "then restarted (it is running)"
+                                      : "in effect when it starts (shut off)"))
+                .restarts = d->active;
+            return;
+        }
+        add(PlanAction::replace, r,
+            fmt::format("{}; spec changed (was {}): replaced with a new disk and seed{}", r.detail,
+                        d->labctl->spec_hash.empty() ? "unknown" : short_hash(d->labctl->spec_hash),
+                        d->active ? " (running: stopped first)" : ""))
+            .restarts = d->active;
     }
 
     void stale() {
@@ -301,17 +357,20 @@ private:
                 continue;
             const std::string& vm = d.labctl->vm;
             const auto remove = [&](ResourceKind kind, const std::string& name,
-                                    std::string detail) {
-                m_plan.items.push_back({PlanAction::remove, kind, name, std::move(detail), vm});
+                                    std::string detail) -> PlanItem& {
+                return m_plan.items.emplace_back(
+                    PlanItem{PlanAction::remove, kind, name, std::move(detail), vm, false, false});
             };
             remove(ResourceKind::domain, d.name,
                    fmt::format("VM '{}' is no longer in lab.yaml{}", vm,
-                               d.active ? " (running: it is stopped first)" : ""));
-            for (const auto& [kind, name] :
-                 {std::pair{ResourceKind::overlay_volume, overlay_volume_name(m_spec.project, vm)},
-                  std::pair{ResourceKind::seed_volume, seed_volume_name(m_spec.project, vm)}})
-                if (find_volume(name) != nullptr)
-                    remove(kind, name, fmt::format("volume of VM '{}'", vm));
+                               d.active ? " (running: it is stopped first)" : ""))
+                .restarts = d.active;
+            if (const auto disk = overlay_volume_name(m_spec.project, vm); find_volume(disk))
+                remove(ResourceKind::overlay_volume, disk,
+                       fmt::format("disk of VM '{}': the data on it is lost", vm))
+                    .loses_data = true;
+            if (const auto seed = seed_volume_name(m_spec.project, vm); find_volume(seed))
+                remove(ResourceKind::seed_volume, seed, fmt::format("volume of VM '{}'", vm));
         }
         if (m_network == nullptr)
             return;
@@ -319,9 +378,9 @@ private:
             if (h.name.empty() || m_spec_vms.count(h.name) ||
                 h.mac != deterministic_mac(m_spec.project, h.name))
                 continue;
-            m_plan.items.push_back({PlanAction::remove, ResourceKind::dhcp_host, h.name,
-                                    fmt::format("{} -> {} in {}", h.mac, h.ip, m_network->name),
-                                    h.name});
+            m_plan.items.push_back(PlanItem{
+                PlanAction::remove, ResourceKind::dhcp_host, h.name,
+                fmt::format("{} -> {} in {}", h.mac, h.ip, m_network->name), h.name, false, false});
         }
     }
 
@@ -334,6 +393,7 @@ private:
     bool m_network_created = false;
     bool m_base_created = false;
     const PoolFacts* m_pool = nullptr;
+    std::map<std::string, VmDiff> m_diffs;
 };
 
 } // namespace

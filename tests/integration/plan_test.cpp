@@ -4,11 +4,13 @@
 #include <fmt/format.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <regex>
 
 #include <labctl/config/ipv4.hpp>
 #include <labctl/config/loader.hpp>
+#include <labctl/core/process.hpp>
 #include <labctl/provision/host.hpp>
 #include <labctl/provision/naming.hpp>
 
@@ -28,6 +30,7 @@ using labctl::test::contains;
 struct LabOptions {
     std::string uri = "test:///default";
     int cpus = 2;
+    int ssh_port = 22; ///< written only when not 22
     std::string network_mode = "nat";
     std::string cidr = "10.66.77.0/24";
     std::string pool_path;
@@ -58,6 +61,8 @@ vms:
     disk: 20GiB
 )",
                      o.network_mode, o.cidr, o.cpus);
+    if (o.ssh_port != 22)
+        y += fmt::format("ssh:\n  port: {}\n", o.ssh_port);
     return y;
 }
 
@@ -149,7 +154,8 @@ TEST_CASE("plan against an empty host lists every object to create", "[plan]") {
     CHECK(contains(r.out, "ACTION"));
     CHECK(contains(r.out, "DETAIL"));
     CHECK(contains(r.out, provision::deterministic_mac("lab", "lab1") + " -> 10.66.77.10"));
-    CHECK(contains(r.out, "\nPlan: 7 to create, 0 to keep, 0 to replace, 0 to delete.\n"));
+    CHECK(contains(r.out,
+                   "\nPlan: 7 to create, 0 to keep, 0 to update, 0 to replace, 0 to delete.\n"));
 }
 
 TEST_CASE("plan with an existing pool keeps it and creates the rest", "[plan]") {
@@ -159,7 +165,7 @@ TEST_CASE("plan with an existing pool keeps it and creates the rest", "[plan]") 
     REQUIRE(r.exit_code == 0);
     CHECK(has_row(r.out, "keep", "pool", "default"));
     CHECK(contains(r.out, "dir pool at /var/lib/libvirt/images, 100 GiB free"));
-    CHECK(contains(r.out, "Plan: 6 to create, 1 to keep, 0 to replace, 0 to delete."));
+    CHECK(contains(r.out, "Plan: 6 to create, 1 to keep, 0 to update, 0 to replace, 0 to delete."));
 }
 
 TEST_CASE("plan --detailed-exitcode exits 10 when there are changes", "[plan]") {
@@ -183,20 +189,63 @@ TEST_CASE("plan keeps everything that exists with matching labctl metadata", "[p
     CHECK(has_row(r.out, "keep", "volume", "lab-lab1.qcow2"));
     CHECK(has_row(r.out, "keep", "volume", "lab-lab1-seed.iso"));
     CHECK(has_row(r.out, "keep", "domain", "lab-lab1"));
-    CHECK(contains(r.out, "Plan: 0 to create, 7 to keep, 0 to replace, 0 to delete."));
+    CHECK(contains(r.out, "Plan: 0 to create, 7 to keep, 0 to update, 0 to replace, 0 to delete."));
 }
 
-TEST_CASE("plan replaces a domain whose spec hash differs and rebuilds its seed", "[plan]") {
+TEST_CASE("plan updates a domain whose cpus changed in place, keeping its disk and seed, also "
+          "when it was made before labctl recorded its sizes",
+          "[plan]") {
+    // The fixture's metadata has no sizes: its <vcpu>, <memory> and the disk's capacity count.
     const Lab lab("existing.xml", {.cpus = 4});
+    const auto r = lab.plan({"--detailed-exitcode"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 10);
+    CHECK(has_row(r.out, "update", "domain", "lab-lab1"));
+    CHECK(has_row(r.out, "keep", "volume", "lab-lab1-seed.iso"));
+    CHECK(has_row(r.out, "keep", "volume", "lab-lab1.qcow2"));
+    CHECK(contains(r.out, "2 -> 4 vCPU: redefined, then restarted (it is running); its disk is "
+                          "kept"));
+    CHECK(contains(r.out, "Plan: 0 to create, 6 to keep, 1 to update, 0 to replace, 0 to delete."));
+}
+
+TEST_CASE("provision asks before a restart: refused without a terminal to ask on (exit 2, "
+          "nothing changed), applied with --yes",
+          "[plan]") {
+    const Lab lab("existing.xml", {.cpus = 4});
+    const auto key = lab.dir().path() / ".labctl" / "id_ed25519";
+    std::filesystem::create_directories(key.parent_path());
+    REQUIRE(run_process({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key.string()}).ok());
+    auto r = run_labctl({"provision", "-f", lab.file()});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.err, "these changes restart a running VM or lose data, and there is no "
+                          "terminal to ask on; nothing was changed:"));
+    CHECK(contains(r.err, "update domain lab-lab1: "));
+    CHECK(contains(r.err, "add --yes to apply them"));
+    CHECK_FALSE(contains(r.err, "update domain lab-lab1: redefined"));
+
+    // Each run reloads the test driver's state from the fixture: --yes applies the update to it.
+    r = run_labctl({"provision", "--yes", "-f", lab.file()});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(has_row(r.out, "update", "domain", "lab-lab1"));
+    CHECK(contains(r.out, "2 -> 4 vCPU: redefined, shut down to start with them"));
+    CHECK(has_row(r.out, "start", "domain", "lab-lab1"));
+}
+
+TEST_CASE("plan replaces a domain whose spec changed otherwise, with its seed and its disk, whose "
+          "data it says is lost",
+          "[plan]") {
+    const Lab lab("existing.xml", {.ssh_port = 2222});
     const auto r = lab.plan({"--detailed-exitcode"});
     INFO(r.out << r.err);
     CHECK(r.exit_code == 10);
     CHECK(has_row(r.out, "replace", "domain", "lab-lab1"));
     CHECK(has_row(r.out, "replace", "volume", "lab-lab1-seed.iso"));
-    CHECK(has_row(r.out, "keep", "volume", "lab-lab1.qcow2"));
-    CHECK(contains(r.out, "4 vCPU"));
+    CHECK(has_row(r.out, "replace", "volume", "lab-lab1.qcow2"));
+    CHECK(contains(r.out, "recreated with its replaced domain: the data on it is lost"));
     CHECK(contains(r.out, "spec changed (was "));
-    CHECK(contains(r.out, "Plan: 0 to create, 5 to keep, 2 to replace, 0 to delete."));
+    CHECK(contains(r.out, "Plan: 0 to create, 4 to keep, 0 to update, 3 to replace, 0 to delete."));
 }
 
 TEST_CASE("plan deletes labctl domains of this project that left the spec", "[plan]") {
@@ -209,7 +258,7 @@ TEST_CASE("plan deletes labctl domains of this project that left the spec", "[pl
     CHECK(has_row(r.out, "delete", "volume", "lab-old-seed.iso"));
     CHECK(has_row(r.out, "delete", "dhcp-host", "old"));
     CHECK(contains(r.out, "VM 'old' is no longer in lab.yaml"));
-    CHECK(contains(r.out, "Plan: 0 to create, 7 to keep, 0 to replace, 4 to delete."));
+    CHECK(contains(r.out, "Plan: 0 to create, 7 to keep, 0 to update, 0 to replace, 4 to delete."));
 }
 
 TEST_CASE("plan refuses a domain of the same name that labctl did not create", "[plan]") {
@@ -293,7 +342,7 @@ TEST_CASE("plan in user network mode plans no network and no DHCP reservations",
     CHECK_FALSE(contains(r.out, "network  "));
     CHECK_FALSE(contains(r.out, "dhcp-host"));
     CHECK(contains(r.out, "user network (SLIRP)"));
-    CHECK(contains(r.out, "Plan: 4 to create, 1 to keep, 0 to replace, 0 to delete."));
+    CHECK(contains(r.out, "Plan: 4 to create, 1 to keep, 0 to update, 0 to replace, 0 to delete."));
 }
 
 TEST_CASE("plan exits 3 with libvirt's message and a hint when libvirt is unreachable", "[plan]") {
@@ -325,7 +374,7 @@ TEST_CASE("plan --offline plans against an empty host and warns that it did", "[
     CHECK(contains(r.err, "storage pool 'default' must already exist"));
     CHECK(has_row(r.out, "create", "network", "lab-net"));
     CHECK(has_row(r.out, "keep", "pool", "default"));
-    CHECK(contains(r.out, "Plan: 6 to create, 1 to keep, 0 to replace, 0 to delete."));
+    CHECK(contains(r.out, "Plan: 6 to create, 1 to keep, 0 to update, 0 to replace, 0 to delete."));
 }
 
 TEST_CASE("plan --output json has a stable schema", "[plan]") {
@@ -339,26 +388,35 @@ TEST_CASE("plan --output json has a stable schema", "[plan]") {
     CHECK(j.at("offline") == false);
     CHECK(j.at("changes") == true);
     CHECK(j.at("summary") ==
-          nlohmann::json{{"create", 0}, {"keep", 5}, {"replace", 2}, {"delete", 4}});
+          nlohmann::json{{"create", 0}, {"keep", 6}, {"update", 1}, {"replace", 0}, {"delete", 4}});
     CHECK(j.at("warnings").is_array());
     const auto& resources = j.at("resources");
     REQUIRE(resources.size() == 11);
     for (const auto& item : resources) {
-        CHECK(item.size() == 5);
+        CHECK(item.size() == 7);
         for (const char* key : {"action", "kind", "name", "vm", "detail"})
             CHECK(item.at(key).is_string());
+        CHECK(item.at("restarts").is_boolean());
+        CHECK(item.at("loses_data").is_boolean());
     }
     CHECK(resources[0] == nlohmann::json{{"action", "keep"},
                                          {"kind", "network"},
                                          {"name", "lab-net"},
                                          {"vm", ""},
-                                         {"detail", resources[0].at("detail")}});
-    const auto replaced = std::find_if(resources.begin(), resources.end(), [](const auto& i) {
-        return i.at("kind") == "domain" && i.at("action") == "replace";
+                                         {"detail", resources[0].at("detail")},
+                                         {"restarts", false},
+                                         {"loses_data", false}});
+    const auto updated = std::find_if(resources.begin(), resources.end(), [](const auto& i) {
+        return i.at("kind") == "domain" && i.at("action") == "update";
     });
-    REQUIRE(replaced != resources.end());
-    CHECK(replaced->at("name") == "lab-lab1");
-    CHECK(replaced->at("vm") == "lab1");
+    REQUIRE(updated != resources.end());
+    CHECK(updated->at("name") == "lab-lab1");
+    CHECK(updated->at("vm") == "lab1");
+    CHECK(updated->at("restarts") == true);
+    const auto lost = std::find_if(resources.begin(), resources.end(),
+                                   [](const auto& i) { return i.at("name") == "lab-old.qcow2"; });
+    REQUIRE(lost != resources.end());
+    CHECK(lost->at("loses_data") == true);
     CHECK(r.out.find("Plan:") == std::string::npos);
 }
 

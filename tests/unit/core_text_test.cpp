@@ -80,3 +80,13 @@ TEST_CASE("take_lines without a callback leaves the buffer alone", "[core][text]
     labctl::take_lines(buf, {}, true);
     CHECK(buf == "a\nb");
 }
+
+TEST_CASE("parse_u64 takes plain decimal numbers only", "[core][text]") {
+    CHECK(labctl::parse_u64("42") == 42U);
+    CHECK(labctl::parse_u64(" 18446744073709551615\n") == 18446744073709551615ULL);
+    CHECK_FALSE(labctl::parse_u64("18446744073709551616")); // overflow
+    CHECK_FALSE(labctl::parse_u64("-1"));
+    CHECK_FALSE(labctl::parse_u64("+1"));
+    CHECK_FALSE(labctl::parse_u64("12k"));
+    CHECK_FALSE(labctl::parse_u64(""));
+}

@@ -140,6 +140,27 @@ TEST_CASE("labctl metadata XML round-trips through the parser", "[provision][nam
     CHECK(network.find("vm>") == std::string::npos);
 }
 
+TEST_CASE("a domain's metadata records the sizes its spec hash was made with",
+          "[provision][naming]") {
+    const LabctlMetadata m{"lab", "lab1", std::string(64, 'a'), 3, 6ULL << 30, 22ULL << 30};
+    const auto element = labctl_metadata_xml(m);
+    CHECK(element.find("<labctl:cpus>3</labctl:cpus>") != std::string::npos);
+    const auto parsed =
+        parse_labctl_metadata("<domain><metadata>" + element + "</metadata></domain>");
+    REQUIRE(parsed);
+    CHECK(parsed->cpus == 3);
+    CHECK(parsed->memory_bytes == 6ULL << 30);
+    CHECK(parsed->disk_bytes == 22ULL << 30);
+    // A domain made before sizes were recorded, or a size that is no number: not recorded (0).
+    const auto old = parse_labctl_metadata(
+        "<domain><metadata><labctl:lab xmlns:labctl=\"https://labctl.dev/xmlns/labctl/1\">"
+        "<labctl:project>lab</labctl:project><labctl:cpus>-3</labctl:cpus></labctl:lab>"
+        "</metadata></domain>");
+    REQUIRE(old);
+    CHECK(old->cpus == 0);
+    CHECK(old->memory_bytes == 0);
+}
+
 TEST_CASE("metadata in another namespace or none at all is not labctl's", "[provision][naming]") {
     CHECK_FALSE(parse_labctl_metadata("<domain><name>x</name></domain>"));
     CHECK_FALSE(parse_labctl_metadata(

@@ -61,8 +61,12 @@ Inventory provisioned(const config::LabSpec& spec) {
                  {"lab-lab1.qcow2", "", 20ULL << 30},
                  {"lab-lab1-seed.iso", "", 1 << 20}};
     inv.pools.push_back(p);
+    const auto& vm = spec.vms[0];
+    // As provision records it: the spec hash and the sizes it was made with.
     inv.domains.push_back(
-        {"lab-lab1", true, LabctlMetadata{"lab", "lab1", vm_spec_hash(spec, spec.vms[0])}});
+        {"lab-lab1", true,
+         LabctlMetadata{"lab", "lab1", vm_spec_hash(spec, vm), static_cast<unsigned>(vm.cpus),
+                        vm.memory_bytes, vm.disk_bytes}});
     return inv;
 }
 
@@ -92,8 +96,10 @@ TEST_CASE("a fully provisioned lab plans no changes", "[provision][plan]") {
     const auto plan = plan_against(spec, provisioned(spec), {});
     CHECK_FALSE(plan.has_changes());
     CHECK(plan.count(PlanAction::keep) == 7);
-    CHECK(plan.summary() == "Plan: 0 to create, 7 to keep, 0 to replace, 0 to delete.");
+    CHECK(plan.summary() ==
+          "Plan: 0 to create, 7 to keep, 0 to update, 0 to replace, 0 to delete.");
     CHECK(plan.warnings.empty());
+    CHECK(plan.disruptive().empty());
 }
 
 TEST_CASE("an empty host plans everything as create, in creation order", "[provision][plan]") {
@@ -107,25 +113,100 @@ TEST_CASE("an empty host plans everything as create, in creation order", "[provi
     CHECK(plan.has_changes());
 }
 
-TEST_CASE("a changed spec replaces the domain and its seed, not its disk", "[provision][plan]") {
+TEST_CASE("a changed spec other than sizes replaces the domain, its seed and its disk, saying "
+          "that the disk's data is lost",
+          "[provision][plan]") {
     const auto before = spec_from(k_lab);
     const auto after = spec_from(k_lab + "libvirt:\n  domain_type: qemu\n");
     const auto plan = plan_against(after, provisioned(before), {});
-    CHECK(item(plan, ResourceKind::domain, "lab-lab1")->action == PlanAction::replace);
+    const auto* domain = item(plan, ResourceKind::domain, "lab-lab1");
+    CHECK(domain->action == PlanAction::replace);
+    CHECK(domain->restarts); // it runs
     CHECK(item(plan, ResourceKind::seed_volume, "lab-lab1-seed.iso")->action ==
           PlanAction::replace);
-    CHECK(item(plan, ResourceKind::overlay_volume, "lab-lab1.qcow2")->action == PlanAction::keep);
+    const auto* disk = item(plan, ResourceKind::overlay_volume, "lab-lab1.qcow2");
+    CHECK(disk->action == PlanAction::replace);
+    CHECK(disk->loses_data);
+    CHECK(disk->detail.find("the data on it is lost") != std::string::npos);
+    CHECK(plan.disruptive().size() == 2);
 }
 
-TEST_CASE("a disk of another size is replaced", "[provision][plan]") {
+TEST_CASE("a larger disk is grown in place: only the disk is updated, nothing else changes",
+          "[provision][plan]") {
+    const auto before = spec_from(k_lab);
+    auto yaml = k_lab;
+    yaml.replace(yaml.find("disk: 20GiB"), 11, "disk: 22GiB");
+    const auto after = spec_from(yaml);
+    const auto plan = plan_against(after, provisioned(before), {});
+    const auto* disk = item(plan, ResourceKind::overlay_volume, "lab-lab1.qcow2");
+    REQUIRE(disk);
+    CHECK(disk->action == PlanAction::update);
+    CHECK(disk->detail.find("capacity 20 GiB -> 22 GiB: grown in place, then its file system; "
+                            "its data is kept") != std::string::npos);
+    CHECK(item(plan, ResourceKind::domain, "lab-lab1")->action == PlanAction::keep);
+    CHECK(item(plan, ResourceKind::seed_volume, "lab-lab1-seed.iso")->action == PlanAction::keep);
+    CHECK(plan.count(PlanAction::update) == 1);
+    CHECK(plan.disruptive().empty()); // nothing restarts, nothing is lost: no question asked
+    CHECK(plan.summary() ==
+          "Plan: 0 to create, 6 to keep, 1 to update, 0 to replace, 0 to delete.");
+}
+
+TEST_CASE("a disk found smaller than lab.yaml says is grown, also with an unchanged spec",
+          "[provision][plan]") {
     const auto spec = spec_from(k_lab);
     auto inv = provisioned(spec);
     inv.pools[0].volumes[1].capacity = 10ULL << 30;
     const auto plan = plan_against(spec, inv, {});
     const auto* disk = item(plan, ResourceKind::overlay_volume, "lab-lab1.qcow2");
     REQUIRE(disk);
-    CHECK(disk->action == PlanAction::replace);
+    CHECK(disk->action == PlanAction::update);
     CHECK(disk->detail.find("capacity 10 GiB -> 20 GiB") != std::string::npos);
+    CHECK_FALSE(disk->loses_data);
+}
+
+TEST_CASE("new cpus or memory update the domain in place: a running VM restarts, a shut off one "
+          "does not, its disk and seed are kept",
+          "[provision][plan]") {
+    const auto before = spec_from(k_lab);
+    const auto after = spec_from(k_lab + "    cpus: 3\n    memory: 6GiB\n");
+    auto inv = provisioned(before);
+    auto plan = plan_against(after, inv, {});
+    const auto* domain = item(plan, ResourceKind::domain, "lab-lab1");
+    REQUIRE(domain);
+    CHECK(domain->action == PlanAction::update);
+    CHECK(domain->restarts);
+    CHECK_FALSE(domain->loses_data);
+    CHECK(domain->detail.find("2 -> 3 vCPU, 4 GiB -> 6 GiB memory: redefined, then restarted (it "
+                              "is running); its disk is kept") != std::string::npos);
+    CHECK(item(plan, ResourceKind::overlay_volume, "lab-lab1.qcow2")->action == PlanAction::keep);
+    CHECK(item(plan, ResourceKind::seed_volume, "lab-lab1-seed.iso")->action == PlanAction::keep);
+    REQUIRE(plan.disruptive().size() == 1);
+
+    inv.domains[0].active = false;
+    plan = plan_against(after, inv, {});
+    domain = item(plan, ResourceKind::domain, "lab-lab1");
+    CHECK(domain->action == PlanAction::update);
+    CHECK_FALSE(domain->restarts);
+    CHECK(domain->detail.find("in effect when it starts (shut off)") != std::string::npos);
+    CHECK(plan.disruptive().empty());
+}
+
+TEST_CASE("a domain made before labctl recorded its sizes is compared by its definition's",
+          "[provision][plan]") {
+    const auto before = spec_from(k_lab);
+    const auto after = spec_from(k_lab + "    cpus: 4\n");
+    auto inv = provisioned(before);
+    auto& d = inv.domains[0];
+    d.labctl->cpus = 0;
+    d.labctl->memory_bytes = 0;
+    d.labctl->disk_bytes = 0;
+    d.cpus = 2;                  // <vcpu>
+    d.memory_bytes = 4ULL << 30; // <memory>; the disk's size is its volume's capacity
+    CHECK(item(plan_against(after, inv, {}), ResourceKind::domain, "lab-lab1")->action ==
+          PlanAction::update);
+    d.memory_bytes = 3ULL << 30; // not what the hash was made with: anything may have changed
+    CHECK(item(plan_against(after, inv, {}), ResourceKind::domain, "lab-lab1")->action ==
+          PlanAction::replace);
 }
 
 TEST_CASE("a smaller disk than the VM has is refused (exit 2) before anything changes",
@@ -167,6 +248,8 @@ TEST_CASE("labctl domains of this project that left the spec are deleted with th
     CHECK(plan.count(PlanAction::remove) == 3);
     CHECK(item(plan, ResourceKind::domain, "lab-old")->action == PlanAction::remove);
     CHECK(item(plan, ResourceKind::overlay_volume, "lab-old.qcow2")->action == PlanAction::remove);
+    CHECK(item(plan, ResourceKind::overlay_volume, "lab-old.qcow2")->loses_data);
+    CHECK_FALSE(item(plan, ResourceKind::domain, "lab-old")->restarts); // shut off
     CHECK(item(plan, ResourceKind::dhcp_host, "old")->action == PlanAction::remove);
     CHECK_FALSE(item(plan, ResourceKind::domain, "other-vm"));
     CHECK_FALSE(item(plan, ResourceKind::domain, "handmade"));

@@ -2,7 +2,9 @@
 // Text helpers shared by modules.
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +22,9 @@ void take_lines(std::string& buf, const std::function<void(const std::string&)>&
 
 /// `s` without leading and trailing ASCII whitespace (space, \t, \n, \v, \f, \r); a view into `s`.
 std::string_view trim(std::string_view s);
+
+/// `s` (trimmed) as a decimal number: only digits, no sign, no overflow; nullopt otherwise.
+std::optional<std::uint64_t> parse_u64(std::string_view s);
 
 /// `s` with ASCII letters A-Z lowered (locale-independent; other bytes unchanged).
 std::string lower(std::string_view s);

@@ -61,6 +61,8 @@ struct DomainFacts {
     std::string name;
     bool active = false;
     std::optional<LabctlMetadata> labctl; ///< present when labctl created it
+    unsigned cpus = 0;                    ///< <vcpu> of its definition
+    std::uint64_t memory_bytes = 0;       ///< <memory> of its definition
 };
 
 struct Inventory {

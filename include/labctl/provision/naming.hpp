@@ -2,6 +2,7 @@
 // The names and labels of the libvirt objects labctl makes for a lab, derived from the LabSpec
 // alone so that every stage (plan, provision, down, status) agrees on them.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,8 +40,9 @@ std::string deterministic_mac(std::string_view project, std::string_view vm);
 
 /// 64 hex characters: sha256 of every setting that shapes the VM's domain, disk and seed (project,
 /// name, cpus, memory, disk, ip, domain type, network, image, pool, ssh user and port). Roles and
-/// the stages after provisioning do not count. Stored in the domain's metadata; a different hash
-/// means the VM is replaced.
+/// the stages after provisioning do not count. Stored in the domain's metadata with the sizes it
+/// was made with: a hash that differs only by the sizes means the VM is updated in place
+/// (vm_change.hpp), any other difference that it is replaced.
 std::string vm_spec_hash(const config::LabSpec& spec, const config::VmSpec& vm);
 
 /// What labctl writes into an object's <metadata>.
@@ -48,10 +50,15 @@ struct LabctlMetadata {
     std::string project;
     std::string vm;        ///< domains only
     std::string spec_hash; ///< domains only
+    /// Domains only: the sizes spec_hash was made with (0: not recorded, a domain made before
+    /// labctl recorded them).
+    unsigned cpus = 0;
+    std::uint64_t memory_bytes = 0;
+    std::uint64_t disk_bytes = 0;
 };
 
 /// `<labctl:lab xmlns:labctl="..."><labctl:project>..</labctl:project>...</labctl:lab>` for a
-/// domain's or network's <metadata> (vm and spec-hash only when set).
+/// domain's or network's <metadata> (vm, spec-hash and the sizes only when set).
 std::string labctl_metadata_xml(const LabctlMetadata& metadata);
 
 /// Reads labctl's element from a domain or network XML document (the element in <metadata>

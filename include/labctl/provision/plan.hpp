@@ -1,7 +1,8 @@
 #pragma once
 // plan: the lab's desired state (desired.hpp) compared with what exists in libvirt
-// (inventory.hpp): every object is to be created, kept, replaced or deleted. Objects labctl did
-// not make are never planned for change; a name clash with one is refused.
+// (inventory.hpp): every object is to be created, kept, updated in place, replaced or deleted.
+// Objects labctl did not make are never planned for change; a name clash with one is refused.
+// Items that restart a running VM or lose data are flagged: provision asks before them.
 
 #include <cstddef>
 #include <string>
@@ -15,9 +16,9 @@
 
 namespace labctl::provision {
 
-enum class PlanAction { create, keep, replace, remove };
+enum class PlanAction { create, keep, update, replace, remove };
 
-/// "create", "keep", "replace", "delete"
+/// "create", "keep", "update", "replace", "delete"
 std::string_view action_name(PlanAction action);
 
 struct PlanItem {
@@ -25,7 +26,9 @@ struct PlanItem {
     ResourceKind kind;
     std::string name;
     std::string detail;
-    std::string vm; ///< the VM it belongs to; "" for shared objects
+    std::string vm;          ///< the VM it belongs to; "" for shared objects
+    bool restarts = false;   ///< stops a running VM (redefined or replaced)
+    bool loses_data = false; ///< a disk with the VM's data is deleted or recreated
 };
 
 struct Plan {
@@ -36,9 +39,11 @@ struct Plan {
     std::vector<std::string> warnings;
 
     std::size_t count(PlanAction action) const;
-    /// Anything to create, replace or delete.
+    /// Anything to create, update, replace or delete.
     bool has_changes() const;
-    /// "Plan: 9 to create, 0 to keep, 0 to replace, 0 to delete."
+    /// The items that restart a running VM or lose data: what provision asks about first.
+    std::vector<const PlanItem*> disruptive() const;
+    /// "Plan: 9 to create, 0 to keep, 0 to update, 0 to replace, 0 to delete."
     std::string summary() const;
 };
 
