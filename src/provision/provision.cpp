@@ -31,12 +31,14 @@
 #include <labctl/provision/plan.hpp>
 #include <labctl/provision/provision.hpp>
 #include <labctl/provision/seed.hpp>
+#include <labctl/provision/vm_change.hpp>
 #include <labctl/remote/known_hosts.hpp>
 
 #include "journal.hpp"
 #include "libvirt.hpp"
 #include "lv_objects.hpp"
 #include "provision_parts.hpp"
+#include "vm_update.hpp"
 
 namespace labctl::provision {
 
@@ -61,13 +63,15 @@ public:
 
     ProvisionResult run() {
         m_test_driver = m_conn.driver() == "TEST" || m_conn.driver() == "Test";
-        const Inventory existing = inspect_connection(m_conn);
+        m_existing = inspect_connection(m_conn);
         const auto routes = is_local_libvirt_uri(m_spec.libvirt.uri) ? read_host_routes()
                                                                      : std::vector<HostRoute>{};
-        m_plan = plan_against(m_spec, existing, routes);
+        m_plan = plan_against(m_spec, m_existing, routes);
         for (const auto& item : m_plan.items)
             m_actions[{item.kind, item.name}] = item.action;
-        check_forward_ports(existing);
+        check_forward_ports(m_spec, m_existing);
+        if (m_options.approve && !m_plan.disruptive().empty())
+            m_options.approve(m_plan);
         try {
             shared_objects();
             remove_stale();
@@ -156,32 +160,6 @@ private:
         }
     }
 
-    /// mode user: QEMU binds every forward on 127.0.0.1 when the domain starts; a port taken by
-    /// anything else would fail the start half-way with QEMU's terse error. Ports of a domain
-    /// that keeps running (or is replaced, which stops it first) are its own.
-    void check_forward_ports(const Inventory& existing) const {
-        if (!m_spec.user_network())
-            return;
-        if (!is_local_libvirt_uri(m_spec.libvirt.uri)) {
-            log::debug("remote libvirt host: its 127.0.0.1 ports are not checked from here");
-            return;
-        }
-        for (const auto& vm : m_spec.vms) {
-            const DomainFacts* d = existing.find_domain(domain_name(m_spec.project, vm.name));
-            if (d != nullptr && d->active && d->labctl && d->labctl->project == m_spec.project)
-                continue;
-            for (const auto& f : vm.forwards)
-                if (const auto why = loopback_port_busy(f.host))
-                    throw Error(ExitCode::preflight,
-                                fmt::format("VM '{}': host port {} (forwarded to guest port {}) "
-                                            "is already in use on 127.0.0.1: {}",
-                                            vm.name, f.host, f.guest, *why),
-                                fmt::format("stop what listens there (ss -ltnp 'sport = :{}'), "
-                                            "or change the host port in network.forwards",
-                                            f.host));
-        }
-    }
-
     /// The lab's copy of a direct-boot file in the pool, uploaded through a stream like the base
     /// image (works over qemu+ssh://, and the file becomes readable by the qemu user).
     StorageVolHandle boot_volume(const std::string& name, const std::string& path) {
@@ -216,18 +194,8 @@ private:
     void network() {
         const std::string& name = m_spec.network.name;
         if (action(ResourceKind::network, name) == PlanAction::create) {
-            const std::string xml = network_xml(m_spec);
-            NetworkHandle net(virNetworkDefineXML(m_conn.get(), xml.c_str()));
-            if (!net)
-                throw_operation_error(m_conn.get(), fmt::format("defining network '{}'", name));
-            m_journal.add(fmt::format("network '{}'", name),
-                          [this, name] { destroy_network(m_conn, name); });
-            if (virNetworkCreate(net.get()) != 0)
-                throw_operation_error(m_conn.get(), fmt::format("starting network '{}'", name));
-            if (virNetworkSetAutostart(net.get(), 1) != 0)
-                log::debug("network '{}': autostart not set: {}", name, take_last_error().message);
+            m_network = create_network(m_conn, m_spec, m_journal);
             changed("create", "network", name, fmt::format("NAT {}", m_spec.network.cidr));
-            m_network = std::move(net);
             return;
         }
         m_network = m_conn.find_network(name);
@@ -243,33 +211,9 @@ private:
     void pool() {
         const std::string& name = m_spec.libvirt.pool;
         if (action(ResourceKind::pool, name) == PlanAction::create) {
-            const std::string xml = templates::render(
-                templates::load("libvirt/pool.xml"),
-                {{"name", xml_escape(name)}, {"path", xml_escape(m_spec.libvirt.pool_path)}});
-            StoragePoolHandle p(virStoragePoolDefineXML(m_conn.get(), xml.c_str(), 0));
-            if (!p)
-                throw_operation_error(m_conn.get(),
-                                      fmt::format("defining storage pool '{}'", name));
-            m_journal.add(fmt::format("storage pool '{}'", name), [this, name] {
-                if (auto h = m_conn.find_pool(name)) {
-                    if (virStoragePoolIsActive(h.get()) == 1)
-                        virStoragePoolDestroy(h.get());
-                    if (virStoragePoolUndefine(h.get()) != 0)
-                        throw_operation_error(m_conn.get(),
-                                              fmt::format("undefining storage pool '{}'", name));
-                }
-            });
-            if (virStoragePoolBuild(p.get(), 0) != 0)
-                throw_operation_error(m_conn.get(), fmt::format("building storage pool '{}' at {}",
-                                                                name, m_spec.libvirt.pool_path));
-            if (virStoragePoolCreate(p.get(), 0) != 0)
-                throw_operation_error(m_conn.get(),
-                                      fmt::format("starting storage pool '{}'", name));
-            if (virStoragePoolSetAutostart(p.get(), 1) != 0)
-                log::debug("pool '{}': autostart not set: {}", name, take_last_error().message);
+            m_pool = create_pool(m_conn, m_spec, m_journal);
             changed("create", "pool", name,
                     fmt::format("dir pool at {}", m_spec.libvirt.pool_path));
-            m_pool = std::move(p);
             return;
         }
         m_pool = m_conn.find_pool(name);
@@ -424,10 +368,12 @@ private:
         step(fmt::format("overlay:{}", vm.name));
         const std::string overlay = overlay_volume_name(m_spec.project, vm.name);
         StorageVolHandle disk = Connection::find_volume(m_pool.get(), overlay);
-        if (disk && (replace_domain || volume_capacity(disk.get()) != vm.disk_bytes)) {
+        if (disk && replace_domain) {
             delete_volume(m_pool.get(), overlay);
             disk.reset();
         }
+        // Grown in place (plan refused a smaller disk): the guest's file system after the wait.
+        const bool grown = disk && grow_overlay(vm, dom_name, disk.get());
         if (!disk) {
             const std::string base_path = take_string(virStorageVolGetPath(m_base.get()));
             disk = create_volume(overlay_volume_xml(m_spec, vm, base_path), overlay);
@@ -454,14 +400,12 @@ private:
 
         step(fmt::format("domain:{}", vm.name));
         DomainHandle dom = m_conn.find_domain(dom_name);
+        if (dom && action(ResourceKind::domain, dom_name) == PlanAction::update)
+            update_domain(vm, dom.get(), disk.get(), seed.get());
         if (!dom) {
-            BootPaths boot;
-            if (m_kernel && m_initrd)
-                boot = {take_string(virStorageVolGetPath(m_kernel.get())),
-                        take_string(virStorageVolGetPath(m_initrd.get()))};
             const std::string xml =
                 domain_xml(m_spec, vm, m_domain_type, take_string(virStorageVolGetPath(disk.get())),
-                           take_string(virStorageVolGetPath(seed.get())), boot);
+                           take_string(virStorageVolGetPath(seed.get())), boot_paths());
             dom.reset(
                 virDomainDefineXMLFlags(m_conn.get(), xml.c_str(), VIR_DOMAIN_DEFINE_VALIDATE));
             if (!dom)
@@ -502,6 +446,61 @@ private:
         }
         result.waited = true;
         result.cloud_init = w.cloud_init;
+        const VmDiff diff = compare_vm(m_spec, vm, m_existing);
+        if (grown || (diff.change == VmChange::resize && diff.from.disk_bytes < vm.disk_bytes)) {
+            // Also a disk grown by an earlier run whose file system step failed.
+            step(fmt::format("grow:{}", vm.name));
+            remote::ConnectOptions ssh = target.ssh;
+            if (!target.address_known)
+                ssh.endpoint.host = w.ip;
+            const FilesystemGrowth g = grow_guest_filesystem(ssh, vm.disk_bytes, m_cancel);
+            // Recorded only now: a run that fails before this grows the file system again.
+            set_domain_metadata(m_conn, dom.get(), domain_metadata_xml(m_spec, vm));
+            changed("update", "filesystem", fmt::format("{}:{}", vm.name, g.source),
+                    fmt::format("root file system ({}) grown online: {} -> {}", g.fstype,
+                                config::format_size(g.before), config::format_size(g.after)));
+        }
+    }
+
+    BootPaths boot_paths() const {
+        if (!m_kernel || !m_initrd)
+            return {};
+        return {take_string(virStorageVolGetPath(m_kernel.get())),
+                take_string(virStorageVolGetPath(m_initrd.get()))};
+    }
+
+    /// Grows the overlay to lab.yaml's size when it is smaller; true when it did.
+    bool grow_overlay(const config::VmSpec& vm, const std::string& dom_name,
+                      virStorageVolPtr disk) {
+        const std::uint64_t capacity = volume_capacity(disk);
+        if (capacity >= vm.disk_bytes)
+            return false;
+        const std::string name = overlay_volume_name(m_spec.project, vm.name);
+        const DomainHandle dom = m_conn.find_domain(dom_name);
+        grow_disk(m_conn, dom.get(), "vda", disk, name, vm.disk_bytes);
+        changed("update", "volume", name,
+                fmt::format("capacity {} -> {}: grown in place, its data kept",
+                            config::format_size(capacity), config::format_size(vm.disk_bytes)));
+        return true;
+    }
+
+    /// New cpus or memory: the domain redefined under its UUID (disk, seed and snapshots stay)
+    /// and, when running, shut down so that the start step below starts it with them. On a
+    /// later failure the journal puts the old definition back.
+    void update_domain(const config::VmSpec& vm, virDomainPtr dom, virStorageVolPtr disk,
+                       virStorageVolPtr seed) {
+        const VmDiff diff = compare_vm(m_spec, vm, m_existing);
+        // A disk that grows is recorded once the guest's file system has grown too.
+        const VmSizes recorded{diff.to.cpus, diff.to.memory_bytes,
+                               std::min(diff.from.disk_bytes, vm.disk_bytes)};
+        const std::string how =
+            redefine_and_stop(m_conn, dom,
+                              domain_xml(m_spec, with_sizes(vm, recorded), m_domain_type,
+                                         take_string(virStorageVolGetPath(disk)),
+                                         take_string(virStorageVolGetPath(seed)), boot_paths()),
+                              m_journal, m_options.deadlines.shutdown, m_cancel);
+        changed("update", "domain", domain_name(m_spec.project, vm.name),
+                fmt::format("{}: {}", diff.cpus_memory_text(), how));
     }
 
     void dhcp_host(const config::VmSpec& vm) {
@@ -544,6 +543,7 @@ private:
     const Connection& m_conn;
     const ProvisionOptions& m_options;
     bool m_test_driver = false;
+    Inventory m_existing;
     Plan m_plan;
     std::map<std::pair<ResourceKind, std::string>, PlanAction> m_actions;
     Journal m_journal;

@@ -56,6 +56,25 @@ private:
 std::optional<Change> purge_host_keys(const config::LabSpec& spec,
                                       const std::optional<std::vector<std::string>>& only);
 
+/// Defines, starts and autostarts the lab's NAT network (shared_objects.cpp); the journal
+/// removes it should the run fail.
+libvirt::NetworkHandle create_network(const libvirt::Connection& conn, const config::LabSpec& spec,
+                                      Journal& journal);
+
+/// Defines, builds, starts and autostarts the dir pool at libvirt.pool_path; the journal removes it
+/// should the run fail.
+libvirt::StoragePoolHandle create_pool(const libvirt::Connection& conn,
+                                       const config::LabSpec& spec, Journal& journal);
+
+/// network.mode user: Error(preflight) when a forward's host port is taken on 127.0.0.1 by
+/// anything but the VM's own running domain (QEMU would fail the start half-way with a terse
+/// error). Not checked for a remote libvirt host.
+void check_forward_ports(const config::LabSpec& spec, const Inventory& existing);
+
+/// labctl's <metadata> element of the VM's domain: project, VM, spec hash and the sizes it was
+/// made with, and labctl's version (render.cpp).
+std::string domain_metadata_xml(const config::LabSpec& spec, const config::VmSpec& vm);
+
 /// Where libvirt writes the serial console log of `domain` for this URI.
 std::string console_log_path(const std::string& uri, const std::string& domain);
 
