@@ -140,8 +140,8 @@ __labctl_options()
     local globals='-f --file -v --verbose -q --quiet --output --log-format --no-color --version'
     case "$1" in
         '') __labctl_words "-h --help --help-all $globals" "$2" ;;
-        up) __labctl_words "-h --help --help-all --stage --skip --from --keep-on-failure --junit $globals" "$2" ;;
-        provision) __labctl_words "-h --help --help-all --keep-on-failure --strict --parallel --ip-timeout --ssh-timeout --cloud-init-timeout $globals" "$2" ;;
+        up) __labctl_words "-h --help --help-all --stage --skip --from --keep-on-failure --junit -y --yes $globals" "$2" ;;
+        provision) __labctl_words "-h --help --help-all --keep-on-failure -y --yes --strict --parallel --ip-timeout --ssh-timeout --cloud-init-timeout $globals" "$2" ;;
         harden) __labctl_words "-h --help --help-all --host --wait --profile $globals" "$2" ;;
         deploy) __labctl_words "-h --help --help-all --host --wait --dry-run --force $globals" "$2" ;;
         verify) __labctl_words "-h --help --help-all --host --only --skip --deadline --junit --parallel --ssh-audit $globals" "$2" ;;

@@ -115,7 +115,7 @@ complete -c labctl -n __labctl_needs_verb -a 'deploy' -d 'Sync the stack with rs
 complete -c labctl -n __labctl_needs_verb -a 'verify' -d 'Prove the telemetry chain end to end: targets, traces, logs, dashboards'
 complete -c labctl -n __labctl_needs_verb -a 'down' -d 'Remove exactly what labctl created for this lab (by metadata label)'
 complete -c labctl -n __labctl_needs_verb -a 'snapshot' -d 'Save, list, restore and delete verified snapshots of every VM of the lab'
-complete -c labctl -n __labctl_needs_verb -a 'plan' -d 'Compare lab.yaml with what exists in libvirt: create / keep / replace / delete'
+complete -c labctl -n __labctl_needs_verb -a 'plan' -d 'Compare lab.yaml with what exists in libvirt: create / keep / update / replace / delete'
 complete -c labctl -n __labctl_needs_verb -a 'validate' -d 'Check lab.yaml and report every problem at once (file:line:col and a hint)'
 complete -c labctl -n __labctl_needs_verb -a 'status' -d 'Show the lab\'s VMs, their state and addresses'
 complete -c labctl -n __labctl_needs_verb -a 'ssh' -d 'Open a shell on a lab VM (or run a command) with the pinned host key'
@@ -134,11 +134,13 @@ complete -c labctl -n '__labctl_using_verb up' -l skip -x -a 'provision harden d
 complete -c labctl -n '__labctl_using_verb up' -l from -x -a 'provision harden deploy verify' -d 'Resume from this stage'
 complete -c labctl -n '__labctl_using_verb up' -l keep-on-failure -d 'Keep what a failed provision created (for debugging)'
 complete -c labctl -n '__labctl_using_verb up' -l junit -r -F -d 'Write verify\'s JUnit XML report here'
+complete -c labctl -n '__labctl_using_verb up' -s y -l yes -d 'Apply changes that restart a running VM or lose data without asking'
 
 # labctl provision
 complete -c labctl -n '__labctl_using_verb provision' -s h -l help -d 'Print this help message and exit'
 complete -c labctl -n '__labctl_using_verb provision' -l help-all -d 'Print help for every command'
 complete -c labctl -n '__labctl_using_verb provision' -l keep-on-failure -d 'Keep what a failed run created (for debugging)'
+complete -c labctl -n '__labctl_using_verb provision' -s y -l yes -d 'Apply changes that restart a running VM or lose data without asking'
 complete -c labctl -n '__labctl_using_verb provision' -l strict -d 'Treat cloud-init warnings (status 2) as failures'
 complete -c labctl -n '__labctl_using_verb provision' -l parallel -x -d 'VMs provisioned at once'
 complete -c labctl -n '__labctl_using_verb provision' -l ip-timeout -x -d 'Seconds to wait for a VM\'s IP address'

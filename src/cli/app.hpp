@@ -35,6 +35,7 @@ struct UpSettings {
     bool active = false;          ///< a stage runs as part of `up`
     bool keep_on_failure = false; ///< provision: keep what a failed run created
     std::string junit;            ///< verify: write JUnit XML here
+    bool yes = false;             ///< provision: restart VMs and lose data without asking (--yes)
 };
 
 struct Context {

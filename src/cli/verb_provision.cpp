@@ -6,6 +6,7 @@
 #include <labctl/provision/provision.hpp>
 
 #include "app.hpp"
+#include "approval.hpp"
 #include "built_image.hpp"
 #include "downloaded_image.hpp"
 #include "lab_output.hpp"
@@ -21,6 +22,7 @@ struct ProvisionOptions {
     int ip_timeout = 180;
     int ssh_timeout = 300;
     int cloud_init_timeout = 900;
+    bool yes = false;
 };
 
 int run_provision(const Context& ctx, const ProvisionOptions& opts) {
@@ -32,6 +34,8 @@ int run_provision(const Context& ctx, const ProvisionOptions& opts) {
     p.fetch_image = image_fetcher(spec.image);
     p.keep_on_failure = ctx.up.active ? ctx.up.keep_on_failure : opts.keep_on_failure;
     p.strict = opts.strict;
+    // A restart of a running VM or a change that loses data is asked about first.
+    p.approve = approval(ctx.up.active ? ctx.up.yes : opts.yes);
     p.parallel = opts.parallel;
     p.deadlines.ip = std::chrono::seconds(opts.ip_timeout);
     p.deadlines.ssh = std::chrono::seconds(opts.ssh_timeout);
@@ -89,6 +93,8 @@ Runner register_provision(CLI::App& app, Context& ctx) {
                      "cloud-init");
     sub->add_flag("--keep-on-failure", opts->keep_on_failure,
                   "Keep what a failed run created (for debugging)");
+    sub->add_flag("-y,--yes", opts->yes,
+                  "Apply changes that restart a running VM or lose data without asking");
     sub->add_flag("--strict", opts->strict, "Treat cloud-init warnings (status 2) as failures");
     sub->add_option("--parallel", opts->parallel, "VMs provisioned at once")
         ->check(CLI::Range(1, 64))

@@ -27,6 +27,7 @@ struct UpOptions {
     std::string from;
     bool keep_on_failure = false;
     std::string junit;
+    bool yes = false;
 };
 
 struct StageRun {
@@ -101,11 +102,13 @@ Runner register_up(CLI::App& app, Context& ctx) {
                   "Keep what a failed provision created (for debugging)");
     sub->add_option("--junit", opts->junit, "Write verify's JUnit XML report here")
         ->type_name("FILE");
+    sub->add_flag("-y,--yes", opts->yes,
+                  "Apply changes that restart a running VM or lose data without asking");
     return [&ctx, opts]() -> int {
         const auto stages = select_stages(*opts);
         // Fail on a broken lab file before any stage starts.
         const auto spec = load_spec(ctx, {}, true);
-        ctx.up = {true, opts->keep_on_failure, opts->junit};
+        ctx.up = {true, opts->keep_on_failure, opts->junit, opts->yes};
 
         std::vector<StageRun> runs;
         for (std::size_t i = 0; i < stages.size(); ++i) {

@@ -73,16 +73,23 @@ std::string slirp_netdev(const config::VmSpec& vm) {
     return out;
 }
 
+std::string domain_metadata_xml(const config::LabSpec& spec, const config::VmSpec& vm) {
+    std::string metadata =
+        labctl_metadata_xml({spec.project, vm.name, vm_spec_hash(spec, vm),
+                             static_cast<unsigned>(vm.cpus), vm.memory_bytes, vm.disk_bytes});
+    // The labctl version rides along (informational; not compared).
+    const std::string version_element =
+        fmt::format("<{0}:version>{1}</{0}:version>", k_metadata_prefix, xml_escape(version()));
+    metadata.insert(metadata.rfind("</"), version_element);
+    return metadata;
+}
+
 std::string domain_xml(const config::LabSpec& spec, const config::VmSpec& vm,
                        const std::string& domain_type, const std::string& disk_path,
                        const std::string& seed_path, const BootPaths& boot) {
     const std::string name = domain_name(spec.project, vm.name);
     const std::string mac = deterministic_mac(spec.project, vm.name);
-    std::string metadata = labctl_metadata_xml({spec.project, vm.name, vm_spec_hash(spec, vm)});
-    // The labctl version rides along (informational; not compared).
-    const std::string version_element =
-        fmt::format("<{0}:version>{1}</{0}:version>", k_metadata_prefix, xml_escape(version()));
-    metadata.insert(metadata.rfind("</"), version_element);
+    const std::string metadata = domain_metadata_xml(spec, vm);
 
     std::string kernel_boot;
     if (!boot.kernel.empty())

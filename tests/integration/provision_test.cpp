@@ -194,7 +194,8 @@ TEST_CASE("provision then status, plan (no changes), a second provision (no chan
 
     const Plan plan = plan_on(lab.spec, session);
     CHECK_FALSE(plan.has_changes());
-    CHECK(plan.summary() == "Plan: 0 to create, 7 to keep, 0 to replace, 0 to delete.");
+    CHECK(plan.summary() ==
+          "Plan: 0 to create, 7 to keep, 0 to update, 0 to replace, 0 to delete.");
 
     const auto second = provision::provision(lab.spec, session);
     CHECK(second.changes.empty());
@@ -407,13 +408,14 @@ TEST_CASE("a changed VM is replaced and a VM removed from lab.yaml is deleted", 
     Lab lab({.vms = 2});
     auto session = lab.open();
     provision::provision(lab.spec, session);
-    lab.spec.vms[0].cpus = 4;
+    lab.spec.ssh.port = 2222; // not a size: the VM is replaced (new cpus would update it)
     lab.spec.vms.pop_back();
     const auto r = provision::provision(lab.spec, session);
     CHECK(has_change(r.changes, "delete", "domain", "lab-lab2"));
     CHECK(has_change(r.changes, "delete", "dhcp-host", "lab2"));
     CHECK(has_change(r.changes, "delete", "domain", "lab-lab1")); // replaced
     CHECK(has_change(r.changes, "create", "domain", "lab-lab1"));
+    CHECK(has_change(r.changes, "create", "volume", "lab-lab1.qcow2")); // as the plan said
     const auto inv = session.inventory();
     CHECK(inv.find_domain("lab-lab2") == nullptr);
     CHECK(inv.find_domain("lab-lab1")->labctl->spec_hash ==

@@ -15,6 +15,7 @@
 #include <labctl/provision/snapshot.hpp>
 
 #include "support.hpp"
+#include "test_lab.hpp"
 
 using namespace labctl;
 using namespace labctl::provision;
@@ -24,12 +25,7 @@ namespace {
 /// A lab of two VMs on libvirt's test driver, provisioned on one session.
 struct SnapshotLab {
     SnapshotLab() {
-        dir.write("images/base.qcow2", test::qcow2_header(2ULL << 30));
-        const auto key = dir.path() / ".labctl" / "id_ed25519";
-        std::filesystem::create_directories(key.parent_path());
-        REQUIRE(
-            run_process({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key.string()}).ok());
-        const auto file = dir.write("lab.yaml", R"(version: 1
+        spec = test::write_test_lab(dir, R"(version: 1
 project: snap
 libvirt: {uri: "test:///default", pool: default-pool, domain_type: qemu}
 network: {name: snap-net, cidr: 10.66.78.0/24}
@@ -38,11 +34,6 @@ vms:
   - {name: web, memory: 1GiB, disk: 4GiB}
   - {name: db, memory: 1GiB, disk: 4GiB}
 )");
-        config::LoadOptions o;
-        o.path = file.string();
-        const auto r = config::load_lab(o);
-        REQUIRE(r.ok());
-        spec = *r.spec;
         session.emplace(LibvirtSession::open(spec.libvirt.uri));
         provision::provision(spec, *session);
     }

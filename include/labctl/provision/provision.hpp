@@ -15,6 +15,7 @@
 
 #include <labctl/config/lab_spec.hpp>
 #include <labctl/provision/inventory.hpp>
+#include <labctl/provision/plan.hpp>
 #include <labctl/provision/wait.hpp>
 
 namespace labctl::provision {
@@ -72,6 +73,10 @@ struct ProvisionOptions {
     /// returns the verified local file. The CLI downloads into the image cache here, so a lab
     /// whose base volume exists never touches the network. Empty: image.url is an error.
     std::function<std::string()> fetch_image;
+    /// Called with the run's own plan, before anything changes, when it restarts a running VM or
+    /// loses data (Plan::disruptive); throws to refuse, and nothing changes. The CLI asks on a
+    /// TTY or wants --yes. Empty: allowed.
+    std::function<void(const Plan&)> approve;
 };
 
 struct VmResult {
@@ -105,8 +110,10 @@ struct VmStatus {
     std::string domain;
     std::string state;   ///< "running", "shut off", "paused", ..., "missing"
     std::string address; ///< the VM's IP (DHCP lease if any, else its reservation) or ""
-    std::string spec;    ///< "current", "changed" (will be replaced), "not in lab.yaml"
-    std::string host;    ///< the lab host (set by status_lab)
+    /// "current", "to update" (sizes changed: updated in place), "to replace" (its disk too),
+    /// "not in lab.yaml", "to create"
+    std::string spec;
+    std::string host; ///< the lab host (set by status_lab)
 };
 
 /// The lab's VMs: those in the spec and those labctl made for this project (by metadata).

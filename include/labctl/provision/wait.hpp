@@ -21,6 +21,8 @@ struct WaitDeadlines {
     std::chrono::milliseconds ssh{std::chrono::minutes(5)};
     std::chrono::milliseconds cloud_init{std::chrono::minutes(15)};
     std::chrono::milliseconds poll{std::chrono::seconds(2)};
+    /// A VM restarted for new cpus or memory: its clean shutdown, before it is powered off.
+    std::chrono::milliseconds shutdown{std::chrono::minutes(2)};
 };
 
 /// What the wait phase asks about one VM's guest.
