@@ -279,6 +279,14 @@ private:
                             r.detail, approx_size(v.capacity), approx_size(r.bytes)));
             return;
         }
+        // The domain's record still has the old size: the guest's file system has not grown yet.
+        if (diff != nullptr && diff->change == VmChange::resize &&
+            diff->from.disk_bytes < r.bytes) {
+            add(PlanAction::update, r,
+                fmt::format("{}; grown to {} already: its file system still to grow", r.detail,
+                            approx_size(r.bytes)));
+            return;
+        }
         add(PlanAction::keep, r, r.detail);
     }
 

@@ -423,8 +423,13 @@ private:
             changed("start", "domain", dom_name);
         }
 
-        if (!m_options.wait)
+        if (!m_options.wait) {
+            if (grown)
+                note(fmt::format("VM '{}': its disk grew; its file system grows when provision "
+                                 "waits for the VM",
+                                 vm.name));
             return;
+        }
         if (m_test_driver && !m_options.probe_factory) {
             note("the test driver runs no guests: the ip, ssh and cloud-init waits are skipped");
             return;

@@ -144,6 +144,22 @@ TEST_CASE("a refused approval changes nothing: the domain keeps its cpus and kee
     CHECK(lab.plan().count(PlanAction::update) == 1);
 }
 
+TEST_CASE("a run that fails after the domain was redefined puts its earlier definition back and "
+          "starts it again",
+          "[provision][update]") {
+    UpdateLab lab;
+    lab.spec.vms[0].cpus = 2;
+    ProvisionOptions o;
+    o.before_step = [](std::string_view step) {
+        if (step == "start:web")
+            throw Error(ExitCode::provision, "injected before the start");
+    };
+    CHECK(test::exit_code_of([&] { provision::provision(lab.spec, *lab.session, o); }) == 9);
+    CHECK(lab.domain().child_text("vcpu") == "1");
+    CHECK(status(lab.spec, *lab.session)[0].state == "running");
+    CHECK(lab.plan().count(PlanAction::update) == 1); // the next run updates it again
+}
+
 TEST_CASE("a shut off VM gets its new memory without a question, and is started as always",
           "[provision][update]") {
     UpdateLab lab;

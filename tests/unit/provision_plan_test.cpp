@@ -164,6 +164,23 @@ TEST_CASE("a disk found smaller than lab.yaml says is grown, also with an unchan
     CHECK_FALSE(disk->loses_data);
 }
 
+TEST_CASE("a disk grown by an earlier run whose file system step did not finish is still an update",
+          "[provision][plan]") {
+    const auto before = spec_from(k_lab);
+    auto yaml = k_lab;
+    yaml.replace(yaml.find("disk: 20GiB"), 11, "disk: 22GiB");
+    const auto after = spec_from(yaml);
+    auto inv = provisioned(before); // the record: 20 GiB
+    inv.pools[0].volumes[1].capacity = 22ULL << 30;
+    const auto plan = plan_against(after, inv, {});
+    const auto* disk = item(plan, ResourceKind::overlay_volume, "lab-lab1.qcow2");
+    REQUIRE(disk);
+    CHECK(disk->action == PlanAction::update);
+    CHECK(disk->detail.find("grown to 22 GiB already: its file system still to grow") !=
+          std::string::npos);
+    CHECK(item(plan, ResourceKind::domain, "lab-lab1")->action == PlanAction::keep);
+}
+
 TEST_CASE("new cpus or memory update the domain in place: a running VM restarts, a shut off one "
           "does not, its disk and seed are kept",
           "[provision][plan]") {
