@@ -303,7 +303,10 @@ private:
             step(fmt::format("remove:{}", item.name));
             switch (item.kind) {
             case ResourceKind::domain:
-                destroy_domain(m_conn, item.name);
+                for (const auto& snap :
+                     destroy_domain_and_snapshots(m_conn, item.name, m_spec.project))
+                    changed("delete", "snapshot", snap,
+                            fmt::format("of domain '{}': it went with the VM", item.name));
                 break;
             case ResourceKind::overlay_volume:
             case ResourceKind::seed_volume:

@@ -219,7 +219,8 @@ TEST_CASE("a change other than sizes replaces the VM with a new disk, after an a
     CHECK_FALSE(lab.plan().has_changes());
 }
 
-TEST_CASE("a VM removed from lab.yaml is asked about: its disk's data is lost",
+TEST_CASE("a VM removed from lab.yaml is asked about (its disk's data is lost), then deleted with "
+          "its snapshot",
           "[provision][update]") {
     UpdateLab lab;
     auto two = lab.spec;
@@ -227,6 +228,7 @@ TEST_CASE("a VM removed from lab.yaml is asked about: its disk's data is lost",
     two.vms[1].name = "db";
     two.vms[1].ip = "10.66.79.11";
     provision::provision(two, *lab.session);
+    snapshot_save(two, "both", {&*lab.session});
     Approver approver;
     approver.refuse = true;
     const ProvisionOptions o = approver.options();
@@ -237,4 +239,12 @@ TEST_CASE("a VM removed from lab.yaml is asked about: its disk's data is lost",
         disk_lost = disk_lost || (i->name == "upd-db.qcow2" && i->loses_data);
     CHECK(disk_lost);
     CHECK(lab.session->inventory().find_domain("upd-db") != nullptr);
+
+    // Approved: the VM goes, and with it its snapshot, which the run names.
+    approver.refuse = false;
+    const auto r = provision::provision(lab.spec, *lab.session, approver.options());
+    CHECK(has_change(r.changes, "delete", "domain", "upd-db"));
+    CHECK(has_change(r.changes, "delete", "volume", "upd-db.qcow2"));
+    CHECK(has_change(r.changes, "delete", "snapshot", "both"));
+    CHECK(lab.session->inventory().find_domain("upd-db") == nullptr);
 }
