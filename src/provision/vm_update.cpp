@@ -29,12 +29,27 @@ void grow_disk(const Connection& conn, virDomainPtr dom, const std::string& targ
     const int rc = active == 1 ? virDomainBlockResize(dom, target.c_str(), bytes,
                                                       VIR_DOMAIN_BLOCK_RESIZE_BYTES)
                                : virStorageVolResize(vol, bytes, 0);
-    if (rc != 0)
-        throw_operation_error(conn.get(),
-                              fmt::format("growing volume '{}' to {} ({})", name,
-                                          config::format_size(bytes),
-                                          active == 1 ? "virDomainBlockResize, the VM running"
-                                                      : "virStorageVolResize, the VM shut off"));
+    if (rc == 0)
+        return;
+    const LastError e = take_last_error();
+    Error err = operation_error(conn.get(),
+                                fmt::format("growing volume '{}' to {} ({})", name,
+                                            config::format_size(bytes),
+                                            active == 1 ? "virDomainBlockResize, the VM running"
+                                                        : "virStorageVolResize, the VM shut off"),
+                                e);
+    // Disks made before labctl asked libvirt for qcow2 v3 are v2 (compat 0.10), which QEMU cannot
+    // grow while they hold internal snapshots.
+    // (provision replaces the hint with what it rolled back: the advice goes in the message.)
+    if (e.message.find("snapshots") != std::string::npos)
+        throw Error(err.code(),
+                    fmt::format("{}; the disk is a qcow2 v2 image (made before labctl asked for "
+                                "v3) holding snapshots, which QEMU cannot grow: delete the lab's "
+                                "snapshots ('labctl snapshot list', 'labctl snapshot delete NAME') "
+                                "and run again",
+                                err.what()),
+                    err.hint());
+    throw err;
 }
 
 namespace {

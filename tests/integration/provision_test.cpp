@@ -239,6 +239,9 @@ TEST_CASE("network, overlay, seed and domain XML parse back field by field", "[p
     CHECK(overlay.child_text("capacity") == std::to_string(20ULL << 30));
     CHECK(overlay.child("capacity")->attribute("unit") == "bytes");
     CHECK(overlay.find("target/format")->attribute("type") == "qcow2");
+    // qcow2 v3: libvirt makes v2 (compat 0.10) unless told, and QEMU cannot grow a v2 image that
+    // holds snapshots.
+    CHECK(overlay.find("target/compat")->text == "1.1");
     CHECK(overlay.find("backingStore/path")->text == "/pool/base.qcow2");
     CHECK(overlay.find("backingStore/format")->attribute("type") == "qcow2");
 

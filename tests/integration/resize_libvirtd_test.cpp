@@ -1,5 +1,6 @@
 // A VM updated in place on a real libvirtd + QEMU, the paths the NAT e2e does not take: the
-// disk grown while the VM is shut off (virStorageVolResize), and a VM that ignores the shutdown
+// disk grown while the VM is shut off (virStorageVolResize), a disk holding a snapshot grown (a
+// qcow2 v3 overlay), and a VM that ignores the shutdown
 // request (SeaBIOS with no OS: nothing handles ACPI) powered off when the bound is reached, then
 // started with its new cpus. The outer test runs resize_libvirtd_test.sh inside
 // `unshare --net --mount --fork` (a private libvirtd; the system one is never touched), which
@@ -18,6 +19,7 @@
 #include <labctl/config/loader.hpp>
 #include <labctl/core/process.hpp>
 #include <labctl/provision/provision.hpp>
+#include <labctl/provision/snapshot.hpp>
 
 #include "../../src/provision/lv_objects.hpp"
 #include "../../src/provision/xml.hpp"
@@ -130,7 +132,12 @@ vms:
     const auto overlay = work / "pool" / "rsz-vm1.qcow2";
     CHECK(virtual_size(overlay) == 2ULL << 30);
 
-    SECTION("grown while it runs, then new cpus: the shutdown is ignored, it is powered off") {
+    SECTION("grown while it runs and holds a snapshot, then new cpus: the shutdown is ignored, it "
+            "is powered off") {
+        // QEMU grows a qcow2 v3 image with internal snapshots (v2, libvirt's default, it cannot).
+        const auto info = run_process({"qemu-img", "info", "-U", overlay.string()});
+        CHECK(test::contains(info.out, "compat: 1.1"));
+        snapshot_save(spec, "before-grow", {&session});
         spec.vms[0].disk_bytes = 3ULL << 30;
         auto r = provision::provision(spec, session, o);
         CHECK(has_change(r.changes, "update", "volume", "rsz-vm1.qcow2", "2 GiB -> 3 GiB"));
