@@ -109,22 +109,24 @@ std::string vm_spec_hash(const config::LabSpec& spec, const config::VmSpec& vm) 
     return sha256_hex(text);
 }
 
-std::string labctl_metadata_xml(const LabctlMetadata& metadata) {
-    const auto p = k_metadata_prefix;
-    std::string body =
-        fmt::format("<{0}:project>{1}</{0}:project>", p, xml_escape(metadata.project));
+std::string labctl_metadata_xml(const LabctlMetadata& metadata, bool declare_namespace) {
+    // "labctl:" on every element, or (for virDomainSetMetadata) no prefix at all.
+    const std::string p = declare_namespace ? fmt::format("{}:", k_metadata_prefix) : "";
+    std::string body = fmt::format("<{0}project>{1}</{0}project>", p, xml_escape(metadata.project));
     if (!metadata.vm.empty())
-        body += fmt::format("<{0}:vm>{1}</{0}:vm>", p, xml_escape(metadata.vm));
+        body += fmt::format("<{0}vm>{1}</{0}vm>", p, xml_escape(metadata.vm));
     if (!metadata.spec_hash.empty())
-        body +=
-            fmt::format("<{0}:spec-hash>{1}</{0}:spec-hash>", p, xml_escape(metadata.spec_hash));
+        body += fmt::format("<{0}spec-hash>{1}</{0}spec-hash>", p, xml_escape(metadata.spec_hash));
     if (metadata.cpus > 0)
-        body += fmt::format("<{0}:cpus>{1}</{0}:cpus>", p, metadata.cpus);
+        body += fmt::format("<{0}cpus>{1}</{0}cpus>", p, metadata.cpus);
     if (metadata.memory_bytes > 0)
-        body += fmt::format("<{0}:memory>{1}</{0}:memory>", p, metadata.memory_bytes);
+        body += fmt::format("<{0}memory>{1}</{0}memory>", p, metadata.memory_bytes);
     if (metadata.disk_bytes > 0)
-        body += fmt::format("<{0}:disk>{1}</{0}:disk>", p, metadata.disk_bytes);
-    return fmt::format("<{0}:lab xmlns:{0}=\"{1}\">{2}</{0}:lab>", p, k_metadata_namespace, body);
+        body += fmt::format("<{0}disk>{1}</{0}disk>", p, metadata.disk_bytes);
+    if (!declare_namespace)
+        return fmt::format("<lab>{}</lab>", body);
+    return fmt::format("<{0}:lab xmlns:{0}=\"{1}\">{2}</{0}:lab>", k_metadata_prefix,
+                       k_metadata_namespace, body);
 }
 
 std::optional<LabctlMetadata> parse_labctl_metadata(std::string_view object_xml) {

@@ -463,7 +463,7 @@ private:
                 ssh.endpoint.host = w.ip;
             const FilesystemGrowth g = grow_guest_filesystem(ssh, vm.disk_bytes, m_cancel);
             // Recorded only now: a run that fails before this grows the file system again.
-            set_domain_metadata(m_conn, dom.get(), domain_metadata_xml(m_spec, vm));
+            set_domain_metadata(m_conn, dom.get(), domain_metadata_xml(m_spec, vm, false));
             changed("update", "filesystem", fmt::format("{}:{}", vm.name, g.source),
                     fmt::format("root file system ({}) grown online: {} -> {}", g.fstype,
                                 config::format_size(g.before), config::format_size(g.after)));

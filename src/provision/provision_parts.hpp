@@ -63,8 +63,8 @@ libvirt::NetworkHandle create_network(const libvirt::Connection& conn, const con
 
 /// Defines, builds, starts and autostarts the dir pool at libvirt.pool_path; the journal removes it
 /// should the run fail.
-libvirt::StoragePoolHandle create_pool(const libvirt::Connection& conn,
-                                       const config::LabSpec& spec, Journal& journal);
+libvirt::StoragePoolHandle create_pool(const libvirt::Connection& conn, const config::LabSpec& spec,
+                                       Journal& journal);
 
 /// network.mode user: Error(preflight) when a forward's host port is taken on 127.0.0.1 by
 /// anything but the VM's own running domain (QEMU would fail the start half-way with a terse
@@ -72,8 +72,9 @@ libvirt::StoragePoolHandle create_pool(const libvirt::Connection& conn,
 void check_forward_ports(const config::LabSpec& spec, const Inventory& existing);
 
 /// labctl's <metadata> element of the VM's domain: project, VM, spec hash and the sizes it was
-/// made with, and labctl's version (render.cpp).
-std::string domain_metadata_xml(const config::LabSpec& spec, const config::VmSpec& vm);
+/// made with, and labctl's version (render.cpp); see labctl_metadata_xml for declare_namespace.
+std::string domain_metadata_xml(const config::LabSpec& spec, const config::VmSpec& vm,
+                                bool declare_namespace = true);
 
 /// Where libvirt writes the serial console log of `domain` for this URI.
 std::string console_log_path(const std::string& uri, const std::string& domain);

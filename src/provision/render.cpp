@@ -73,14 +73,16 @@ std::string slirp_netdev(const config::VmSpec& vm) {
     return out;
 }
 
-std::string domain_metadata_xml(const config::LabSpec& spec, const config::VmSpec& vm) {
+std::string domain_metadata_xml(const config::LabSpec& spec, const config::VmSpec& vm,
+                                bool declare_namespace) {
     std::string metadata =
         labctl_metadata_xml({spec.project, vm.name, vm_spec_hash(spec, vm),
-                             static_cast<unsigned>(vm.cpus), vm.memory_bytes, vm.disk_bytes});
+                             static_cast<unsigned>(vm.cpus), vm.memory_bytes, vm.disk_bytes},
+                            declare_namespace);
     // The labctl version rides along (informational; not compared).
-    const std::string version_element =
-        fmt::format("<{0}:version>{1}</{0}:version>", k_metadata_prefix, xml_escape(version()));
-    metadata.insert(metadata.rfind("</"), version_element);
+    const std::string p = declare_namespace ? fmt::format("{}:", k_metadata_prefix) : "";
+    metadata.insert(metadata.rfind("</"),
+                    fmt::format("<{0}version>{1}</{0}version>", p, xml_escape(version())));
     return metadata;
 }
 

@@ -30,7 +30,8 @@ std::string redefine_and_stop(const libvirt::Connection& conn, virDomainPtr dom,
                               Journal& journal, std::chrono::milliseconds shutdown,
                               const std::atomic<bool>* cancelled);
 
-/// Replaces labctl's <metadata> element of the domain's definition (and of the running domain).
+/// Replaces labctl's <metadata> element of the domain's definition (and of the running domain);
+/// `metadata_xml` without the namespace declaration (domain_metadata_xml(..., false)).
 void set_domain_metadata(const libvirt::Connection& conn, virDomainPtr dom,
                          const std::string& metadata_xml);
 

@@ -32,6 +32,8 @@ vm_ip=10.77.88.10 # the reservation in lab-nat.yaml; an address inside the test'
 vm_ip2=10.77.88.11 # the reservation after it changes (lab2, written at run time)
 lab2=tests/e2e/lab-nat-ip2.yaml
 lab3=tests/e2e/lab-nat-copy.yaml # the same lab with its stack copied (written at run time)
+lab4=tests/e2e/lab-nat-grown.yaml # lab3 with a disk 2 GiB larger (written at run time)
+lab5=tests/e2e/lab-nat-bigger.yaml # lab4 with 3 vCPU and 4 GiB (written at run time)
 
 step() { echo; echo "== e2e-nat: $*"; }
 fail() { echo "e2e-nat: FAILED: $*" >&2; exit 1; }
@@ -212,10 +214,67 @@ if [ "${1:-}" = --inside ]; then
     "$labctl" ssh -f "$lab3" lab1 -- 'sudo docker exec $(sudo docker ps -q --filter label=com.docker.compose.service=backend) cat /rebuilt.txt' | grep -q "rebuilt by the e2e test" ||
         fail "the backend does not run the rebuilt image"
 
+    step "the disk grows by 2 GiB in place: no restart, df inside shows it, the task data survives"
+    task=$(curl -fsS --max-time 10 -X POST -H 'Content-Type: application/json' \
+        -d '{"title":"kept through the resize"}' "http://$vm_ip:8080/api/tasks") ||
+        fail "POST /api/tasks on $vm_ip:8080"
+    kept_id=$(printf '%s' "$task" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    guest() { "$labctl" ssh -f "$lab3" lab1 -- "$@"; }
+    boot_before=$(guest cat /proc/sys/kernel/random/boot_id)
+    df_before=$(guest df -B1 --output=size / | tail -n 1 | tr -d ' ')
+    sed "s/^    disk: 12GiB/    disk: 14GiB/" "$lab3" >"$lab4"
+    grep -q "disk: 14GiB" "$lab4" || fail "could not write $lab4"
+    "$labctl" plan -f "$lab4" | tee "$out/plan-grow.txt"
+    grep -qE "^update +volume +$project-lab1.qcow2 .*capacity 12 GiB -> 14 GiB: grown in place" "$out/plan-grow.txt" ||
+        fail "plan does not say that the disk grows in place (see $out/plan-grow.txt)"
+    grep -qE "^keep +domain +$project-lab1 " "$out/plan-grow.txt" || fail "plan does not keep the domain"
+    # No --yes and no terminal: growing restarts nothing and loses nothing, so nothing is asked.
+    timed grow "$labctl" provision -f "$lab4" </dev/null
+    grep -qE "update +volume +$project-lab1.qcow2 .*12 GiB -> 14 GiB: grown in place" "$out/grow.log" ||
+        fail "provision did not grow the disk (see $out/grow.log)"
+    grep -qE "update +filesystem +lab1:/dev/vda .*grown online" "$out/grow.log" ||
+        fail "provision did not grow the file system (see $out/grow.log)"
+    df_after=$(guest df -B1 --output=size / | tail -n 1 | tr -d ' ')
+    echo "$df_before $df_after" >"$out/grow-df"
+    # ext4 keeps a little of the new space for its own tables: at least 1.9 of the 2 GiB.
+    [ "$((df_after - df_before))" -ge $((19 * 1024 * 1024 * 1024 / 10)) ] ||
+        fail "df shows / at $df_after bytes after the grow, $df_before before: not 2 GiB more"
+    [ "$(guest cat /proc/sys/kernel/random/boot_id)" = "$boot_before" ] ||
+        fail "the VM restarted for a disk grow"
+    curl -fsS --max-time 10 "http://$vm_ip:8080/api/tasks/$kept_id" >/dev/null ||
+        fail "task $kept_id is gone after the disk grew"
+    "$labctl" plan -f "$lab4" --detailed-exitcode >/dev/null || fail "plan shows changes after the grow"
+
+    step "3 vCPU and 4 GiB: refused without a terminal or --yes, then up --yes restarts the VM with them"
+    sed -e "s/^    cpus: 2/    cpus: 3/" -e "s/^    memory: 3GiB/    memory: 4GiB/" "$lab4" >"$lab5"
+    grep -q "cpus: 3" "$lab5" && grep -q "memory: 4GiB" "$lab5" || fail "could not write $lab5"
+    set +e
+    "$labctl" provision -f "$lab5" </dev/null >"$out/resize-refused.log" 2>&1
+    rc=$?
+    set -e
+    [ "$rc" -eq 2 ] || fail "provision of a restart without --yes exited $rc, not 2 (see $out/resize-refused.log)"
+    grep -q "add --yes to apply them" "$out/resize-refused.log" || fail "the refusal does not name --yes"
+    [ "$(guest cat /proc/sys/kernel/random/boot_id)" = "$boot_before" ] || fail "the refused run restarted the VM"
+    timed resize "$labctl" up --yes -f "$lab5" --junit "$out/verify-resized.xml"
+    grep -qE "update +domain +$project-lab1 .*2 -> 3 vCPU, 3 GiB -> 4 GiB memory: redefined, shut down" "$out/resize.log" ||
+        fail "up did not redefine and cleanly restart the VM (see $out/resize.log)"
+    grep -qE "[0-9]+ passed, 0 failed" "$out/resize.log" || fail "verify after the restart did not pass"
+    [ "$(guest nproc)" = 3 ] || fail "the guest has $(guest nproc) CPUs, not 3"
+    mem_kib=$(guest 'awk "/^MemTotal:/ { print \$2 }" /proc/meminfo')
+    [ "$mem_kib" -gt $((3584 * 1024)) ] || fail "the guest has $mem_kib KiB of memory, not about 4 GiB"
+    [ "$(guest cat /proc/sys/kernel/random/boot_id)" != "$boot_before" ] || fail "the VM was not restarted"
+    curl -fsS --max-time 10 "http://$vm_ip:8080/api/tasks/$kept_id" >/dev/null ||
+        fail "task $kept_id is gone after the restart"
+    [ "$(guest df -B1 --output=size / | tail -n 1 | tr -d ' ')" = "$df_after" ] ||
+        fail "the root file system changed size over the restart"
+
     step "the reservation changes ($vm_ip -> $vm_ip2): provision waits for the new address, not the old lease"
-    sed "s/^    ip: $vm_ip .*/    ip: $vm_ip2/" "$lab" >"$lab2"
+    sed "s/^    ip: $vm_ip .*/    ip: $vm_ip2/" "$lab5" >"$lab2"
     grep -q "ip: $vm_ip2" "$lab2" || fail "could not write $lab2"
-    timed provision-ip2 "$labctl" provision -f "$lab2"
+    # A new address replaces the VM with a new disk: that needs --yes without a terminal.
+    timed provision-ip2 "$labctl" provision --yes -f "$lab2"
+    grep -qE "replace +volume +$project-lab1.qcow2 .*the data on it is lost|delete +domain +$project-lab1" "$out/provision-ip2.log" ||
+        fail "replacing the VM did not say so (see $out/provision-ip2.log)"
     virsh_c net-dhcp-leases "$net" | tee "$out/leases-ip2.txt"
     grep -q "lab1': $vm_ip2 (from the lease)" "$out/provision-ip2.log" ||
         fail "provision did not take $vm_ip2 from the lease (see $out/provision-ip2.log)"
@@ -283,7 +342,7 @@ snapshot "$out/host-before.txt"
 
 P=$(mktemp -d /var/tmp/labctl-e2e-nat.XXXXXX)
 cleanup() {
-    rm -f "$lab2" "$lab3"
+    rm -f "$lab2" "$lab3" "$lab4" "$lab5"
     # Whatever the namespace left running (its pid 1 killed by timeout, Ctrl-C): ended here.
     [ -s "$out/netns" ] && plv_kill_netns "$(cat "$out/netns")"
     rm -rf "$P"
@@ -338,7 +397,14 @@ step "figures"
     read -r a b <"$out/snap-restore.time"
     echo "snapshot restore (revert, SSH, verify): $(elapsed "$a" "$b") s"
     grep -h "revert  *domain" "$out/snap-restore.log" | sed 's/^/  /'
-    read -r a b <"$out/up-changed.time"
+    read -r a b <"$out/grow.time"
+    read -r df_before df_after <"$out/grow-df"
+    echo "disk grown by 2 GiB in place (provision: volume, then the file system online): $(elapsed "$a" "$b") s; df / $df_before -> $df_after bytes"
+    grep -hE "update +(volume|filesystem)" "$out/grow.log" | sed 's/^/  /'
+    read -r a b <"$out/resize.time"
+    echo "up --yes with 3 vCPU and 4 GiB (redefine, clean shutdown, start, waits, harden, deploy, verify): $(elapsed "$a" "$b") s"
+    sed -n '/^STAGE/,/^total/p' "$out/resize.log"
+        read -r a b <"$out/up-changed.time"
     echo "up after one changed file: $(elapsed "$a" "$b") s"
     echo "stage timings, up after one changed file:"; sed -n '/^STAGE/,/^total/p' "$out/up-changed.log"
     read -r a b <"$out/up-drift.time"

@@ -19,6 +19,8 @@
 #include <labctl/provision/snapshot.hpp>
 
 #include "../../src/provision/lv_objects.hpp"
+#include "../../src/provision/provision_parts.hpp"
+#include "../../src/provision/vm_update.hpp"
 #include "../../src/provision/xml.hpp"
 #include "support.hpp"
 #include "test_lab.hpp"
@@ -125,6 +127,26 @@ TEST_CASE("new cpus and memory redefine the running domain under its UUID and re
     CHECK(snapshot_list(lab.spec, {&*lab.session}).size() == 1);
     CHECK_FALSE(lab.plan().has_changes());
     CHECK(status(lab.spec, *lab.session)[0].state == "running");
+}
+
+TEST_CASE("labctl's metadata rewritten through virDomainSetMetadata reads back with the new sizes",
+          "[provision][update]") {
+    UpdateLab lab;
+    auto grown = lab.spec.vms[0];
+    grown.disk_bytes = 6ULL << 30;
+    const auto& conn = lab.session->impl().conn;
+    const auto d = conn.find_domain("upd-web");
+    set_domain_metadata(conn, d.get(), domain_metadata_xml(lab.spec, grown, false));
+    const auto meta = parse_labctl_metadata(libvirt::take_string(virDomainGetXMLDesc(d.get(), 0)));
+    REQUIRE(meta);
+    CHECK(meta->project == "upd");
+    CHECK(meta->disk_bytes == 6ULL << 30);
+    CHECK(meta->spec_hash == vm_spec_hash(lab.spec, grown));
+    // The persistent definition has it too (what the next run reads).
+    const auto inactive = parse_labctl_metadata(
+        libvirt::take_string(virDomainGetXMLDesc(d.get(), VIR_DOMAIN_XML_INACTIVE)));
+    REQUIRE(inactive);
+    CHECK(inactive->disk_bytes == 6ULL << 30);
 }
 
 TEST_CASE("a refused approval changes nothing: the domain keeps its cpus and keeps running",

@@ -18,10 +18,13 @@
 
 #include <labctl/config/loader.hpp>
 #include <labctl/core/process.hpp>
+#include <labctl/provision/naming.hpp>
 #include <labctl/provision/provision.hpp>
 #include <labctl/provision/snapshot.hpp>
 
 #include "../../src/provision/lv_objects.hpp"
+#include "../../src/provision/provision_parts.hpp"
+#include "../../src/provision/vm_update.hpp"
 #include "../../src/provision/xml.hpp"
 #include "fault_support.hpp"
 #include "skip.hpp"
@@ -143,6 +146,16 @@ vms:
         CHECK(has_change(r.changes, "update", "volume", "rsz-vm1.qcow2", "2 GiB -> 3 GiB"));
         CHECK(virtual_size(overlay) == 3ULL << 30);
         CHECK(active(session)); // a grow restarts nothing
+        {
+            // What provision writes once the guest's file system grew (not waited for here).
+            const auto d = session.impl().conn.find_domain("rsz-vm1");
+            set_domain_metadata(session.impl().conn, d.get(),
+                                domain_metadata_xml(spec, spec.vms[0], false));
+            const auto meta = parse_labctl_metadata(domain_xml_of(session));
+            REQUIRE(meta);
+            CHECK(meta->disk_bytes == 3ULL << 30);
+            CHECK(meta->spec_hash == vm_spec_hash(spec, spec.vms[0]));
+        }
         CHECK(std::find(r.notes.begin(), r.notes.end(),
                         "VM 'vm1': its disk grew; its file system grows when provision waits "
                         "for the VM") != r.notes.end());

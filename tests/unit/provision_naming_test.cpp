@@ -151,6 +151,11 @@ TEST_CASE("a domain's metadata records the sizes its spec hash was made with",
     CHECK(parsed->cpus == 3);
     CHECK(parsed->memory_bytes == 6ULL << 30);
     CHECK(parsed->disk_bytes == 22ULL << 30);
+    // For virDomainSetMetadata: neither a prefix nor a namespace declaration.
+    CHECK(
+        labctl_metadata_xml(m, false) ==
+        "<lab><project>lab</project><vm>lab1</vm><spec-hash>" + std::string(64, 'a') +
+            "</spec-hash><cpus>3</cpus><memory>6442450944</memory><disk>23622320128</disk></lab>");
     // A domain made before sizes were recorded, or a size that is no number: not recorded (0).
     const auto old = parse_labctl_metadata(
         "<domain><metadata><labctl:lab xmlns:labctl=\"https://labctl.dev/xmlns/labctl/1\">"

@@ -58,8 +58,10 @@ struct LabctlMetadata {
 };
 
 /// `<labctl:lab xmlns:labctl="..."><labctl:project>..</labctl:project>...</labctl:lab>` for a
-/// domain's or network's <metadata> (vm, spec-hash and the sizes only when set).
-std::string labctl_metadata_xml(const LabctlMetadata& metadata);
+/// domain's or network's <metadata> (vm, spec-hash and the sizes only when set). Without
+/// `declare_namespace`: `<lab><project>..</project>...</lab>`, as virDomainSetMetadata wants it
+/// (it puts the element in the namespace itself and refuses one that declares it).
+std::string labctl_metadata_xml(const LabctlMetadata& metadata, bool declare_namespace = true);
 
 /// Reads labctl's element from a domain or network XML document (the element in <metadata>
 /// declared with k_metadata_namespace); nullopt when there is none. Throws Error(internal) when
