@@ -45,7 +45,9 @@ private:
 /// One thing provision or down did ("create", "start", "replace", "delete", "update").
 struct Change {
     std::string action;
-    std::string kind; ///< "network", "pool", "volume", "dhcp-host", "dns-host", "domain"
+    /// "network", "pool", "volume", "dhcp-host", "dns-host", "domain", "snapshot", "filesystem"
+    /// (a guest's root file system grown: its name is "<vm>:<device>")
+    std::string kind;
     std::string name;
     std::string detail;
     std::string host; ///< the lab host it happened on (set by the *_lab functions)
