@@ -233,6 +233,37 @@ TEST_CASE("provision asks before a restart: refused without a terminal to ask on
     CHECK(has_row(r.out, "start", "domain", "lab-lab1"));
 }
 
+TEST_CASE("on a terminal provision asks before a restart, and only yes applies it", "[plan]") {
+    test::require_program("script");
+    const Lab lab("existing.xml", {.cpus = 4});
+    const auto key = lab.dir().path() / ".labctl" / "id_ed25519";
+    std::filesystem::create_directories(key.parent_path());
+    REQUIRE(run_process({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key.string()}).ok());
+    // script(1) gives labctl a pseudo-terminal and types the answer into it.
+    const auto on_terminal = [&](const std::string& answer) {
+        ProcessOptions o;
+        o.stdin_data = answer;
+        o.env = {{"NO_COLOR", "1"}, {"CI", ""}};
+        o.timeout = std::chrono::seconds(60);
+        return run_process(
+            {"script", "-qec",
+             fmt::format("{} provision -f {}", test::labctl_binary().string(), lab.file()),
+             "/dev/null"},
+            o);
+    };
+    auto r = on_terminal("n\n");
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.out, "These changes restart a running VM or lose data"));
+    CHECK(contains(r.out, "Apply them? [y/N]"));
+    CHECK(contains(r.out, "not applied: the answer was not yes; nothing was changed"));
+
+    r = on_terminal("y\n");
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.out, "2 -> 4 vCPU: redefined, shut down to start with them"));
+}
+
 TEST_CASE("plan replaces a domain whose spec changed otherwise, with its seed and its disk, whose "
           "data it says is lost",
           "[plan]") {
