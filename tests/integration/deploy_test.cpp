@@ -737,7 +737,9 @@ TEST_CASE("deploy --host and LAB_HOST take the documented USER@HOST:PORT form", 
 TEST_CASE("deploy --dry-run lists what would change and changes nothing", "[deploy]") {
     require_docker();
     Stack stack;
-    REQUIRE(test::run_labctl({"deploy", "-f", stack.lab()}, {.timeout = 300s}).exit_code == 0);
+    const auto first = test::run_labctl({"deploy", "-f", stack.lab()}, {.timeout = 300s});
+    INFO(first.err);
+    REQUIRE(first.exit_code == 0);
     stack.dir.write("stack/www/index.html", "changed locally\n");
     const auto dry = test::run_labctl({"deploy", "--dry-run", "-f", stack.lab()});
     INFO(dry.err);
