@@ -2,10 +2,9 @@
 // A lab directory for libvirt's test driver, shared by the integration tests that provision one
 // (header only: the support library does not link labctl's config module).
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include <labctl/config/loader.hpp>
 #include <labctl/core/process.hpp>
