@@ -124,9 +124,7 @@ private:
         const config::VmSpec* vm = m_spec.find_vm(vm_name);
         if (d == nullptr || !d->labctl || vm == nullptr)
             return nullptr;
-        const VolumeFacts* disk = find_volume(overlay_volume_name(m_spec.project, vm_name));
-        return &m_diffs.emplace(vm_name, compare_vm(m_spec, *vm, *d, disk ? disk->capacity : 0))
-                    .first->second;
+        return &m_diffs.emplace(vm_name, compare_vm(m_spec, *vm, m_existing)).first->second;
     }
 
     void check_unique_macs() const {

@@ -461,12 +461,8 @@ private:
             remote::ConnectOptions ssh = target.ssh;
             if (!target.address_known)
                 ssh.endpoint.host = w.ip;
-            const FilesystemGrowth g = grow_guest_filesystem(ssh, vm.disk_bytes, m_cancel);
-            // Recorded only now: a run that fails before this grows the file system again.
-            set_domain_metadata(m_conn, dom.get(), domain_metadata_xml(m_spec, vm, false));
-            changed("update", "filesystem", fmt::format("{}:{}", vm.name, g.source),
-                    fmt::format("root file system ({}) grown online: {} -> {}", g.fstype,
-                                config::format_size(g.before), config::format_size(g.after)));
+            Change c = finish_disk_growth(m_conn, dom.get(), m_spec, vm, ssh, m_cancel);
+            changed(std::move(c.action), std::move(c.kind), std::move(c.name), std::move(c.detail));
         }
     }
 

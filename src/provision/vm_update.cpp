@@ -13,6 +13,8 @@
 #include <labctl/provision/naming.hpp>
 #include <labctl/remote/session_pool.hpp>
 
+#include "provision_parts.hpp"
+
 namespace labctl::provision {
 
 using namespace libvirt;
@@ -245,6 +247,19 @@ FilesystemGrowth grow_guest_filesystem(const remote::ConnectOptions& ssh, std::u
                     "the disk itself is grown and its data kept: fix the cause and run labctl "
                     "provision again (it grows the file system once more)");
     return g;
+}
+
+Change finish_disk_growth(const Connection& conn, virDomainPtr dom, const config::LabSpec& spec,
+                          const config::VmSpec& vm, const remote::ConnectOptions& ssh,
+                          const std::atomic<bool>* cancelled) {
+    const FilesystemGrowth g = grow_guest_filesystem(ssh, vm.disk_bytes, cancelled);
+    set_domain_metadata(conn, dom, domain_metadata_xml(spec, vm, false));
+    return {"update",
+            "filesystem",
+            fmt::format("{}:{}", vm.name, g.source),
+            fmt::format("root file system ({}) grown online: {} -> {}", g.fstype,
+                        config::format_size(g.before), config::format_size(g.after)),
+            {}};
 }
 
 } // namespace labctl::provision

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include <labctl/config/lab_spec.hpp>
+#include <labctl/provision/provision.hpp>
 #include <labctl/remote/session.hpp>
 
 #include "journal.hpp"
@@ -49,6 +51,14 @@ struct FilesystemGrowth {
 /// step fails (growpart missing, an unknown file system).
 FilesystemGrowth grow_guest_filesystem(const remote::ConnectOptions& ssh, std::uint64_t bytes,
                                        const std::atomic<bool>* cancelled);
+
+/// After the wait for a VM whose disk grew: its root file system grown over `ssh`
+/// (grow_guest_filesystem), then the disk's new size recorded in the domain's metadata — only
+/// now, so a run that fails before this grows the file system again. Returns the change to
+/// report ("update filesystem <vm>:<device>").
+Change finish_disk_growth(const libvirt::Connection& conn, virDomainPtr dom,
+                          const config::LabSpec& spec, const config::VmSpec& vm,
+                          const remote::ConnectOptions& ssh, const std::atomic<bool>* cancelled);
 
 /// Reads the line the guest's script ends with, "labctl-grown SOURCE FSTYPE BEFORE AFTER";
 /// empty source when the output has none.
