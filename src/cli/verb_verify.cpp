@@ -241,6 +241,24 @@ LabVerify verify_lab(const config::LabSpec& spec) {
     return out;
 }
 
+std::string failing_checks(const config::LabSpec& spec, const Target& target, bool from_flag,
+                           const std::vector<std::string>& checks,
+                           std::chrono::milliseconds deadline) {
+    VerifyOptions opts;
+    for (const auto& c : checks)
+        if (std::find(spec.verify.checks.begin(), spec.verify.checks.end(), c) !=
+            spec.verify.checks.end())
+            opts.only.push_back(c);
+    if (opts.only.empty())
+        return {};
+    const auto run = verify_target(spec, target, from_flag, opts, deadline);
+    std::string failed;
+    for (const auto& r : run.results)
+        if (r.status == verify::Status::fail)
+            failed += fmt::format("{}{}: {}", failed.empty() ? "" : "; ", r.name, r.message);
+    return failed;
+}
+
 Runner register_verify(CLI::App& app, Context& ctx) {
     auto opts = std::make_shared<VerifyOptions>();
     auto* sub = app.add_subcommand(

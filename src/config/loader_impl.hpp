@@ -1,6 +1,7 @@
 #pragma once
 // The Loader behind load_lab: one object per load, its members defined by concept in loader.cpp,
-// loader_plumbing.cpp, sections_host.cpp, sections_lab.cpp, layers.cpp and cross_checks.cpp.
+// loader_plumbing.cpp, sections_host.cpp, sections_lab.cpp, sections_hardening.cpp, layers.cpp
+// and cross_checks.cpp.
 
 #include <cstdint>
 #include <filesystem>
@@ -38,7 +39,9 @@ inline const std::vector<std::string> k_ssh_keys{"user", "private_key", "known_h
                                                  "port", "jump",        "jump_key"};
 inline const std::vector<std::string> k_vm_keys{"name", "cpus",  "memory", "disk",
                                                 "ip",   "roles", "host"};
-inline const std::vector<std::string> k_hardening_keys{"profile", "allow_users", "revert_seconds"};
+inline const std::vector<std::string> k_hardening_keys{
+    "profile", "allow_users", "revert_seconds", "firewall", "fail2ban", "auditd", "sysctl"};
+inline const std::vector<std::string> k_firewall_keys{"enabled", "ssh_sources", "allow"};
 inline const std::vector<std::string> k_deploy_keys{
     "role",         "target_vm",      "host",           "stack_dir",       "remote_dir", "project",
     "wait_timeout", "image_registry", "preload_images", "preload_timeout", "pins"};
@@ -113,11 +116,12 @@ private:
     void read_image_url_checks(const Mapping& m);
     void read_ssh(const Mapping& m);
 
-    // vms, hardening, deploy, verify (sections_lab.cpp)
+    // vms, deploy, verify (sections_lab.cpp); hardening (sections_hardening.cpp)
     void read_vms(const Mapping& root);
     void read_vm(const Entry& item);
     void read_vm_fields(const Mapping& m, const Entry& item, VmSpec& vm, VmFacts& facts);
     void read_hardening(const Mapping& m);
+    void read_firewall(const Entry& e);
     void read_deploy(const Mapping& m);
     void read_preload(const Entry& e);
     void read_verify(const Mapping& m);

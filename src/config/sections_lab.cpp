@@ -1,5 +1,6 @@
-// The sections that say what runs on the VMs: vms, hardening, deploy (with preload_images) and
-// verify. Single values only; what spans sections is in cross_checks.cpp.
+// The sections that say what runs on the VMs: vms, deploy (with preload_images) and verify
+// (hardening is sections_hardening.cpp). Single values only; what spans sections is in
+// cross_checks.cpp.
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -19,7 +20,6 @@ namespace {
 // The services stack.health can probe (verify's endpoint names).
 const std::vector<std::string> k_verify_services{"nginx", "api",  "grafana",  "prometheus",
                                                  "tempo", "loki", "collector"};
-const std::vector<std::string> k_profiles{"modern", "compat"};
 
 constexpr std::uint64_t k_mib = 1024ULL * 1024;
 constexpr std::uint64_t k_min_memory = 128 * k_mib;
@@ -189,39 +189,6 @@ void Loader::read_vm_fields(const Mapping& m, const Entry& item, VmSpec& vm, VmF
                 else if (std::find(vm.roles.begin(), vm.roles.end(), role.text) == vm.roles.end())
                     vm.roles.push_back(role.text);
             }
-        }
-    }
-}
-
-void Loader::read_hardening(const Mapping& m) {
-    auto& h = m_spec.hardening;
-    read_string(m, "profile", h.profile,
-                choice(k_profiles, "modern: current algorithms only; compat: also older "
-                                   "clients"));
-    if (const Entry* e = m.get("allow_users")) {
-        if (const auto users = m_reader.strings(*e)) {
-            record(e->path, e->where, Origin::file);
-            for (const auto& u : *users) {
-                if (auto p = check_user_name(u.path, u.text))
-                    m_sink.error(u.where, std::move(*p));
-                else if (std::find(h.allow_users.begin(), h.allow_users.end(), u.text) ==
-                         h.allow_users.end())
-                    h.allow_users.push_back(u.text);
-            }
-        }
-    }
-    if (const Entry* e = m.get("revert_seconds")) {
-        if (const auto v = m_reader.integer(*e, "120")) {
-            const std::string hint = "the revert must outlive labctl's reconnection check; "
-                                     "the default is 120";
-            if (*v < 30)
-                m_sink.error(e->where, fmt::format("{} must be at least 30, got {}", e->path, *v),
-                             hint);
-            else if (*v > 3600)
-                m_sink.error(e->where, fmt::format("{} must be at most 3600, got {}", e->path, *v),
-                             hint);
-            else
-                h.revert_after = std::chrono::seconds(*v);
         }
     }
 }

@@ -11,6 +11,7 @@
 #include <labctl/config/loader.hpp>
 #include <labctl/config/suggest.hpp>
 #include <labctl/core/duration.hpp>
+#include <labctl/core/text.hpp>
 
 namespace labctl::config::detail {
 
@@ -233,6 +234,22 @@ std::optional<std::string> Reader::string(const Entry& entry) {
     m_sink.error(
         entry.where, fmt::format("{} must be a string, got {}", entry.path, describe(entry.value)),
         entry.value.IsNull() ? "give it a value, or delete the line to use the default" : "");
+    return std::nullopt;
+}
+
+std::optional<bool> Reader::boolean(const Entry& entry) {
+    const YAML::Node& v = entry.value;
+    if (v.IsScalar() && is_plain(v) && (v.Scalar() == "true" || v.Scalar() == "false"))
+        return v.Scalar() == "true";
+    std::string hint = fmt::format("write {}: true or {}: false", entry.name, entry.name);
+    if (v.IsScalar() && is_plain(v) && looks_bool(v.Scalar()))
+        hint = fmt::format("YAML 1.2 knows only true and false: {}: {}", entry.name,
+                           lower(v.Scalar()) == "true" || lower(v.Scalar()) == "yes" ||
+                                   lower(v.Scalar()) == "on"
+                               ? "true"
+                               : "false");
+    m_sink.error(entry.where,
+                 fmt::format("{} must be true or false, got {}", entry.path, describe(v)), hint);
     return std::nullopt;
 }
 

@@ -96,6 +96,8 @@ public:
 
     /// Any scalar, as written.
     std::optional<std::string> string(const Entry& entry);
+    /// A plain (unquoted) true or false.
+    std::optional<bool> boolean(const Entry& entry);
     /// A plain (unquoted) whole number; `example` is shown in the hint.
     std::optional<std::int64_t> integer(const Entry& entry, std::string_view example);
     /// integer() within [min, max].

@@ -16,6 +16,8 @@
 #include <labctl/harden/policy.hpp>
 #include <labctl/harden/record.hpp>
 
+#include "revert_timer.hpp"
+
 namespace labctl::harden {
 
 namespace {
@@ -187,7 +189,8 @@ HardenReport apply(const HardenPlan& plan, const TargetFacts& facts, remote::Ses
         session.upload(paths.fresh, plan.dropin, 0644, true);
         run.done("upload", paths.fresh);
         const auto secs = options.revert_after.count();
-        const std::string unit = "labctl-harden-revert";
+        const detail::RevertTimer timer{"labctl-harden-revert", paths.revert, paths.pid,
+                                        options.revert_after, facts.systemd};
         // sshd re-executes on reload and opens a new listening socket: its inode tells when the
         // new configuration is live, so the new-session check cannot reach the old process.
         // The listener bound to the address we came in on first: another sshd on the same port
@@ -235,38 +238,11 @@ HardenReport apply(const HardenPlan& plan, const TargetFacts& facts, remote::Ses
 
             // Arm the automatic revert before reloading: if this session dies from here on, the
             // target restores the old configuration by itself.
-            // The script sleeps itself when started by the detached sleeper ("now" skips that).
-            // It writes its pid only after setsid made it a session leader, so once the pid file
-            // exists nothing that ends with this SSH session (sudo's pty, sshd's cleanup) can
-            // kill it.
-            const std::string revert_script = fmt::format(
-                R"(#!/bin/sh
-if [ "${{1:-}}" != now ]; then
-    trap '' HUP
-    echo $$ > {pid}
-    sleep {secs}
-fi
-{restore}
-{reload}
-rm -f {self} {pid}
-)",
-                fmt::arg("pid", shell_quote(paths.pid)), fmt::arg("secs", secs),
-                fmt::arg("restore", restore_snippet(paths)),
-                fmt::arg("reload", facts.reload_command()),
-                fmt::arg("self", shell_quote(paths.revert)));
-            session.upload(paths.revert, revert_script, 0700, true);
-            if (facts.systemd)
-                run.sudo("arm revert",
-                         fmt::format("systemctl stop {0}.timer 2>/dev/null; systemctl "
-                                     "reset-failed {0}.service 2>/dev/null; systemd-run "
-                                     "--quiet --unit={0} --on-active={1}s /bin/sh {2} now",
-                                     unit, secs, shell_quote(paths.revert)));
-            else
-                run.sudo("arm revert",
-                         fmt::format("rm -f {0}; setsid -f sh {1} </dev/null >/dev/null 2>&1; "
-                                     "i=0; while [ ! -s {0} ] && [ $i -lt 150 ]; do sleep 0.1; "
-                                     "i=$((i+1)); done; test -s {0}",
-                                     shell_quote(paths.pid), shell_quote(paths.revert)));
+            session.upload(paths.revert,
+                           timer.script_text(fmt::format("{}\n{}", restore_snippet(paths),
+                                                         facts.reload_command())),
+                           0700, true);
+            run.sudo("arm revert", timer.arm_command());
             run.done("arm revert", fmt::format("restores the old configuration in {}s unless "
                                                "disarmed",
                                                secs));
@@ -290,11 +266,6 @@ rm -f {self} {pid}
             // (the commands after a Ctrl-C still run: only those running at the signal stop).
             log::warn("harden {}: {}: reverting", session.endpoint().host, e.what());
             try {
-                const auto stop_timer =
-                    facts.systemd ? fmt::format("systemctl stop {}.timer 2>/dev/null", unit)
-                                  : fmt::format("if [ -s {0} ]; then kill -- -$(cat {0}) "
-                                                "2>/dev/null; fi",
-                                                shell_quote(paths.pid));
                 const std::string inode_reverting =
                     facts.listen_port > 0 && !facts.systemd
                         ? session
@@ -303,9 +274,8 @@ rm -f {self} {pid}
                         : std::string();
                 // What the revert script does, without it (the failure may come before it was
                 // uploaded); reloading an sshd that never saw the new file is harmless.
-                run.sudo("revert", fmt::format("{}; {}; {}; rm -f {} {}", stop_timer,
-                                               restore_snippet(paths), facts.reload_command(),
-                                               shell_quote(paths.revert), shell_quote(paths.pid)));
+                run.sudo("revert", fmt::format("{}; {}; {}", timer.disarm_command(),
+                                               restore_snippet(paths), facts.reload_command()));
                 // Return only once the restored configuration listens, so whoever acts on
                 // exit 6 (a retry, a human with ssh) reaches the old sshd and not a closed port.
                 try {
@@ -326,16 +296,8 @@ rm -f {self} {pid}
                                     e.what()),
                         e.hint());
         }
-        const auto disarm = [&] {
-            if (facts.systemd)
-                return fmt::format("systemctl stop {}.timer 2>/dev/null; rm -f {} {}", unit,
-                                   shell_quote(paths.revert), shell_quote(paths.pid));
-            return fmt::format("if [ -s {0} ]; then kill -- -$(cat {0}) 2>/dev/null; fi; rm -f "
-                               "{0} {1}",
-                               shell_quote(paths.pid), shell_quote(paths.revert));
-        };
         run.sudo("disarm revert",
-                 fmt::format("{}; rm -f {} {}", disarm(), shell_quote(paths.backup),
+                 fmt::format("{}; rm -f {} {}", timer.disarm_command(), shell_quote(paths.backup),
                              shell_quote(paths.absent)));
         run.done("disarm revert", "hardened configuration kept");
         report.changed = true;

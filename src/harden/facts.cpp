@@ -86,6 +86,10 @@ std::string run_probe(remote::Session& session, const std::string& script) {
 
 } // namespace
 
+std::string run_root_probe(remote::Session& session, const std::string& script) {
+    return run_probe(session, script);
+}
+
 std::string facts_script(const std::vector<std::string>& users) {
     // Read-only. Every line is key=value. LABCTL_SSH_CONNECTION is passed through sudo, which
     // resets the environment.

@@ -166,6 +166,11 @@ vms:
     ip: 10.78.0.10
 hardening:
   revert_seconds: 60
+  # the host parts would change this machine: a VM gets them (e2e)
+  firewall: false
+  fail2ban: false
+  auditd: false
+  sysctl: false
 )",
                                       uri, w.string(), guest_user.name()));
 

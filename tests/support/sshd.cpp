@@ -84,9 +84,11 @@ SshServer::SshServer(Options options) : m_options(std::move(options)) {
 }
 
 void SshServer::start() {
-    m_process = std::make_unique<BackgroundProcess>(
-        std::vector<std::string>{"/usr/sbin/sshd", "-D", "-e", "-f", config().string()},
-        dir() / "sshd.log");
+    auto argv = m_options.command_prefix;
+    for (const std::string a : {"/usr/sbin/sshd", "-D", "-e", "-f"})
+        argv.push_back(a);
+    argv.push_back(config().string());
+    m_process = std::make_unique<BackgroundProcess>(argv, dir() / "sshd.log");
     if (!wait_for_port(m_port, std::chrono::seconds(10), host()))
         throw std::runtime_error("sshd did not start: " + m_process->log());
 }

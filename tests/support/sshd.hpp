@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <labctl/remote/session.hpp>
 
@@ -25,6 +26,8 @@ public:
         bool include_dropins = false;
         bool password_auth = false; ///< PasswordAuthentication yes (the "before" of hardening)
         std::string listen_address = "127.0.0.1"; ///< any 127.0.0.0/8 address
+        /// Run sshd through this command (e.g. `ip netns exec NS ...` for a test's namespace).
+        std::vector<std::string> command_prefix;
     };
     SshServer();
     explicit SshServer(Options options);

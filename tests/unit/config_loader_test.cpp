@@ -24,6 +24,7 @@ using labctl::config::load_lab_text;
 using labctl::config::LoadOptions;
 using labctl::config::LoadResult;
 using labctl::config::Severity;
+using labctl::test::contains;
 using labctl::test::TempDir;
 
 namespace fs = std::filesystem;
@@ -592,4 +593,50 @@ TEST_CASE("the --host flag, LAB_HOST and deploy.host take the documented USER@HO
         REQUIRE(errors(r).size() == 1);
         CHECK(errors(r).front().find("is not [USER@]HOST[:PORT]") != std::string::npos);
     }
+}
+
+TEST_CASE("the host hardening parts are on by default and each can be turned off",
+          "[config][hardening]") {
+    const auto defaults = load_ok("version: 1\nproject: p\nvms: [{name: a}]\n").hardening;
+    CHECK(defaults.firewall.enabled);
+    CHECK(defaults.fail2ban);
+    CHECK(defaults.auditd);
+    CHECK(defaults.sysctl);
+    CHECK(defaults.host_parts());
+    const auto off = load_ok("version: 1\nproject: p\nvms: [{name: a}]\nhardening:\n"
+                             "  firewall: false\n  fail2ban: false\n  auditd: false\n"
+                             "  sysctl: false\n")
+                         .hardening;
+    CHECK_FALSE(off.host_parts());
+    const auto fw = load_ok("version: 1\nproject: p\nvms: [{name: a}]\nhardening:\n"
+                            "  firewall:\n    ssh_sources: [192.0.2.0/24, '2001:db8::/32']\n"
+                            "    allow: [9100/tcp, 60000-60010/udp, 8443]\n")
+                        .hardening.firewall;
+    CHECK(fw.enabled);
+    CHECK(fw.ssh_sources == std::vector<std::string>{"192.0.2.0/24", "2001:db8::/32"});
+    REQUIRE(fw.allow.size() == 3);
+    CHECK(fw.allow[1].protocol == "udp");
+    CHECK(fw.allow[1].first == 60000);
+    CHECK(fw.allow[1].last == 60010);
+    CHECK(fw.allow[2].protocol == "tcp");
+    CHECK(fw.allow[2].first == 8443);
+}
+
+TEST_CASE("bad host hardening values are reported where they are", "[config][hardening]") {
+    const auto r = load_lab_text("version: 1\nproject: p\nvms: [{name: a}]\nhardening:\n"
+                                 "  fail2ban: yes\n  firewall:\n    ssh_sources: [10.0.0.0/33, "
+                                 "example.org]\n    allow: [70000, 20-10/tcp, 53/icmp]\n",
+                                 "lab.yaml", {});
+    const auto e = errors(r);
+    REQUIRE(e.size() == 6);
+    CHECK(e[0] == "lab.yaml:5:13: error: hardening.fail2ban must be true or false, got boolean "
+                  "'yes'\n  hint: YAML 1.2 knows only true and false: fail2ban: true");
+    CHECK(contains(e[1], "lab.yaml:7:19: error: hardening.firewall.ssh_sources[0] '10.0.0.0/33' "
+                         "has a bad prefix length (0 to 32)"));
+    CHECK(contains(e[2], "'example.org' is not an IPv4 or IPv6 address or network"));
+    CHECK(contains(e[3], "lab.yaml:8:13: error: hardening.firewall.allow[0] '70000' is not a "
+                         "port, range or protocol labctl opens"));
+    CHECK(contains(e[3], "hint: write PORT[/tcp|/udp]"));
+    CHECK(contains(e[4], "'20-10/tcp'"));
+    CHECK(contains(e[5], "'53/icmp'"));
 }

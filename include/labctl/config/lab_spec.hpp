@@ -132,10 +132,31 @@ struct VmSpec {
     std::optional<int> host_port(int guest_port) const;
 };
 
+/// A port or range the host firewall opens besides SSH and the stack's (hardening.firewall.allow).
+struct PortRule {
+    std::string protocol = "tcp"; ///< tcp | udp
+    int first = 0;
+    int last = 0; ///< 0: one port
+};
+
+struct FirewallSpec {
+    bool enabled = true;
+    /// IPv4/IPv6 addresses or networks SSH may come from; empty: anywhere. labctl's own address
+    /// is always added.
+    std::vector<std::string> ssh_sources;
+    std::vector<PortRule> allow;
+};
+
 struct HardeningSpec {
     std::string profile = "modern";       ///< modern | compat
     std::vector<std::string> allow_users; ///< always contains ssh.user after loading
     std::chrono::seconds revert_after{120};
+    // The host parts beyond sshd (issue #18), each on unless turned off.
+    FirewallSpec firewall;
+    bool fail2ban = true;
+    bool auditd = true;
+    bool sysctl = true;
+    bool host_parts() const { return firewall.enabled || fail2ban || auditd || sysctl; }
 };
 
 struct DeploySpec {

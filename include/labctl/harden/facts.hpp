@@ -60,6 +60,9 @@ std::string match_spec(const std::string& user, const std::string& client_addres
                        const std::string& listen_address, int listen_port);
 /// Parses the script's output; throws Error(harden) when a required fact is missing.
 TargetFacts parse_facts(const std::string& output);
+/// Runs a read-only probe `script` as root (sudo unless root) with the connection's
+/// SSH_CONNECTION passed as LABCTL_SSH_CONNECTION; its output. Throws Error(harden).
+std::string run_root_probe(remote::Session& session, const std::string& script);
 /// Runs the script with sudo over `session`.
 TargetFacts probe_facts(remote::Session& session, const std::vector<std::string>& users);
 
