@@ -94,8 +94,8 @@ __labctl_option_value()
         deploy:--host) __labctl_hosts "$3" "$4" ;;
         deploy:--wait) COMPREPLY=() ;;
         verify:--host) __labctl_hosts "$3" "$4" ;;
-        verify:--only) __labctl_words 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened' "$3" ;;
-        verify:--skip) __labctl_words 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened' "$3" ;;
+        verify:--only) __labctl_words 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened host.hardened' "$3" ;;
+        verify:--skip) __labctl_words 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened host.hardened' "$3" ;;
         verify:--deadline) COMPREPLY=() ;;
         verify:--junit) __labctl_files "$3" ;;
         verify:--parallel) COMPREPLY=() ;;
@@ -142,9 +142,9 @@ __labctl_options()
         '') __labctl_words "-h --help --help-all $globals" "$2" ;;
         up) __labctl_words "-h --help --help-all --stage --skip --from --keep-on-failure --junit -y --yes $globals" "$2" ;;
         provision) __labctl_words "-h --help --help-all --keep-on-failure -y --yes --strict --parallel --ip-timeout --ssh-timeout --cloud-init-timeout $globals" "$2" ;;
-        harden) __labctl_words "-h --help --help-all --host --wait --profile $globals" "$2" ;;
+        harden) __labctl_words "-h --help --help-all --host --wait --profile --dry-run $globals" "$2" ;;
         deploy) __labctl_words "-h --help --help-all --host --wait --dry-run --force $globals" "$2" ;;
-        verify) __labctl_words "-h --help --help-all --host --only --skip --deadline --junit --parallel --ssh-audit $globals" "$2" ;;
+        verify) __labctl_words "-h --help --help-all --host --only --skip --deadline --junit --parallel --lynis --ssh-audit $globals" "$2" ;;
         down) __labctl_words "-h --help --help-all --purge $globals" "$2" ;;
         snapshot) __labctl_words "-h --help --help-all --force --ssh-timeout $globals" "$2" ;;
         plan) __labctl_words "-h --help --help-all --detailed-exitcode --offline $globals" "$2" ;;

@@ -153,6 +153,7 @@ complete -c labctl -n '__labctl_using_verb harden' -l help-all -d 'Print help fo
 complete -c labctl -n '__labctl_using_verb harden' -l host -x -a '(__labctl_hosts)' -d 'Harden an existing host instead of the lab\'s VMs'
 complete -c labctl -n '__labctl_using_verb harden' -l wait -x -d 'How long to wait for SSH to answer (default 60s)'
 complete -c labctl -n '__labctl_using_verb harden' -l profile -x -a 'modern compat' -d 'Algorithm profile (default from lab.yaml: modern)'
+complete -c labctl -n '__labctl_using_verb harden' -l dry-run -d 'Print the sshd drop-in and the host parts\' files (the firewall\'s ruleset checkable with nft -c -f) that would be applied; change nothing'
 
 # labctl deploy
 complete -c labctl -n '__labctl_using_verb deploy' -s h -l help -d 'Print this help message and exit'
@@ -166,11 +167,12 @@ complete -c labctl -n '__labctl_using_verb deploy' -l force -d 'Run the full dep
 complete -c labctl -n '__labctl_using_verb verify' -s h -l help -d 'Print this help message and exit'
 complete -c labctl -n '__labctl_using_verb verify' -l help-all -d 'Print help for every command'
 complete -c labctl -n '__labctl_using_verb verify' -l host -x -a '(__labctl_hosts)' -d 'Verify an existing host (no libvirt needed)'
-complete -c labctl -n '__labctl_using_verb verify' -l only -x -a 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened' -d 'Run only this check (repeatable): stack.health, prometheus.targets, prometheus.sli, trace.e2e, logs.correlated, grafana.provisioned, nginx.resilience, ssh.hardened'
-complete -c labctl -n '__labctl_using_verb verify' -l skip -x -a 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened' -d 'Skip this check (repeatable)'
+complete -c labctl -n '__labctl_using_verb verify' -l only -x -a 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened host.hardened' -d 'Run only this check (repeatable): stack.health, prometheus.targets, prometheus.sli, trace.e2e, logs.correlated, grafana.provisioned, nginx.resilience, ssh.hardened, host.hardened'
+complete -c labctl -n '__labctl_using_verb verify' -l skip -x -a 'stack.health prometheus.targets prometheus.sli trace.e2e logs.correlated grafana.provisioned nginx.resilience ssh.hardened host.hardened' -d 'Skip this check (repeatable)'
 complete -c labctl -n '__labctl_using_verb verify' -l deadline -x -d 'Deadline per check, e.g. 90s or 3m'
 complete -c labctl -n '__labctl_using_verb verify' -l junit -r -F -d 'Write a JUnit XML report to FILE'
 complete -c labctl -n '__labctl_using_verb verify' -l parallel -x -d 'Run at most N checks at once (default: all at once)'
+complete -c labctl -n '__labctl_using_verb verify' -l lynis -d 'host.hardened also runs Lynis (Debian package lynis) on the host and reports its hardening index; give it time with --deadline'
 complete -c labctl -n '__labctl_using_verb verify' -l ssh-audit -d 'ssh.hardened also runs ssh-audit against the host: any [fail] fails the check'
 
 # labctl down

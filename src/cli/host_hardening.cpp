@@ -1,6 +1,7 @@
 #include "host_hardening.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 
@@ -11,6 +12,7 @@
 #include <labctl/deploy/compose_ports.hpp>
 #include <labctl/deploy/stack_env.hpp>
 #include <labctl/harden/host_apply.hpp>
+#include <labctl/remote/session_pool.hpp>
 #include <labctl/verify/verify.hpp>
 
 #include "lab_verify.hpp"
@@ -66,17 +68,15 @@ std::vector<harden::FirewallPort> stack_ports(const config::LabSpec& spec, remot
 
 } // namespace
 
-HostHardening harden_host(const config::LabSpec& spec, const Target& target, bool from_flag,
-                          bool stack_target, remote::Session& session,
-                          const remote::ConnectOptions& reconnect, bool dry_run) {
-    HostHardening out;
+HostSetup host_setup(const config::LabSpec& spec, remote::Session& session, bool stack_target) {
+    HostSetup out;
     const auto& h = spec.hardening;
-    const auto facts = harden::probe_host_facts(session);
+    out.facts = harden::probe_host_facts(session);
+    const auto& facts = out.facts;
     const bool sudo = !session.is_root();
-    const bool running =
-        stack_target && facts.docker && stack_running(session, spec.deploy.project, sudo);
+    out.running = stack_target && facts.docker && stack_running(session, spec.deploy.project, sudo);
 
-    harden::HostPolicy policy;
+    auto& policy = out.policy;
     policy.firewall = h.firewall.enabled;
     policy.fail2ban = h.fail2ban;
     policy.auditd = h.auditd;
@@ -84,7 +84,7 @@ HostHardening harden_host(const config::LabSpec& spec, const Target& target, boo
     policy.ssh_port = facts.listen_port > 0 ? facts.listen_port : spec.ssh.port;
     policy.ssh_sources = h.firewall.ssh_sources;
     if (h.firewall.enabled && stack_target)
-        policy.open_ports = stack_ports(spec, session, running, sudo);
+        policy.open_ports = stack_ports(spec, session, out.running, sudo);
     for (const auto& a : h.firewall.allow)
         policy.open_ports.push_back({a.protocol, a.first, a.last, "hardening.firewall.allow"});
     // The same port from compose and from allow: once.
@@ -95,7 +95,18 @@ HostHardening harden_host(const config::LabSpec& spec, const Target& target, boo
             }))
             unique.push_back(p);
     policy.open_ports = unique;
-    const auto plan = harden::plan_host(policy, facts);
+    return out;
+}
+
+HostHardening harden_host(const config::LabSpec& spec, const Target& target, bool from_flag,
+                          bool stack_target, remote::Session& session,
+                          const remote::ConnectOptions& reconnect, bool dry_run) {
+    HostHardening out;
+    const auto setup = host_setup(spec, session, stack_target);
+    const auto& facts = setup.facts;
+    const bool running = setup.running;
+    const auto& h = spec.hardening;
+    const auto plan = harden::plan_host(setup.policy, facts);
 
     nlohmann::json parts = nlohmann::json::array();
     for (const auto& part : plan.parts) {
@@ -149,6 +160,83 @@ HostHardening harden_host(const config::LabSpec& spec, const Target& target, boo
     for (const auto& s : report.steps)
         steps.push_back({{"step", s.step}, {"detail", s.detail}});
     out.json["steps"] = steps;
+    return out;
+}
+
+verify::HostFinding check_host_hardened(const config::LabSpec& spec,
+                                        const remote::ConnectOptions& connect, bool lynis,
+                                        std::chrono::milliseconds budget) {
+    verify::HostFinding out;
+    const auto started = std::chrono::steady_clock::now();
+    const auto left = [&] {
+        return std::max(std::chrono::duration_cast<std::chrono::seconds>(
+                            budget - (std::chrono::steady_clock::now() - started)),
+                        std::chrono::seconds(1));
+    };
+    try {
+        auto lease = remote::lease_session(connect, std::min(connect.connect_timeout, budget));
+        auto& session = *lease;
+        const std::string where = "ssh " + session.endpoint().to_string();
+        const auto setup = host_setup(spec, session, true);
+        const auto plan = harden::plan_host(setup.policy, setup.facts);
+        std::vector<std::string> wrong, fine;
+        for (const auto& part : plan.parts) {
+            verify::Evidence e;
+            e.url = fmt::format("{}: {} ({})", where, part.name, part.check);
+            const auto r = session.exec(fmt::format("sh -c {}", shell_quote(part.check)),
+                                        {.timeout = left(), .sudo = true});
+            e.status = r.exit_status;
+            e.note = part.summary;
+            e.excerpt = trim(r.err.empty() ? r.out : r.err);
+            out.evidence.push_back(e);
+            if (!part.missing.empty())
+                wrong.push_back(fmt::format("{}: packages missing: {}", part.name,
+                                            fmt::join(part.missing, " ")));
+            else if (!r.ok())
+                wrong.push_back(
+                    fmt::format("{}: not live (its check exits {})", part.name, r.exit_status));
+            else if (part.changes)
+                wrong.push_back(fmt::format("{}: differs from lab.yaml (labctl harden applies "
+                                            "it)",
+                                            part.name));
+            else
+                fine.push_back(part.name);
+        }
+        std::string lynis_note;
+        if (lynis) {
+            // Lynis's own report file carries the index; the console output is not parsed.
+            const auto r = session.exec(
+                "sh -c " + shell_quote("command -v lynis >/dev/null || exit 127; f=$(mktemp); "
+                                       "lynis audit system --quick --no-colors --no-log "
+                                       "--report-file \"$f\" >/dev/null 2>&1; "
+                                       "grep -E '^hardening_index=' \"$f\"; rm -f \"$f\""),
+                {.timeout = left(), .sudo = true});
+            verify::Evidence e;
+            e.url = where + ": lynis audit system --quick";
+            e.status = r.exit_status;
+            e.excerpt = trim(r.out);
+            out.evidence.push_back(e);
+            const auto eq = r.out.find('=');
+            const auto index =
+                eq == std::string::npos ? std::nullopt : parse_u64(trim(r.out.substr(eq + 1)));
+            if (r.exit_status == 127)
+                wrong.push_back("lynis is not installed on the host (Debian package lynis)");
+            else if (!index)
+                wrong.push_back(fmt::format("Lynis gave no hardening index (exit {}{})",
+                                            r.exit_status, r.timed_out ? ", timed out" : ""));
+            else
+                lynis_note = fmt::format("; Lynis hardening index {}", *index);
+        }
+        out.ok = wrong.empty();
+        out.message = out.ok ? fmt::format("{} as lab.yaml wants them and live{}",
+                                           fmt::join(fine, ", "), lynis_note)
+                             : fmt::format("{}", fmt::join(wrong, "; "));
+    } catch (const Interrupted&) {
+        throw;
+    } catch (const std::exception& e) {
+        out.ok = false;
+        out.message = e.what();
+    }
     return out;
 }
 

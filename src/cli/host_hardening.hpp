@@ -9,11 +9,25 @@
 #include <vector>
 
 #include <labctl/config/lab_spec.hpp>
+#include <labctl/harden/host_plan.hpp>
 #include <labctl/remote/session.hpp>
+#include <labctl/verify/verify.hpp>
 
 #include "targets.hpp"
 
 namespace labctl::cli {
+
+/// The target's host facts and the policy lab.yaml asks of it (the stack's ports included).
+struct HostSetup {
+    harden::HostFacts facts;
+    harden::HostPolicy policy;
+    bool running = false; ///< the stack's containers run there
+};
+
+/// Probes `session`'s host and builds its policy; stack_target: the stack runs (or will run)
+/// there, so its ports are opened (from the running stack's `compose config`, else the stack's
+/// service ports).
+HostSetup host_setup(const config::LabSpec& spec, remote::Session& session, bool stack_target);
 
 struct HostHardening {
     nlohmann::json json;                        ///< {"parts": [...], "changed": bool}
@@ -26,5 +40,12 @@ struct HostHardening {
 HostHardening harden_host(const config::LabSpec& spec, const Target& target, bool from_flag,
                           bool stack_target, remote::Session& session,
                           const remote::ConnectOptions& reconnect, bool dry_run);
+
+/// verify's host.hardened on one target: every enabled part as lab.yaml wants it (the plan would
+/// change nothing) and live (each part's own check passes); with `lynis`, Lynis's hardening
+/// index too. Bounded by `budget`.
+verify::HostFinding check_host_hardened(const config::LabSpec& spec,
+                                        const remote::ConnectOptions& connect, bool lynis,
+                                        std::chrono::milliseconds budget);
 
 } // namespace labctl::cli

@@ -22,6 +22,7 @@
 #include <labctl/verify/verify.hpp>
 
 #include "app.hpp"
+#include "host_hardening.hpp"
 #include "lab_verify.hpp"
 #include "targets.hpp"
 
@@ -36,6 +37,7 @@ struct VerifyOptions {
     std::string junit;
     unsigned parallel = 0;
     bool ssh_audit = false;
+    bool lynis = false;
 };
 
 std::vector<std::string> select_checks(const config::LabSpec& spec, const VerifyOptions& opts) {
@@ -187,6 +189,13 @@ report::HostReport verify_target(const config::LabSpec& spec, const Target& targ
         log::info("verify: no SSH key at {}: ssh.hardened and nginx.resilience are skipped",
                   spec.ssh.private_key);
     }
+    if (std::find(v.checks.begin(), v.checks.end(), "host.hardened") != v.checks.end() &&
+        spec.hardening.host_parts() && std::filesystem::exists(spec.ssh.private_key)) {
+        const auto connect = connect_options(spec, target);
+        v.host_hardened = [&spec, connect, lynis = opts.lynis](std::chrono::milliseconds budget) {
+            return check_host_hardened(spec, connect, lynis, budget);
+        };
+    }
     v.on_start = [](const std::string& name) {
         log::debug("verify: {} started", name);
     };
@@ -279,6 +288,9 @@ Runner register_verify(CLI::App& app, Context& ctx) {
     sub->add_option("--parallel", opts->parallel,
                     "Run at most N checks at once (default: all at once)")
         ->type_name("N");
+    sub->add_flag("--lynis", opts->lynis,
+                  "host.hardened also runs Lynis (Debian package lynis) on the host and reports "
+                  "its hardening index; give it time with --deadline");
     sub->add_flag("--ssh-audit", opts->ssh_audit,
                   "ssh.hardened also runs ssh-audit against the host: any [fail] fails the check");
     return [&ctx, opts]() -> int {

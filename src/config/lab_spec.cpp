@@ -193,8 +193,9 @@ std::vector<std::string> LabSpec::ssh_destinations() const {
 
 const std::vector<std::string>& known_checks() {
     static const std::vector<std::string> k_checks{
-        "stack.health",    "prometheus.targets",  "prometheus.sli",   "trace.e2e",
-        "logs.correlated", "grafana.provisioned", "nginx.resilience", "ssh.hardened",
+        "stack.health",     "prometheus.targets", "prometheus.sli",
+        "trace.e2e",        "logs.correlated",    "grafana.provisioned",
+        "nginx.resilience", "ssh.hardened",       "host.hardened",
     };
     return k_checks;
 }

@@ -64,15 +64,29 @@ std::vector<std::string> base_packages() {
     // qemu-guest-agent for libvirt, ip for the network checks, resize2fs for a grown disk. dbus
     // and libpam-systemd: without them systemctl works for root only and logind does not run.
     // apparmor: Debian's kernel enables AppArmor, and dockerd then refuses to start containers
-    // unless apparmor_parser can load its docker-default profile.
+    // unless apparmor_parser can load its docker-default profile. nftables, fail2ban (with
+    // python3-systemd for its journal backend), auditd and lynis: harden's host parts and verify
+    // --lynis, so a guest without a route out has them.
     std::vector<std::string> p{
-        "apparmor",       "ca-certificates",
-        "cloud-init",     "dbus",
-        "docker-compose", "docker.io",
-        "e2fsprogs",      "iproute2",
-        "libpam-systemd", "linux-image-cloud-amd64",
-        "openssh-server", "qemu-guest-agent",
-        "rsync",          "sudo",
+        "apparmor",
+        "auditd",
+        "ca-certificates",
+        "cloud-init",
+        "dbus",
+        "docker-compose",
+        "docker.io",
+        "e2fsprogs",
+        "fail2ban",
+        "iproute2",
+        "libpam-systemd",
+        "linux-image-cloud-amd64",
+        "lynis",
+        "nftables",
+        "openssh-server",
+        "python3-systemd",
+        "qemu-guest-agent",
+        "rsync",
+        "sudo",
         "systemd-sysv",
     };
     std::sort(p.begin(), p.end());

@@ -1,4 +1,5 @@
-// nginx.resilience (opt-in: it restarts the backend) and ssh.hardened (over the pinned session).
+// nginx.resilience (opt-in: it restarts the backend), ssh.hardened (over the pinned session) and
+// host.hardened (the firewall, fail2ban, auditd and kernel settings, probed by the caller).
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -192,6 +193,16 @@ CheckResult ssh_hardened(CheckContext& c) {
     return c.finish(Status::pass,
                     fmt::format("{} sshd settings as expected; only {} authentication offered{}",
                                 ssh.expected.size(), methods, audit_note));
+}
+
+CheckResult host_hardened(CheckContext& c) {
+    if (!c.options().host_hardened)
+        return c.finish(Status::skip, "no host parts to check (lab.yaml turns them all off, or "
+                                      "there is no SSH key)");
+    auto finding = c.options().host_hardened(std::max(c.remaining(), std::chrono::milliseconds(1)));
+    for (auto& e : finding.evidence)
+        c.result().evidence.push_back(std::move(e));
+    return c.finish(finding.ok ? Status::pass : Status::fail, finding.message);
 }
 
 } // namespace labctl::verify::detail

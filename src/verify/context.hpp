@@ -126,5 +126,6 @@ CheckResult logs_correlated(CheckContext& c);
 CheckResult grafana_provisioned(CheckContext& c);
 CheckResult nginx_resilience(CheckContext& c);
 CheckResult ssh_hardened(CheckContext& c);
+CheckResult host_hardened(CheckContext& c);
 
 } // namespace labctl::verify::detail

@@ -79,6 +79,8 @@ CheckResult run_check(const Options& options, const std::string& name) {
             r = detail::nginx_resilience(c);
         else if (name == "ssh.hardened")
             r = detail::ssh_hardened(c);
+        else if (name == "host.hardened")
+            r = detail::host_hardened(c);
         else
             r = c.finish(Status::fail, fmt::format("unknown check '{}'", name));
     } catch (const std::exception& e) {

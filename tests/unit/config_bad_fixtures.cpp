@@ -448,7 +448,7 @@ const std::vector<Expectation> k_expectations{
          "verify_unknown_check.yaml:6:26: error: unknown check 'trace.e2' in verify.checks\n"
          "  hint: did you mean 'trace.e2e'?",
          "verify_unknown_check.yaml:6:36: error: unknown check 'metrics' in verify.checks\n"
-         "  hint: known checks: stack.health, prometheus.targets, prometheus.sli, trace.e2e, logs.correlated, grafana.provisioned, nginx.resilience, ssh.hardened",
+         "  hint: known checks: stack.health, prometheus.targets, prometheus.sli, trace.e2e, logs.correlated, grafana.provisioned, nginx.resilience, ssh.hardened, host.hardened",
      }},
     {"verify_unknown_service.yaml",
      {

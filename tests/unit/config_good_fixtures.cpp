@@ -96,7 +96,7 @@ TEST_CASE("a minimal lab gets every default", "[config][good]") {
     CHECK(spec.verify.checks == std::vector<std::string>{"stack.health", "prometheus.targets",
                                                          "prometheus.sli", "trace.e2e",
                                                          "logs.correlated", "grafana.provisioned",
-                                                         "ssh.hardened"});
+                                                         "ssh.hardened", "host.hardened"});
     CHECK(spec.verify.deadline == 180s);
     CHECK(spec.verify.check_deadlines.empty());
     CHECK(spec.verify.endpoints.empty());

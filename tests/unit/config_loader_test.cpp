@@ -458,7 +458,8 @@ TEST_CASE("examples/lab-local.yaml validates: one VM, mode user, forwards for ss
     CHECK(spec.deploy.stack_dir == (labctl::test::source_dir() / "stacks/lab-offline").string());
     CHECK(spec.deploy.preload_images == std::vector<std::string>{"auto"});
     CHECK(spec.verify.checks == std::vector<std::string>{"stack.health", "prometheus.targets",
-                                                         "prometheus.sli", "ssh.hardened"});
+                                                         "prometheus.sli", "ssh.hardened",
+                                                         "host.hardened"});
     CHECK(spec.verify.services == std::vector<std::string>{"api", "nginx", "prometheus"});
     CHECK(spec.verify.prometheus_jobs == std::vector<std::string>{"prometheus", "task-api"});
 }
@@ -523,7 +524,7 @@ TEST_CASE("known checks are in report order", "[config]") {
     CHECK(labctl::config::known_checks() ==
           std::vector<std::string>{"stack.health", "prometheus.targets", "prometheus.sli",
                                    "trace.e2e", "logs.correlated", "grafana.provisioned",
-                                   "nginx.resilience", "ssh.hardened"});
+                                   "nginx.resilience", "ssh.hardened", "host.hardened"});
 }
 
 TEST_CASE("deploy.pins names a pin set file of the stack, LAB_PINS overrides, a missing set is "

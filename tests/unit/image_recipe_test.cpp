@@ -81,7 +81,8 @@ TEST_CASE("the package set is the base set plus extras, sorted and unique", "[im
     for (const std::string p :
          {"linux-image-cloud-amd64", "systemd-sysv", "cloud-init", "openssh-server",
           "qemu-guest-agent", "rsync", "sudo", "docker.io", "docker-compose", "ca-certificates",
-          "iproute2", "e2fsprogs", "apparmor"}) {
+          "iproute2", "e2fsprogs", "apparmor", "nftables", "fail2ban", "python3-systemd", "auditd",
+          "lynis"}) {
         INFO(p);
         CHECK(std::find(base.begin(), base.end(), p) != base.end());
     }

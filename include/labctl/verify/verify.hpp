@@ -34,6 +34,13 @@ struct SshSettings {
     bool audit = false;
 };
 
+/// What host.hardened found: the host parts as lab.yaml wants them, or what differs.
+struct HostFinding {
+    bool ok = false;
+    std::string message;
+    std::vector<Evidence> evidence;
+};
+
 struct Options {
     std::string host = "127.0.0.1";
     std::vector<std::string> checks; ///< in report order
@@ -62,6 +69,9 @@ struct Options {
     /// nginx.resilience: restarts the backend (e.g. `docker compose restart backend` over SSH);
     /// returns an error text, empty on success. Unset: the check is skipped.
     std::function<std::string()> restart_backend;
+    /// host.hardened: probes the host's firewall, fail2ban, auditd and kernel settings against
+    /// lab.yaml (and runs Lynis when asked) within the time given. Unset: the check is skipped.
+    std::function<HostFinding(std::chrono::milliseconds budget)> host_hardened;
     /// Called (from the checking thread) when a check starts and when it ends.
     std::function<void(const std::string& name)> on_start;
     std::function<void(const CheckResult& result)> on_result;
