@@ -31,38 +31,42 @@ bool stack_running(remote::Session& session, const std::string& project, bool su
     return r.ok() && !trim(r.out).empty();
 }
 
-/// The ports the stack publishes: from the running stack's `compose config` when it runs there,
-/// else the stack's service ports (STACK.md §1, as verify reaches them).
+/// The ports the stack publishes: the stack's service ports (STACK.md §1, as verify reaches
+/// them), and when it runs there, what its `compose config` publishes. Both, so that the set does
+/// not change between the first harden (before deploy) and later runs when the stack publishes
+/// the service ports, as the bundled stacks do.
 std::vector<harden::FirewallPort> stack_ports(const config::LabSpec& spec, remote::Session& session,
                                               bool running, bool sudo) {
     std::vector<harden::FirewallPort> out;
-    if (running) {
-        const auto facts = deploy::detect_compose(session, sudo);
-        const auto env = deploy::stack_compose_env(spec, false);
-        const auto cmd = deploy::compose_command(facts.command(), spec.deploy.remote_dir,
-                                                 spec.deploy.project, env, "config");
-        // `config` prints secrets: parsed, never logged.
-        const auto r = session.exec(
-            cmd.command,
-            {.timeout = std::chrono::seconds(120), .stdin_data = cmd.stdin_data, .sudo = sudo});
-        if (!r.ok())
-            throw Error(ExitCode::harden,
-                        fmt::format("'{} config' failed on {}: {}", facts.command(),
-                                    session.endpoint().host, trim(r.err)),
-                        "the firewall opens the ports the stack publishes; fix the compose file "
-                        "or turn hardening.firewall off");
-        const auto ports = deploy::parse_compose_ports(r.out);
-        for (const auto& skipped : ports.skipped)
-            log::info("harden {}: firewall: {}", session.endpoint().host, skipped);
-        for (const auto& p : ports.published)
-            out.push_back({p.protocol, p.first, p.last, "compose: " + p.service});
-        return out;
-    }
     for (const auto& [name, url] : verify::default_endpoints("h")) {
         const auto colon = url.rfind(':');
         if (const auto port = parse_u64(url.substr(colon + 1)))
             out.push_back({"tcp", static_cast<int>(*port), 0, "stack: " + name});
     }
+    if (!running)
+        return out;
+    const auto facts = deploy::detect_compose(session, sudo);
+    const auto env = deploy::stack_compose_env(spec, false);
+    const auto cmd = deploy::compose_command(facts.command(), spec.deploy.remote_dir,
+                                             spec.deploy.project, env, "config");
+    // `config` prints secrets: parsed, never logged.
+    const auto r = session.exec(
+        cmd.command,
+        {.timeout = std::chrono::seconds(120), .stdin_data = cmd.stdin_data, .sudo = sudo});
+    if (!r.ok())
+        throw Error(ExitCode::harden,
+                    fmt::format("'{} config' failed on {}: {}", facts.command(),
+                                session.endpoint().host, trim(r.err)),
+                    "the firewall opens the ports the stack publishes; fix the compose file "
+                    "or turn hardening.firewall off");
+    const auto ports = deploy::parse_compose_ports(r.out);
+    for (const auto& skipped : ports.skipped)
+        log::debug("harden {}: firewall: {}", session.endpoint().host, skipped);
+    for (const auto& p : ports.published)
+        if (std::none_of(out.begin(), out.end(), [&](const harden::FirewallPort& o) {
+                return o.protocol == p.protocol && o.first == p.first && o.last == p.last;
+            }))
+            out.push_back({p.protocol, p.first, p.last, "compose: " + p.service});
     return out;
 }
 
@@ -161,6 +165,33 @@ HostHardening harden_host(const config::LabSpec& spec, const Target& target, boo
         steps.push_back({{"step", s.step}, {"detail", s.detail}});
     out.json["steps"] = steps;
     return out;
+}
+
+std::string refresh_firewall(const config::LabSpec& spec, const Target& target,
+                             remote::Session& session, const remote::ConnectOptions& reconnect) {
+    if (!spec.hardening.firewall.enabled)
+        return {};
+    // One cheap look first: without labctl's firewall here (harden has not run, or not with the
+    // firewall) deploy does not start one.
+    const auto applied =
+        session.exec(fmt::format("test -s {}/firewall.applied", harden::k_host_state_dir),
+                     {.timeout = std::chrono::seconds(30), .sudo = !session.is_root()});
+    if (!applied.ok())
+        return {};
+    auto setup = host_setup(spec, session, true);
+    setup.policy.fail2ban = setup.policy.auditd = setup.policy.sysctl = false;
+    const auto plan = harden::plan_host(setup.policy, setup.facts);
+    if (!plan.changes())
+        return {};
+    harden::HostApplyOptions options;
+    options.revert_after = spec.hardening.revert_after;
+    const bool from_flag = target.lab_host.empty();
+    options.judge = [&spec, &target, from_flag](const std::string&) {
+        return failing_checks(spec, target, from_flag, {"stack.health", "prometheus.targets"},
+                              std::chrono::seconds(60));
+    };
+    harden::apply_host(plan, session, reconnect, setup.facts.systemd, options);
+    return "the firewall now opens what the stack publishes: " + plan.parts.front().summary;
 }
 
 verify::HostFinding check_host_hardened(const config::LabSpec& spec,

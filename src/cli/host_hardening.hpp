@@ -41,6 +41,12 @@ HostHardening harden_host(const config::LabSpec& spec, const Target& target, boo
                           bool stack_target, remote::Session& session,
                           const remote::ConnectOptions& reconnect, bool dry_run);
 
+/// After a deploy: when labctl's firewall is on the target, opens what the stack now publishes
+/// (the firewall part alone, judged like harden's). "" when nothing changed, else a line saying
+/// what. Throws Error(harden) after reverting when the stack's checks fail with it.
+std::string refresh_firewall(const config::LabSpec& spec, const Target& target,
+                             remote::Session& session, const remote::ConnectOptions& reconnect);
+
 /// verify's host.hardened on one target: every enabled part as lab.yaml wants it (the plan would
 /// change nothing) and live (each part's own check passes); with `lynis`, Lynis's hardening
 /// index too. Bounded by `budget`.

@@ -16,6 +16,7 @@
 #include <labctl/remote/session_pool.hpp>
 
 #include "app.hpp"
+#include "host_hardening.hpp"
 #include "targets.hpp"
 
 namespace labctl::cli {
@@ -240,6 +241,10 @@ Deployed deploy_to(const config::LabSpec& spec, const Target& target, const Depl
         report = deploy::compose_up(session, facts, compose);
         refresh_stale(report.services, report);
         deploy::apply_grafana_password(session, facts, compose, report.services);
+        // New published ports: labctl's firewall (when harden put it here) opens them.
+        const auto opened = refresh_firewall(spec, target, session, connect_options(spec, target));
+        if (!opened.empty())
+            log::info("deploy {}: {}", target.name, opened);
     }
     nlohmann::json preload_json = nlohmann::json::array();
     for (const auto& img : preloaded.images)

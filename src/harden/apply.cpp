@@ -17,6 +17,7 @@
 #include <labctl/harden/record.hpp>
 
 #include "revert_timer.hpp"
+#include "steps.hpp"
 
 namespace labctl::harden {
 
@@ -40,34 +41,7 @@ std::string restore_snippet(const Paths& p) {
                        fmt::arg("backup", shell_quote(p.backup)));
 }
 
-class Runner {
-public:
-    Runner(remote::Session& s, HardenReport& r) : m_session(s), m_report(r) {}
-
-    // Runs a root command on the first session; throws Error(harden) naming the step.
-    std::string sudo(const std::string& step, const std::string& cmd,
-                     std::chrono::seconds timeout = std::chrono::seconds(60)) {
-        const auto r = m_session.exec(cmd, {.timeout = timeout, .sudo = true});
-        if (!r.ok())
-            throw Error(
-                ExitCode::harden,
-                fmt::format("hardening step '{}' failed{}: {}", step,
-                            r.timed_out ? " (timed out)" : fmt::format(" (exit {})", r.exit_status),
-                            r.err.empty() ? r.out : r.err));
-        return r.out;
-    }
-    void done(const std::string& step, const std::string& detail) {
-        log::info("harden {}: {}: {}", m_session.endpoint().host, step, detail);
-        m_report.steps.push_back({step, detail});
-        // A Ctrl-C during a step that does not watch for it (a login, a probe) counts here,
-        // before the next step: the commands that start after a signal run to the end.
-        signals::check();
-    }
-
-private:
-    remote::Session& m_session;
-    HardenReport& m_report;
-};
+using Runner = detail::Steps;
 
 // Effective values, read back from sshd itself: what the file says is not what counts. Returns
 // sshd -T's output.

@@ -9,6 +9,7 @@
 #include <labctl/harden/host_apply.hpp>
 
 #include "revert_timer.hpp"
+#include "steps.hpp"
 
 namespace labctl::harden {
 
@@ -78,32 +79,7 @@ std::string cleanup_command(const PartFiles& pf) {
     return s;
 }
 
-class Steps {
-public:
-    Steps(remote::Session& s, HardenReport& r) : m_session(s), m_report(r) {}
-    std::string sudo(const std::string& what, const std::string& cmd,
-                     std::chrono::seconds timeout = std::chrono::seconds(60)) {
-        const auto r = m_session.exec(fmt::format("sh -c {}", shell_quote(cmd)),
-                                      {.timeout = timeout, .sudo = true});
-        if (!r.ok())
-            throw Error(ExitCode::harden,
-                        fmt::format("{} failed{}: {}", what,
-                                    r.timed_out
-                                        ? fmt::format(" (timed out after {}s)", timeout.count())
-                                        : fmt::format(" (exit {})", r.exit_status),
-                                    trim(r.err.empty() ? r.out : r.err)));
-        return r.out;
-    }
-    void done(const std::string& step, const std::string& detail) {
-        log::info("harden {}: {}: {}", m_session.endpoint().host, step, detail);
-        m_report.steps.push_back({step, detail});
-        signals::check();
-    }
-
-private:
-    remote::Session& m_session;
-    HardenReport& m_report;
-};
+using detail::Steps;
 
 void install_packages(const HostPlan& plan, remote::Session& session, Steps& steps) {
     const auto missing = plan.missing_packages();

@@ -7,7 +7,9 @@
 # bridge, dnsmasq, the firewall rules and every guest address exist only in that namespace, which
 # has no uplink (lo and libvirt's bridge only). Proofs: the network and a DHCP host entry per VM
 # exist, the VM's address came from its lease, SSH to that address with the pinned key works and a
-# password login is refused, harden/deploy/verify pass, a second `up` changes nothing, and `down`
+# password login is refused, harden/deploy/verify pass (host parts too: the firewall drops an
+# unopened port, fail2ban never bans labctl, Lynis's index rises, ssh-audit finds no failure),
+# a second `up` changes nothing, and `down`
 # removes network, DHCP entries, volumes and domains. The host's addresses, routes, firewall
 # rules and libvirt networks are snapshotted before and after (outside the namespace): any
 # difference fails the test.
@@ -83,8 +85,24 @@ if [ "${1:-}" = --inside ]; then
     step "clean slate: labctl down --purge"
     "$labctl" down --purge -f "$lab" >/dev/null 2>&1 || true
 
-    step "first labctl up"
+    step "provision alone, then Lynis on the plain guest (the hardening index before harden)"
+    timed provision-first "$labctl" provision -f "$lab"
+    lynis_index() { # the guest's Lynis hardening index, from Lynis's own report file
+        timeout 1200 "$labctl" ssh -f "$lab" lab1 -- 'f=$(mktemp); sudo lynis audit system --quick --no-colors --no-log --report-file "$f" >/dev/null 2>&1; sudo grep -E "^hardening_index=" "$f" | cut -d= -f2; sudo rm -f "$f"'
+    }
+    a=$(seconds)
+    lynis_index >"$out/lynis-before.txt" || fail "Lynis on the plain guest exited $?"
+    echo "$a $(seconds)" >"$out/lynis-before.time"
+    grep -qE '^[0-9]+$' "$out/lynis-before.txt" || fail "no Lynis index before: $(cat "$out/lynis-before.txt")"
+
+    step "first labctl up (harden: sshd, then sysctl, auditd, fail2ban, firewall)"
     timed up-first "$labctl" up -f "$lab" --junit "$out/verify-first.xml"
+    for part in sysctl auditd fail2ban firewall; do
+        grep -qE "harden [^ ]+: $part: kept" "$out/up-first.log" ||
+            fail "harden did not keep the $part part (see $out/up-first.log)"
+    done
+    grep -qE "host.hardened +PASS" "$out/up-first.log" ||
+        fail "host.hardened did not pass in the first up (see $out/up-first.log)"
 
     step "the NAT network, its DHCP host entry and the lease"
     virsh_c net-list --name | grep -qx "$net" || fail "network $net is not active"
@@ -114,6 +132,55 @@ if [ "${1:-}" = --inside ]; then
         fail "the server offers more than publickey: $(cat "$out/password.err")"
     "$labctl" ssh -f "$lab" lab1 -- true || fail "labctl ssh lab1"
 
+    step "host hardening seen from outside: dropped ports, fail2ban never bans labctl, Lynis after, ssh-audit"
+    probe_port() { # open | dropped | refused
+        python3 - "$vm_ip" "$1" <<'PY'
+import socket, sys
+s = socket.socket()
+s.settimeout(3)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    print("open")
+except socket.timeout:
+    print("dropped")
+except ConnectionRefusedError:
+    print("refused")
+PY
+    }
+    [ "$(probe_port 8080)" = open ] || fail "the stack's port 8080 does not answer through the firewall"
+    [ "$(probe_port 9999)" = dropped ] || fail "port 9999 is not dropped: $(probe_port 9999)"
+    # fail2ban: six failed logins as an unknown user from labctl's own address ban nothing; the
+    # same from a second address on the bridge (this namespace's only) get that one banned.
+    br=$(ip -o -4 addr show | awk '/ 10\.77\.88\.1\/24 / {print $2; exit}')
+    [ -n "$br" ] || fail "no bridge with 10.77.88.1"
+    ip addr add 10.77.88.2/24 dev "$br"
+    failed_logins() { # failed_logins SOURCE
+        for _ in 1 2 3 4 5 6; do
+            ssh -b "$1" -o BatchMode=yes -o ConnectTimeout=10 -o StrictHostKeyChecking=no \
+                -o UserKnownHostsFile=/dev/null "nobody-e2e@$vm_ip" true 2>/dev/null &&
+                fail "nobody-e2e logged in"
+        done
+        return 0
+    }
+    failed_logins 10.77.88.1
+    failed_logins 10.77.88.2
+    sleep 5
+    "$labctl" ssh -f "$lab" lab1 -- sudo fail2ban-client status sshd >"$out/fail2ban.txt" ||
+        fail "fail2ban-client status sshd: $(cat "$out/fail2ban.txt")"
+    grep -qE "Banned IP list:.*10\.77\.88\.2" "$out/fail2ban.txt" ||
+        fail "fail2ban did not ban 10.77.88.2: $(cat "$out/fail2ban.txt")"
+    ! grep -qE "Banned IP list:.*10\.77\.88\.1( |$)" "$out/fail2ban.txt" ||
+        fail "fail2ban banned labctl's own address: $(cat "$out/fail2ban.txt")"
+    ssh -F "$state/ssh_config" -o BatchMode=yes lab1 true || fail "key login after the failures"
+    "$labctl" ssh -f "$lab" lab1 -- sudo fail2ban-client set sshd unbanip 10.77.88.2 >/dev/null
+    ip addr del 10.77.88.2/24 dev "$br"
+    timed verify-lynis "$labctl" verify -f "$lab" --only host.hardened --only ssh.hardened \
+        --lynis --ssh-audit --deadline 20m
+    grep -oE "Lynis hardening index [0-9]+" "$out/verify-lynis.log" | awk '{print $4}' >"$out/lynis-after.txt"
+    grep -qE '^[0-9]+$' "$out/lynis-after.txt" || fail "no Lynis index after (see $out/verify-lynis.log)"
+    [ "$(cat "$out/lynis-after.txt")" -gt "$(cat "$out/lynis-before.txt")" ] ||
+        fail "Lynis index did not rise: $(cat "$out/lynis-before.txt") -> $(cat "$out/lynis-after.txt")"
+
     step "labctl console: the serial console answers a return with its login prompt"
     printf '\r' | timeout 60 "$labctl" console -f "$lab" lab1 >"$out/console.out" 2>"$out/console.err" ||
         fail "labctl console exited $? ($(cat "$out/console.err"))"
@@ -127,6 +194,10 @@ if [ "${1:-}" = --inside ]; then
         fail "the second provision does not say it changed nothing (see $out/up-second.log)"
     grep -q "already hardened, nothing changed" "$out/up-second.log" ||
         fail "the second harden changed something (see $out/up-second.log)"
+    for part in sysctl auditd fail2ban firewall; do
+        grep -qE "harden [^ ]+: $part: up to date" "$out/up-second.log" ||
+            fail "the second harden touched the $part part (see $out/up-second.log)"
+    done
     ! grep -q "^ACTION " "$out/up-second.log" || fail "the second up changed the lab"
 
     step "snapshot save (after verify), a task made after it, restore: the task is gone, verify passes"
@@ -414,6 +485,12 @@ step "figures"
     echo "up after task-api was rebuilt on the same base: $(elapsed "$a" "$b") s, preload sent $(cat "$out/rebuilt-bytes") bytes"
     grep -hE "left out|images? loaded" "$out/up-rebuilt.log" | sed 's/^[^ ]* [a-z]* *//'
     echo "stage timings, up after the rebuilt image:"; sed -n '/^STAGE/,/^total/p' "$out/up-rebuilt.log"
+    read -r a b <"$out/lynis-before.time"
+    echo "Lynis hardening index: $(cat "$out/lynis-before.txt") on the plain guest ($(elapsed "$a" "$b") s), $(cat "$out/lynis-after.txt") after harden"
+    read -r a b <"$out/verify-lynis.time"
+    echo "verify --only host.hardened --only ssh.hardened --lynis --ssh-audit: $(elapsed "$a" "$b") s"
+    sed -n '/^CHECK/,/^$/p' "$out/verify-lynis.log"
+    echo "harden, first up (host parts):"; grep -hE "harden [^ ]+: (sysctl|auditd|fail2ban|firewall): (applied|kept|a new|the lab)" "$out/up-first.log" | sed 's/^[^ ]* [a-z]* *//'
     echo "verify, first up:";  sed -n '/^CHECK/,/^$/p' "$out/up-first.log"
     echo "verify, second up:"; sed -n '/^CHECK/,/^$/p' "$out/up-second.log"
 } | tee "$out/figures.txt"
