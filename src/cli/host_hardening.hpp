@@ -47,6 +47,9 @@ HostHardening harden_host(const config::LabSpec& spec, const Target& target, boo
 std::string refresh_firewall(const config::LabSpec& spec, const Target& target,
                              remote::Session& session, const remote::ConnectOptions& reconnect);
 
+/// The Lynis tests verify --lynis skips (slow, no hardening score).
+const std::vector<std::string>& lynis_skipped_tests();
+
 /// verify's host.hardened on one target: every enabled part as lab.yaml wants it (the plan would
 /// change nothing) and live (each part's own check passes); with `lynis`, Lynis's hardening
 /// index too. Bounded by `budget`.
