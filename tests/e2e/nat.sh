@@ -87,17 +87,20 @@ if [ "${1:-}" = --inside ]; then
 
     step "provision alone, then Lynis on the plain guest (the hardening index before harden)"
     timed provision-first "$labctl" provision -f "$lab"
+    # LABCTL_E2E_LYNIS=0 leaves Lynis out (each run took 14 and 20 min under TCG here).
+    if [ "${LABCTL_E2E_LYNIS:-1}" = 1 ]; then
     # verify --lynis on the plain guest: host.hardened fails (nothing applied yet) and reports the
     # index, from the same Lynis run the hardened guest gets later.
     a=$(seconds)
     set +e
-    "$labctl" verify -f "$lab" --only host.hardened --lynis --deadline 20m >"$out/lynis-before.log" 2>&1
+    "$labctl" verify -f "$lab" --only host.hardened --lynis --deadline 30m >"$out/lynis-before.log" 2>&1
     rc=$?
     set -e
     echo "$a $(seconds)" >"$out/lynis-before.time"
     [ "$rc" -eq 8 ] || fail "verify --lynis on the plain guest exited $rc, not 8 (see $out/lynis-before.log)"
-    grep -oE "Lynis hardening index [0-9]+" "$out/lynis-before.log" | awk '{print $4}' >"$out/lynis-before.txt"
+    grep -oE "Lynis hardening index [0-9]+" "$out/lynis-before.log" | awk '{print $4}' | head -n1 >"$out/lynis-before.txt"
     grep -qE '^[0-9]+$' "$out/lynis-before.txt" || fail "no Lynis index before (see $out/lynis-before.log)"
+    fi
 
     step "first labctl up (harden: sshd, then sysctl, auditd, fail2ban, firewall)"
     timed up-first "$labctl" up -f "$lab" --junit "$out/verify-first.xml"
@@ -178,12 +181,16 @@ PY
     ssh -F "$state/ssh_config" -o BatchMode=yes lab1 true || fail "key login after the failures"
     "$labctl" ssh -f "$lab" lab1 -- sudo fail2ban-client set sshd unbanip 10.77.88.2 >/dev/null
     ip addr del 10.77.88.2/24 dev "$br"
+    lynis=--lynis
+    [ "${LABCTL_E2E_LYNIS:-1}" = 1 ] || lynis=
     timed verify-lynis "$labctl" verify -f "$lab" --only host.hardened --only ssh.hardened \
-        --lynis --ssh-audit --deadline 20m
-    grep -oE "Lynis hardening index [0-9]+" "$out/verify-lynis.log" | awk '{print $4}' >"$out/lynis-after.txt"
+        $lynis --ssh-audit --deadline 30m
+    if [ -n "$lynis" ]; then
+    grep -oE "Lynis hardening index [0-9]+" "$out/verify-lynis.log" | awk '{print $4}' | head -n1 >"$out/lynis-after.txt"
     grep -qE '^[0-9]+$' "$out/lynis-after.txt" || fail "no Lynis index after (see $out/verify-lynis.log)"
     [ "$(cat "$out/lynis-after.txt")" -gt "$(cat "$out/lynis-before.txt")" ] ||
         fail "Lynis index did not rise: $(cat "$out/lynis-before.txt") -> $(cat "$out/lynis-after.txt")"
+    fi
 
     step "labctl console: the serial console answers a return with its login prompt"
     printf '\r' | timeout 60 "$labctl" console -f "$lab" lab1 >"$out/console.out" 2>"$out/console.err" ||
@@ -489,8 +496,10 @@ step "figures"
     echo "up after task-api was rebuilt on the same base: $(elapsed "$a" "$b") s, preload sent $(cat "$out/rebuilt-bytes") bytes"
     grep -hE "left out|images? loaded" "$out/up-rebuilt.log" | sed 's/^[^ ]* [a-z]* *//'
     echo "stage timings, up after the rebuilt image:"; sed -n '/^STAGE/,/^total/p' "$out/up-rebuilt.log"
-    read -r a b <"$out/lynis-before.time"
-    echo "Lynis hardening index: $(cat "$out/lynis-before.txt") on the plain guest ($(elapsed "$a" "$b") s), $(cat "$out/lynis-after.txt") after harden"
+    if [ -f "$out/lynis-before.time" ] && [ -s "$out/lynis-after.txt" ]; then
+        read -r a b <"$out/lynis-before.time"
+        echo "Lynis hardening index: $(cat "$out/lynis-before.txt") on the plain guest ($(elapsed "$a" "$b") s), $(cat "$out/lynis-after.txt") after harden"
+    fi
     read -r a b <"$out/verify-lynis.time"
     echo "verify --only host.hardened --only ssh.hardened --lynis --ssh-audit: $(elapsed "$a" "$b") s"
     sed -n '/^CHECK/,/^$/p' "$out/verify-lynis.log"
