@@ -62,11 +62,8 @@ std::vector<harden::FirewallPort> stack_ports(const config::LabSpec& spec, remot
     const auto ports = deploy::parse_compose_ports(r.out);
     for (const auto& skipped : ports.skipped)
         log::debug("harden {}: firewall: {}", session.endpoint().host, skipped);
-    for (const auto& p : ports.published)
-        if (std::none_of(out.begin(), out.end(), [&](const harden::FirewallPort& o) {
-                return o.protocol == p.protocol && o.first == p.first && o.last == p.last;
-            }))
-            out.push_back({p.protocol, p.first, p.last, "compose: " + p.service});
+    for (const auto& p : ports.published) // host_setup drops those already listed
+        out.push_back({p.protocol, p.first, p.last, "compose: " + p.service});
     return out;
 }
 
@@ -232,8 +229,7 @@ verify::HostFinding check_host_hardened(const config::LabSpec& spec,
         for (const auto& part : plan.parts) {
             verify::Evidence e;
             e.url = fmt::format("{}: {} ({})", where, part.name, part.check);
-            const auto r = session.exec(fmt::format("sh -c {}", shell_quote(part.check)),
-                                        {.timeout = left(), .sudo = true});
+            const auto r = session.exec(part.check, {.timeout = left(), .sudo = true});
             e.status = r.exit_status;
             e.note = part.summary;
             e.excerpt = trim(r.err.empty() ? r.out : r.err);

@@ -1,7 +1,6 @@
 // lab.yaml's hardening section: sshd's profile, users and revert delay, and the host parts
 // beyond sshd (firewall, fail2ban, auditd, sysctl), each on unless turned off.
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -19,21 +18,11 @@ const std::vector<std::string> k_profiles{"modern", "compat"};
 
 /// "192.0.2.10", "10.0.0.0/8", "2001:db8::/32": nullopt when fine, else what is wrong.
 std::optional<std::string> bad_source(const std::string& text) {
-    const auto slash = text.find('/');
-    const std::string address = text.substr(0, slash);
-    unsigned char buf[16];
-    int max_prefix = 0;
-    if (::inet_pton(AF_INET, address.c_str(), buf) == 1)
-        max_prefix = 32;
-    else if (::inet_pton(AF_INET6, address.c_str(), buf) == 1)
-        max_prefix = 128;
-    else
+    const auto parsed = parse_address_or_network(text);
+    if (parsed.family == 0)
         return std::string("is not an IPv4 or IPv6 address or network");
-    if (slash != std::string::npos) {
-        const auto prefix = parse_u64(std::string_view(text).substr(slash + 1));
-        if (!prefix || *prefix > static_cast<std::uint64_t>(max_prefix))
-            return fmt::format("has a bad prefix length (0 to {})", max_prefix);
-    }
+    if (parsed.bad_prefix)
+        return fmt::format("has a bad prefix length (0 to {})", parsed.max_prefix);
     return std::nullopt;
 }
 

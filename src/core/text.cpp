@@ -1,3 +1,5 @@
+#include <arpa/inet.h>
+
 #include <charconv>
 #include <sstream>
 #include <vector>
@@ -94,6 +96,24 @@ std::string xml_escape(std::string_view text) {
             else
                 out += c;
         }
+    }
+    return out;
+}
+
+AddressOrNetwork parse_address_or_network(std::string_view text) {
+    AddressOrNetwork out;
+    const auto slash = text.find('/');
+    const std::string address(text.substr(0, slash));
+    unsigned char buf[16];
+    if (::inet_pton(AF_INET, address.c_str(), buf) == 1)
+        out = {4, 32, false};
+    else if (::inet_pton(AF_INET6, address.c_str(), buf) == 1)
+        out = {6, 128, false};
+    else
+        return out;
+    if (slash != std::string_view::npos) {
+        const auto prefix = parse_u64(text.substr(slash + 1));
+        out.bad_prefix = !prefix || *prefix > static_cast<std::uint64_t>(out.max_prefix);
     }
     return out;
 }

@@ -1,4 +1,3 @@
-#include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <labctl/core/error.hpp>
@@ -11,31 +10,16 @@ namespace {
 
 /// 4 or 6 for an address or network ("10.0.0.0/8", "2001:db8::/32"); Error(usage) otherwise.
 int family_of(const std::string& source) {
-    const auto slash = source.find('/');
-    const std::string address = source.substr(0, slash);
-    unsigned char buf[16];
-    int family = 0;
-    int max_prefix = 0;
-    if (::inet_pton(AF_INET, address.c_str(), buf) == 1) {
-        family = 4;
-        max_prefix = 32;
-    } else if (::inet_pton(AF_INET6, address.c_str(), buf) == 1) {
-        family = 6;
-        max_prefix = 128;
-    } else {
+    const auto parsed = parse_address_or_network(source);
+    if (parsed.family == 0)
         throw usage_error(fmt::format("firewall: SSH source '{}' is not an IPv4 or IPv6 address or "
                                       "network",
                                       source),
                           "write it as 192.0.2.10, 10.0.0.0/8 or 2001:db8::/32");
-    }
-    if (slash != std::string::npos) {
-        const auto prefix = parse_u64(std::string_view(source).substr(slash + 1));
-        if (!prefix || *prefix > static_cast<std::uint64_t>(max_prefix))
-            throw usage_error(
-                fmt::format("firewall: SSH source '{}' has a bad prefix length", source),
-                fmt::format("a prefix length is 0 to {}", max_prefix));
-    }
-    return family;
+    if (parsed.bad_prefix)
+        throw usage_error(fmt::format("firewall: SSH source '{}' has a bad prefix length", source),
+                          fmt::format("a prefix length is 0 to {}", parsed.max_prefix));
+    return parsed.family;
 }
 
 std::string port_text(const FirewallPort& p) {

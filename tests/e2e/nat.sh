@@ -163,8 +163,8 @@ PY
     ip addr add 10.77.88.2/24 dev "$br"
     failed_logins() { # failed_logins SOURCE
         for _ in 1 2 3 4 5 6; do
-            ssh -b "$1" -o BatchMode=yes -o ConnectTimeout=10 -o StrictHostKeyChecking=no \
-                -o UserKnownHostsFile=/dev/null "nobody-e2e@$vm_ip" true 2>/dev/null &&
+            ssh -b "$1" -o BatchMode=yes -o ConnectTimeout=10 -o StrictHostKeyChecking=yes \
+                -o UserKnownHostsFile="$state/known_hosts" "nobody-e2e@$vm_ip" true 2>/dev/null &&
                 fail "nobody-e2e logged in"
         done
         return 0

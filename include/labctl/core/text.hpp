@@ -26,6 +26,14 @@ std::string_view trim(std::string_view s);
 /// `s` (trimmed) as a decimal number: only digits, no sign, no overflow; nullopt otherwise.
 std::optional<std::uint64_t> parse_u64(std::string_view s);
 
+/// An IPv4 or IPv6 address, or a network with a prefix length ("10.0.0.0/8", "2001:db8::/32").
+struct AddressOrNetwork {
+    int family = 0;          ///< 4 or 6; 0: not an address
+    int max_prefix = 0;      ///< 32 or 128
+    bool bad_prefix = false; ///< an address, but the prefix length is not 0..max_prefix
+};
+AddressOrNetwork parse_address_or_network(std::string_view text);
+
 /// `s` with ASCII letters A-Z lowered (locale-independent; other bytes unchanged).
 std::string lower(std::string_view s);
 
